@@ -1,0 +1,33 @@
+# One virtual environment in .venv; every target creates it on first use.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+# CPU build of torch by default (no multi-GB CUDA download). On a GPU machine:
+#   make venv TORCH_SPEC="torch" (or install your CUDA torch into .venv first).
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: venv demo test bench clean
+
+$(BIN)/mem2gen: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[test,bench]"
+	$(BIN)/pip install -q --no-deps "lpips>=0.1.4"
+	touch $(BIN)/mem2gen
+
+venv: $(BIN)/mem2gen
+
+demo: venv
+	$(BIN)/mem2gen demo --out runs/demo --overwrite
+
+test: venv
+	$(BIN)/pytest
+
+bench: venv
+	$(BIN)/python benchmarks/bench_neighbors.py
+	$(BIN)/python benchmarks/bench_lpips.py
+	$(BIN)/python benchmarks/bench_memory.py
+
+clean:
+	rm -rf $(VENV) runs

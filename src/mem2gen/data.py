@@ -1,0 +1,132 @@
+"""Data: sample sets from files (.npy, .npz, image folders), their layout and checks.
+
+Sample sets are kept as they are on disk (uint8 stays uint8, .npy is memory-mapped) and turned
+into float chunk by chunk where they are used, so a set of hundreds of thousands of images never
+has to sit in memory as float.
+
+Conventions (SPEC §2): images are (N, C, H, W); uint8 pixels map to [-1, 1] by x/127.5 - 1; float
+pixels must already be in [-1, 1]. Feature vectors are (N, D) and are used as given.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import Mem2genError, check
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+_CHUNK = 65536
+
+
+def load_array(spec, *, key: str | None = None, mmap: bool = True) -> np.ndarray:
+    """Load a sample set from ``.npy`` (memory-mapped), ``.npz`` (``file.npz:KEY`` or its only array)
+    or an image folder."""
+    path, spec_key = parse_path_key(spec)
+    path, key = Path(path), key or spec_key
+    check(path.exists(), f"{path}: no such file or folder")
+    if path.is_dir():
+        return load_image_folder(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                names = list(z.keys())
+                if key is None:
+                    check(len(names) == 1, f"{path} holds arrays {names}; name one as {path}:KEY")
+                    key = names[0]
+                check(key in names, f"{path} has no array {key!r}; it holds {names}")
+                return z[key]
+    except Mem2genError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise Mem2genError(f"{path}: unreadable or truncated array file ({e}); re-create it") from None
+    raise Mem2genError(f"{path}: unknown format {suffix!r}; use .npy, .npz or a folder of PNG/JPEG images")
+
+
+def load_image_folder(path) -> np.ndarray:
+    """All images of a folder (sorted by name) as uint8 (N, C, H, W); they must share one size."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    check(len(files) > 0, f"{path}: no PNG/JPEG images in this folder")
+    images = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L") if im.mode in ("L", "LA", "1", "I", "I;16") else im.convert("RGB")
+                images.append(np.asarray(im))
+        except (UnidentifiedImageError, OSError) as e:
+            raise Mem2genError(f"{f}: unreadable image ({e})") from None
+    shapes = {im.shape for im in images}
+    check(len(shapes) == 1, f"{path}: images differ in size {sorted(shapes)}; resize them to one size")
+    arr = np.stack(images)
+    return arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
+
+
+def parse_path_key(spec: str) -> tuple[str, str | None]:
+    """Split ``file.npz:KEY`` into the path and the array name."""
+    head, sep, tail = str(spec).rpartition(":")
+    if sep and head.lower().endswith(".npz"):
+        return head, tail
+    return str(spec), None
+
+
+def as_samples(arr: np.ndarray, *, name: str, images: bool = True) -> np.ndarray:
+    """Bring a set to (N, C, H, W) images or (N, D) vectors; no copy of the data."""
+    arr = np.asarray(arr) if not isinstance(arr, np.ndarray) else arr
+    check(arr.dtype == np.uint8 or np.issubdtype(arr.dtype, np.floating),
+          f"{name}: dtype {arr.dtype} is not supported; use uint8 pixels or float values")
+    check(arr.ndim >= 2 and arr.shape[0] > 0, f"{name}: empty set or no sample axis (shape {arr.shape})")
+    check(all(s > 0 for s in arr.shape), f"{name}: empty set (shape {arr.shape})")
+    if arr.ndim == 2:
+        return arr
+    if arr.ndim == 3:
+        return arr[:, None]
+    if arr.ndim == 4:
+        if arr.shape[1] in (1, 3) and arr.shape[3] not in (1, 3):
+            return arr
+        if arr.shape[3] in (1, 3):
+            return arr.transpose(0, 3, 1, 2)
+        if arr.shape[1] in (1, 3):
+            return arr
+    raise Mem2genError(f"{name}: shape {arr.shape} is not (N,H,W), (N,C,H,W), (N,H,W,C) or (N,D)")
+
+
+def check_values(arr: np.ndarray, *, name: str, pixels: bool) -> None:
+    """Reject NaN/Inf anywhere and, for float pixels, values outside [-1, 1]; scans in chunks."""
+    if arr.dtype == np.uint8:
+        return
+    lo, hi = np.inf, -np.inf
+    for start in range(0, arr.shape[0], _CHUNK):
+        block = np.asarray(arr[start:start + _CHUNK])
+        if not np.isfinite(block).all():
+            bad = start + int(np.argwhere(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))[0, 0])
+            raise Mem2genError(f"{name}: sample {bad} holds NaN or Inf; remove or regenerate it")
+        lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+    if pixels:
+        check(lo >= -1.001 and hi <= 1.001,
+              f"{name}: float pixels span [{lo:.3g}, {hi:.3g}] but must lie in [-1, 1]; rescale them or pass uint8")
+
+
+def to_float(block: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """uint8 pixels to [-1, 1]; floats cast; flattened to (n, D)."""
+    block = np.asarray(block)
+    out = block.reshape(len(block), -1).astype(dtype, copy=False)
+    if not out.flags.writeable:  # a read-only memmap slice: torch wants its own copy
+        out = out.copy()
+    if block.dtype == np.uint8:
+        out = out / dtype(127.5) - dtype(1.0)
+    return out
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """[-1, 1] floats (or uint8) to uint8 pixels, for pictures and image files."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x
+    return np.clip(np.rint((x.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)

@@ -1,0 +1,139 @@
+"""Exact streaming k-nearest-neighbour search (SPEC §2 "Numerics").
+
+Why this is ours and not faiss/sklearn: the rule needs d(x̂, x1) right exactly where memorization
+lives (d ≈ 0), and S' can be far larger than memory. The search therefore
+
+1. streams the reference set in chunks (never an N×M matrix; peak memory is one
+   ``batch × chunk`` score block plus the running candidates),
+2. finds ``k + margin`` candidates per query with float32 matrix products
+   (score = ‖r‖² − 2 q·r on mean-centred vectors, which shrinks cancellation error),
+3. recomputes the candidates' distances exactly, as ‖q − r‖ of the float64 difference, and
+4. certifies the result: a rounding-error bound for step 2 proves that no reference outside the
+   candidates can be nearer than the k-th; the rare queries it cannot certify (e.g. more than
+   ``k + margin`` near-ties) are searched again in float64.
+
+Runs on CUDA when present, else on all CPU cores through torch's BLAS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .embed import PixelSpace, default_device
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """k nearest references of each query, ascending: Euclidean distances in the embedding."""
+
+    distances: np.ndarray  # (n, k) float64
+    indices: np.ndarray  # (n, k) int64
+    refined: int = 0  # queries that the float32 pass could not certify and were searched in float64
+
+
+def nearest(queries, references, k: int, *, space=None, exclude_self: bool = False, self_ids=None,
+            chunk: int = 8192, batch: int = 4096, margin: int = 16, device=None, progress: bool = False,
+            desc: str = "search", double: bool = False) -> Neighbors:
+    """Exact k nearest neighbours of every query among ``references`` (array-likes, e.g. memmaps).
+
+    ``exclude_self`` (queries and references are the same set) leaves each query out of its own
+    neighbours (leave-one-out); ``self_ids`` gives that reference index per query explicitly.
+    """
+    space = space or PixelSpace()
+    device = torch.device(device) if device else default_device()
+    n, m = len(queries), len(references)
+    if exclude_self and self_ids is None:
+        self_ids = np.arange(n)
+    k = min(k, m - (1 if self_ids is not None else 0))
+    if k < 1 or n == 0:
+        return Neighbors(np.zeros((n, max(k, 0))), np.zeros((n, max(k, 0)), dtype=np.int64))
+    kk = min(k + margin, m - (1 if self_ids is not None else 0))
+    dtype = torch.float64 if double else torch.float32
+
+    q = _embed_all(space, queries, dtype, batch).to(device)
+    mu = q.mean(dim=0, keepdim=True)
+    q -= mu
+    best_v = torch.full((n, kk), float("inf"), dtype=dtype, device=device)
+    best_i = torch.full((n, kk), -1, dtype=torch.int64, device=device)
+    sid = torch.as_tensor(self_ids, device=device) if self_ids is not None else None
+    rmax2 = 0.0
+    bar = tqdm(total=m, desc=desc, unit="ref", disable=not progress, leave=False, mininterval=1.0)
+    for r0 in range(0, m, chunk):
+        r1 = min(r0 + chunk, m)
+        r = space.embed(np.asarray(references[r0:r1]), exact=double).to(device=device, dtype=dtype) - mu
+        rn = (r * r).sum(dim=1)
+        rmax2 = max(rmax2, float(rn.max()))
+        take = min(kk, r1 - r0)
+        for q0 in range(0, n, batch):
+            q1 = min(q0 + batch, n)
+            s = torch.addmm(rn.unsqueeze(0), q[q0:q1], r.T, alpha=-2.0)
+            if sid is not None:
+                rows = torch.nonzero((sid[q0:q1] >= r0) & (sid[q0:q1] < r1)).flatten()
+                s[rows, sid[q0:q1][rows] - r0] = float("inf")
+            v, i = torch.topk(s, take, dim=1, largest=False, sorted=False)
+            v = torch.cat([best_v[q0:q1], v], dim=1)
+            i = torch.cat([best_i[q0:q1], i + r0], dim=1)
+            v, pos = torch.topk(v, kk, dim=1, largest=False, sorted=False)
+            best_v[q0:q1], best_i[q0:q1] = v, torch.gather(i, 1, pos)
+        bar.update(r1 - r0)
+    bar.close()
+
+    cand = best_i.cpu().numpy()
+    dist, idx = _rerank(space, queries, references, cand, k, batch)
+    if double:
+        return Neighbors(dist, idx)
+
+    # Certification (step 4): |score error| <= gamma * (|r|^2 + 2 |q||r|) for a length-D float32 dot product.
+    gamma = (q.shape[1] + 8) * 2.0 ** -24
+    qn = q.double().norm(dim=1).cpu().numpy()
+    bound = gamma * (rmax2 + 2.0 * qn * np.sqrt(rmax2))
+    worst_kept = best_v.max(dim=1).values.double().cpu().numpy()  # the (k+margin)-th float32 score
+    exact_kth = dist[:, -1] ** 2 - qn ** 2  # the same score, exact, for the k-th neighbour
+    unsure = np.flatnonzero(np.isfinite(worst_kept) & (exact_kth > worst_kept - bound) & (kk < m))
+    if len(unsure):
+        sub = nearest(_Rows(queries, unsure), references, k, space=space, chunk=chunk, batch=batch,
+                      margin=margin, device=device, desc=desc + " (float64)", double=True,
+                      self_ids=None if self_ids is None else np.asarray(self_ids)[unsure])
+        dist[unsure], idx[unsure] = sub.distances, sub.indices
+    return Neighbors(dist, idx, refined=len(unsure))
+
+
+class _Rows:
+    """A row subset of an array-like, sliced lazily."""
+
+    def __init__(self, base, rows):
+        self.base, self.rows = base, np.asarray(rows)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, sl):
+        return np.asarray(self.base[np.sort(self.rows[sl])])[np.argsort(np.argsort(self.rows[sl]))]
+
+
+def _embed_all(space, x, dtype, batch) -> torch.Tensor:
+    exact = dtype == torch.float64
+    return torch.cat([space.embed(np.asarray(x[s:s + batch]), exact=exact) for s in range(0, len(x), batch)]).to(dtype)
+
+
+def _rerank(space, queries, references, cand: np.ndarray, k: int, batch: int):
+    """Exact distances ‖q − r‖ (float64 differences) of the candidates; the k nearest, ties by index."""
+    n = len(cand)
+    uniq = np.unique(cand[cand >= 0])
+    ref_rows = space.embed(np.asarray(references[uniq]), exact=True)
+    pos = np.searchsorted(uniq, np.maximum(cand, 0))
+    dist = np.empty((n, k))
+    idx = np.empty((n, k), dtype=np.int64)
+    step = max(1, min(batch, (64 << 20) // (8 * cand.shape[1] * ref_rows.shape[1] + 1)))
+    for q0 in range(0, n, step):
+        q1 = min(q0 + step, n)
+        qx = space.embed(np.asarray(queries[q0:q1]), exact=True)
+        d = (qx[:, None, :] - ref_rows[torch.from_numpy(pos[q0:q1])]).norm(dim=2).numpy()
+        d[cand[q0:q1] < 0] = np.inf
+        order = np.lexsort((cand[q0:q1], d), axis=1)[:, :k]
+        dist[q0:q1] = np.take_along_axis(d, order, axis=1)
+        idx[q0:q1] = np.take_along_axis(cand[q0:q1], order, axis=1)
+    return dist, idx

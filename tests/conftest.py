@@ -1,0 +1,18 @@
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def brute_knn(q, r, k, exclude_self=False):
+    """Reference: all pairwise float64 distances, stable argsort."""
+    q = np.asarray(q, dtype=np.float64).reshape(len(q), -1)
+    r = np.asarray(r, dtype=np.float64).reshape(len(r), -1)
+    d = np.sqrt(((q[:, None, :] - r[None, :, :]) ** 2).sum(-1))
+    if exclude_self:
+        np.fill_diagonal(d, np.inf)
+    i = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, i, 1), i

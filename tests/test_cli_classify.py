@@ -1,0 +1,124 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mem2gen.cli import main
+from mem2gen.data import load_array
+from mem2gen.examples import planted
+
+
+def run(*args):
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    return e.value.code
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sets")
+    ev, tr, syn, truth = planted()
+    for name, a in (("eval", ev), ("train", tr), ("synthetic", syn)):
+        np.save(d / f"{name}.npy", a)
+    np.savez(d / "both.npz", train=tr, other=syn)
+    return d, truth
+
+
+def test_classify_writes_outputs(files, tmp_path, capsys):
+    d, truth = files
+    out = tmp_path / "out"
+    assert run("classify", "--train", str(d / "train.npy"), "--synthetic", str(d / "synthetic.npy"),
+               "--eval", str(d / "eval.npy"), "--out", str(out), "--iterations", "500", "--quiet") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["labels.csv", "neighbors.png", "summary.json"]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["counts"] == {"memorized": 100, "spurious": 100, "generalized": 100}
+    assert len(s["inputs"]["train"]["sha256"]) == 64 and s["delta_m"] == pytest.approx(1 / 3)
+    rows = (out / "labels.csv").read_text().splitlines()
+    assert len(rows) == 301 and rows[0].startswith("index,label,d_train1,d_train2,d_syn1,ratio_m,ratio_s")
+    assert "memorized" in capsys.readouterr().out
+    # npz with a named key, and the same result
+    out2 = tmp_path / "out2"
+    assert run("classify", "--train", f"{d / 'both.npz'}:train", "--synthetic", str(d / "synthetic.npy"),
+               "--eval", str(d / "eval.npy"), "--out", str(out2), "--no-grid", "--quiet") == 0
+    assert (out2 / "labels.csv").read_text() == (out / "labels.csv").read_text()
+
+
+def test_preset_and_absolute_rule(files, tmp_path):
+    d, _ = files
+    out = tmp_path / "o"
+    assert run("classify", "--train", str(d / "train.npy"), "--eval", str(d / "eval.npy"), "--preset",
+               "fashion-mnist", "--rule", "absolute", "--out", str(out), "--no-grid", "--quiet") == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["rule"] == "absolute" and s["delta_m"] == 0.03 and s["delta_s"] == 0.02 and s["leave_one_out"]
+
+
+def test_image_folder_input(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    imgs = rng.integers(0, 256, (5, 12, 12, 3), dtype=np.uint8)
+    for i, im in enumerate(imgs):
+        Image.fromarray(im).save(folder / f"{i:03d}.png")
+    arr = load_array(folder)
+    np.testing.assert_array_equal(arr, imgs.transpose(0, 3, 1, 2))
+
+
+BAD = [
+    (lambda d, t: ["--delta-m", "1.5"], "delta_m"),
+    (lambda d, t: ["--delta-s", "0.6"], "delta_s"),
+    (lambda d, t: ["--delta-s", "abc"], "not a number"),
+    (lambda d, t: ["--train", str(t / "nan.npy")], "NaN"),
+    (lambda d, t: ["--train", str(t / "one.npy")], "at least 2"),
+    (lambda d, t: ["--train", str(t / "empty.npy")], "empty"),
+    (lambda d, t: ["--train", str(t / "shape.npy")], "differ in sample shape"),
+    (lambda d, t: ["--train", str(t / "trunc.npy")], "unreadable or truncated"),
+    (lambda d, t: ["--train", str(t / "missing.npy")], "no such file"),
+    (lambda d, t: ["--train", str(d / "both.npz")], "name one"),
+    (lambda d, t: ["--distance", "lpips", "--lpips-backbone", str(t / "nope.pth")], "not found"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(BAD)))
+def test_bad_input_exit_2_nothing_written(files, tmp_path, capsys, case):
+    d, _ = files
+    tr = np.load(d / "train.npy")
+    bad = tr.copy()
+    bad[1, 0, 0, 0] = np.inf
+    np.save(tmp_path / "nan.npy", bad)
+    np.save(tmp_path / "one.npy", tr[:1])
+    np.save(tmp_path / "empty.npy", tr[:0])
+    np.save(tmp_path / "shape.npy", tr[:, :, :6, :6])
+    np.save(tmp_path / "trunc.npy", tr)
+    raw = (tmp_path / "trunc.npy").read_bytes()
+    (tmp_path / "trunc.npy").write_bytes(raw[: len(raw) // 2])
+    args = {"--train": str(d / "train.npy"), "--eval": str(d / "eval.npy")}
+    extra = BAD[case][0](d, tmp_path)
+    for i in range(0, len(extra), 2):
+        args[extra[i]] = extra[i + 1]
+    out = tmp_path / "out"
+    flat = [x for kv in args.items() for x in kv]
+    assert run("classify", *flat, "--out", str(out), "--quiet") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mem2gen: error:") and BAD[case][1] in err[0]
+    assert not out.exists()
+    assert not list(tmp_path.glob("out.tmp-*"))
+
+
+def test_refuses_to_overwrite(files, tmp_path, capsys):
+    d, _ = files
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert run("classify", "--train", str(d / "train.npy"), "--eval", str(d / "eval.npy"), "--out", str(out)) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+
+
+def test_console_script_exit_code(files, tmp_path):
+    d, _ = files
+    p = subprocess.run([sys.executable, "-m", "mem2gen.cli", "classify", "--train", str(d / "train.npy"),
+                        "--eval", str(d / "eval.npy"), "--delta-m", "2", "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import brute_knn
+from mem2gen.embed import FeatureSpace
+from mem2gen.neighbors import nearest
+
+
+@pytest.mark.parametrize("chunk,batch", [(97, 31), (10_000, 4096)])
+def test_matches_brute_force(rng, chunk, batch):
+    r = rng.standard_normal((1000, 40)).astype(np.float32)
+    q = rng.standard_normal((150, 40)).astype(np.float32)
+    nb = nearest(q, r, 7, chunk=chunk, batch=batch)
+    d, i = brute_knn(q, r, 7)
+    np.testing.assert_array_equal(nb.indices, i)
+    np.testing.assert_allclose(nb.distances, d, rtol=1e-12, atol=1e-12)
+
+
+def test_near_duplicates_exact_at_zero(rng):
+    """d1 ≈ 0 is where GEMM distances fail; the re-rank must give the true tiny distances."""
+    r = (rng.standard_normal((2000, 784)) * 30).astype(np.float64)  # large norms: GEMM cancellation is worst
+    q = r[:50] + 1e-7 * rng.standard_normal((50, 784))
+    nb = nearest(q, r, 2)
+    true = np.linalg.norm(q - r[:50], axis=1)
+    np.testing.assert_array_equal(nb.indices[:, 0], np.arange(50))
+    np.testing.assert_allclose(nb.distances[:, 0], true, rtol=1e-6)
+    # what plain float32 GEMM would give is far off at this scale
+    gemm = (q ** 2).sum(1).astype(np.float32) + (r[:50] ** 2).sum(1).astype(np.float32) \
+        - 2 * (q.astype(np.float32) * r[:50].astype(np.float32)).sum(1)
+    assert np.abs(np.sqrt(np.abs(gemm)) - true).max() > 1e-3
+
+
+def test_exact_duplicates_give_zero(rng):
+    r = rng.integers(0, 256, (300, 1, 8, 8), dtype=np.uint8)
+    nb = nearest(r[:20], r, 2)
+    assert (nb.distances[:, 0] == 0).all()
+    np.testing.assert_array_equal(nb.indices[:, 0], np.arange(20))
+
+
+def test_leave_one_out(rng):
+    x = rng.standard_normal((200, 16)).astype(np.float32)
+    nb = nearest(x, x, 3, exclude_self=True, chunk=37, batch=19)
+    d, i = brute_knn(x, x, 3, exclude_self=True)
+    np.testing.assert_array_equal(nb.indices, i)
+    assert (nb.indices != np.arange(200)[:, None]).all()
+
+
+def test_many_ties_are_refined_in_float64(rng):
+    """More near-ties than k + margin cannot be certified in float32; the float64 pass makes them exact."""
+    base = rng.standard_normal((20, 64))
+    r = np.repeat(base, 40, axis=0) + 1e-9 * rng.standard_normal((800, 64))
+    q = base + 1e-3
+    nb = nearest(q, r, 5, margin=3)
+    d, i = brute_knn(q, r, 5)
+    assert nb.refined > 0
+    np.testing.assert_allclose(nb.distances, d, rtol=1e-9)
+
+
+def test_memmap_streaming_and_permutation(tmp_path, rng):
+    r = rng.standard_normal((500, 12)).astype(np.float32)
+    np.save(tmp_path / "r.npy", r)
+    mm = np.load(tmp_path / "r.npy", mmap_mode="r")
+    q = rng.standard_normal((30, 12)).astype(np.float32)
+    nb = nearest(q, mm, 4, chunk=64)
+    perm = rng.permutation(500)
+    nb2 = nearest(q, r[perm], 4)
+    np.testing.assert_array_equal(perm[nb2.indices], nb.indices)
+    np.testing.assert_allclose(nb2.distances, nb.distances)
+
+
+def test_cosine_features(rng):
+    a, b = rng.standard_normal((20, 8)), rng.standard_normal((50, 8))
+    nb = nearest(a, b, 3, space=FeatureSpace(metric="cosine"))
+    cos = (a / np.linalg.norm(a, axis=1, keepdims=True)) @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+    i = np.argsort(-cos, axis=1, kind="stable")[:, :3]
+    np.testing.assert_array_equal(nb.indices, i)
+    np.testing.assert_allclose(0.5 * nb.distances ** 2, 1 - np.take_along_axis(cos, i, 1), atol=1e-12)
+    assert torch.get_num_threads() >= 1
