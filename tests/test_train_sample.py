@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mem2gen.cli import main
+from mem2gen.examples import digits
+from mem2gen.models import MLP, load_model
+from mem2gen.sample import generate
+from mem2gen.train import TrainConfig, log_spaced_steps, train
+
+
+def tiny():
+    torch.manual_seed(0)
+    return MLP(sample_shape=(1, 8, 8), hidden=64, depth=2)
+
+
+def test_loss_falls():
+    res = train(tiny(), digits()[:64], TrainConfig(steps=300, batch=64, lr=1e-3), progress=False)
+    first, last = res.losses[0][1], res.losses[-1][1]
+    assert last < 0.8 * first
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    data = digits()[:32]
+    cfg = TrainConfig(steps=40, batch=16, checkpoint_every=7)
+    full = train(tiny(), data, cfg, tmp_path / "a", progress=False)
+    part = train(tiny(), data, cfg, tmp_path / "b", progress=False, stop_at=23)
+    assert part.step == 23 and not (tmp_path / "b" / "model").exists()
+    resumed = train(tiny(), data, cfg, tmp_path / "b", progress=False)
+    assert resumed.step == 40
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    # a finished run is loaded, not retrained
+    again = train(tiny(), data, cfg, tmp_path / "b", progress=False)
+    assert torch.equal(next(again.model.parameters()).cpu(), next(full.model.parameters()))
+
+
+def test_log_spaced_steps():
+    s = log_spaced_steps(10_000, 9)
+    assert s[0] == 1 and s[-1] == 10_000 and list(s) == sorted(set(s))
+
+
+def test_generate_resumes_shard_by_shard(tmp_path):
+    m = tiny().eval()
+    ref = generate(m, 10, tmp_path / "ref.npy", steps=5, batch=3, seed=1, progress=False)
+    part = tmp_path / "s.npy"
+    generate(m, 10, part, steps=5, batch=3, seed=1, progress=False, stop_after=2)
+    assert not part.exists() and (tmp_path / "s.npy.partial.npy").exists()
+    out = generate(m, 10, part, steps=5, batch=3, seed=1, progress=False)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+    assert not (tmp_path / "s.npy.progress.json").exists()
+    from mem2gen import Mem2genError
+
+    generate(m, 10, tmp_path / "t.npy", steps=5, batch=3, seed=1, progress=False, stop_after=1)
+    with pytest.raises(Mem2genError, match="other settings"):
+        generate(m, 10, tmp_path / "t.npy", steps=6, batch=3, seed=1, progress=False)
+
+
+def cli(*args):
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    return e.value.code
+
+
+def test_cli_train_sample_classify(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli("train", "--data", "digits", "--size", "8", "--steps", "30", "--batch", "16", "--out", str(out),
+               "--quiet") == 0
+    assert (out / "model" / "model.safetensors").exists()
+    meta = json.loads((out / "model" / "mem2gen.json").read_text())
+    assert meta["size"] == 8 and meta["step"] == 30
+    assert cli("sample", "--model", str(out / "model"), "--n", "6", "--steps", "4", "--sampler", "ddim",
+               "--out", str(tmp_path / "s.npy"), "--quiet") == 0
+    assert np.load(tmp_path / "s.npy").shape == (6, 1, 8, 8)
+    # a different size in the same directory is refused
+    assert cli("train", "--data", "digits", "--size", "9", "--steps", "30", "--out", str(out), "--quiet") == 2
+    assert "other settings" in capsys.readouterr().err
+    assert cli("train", "--data", "digits", "--size", "5000", "--steps", "3", "--out", str(tmp_path / "x")) == 2
+    assert cli("train", "--data", "nope", "--size", "5", "--steps", "3", "--out", str(tmp_path / "y")) == 2
+    assert cli("sample", "--model", str(tmp_path / "missing"), "--n", "2", "--out", str(tmp_path / "z.npy")) == 2
+    assert load_model(out / "model").sample_shape == (1, 8, 8)
