@@ -19,7 +19,7 @@ $(BIN)/mem2gen: pyproject.toml
 venv: $(BIN)/mem2gen
 
 demo: venv
-	$(BIN)/mem2gen demo --out runs/demo --overwrite
+	$(BIN)/mem2gen sweep --preset quick --out runs/quick
 
 test: venv
 	$(BIN)/pytest

@@ -208,6 +208,195 @@ def sample(model_dir, n, sampler, steps, eta, batch, seed, device, out, quiet):
     click.echo(f"{len(arr)} samples of shape {arr.shape[1:]} in {out}")
 
 
+def _sizes_option(text):
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise Mem2genError(f"--sizes {text!r}: give comma-separated integers, e.g. 2,8,32") from None
+
+
+@cli.command()
+@click.option("--preset", default="quick", **OPT,
+              help="quick | mnist5k | paper-mnist | paper-fashion-mnist | paper-cifar10 | paper-lsun-church")
+@click.option("--config", "config_file", default=None, help="YAML/JSON file overriding the preset's keys.")
+@click.option("--data", default=None, help="Dataset spec, e.g. mnist:/data/mnist (paper presets need one).")
+@click.option("--sizes", default=None, help="Comma-separated training-set sizes.")
+@click.option("--steps", type=int, default=None, help="Training steps per model.")
+@click.option("--device", default=None)
+@click.option("--out", default=None, type=click.Path(path_type=Path), help="Run directory. [default: runs/PRESET]")
+@click.option("--executor", type=click.Choice(["local", "slurm", "submitit-local"]), default="local", **OPT)
+@click.option("--partition", default=None, help="Slurm partition.")
+@click.option("--gpus", default=1, **OPT, help="GPUs per Slurm job.")
+@click.option("--timeout-min", default=4320, **OPT, help="Slurm time limit per job.")
+@click.option("--overwrite", is_flag=True, help="Start again in a directory made by another config.")
+@click.option("--quiet", is_flag=True)
+def sweep(preset, config_file, data, sizes, steps, device, out, executor, partition, gpus, timeout_min, overwrite,
+          quiet):
+    """Train, sample and classify one model per training-set size; phase diagram and report.
+    Re-running the same command resumes."""
+    import dataclasses
+
+    from .sweep import load_config, run_sweep
+
+    cfg = load_config(preset, config_file, {"data": data, "sizes": _sizes_option(sizes), "device": device})
+    if steps:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps))
+    out = out or Path("runs") / cfg.name
+    t = time.perf_counter()
+    run_sweep(cfg, out, executor=executor, overwrite=overwrite, progress=not quiet, echo=click.echo,
+              slurm={"partition": partition, "gpus_per_node": gpus, "timeout_min": timeout_min}
+              if executor == "slurm" else None)
+    click.echo(f"finished in {time.perf_counter() - t:.0f} s; open {out / 'report.html'}")
+
+
+@cli.command()
+@click.option("--preset", default=None, help="A sweep preset (e.g. paper-mnist).")
+@click.option("--paper", default=None, type=click.Choice(["mnist", "fashion-mnist", "cifar10", "lsun-church"]))
+@click.option("--doubling", default=None, type=int, help="Doubling from this start up to --n.")
+@click.option("--n", default=None, type=int, help="Dataset size for --doubling.")
+def sizes(preset, paper, doubling, n):
+    """Print a training-set size schedule (paper App. B.1, Table 1)."""
+    from .sizes import PAPER_POINTS, doubling as dbl, paper as pap
+    from .sweep import load_config
+
+    if doubling:
+        if not n:
+            raise Mem2genError("--doubling needs --n (the dataset size)")
+        ks = dbl(n, start=doubling)
+    else:
+        if preset:
+            spec = load_config(preset).sizes
+            if isinstance(spec, dict) and "paper" in spec:
+                paper = spec["paper"]
+            else:
+                click.echo(",".join(map(str, spec)))
+                return
+        if not paper:
+            raise Mem2genError("give --preset, --paper or --doubling")
+        start, a, b, nn = PAPER_POINTS[paper]
+        ks = pap(a, b, nn, start=start)
+    click.echo(f"{len(ks)} sizes: " + ",".join(map(str, ks)))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir):
+    """Rebuild results.csv, the phase diagram and report.html from a sweep directory."""
+    from .sweep import aggregate, status as st
+
+    st(run_dir)
+    aggregate(run_dir, echo=click.echo)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def status(run_dir):
+    """Show each point's progress: pending, started, trained, sampled, classified."""
+    from .sweep import status as st
+
+    rows = st(run_dir)
+    for k, state in rows:
+        click.echo(f"K={k:<8} {state}")
+    done = sum(s == "classified" for _, s in rows)
+    click.echo(f"{done}/{len(rows)} points classified")
+
+
+@cli.group()
+def memory():
+    """Associative memories: Hopfield capacity and spurious states, DenseAM phase diagram."""
+
+
+def _ints(text, name):
+    try:
+        return [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise Mem2genError(f"--{name} {text!r}: give comma-separated integers") from None
+
+
+def _floats(text, name):
+    try:
+        vals = [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise Mem2genError(f"--{name} {text!r}: give comma-separated numbers") from None
+    return vals
+
+
+@memory.command("hopfield-capacity")
+@click.option("--n", "ns", default="100,200,400,800", **OPT, help="Network sizes N.")
+@click.option("--trials", default=6, **OPT)
+@click.option("--probes", default=20, **OPT)
+@click.option("--seed", default=0, **OPT)
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--overwrite", is_flag=True)
+def hopfield_capacity(ns, trials, probes, seed, out, overwrite):
+    """Retrieval overlap against load α = K/N; α_c(N) and its extrapolation; end-state census."""
+    from .files import staged_dir, write_json, write_text
+    from .memory import capacity_experiment, spurious_census
+    from .plots import hopfield_figure
+
+    ns = _ints(ns, "n")
+    if not ns or min(ns) < 20:
+        raise Mem2genError("--n: give network sizes of at least 20")
+    exp = capacity_experiment(ns, trials=trials, probes=probes, seed=seed)
+    census = spurious_census(max(ns), [0.02, 0.05, 0.1, 0.138, 0.2, 0.3], seed=seed)
+    with staged_dir(out, overwrite=overwrite) as stage:
+        lines = ["N,alpha,overlap,success"] + [f"{r['N']},{a},{m},{s}" for r in exp["by_n"]
+                                              for a, m, s in zip(r["curve"]["alpha"], r["curve"]["overlap"],
+                                                                 r["curve"]["success"])]
+        write_text(stage / "retrieval.csv", "\n".join(lines) + "\n")
+        write_text(stage / "census.csv", "alpha,pattern,negative,mixture,spin-glass\n" + "".join(
+            f"{r['alpha']},{r['pattern']},{r['negative']},{r['mixture']},{r['spin-glass']}\n" for r in census))
+        write_json(stage / "summary.json", {"alpha_c_by_n": {r["N"]: r["alpha_c"] for r in exp["by_n"]},
+                                            "alpha_c_infinite": exp["alpha_c_infinite"], "census": census})
+        hopfield_figure(exp, census, stage / "hopfield.png")
+    for r in exp["by_n"]:
+        click.echo(f"N={r['N']:<5} alpha_c = {r['alpha_c']:.3f}")
+    click.echo(f"extrapolated (N -> inf, fit in 1/sqrt(N)): alpha_c = {exp['alpha_c_infinite']:.3f} "
+               "(theory: 0.138)")
+    click.echo("end states from random starts (N=%d):" % max(ns))
+    for r in census:
+        click.echo(f"  alpha={r['alpha']:.3f}  pattern {r['pattern']:.2f}  negative {r['negative']:.2f}  "
+                   f"mixture {r['mixture']:.2f}  spin-glass {r['spin-glass']:.2f}")
+    click.echo(f"wrote {out}/ (retrieval.csv, census.csv, summary.json, hopfield.png)")
+
+
+@memory.command("dense")
+@click.option("--data", "data_spec", default="digits", **OPT)
+@click.option("--beta", "betas", default="20,60,200", **OPT, help="Inverse temperatures.")
+@click.option("--sizes", default="2,8,32,128,512,1797", **OPT)
+@click.option("--n-eval", default=500, **OPT)
+@click.option("--steps", default=50, **OPT, help="Update iterations per retrieval.")
+@click.option("--delta-s", default=0.28, **OPT)
+@click.option("--seed", default=0, **OPT)
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--overwrite", is_flag=True)
+def dense(data_spec, betas, sizes, n_eval, steps, delta_s, seed, out, overwrite):
+    """The memory-side Figure 2: DenseAM retrievals labelled memorized / spurious / generalized."""
+    from .data import load_dataset, nested_subset, to_float
+    from .files import staged_dir, write_text
+    from .memory.phase import dense_phase
+    from .plots import dense_figure
+
+    betas, ks = _floats(betas, "beta"), _ints(sizes, "sizes")
+    if any(b <= 0 for b in betas):
+        raise Mem2genError("--beta values must be positive")
+    data = load_dataset(data_spec)
+    flat = to_float(nested_subset(data, max(ks)), np.float64)
+    rows = dense_phase(flat, ks, betas, n_eval=n_eval, steps=steps, delta_s=delta_s, seed=seed)
+    with staged_dir(out, overwrite=overwrite) as stage:
+        keys = list(rows[0])
+        write_text(stage / "results.csv", ",".join(keys) + "\n" + "".join(
+            ",".join(str(r[k]) for k in keys) + "\n" for r in rows))
+        dense_figure(rows, stage / "dense.png")
+    click.echo(f"{'beta':>6} {'K':>6} {'memorized':>10} {'spurious':>10} {'generalized':>12}")
+    for r in rows:
+        click.echo(f"{r['beta']:>6g} {r['K']:>6} {r['frac_memorized']:>10.3f} {r['frac_spurious']:>10.3f} "
+                   f"{r['frac_generalized']:>12.3f}")
+    click.echo(f"wrote {out}/ (results.csv, dense.png)")
+
+
 def main(argv=None) -> None:
     """Entry point: one line and exit code 2 for a user mistake, no traceback."""
     try:

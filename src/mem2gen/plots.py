@@ -64,6 +64,112 @@ def neighbor_grid(result, eval_set, train, synthetic, path, *, per_class: int = 
                 else:
                     ax.set_title(f"{tag} {dist[i, c - 1]:.3g}", fontsize=6)
     fig.tight_layout(pad=0.3)
-    fig.savefig(path, dpi=110)
+    from .files import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return True
+
+
+COLORS = {"memorized": "#d62728", "spurious": "#2ca02c", "generalized": "#1f77b4"}
+
+
+def phase_diagram(rows, caps, path, *, title: str = "") -> None:
+    """Fractions against K (log scale) with bootstrap 95% bands and MC, SC, GC marked (paper Fig. 2).
+    Writes ``path`` (PNG) and the same figure as PDF beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+
+    from .files import atomic_path
+
+    k = np.array([r["K"] for r in rows])
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name in LABELS:
+        m = np.array([r[f"mean_{name}"] for r in rows])
+        lo = np.array([r[f"lo95_{name}"] for r in rows])
+        hi = np.array([r[f"hi95_{name}"] for r in rows])
+        ax.plot(k, m, "o-", color=COLORS[name], label=name, ms=4)
+        ax.fill_between(k, lo, hi, color=COLORS[name], alpha=0.2, lw=0)
+    for key, style in (("MC", ":"), ("SC", "--"), ("GC", "-.")):
+        if caps.get(key) is not None:
+            ax.axvline(caps[key], color="k", ls=style, lw=1)
+            ax.text(caps[key], 1.02, key, ha="center", va="bottom", fontsize=8, transform=ax.get_xaxis_transform())
+    ax.set_xscale("log")
+    ax.set_xlabel("training-set size K")
+    ax.set_ylabel("fraction of samples")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="center left", fontsize=8)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9, pad=14)
+    fig.tight_layout()
+    path = Path(path)
+    for p in (path, path.with_suffix(".pdf")):
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, dpi=130, format=p.suffix[1:])
+    plt.close(fig)
+
+
+def hopfield_figure(exp: dict, census: list, path) -> None:
+    """Retrieval overlap vs load for each N (α_c marked), and the end-state census."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_path
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for r in exp["by_n"]:
+        a.plot(r["curve"]["alpha"], r["curve"]["overlap"], "o-", ms=3, label=f"N={r['N']} (α_c={r['alpha_c']:.3f})")
+    a.axvline(0.138, color="k", ls=":", lw=1)
+    a.set_xlabel("load α = K/N")
+    a.set_ylabel("final overlap with the stored pattern")
+    a.legend(fontsize=7)
+    al = [r["alpha"] for r in census]
+    bottom = np.zeros(len(al))
+    for name, c in (("pattern", "#d62728"), ("negative", "#ff9896"), ("mixture", "#2ca02c"), ("spin-glass", "#7f7f7f")):
+        v = np.array([r[name] for r in census])
+        b.bar(range(len(al)), v, bottom=bottom, color=c, label=name)
+        bottom += v
+    b.set_xticks(range(len(al)), [f"{x:.3f}" for x in al])
+    b.set_xlabel("load α")
+    b.set_ylabel("end states from random starts")
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def dense_figure(rows: list, path) -> None:
+    """One panel per β: fractions of memorized / spurious / generalized retrievals against K."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_path
+
+    betas = sorted({r["beta"] for r in rows})
+    fig, axes = plt.subplots(1, len(betas), figsize=(4 * len(betas), 3.4), squeeze=False, sharey=True)
+    for ax, beta in zip(axes[0], betas):
+        rs = [r for r in rows if r["beta"] == beta]
+        k = [r["K"] for r in rs]
+        for name in LABELS:
+            ax.plot(k, [r[f"frac_{name}"] for r in rs], "o-", ms=3, color=COLORS[name], label=name)
+            ax.fill_between(k, [r[f"lo95_{name}"] for r in rs], [r[f"hi95_{name}"] for r in rs],
+                            color=COLORS[name], alpha=0.2, lw=0)
+        ax.set_xscale("log")
+        ax.set_title(f"DenseAM, β = {beta:g}", fontsize=9)
+        ax.set_xlabel("stored patterns K")
+    axes[0][0].set_ylabel("fraction of retrievals")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

@@ -41,3 +41,28 @@ def capacities(sizes, p_mem, p_spu, p_gen, *, tol: float = 0.05) -> dict:
             "SC": int(sizes[int(np.argmax(p_spu))]) if len(sizes) else None,
             "GC": int(gen.min()) if len(gen) else None,
             "tol": tol}
+
+
+def capacity_bootstrap(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, seed: int = 0) -> dict:
+    """Uncertainty of MC, SC, GC: resample every point's labels (multinomial) and recompute them.
+
+    ``counts`` is (M, 3): memorized, spurious, generalized counts per size. Returns per capacity the
+    median, the 95% interval over the draws where it is defined, and how often it is defined.
+    """
+    sizes = np.asarray(sizes)
+    counts = np.asarray(counts, dtype=np.int64)
+    n = counts.sum(axis=1)
+    rng = np.random.default_rng(seed)
+    draws = {"MC": [], "SC": [], "GC": []}
+    for _ in range(iterations):
+        f = np.stack([rng.multinomial(n[i], counts[i] / n[i]) / n[i] for i in range(len(n))])
+        c = capacities(sizes, f[:, 0], f[:, 1], f[:, 2], tol=tol)
+        for key in draws:
+            if c[key] is not None:
+                draws[key].append(c[key])
+    out = {}
+    for key, v in draws.items():
+        v = np.asarray(v)
+        out[key] = ({"median": float(np.median(v)), "ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))],
+                     "defined": len(v) / iterations} if len(v) else {"median": None, "ci95": None, "defined": 0.0})
+    return out

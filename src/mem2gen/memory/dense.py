@@ -102,3 +102,16 @@ class DenseAM:
                     break
             out[s:s + batch] = h
         return out.cpu().numpy()
+
+
+def mixture_is_fixed_point(patterns, idx=(0, 1, 2), *, beta: float, steps: int = 200, tol: float = 0.99) -> bool:
+    """Whether the dynamics started at the mean of the chosen patterns stay at a mixture: the end point
+    keeps a cosine of at least ``tol`` with the start and is not within it of any single pattern."""
+    p = np.asarray(patterns, dtype=np.float64)
+    start = p[list(idx)].mean(axis=0)
+    end = DenseAM(p, beta=beta).retrieve(start[None], steps=steps)[0]
+
+    def cos(a, b):
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-300))
+
+    return cos(end, start) >= tol and max(cos(end, q) for q in p) < tol

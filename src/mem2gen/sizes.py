@@ -1,0 +1,58 @@
+"""Training-set size schedules (paper App. B.1, Table 1)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import check
+
+# Table 1: start, A, B, N
+PAPER_POINTS = {
+    "cifar10": (2, 2_000, 16_000, 50_000),
+    "lsun-church": (2, 2_000, 16_000, 126_227),
+    "fashion-mnist": (2, 2_000, 32_000, 60_000),
+    "mnist": (2, 2_000, 32_000, 60_000),
+}
+
+
+def doubling(n: int, *, start: int = 500) -> list[int]:
+    """The coarse search: start, 2·start, 4·start, … below n, then n itself."""
+    check(2 <= start <= n, f"doubling needs 2 <= start ({start}) <= N ({n})")
+    out = []
+    k = start
+    while k < n:
+        out.append(k)
+        k *= 2
+    return out + [n]
+
+
+def paper(a: int, b: int, n: int, *, start: int = 2) -> list[int]:
+    """5 linearly spaced sizes from start to A, 30 from A to B, 5 from B to N (A, B shared): 38 sizes."""
+    check(2 <= start < a < b < n, f"the schedule needs 2 <= start < A < B < N; got {start}, {a}, {b}, {n}")
+    parts = [np.linspace(start, a, 5), np.linspace(a, b, 30)[1:], np.linspace(b, n, 5)[1:]]
+    return sorted({int(round(x)) for x in np.concatenate(parts)})
+
+
+def resolve(spec, n_data: int) -> list[int]:
+    """A schedule from a list of sizes, {"doubling": start} or {"paper": dataset | [start, A, B, N]}."""
+    if isinstance(spec, (list, tuple)):
+        sizes = sorted({int(k) for k in spec})
+    elif isinstance(spec, dict) and len(spec) == 1 and "doubling" in spec:
+        sizes = doubling(n_data, start=int(spec["doubling"]))
+    elif isinstance(spec, dict) and len(spec) == 1 and "paper" in spec:
+        p = spec["paper"]
+        if isinstance(p, str):
+            check(p in PAPER_POINTS, f"no paper schedule for {p!r}; use one of {sorted(PAPER_POINTS)}")
+            p = PAPER_POINTS[p]
+        start, a, b, n = (int(v) for v in p)
+        sizes = paper(a, b, n, start=start)
+    else:
+        raise_bad(spec)
+    check(len(sizes) > 0 and sizes[0] >= 2, f"training-set sizes must be at least 2; got {sizes[:3]}")
+    check(sizes[-1] <= n_data, f"size {sizes[-1]} exceeds the dataset ({n_data} items); use sizes up to {n_data}")
+    return sizes
+
+
+def raise_bad(spec):
+    from .errors import Mem2genError
+
+    raise Mem2genError(f"sizes {spec!r} not understood; give a list, {{doubling: 500}} or {{paper: mnist}}")
