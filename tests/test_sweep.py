@@ -156,3 +156,26 @@ def test_submitit_local_executor(tmp_path):
     assert [r["K"] for r in res["rows"]] == [2, 8]
     man = json.loads((run / "manifest.json").read_text())
     assert all(p["state"] == "classified" and "train_s" in p for p in man["points"].values())
+
+
+def _slurm_up() -> bool:
+    import shutil as sh
+    import subprocess
+
+    if not sh.which("sbatch") or not sh.which("sinfo"):
+        return False
+    p = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    return p.returncode == 0 and "idle" in p.stdout
+
+
+@pytest.mark.skipif(not _slurm_up(), reason="no running Slurm cluster (scripts/slurm-local.sh start makes one)")
+def test_slurm_executor_on_a_real_cluster(tmp_path, uninterrupted):
+    pytest.importorskip("submitit")
+    full, _ = uninterrupted
+    run = tmp_path / "slurm"
+    res = run_sweep(tiny_cfg(), run, executor="slurm", progress=False, echo=lambda *a: None,
+                    slurm={"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 2, "timeout_min": 20})
+    assert [r["K"] for r in res["rows"]] == [2, 8, 40]
+    assert list((run / "jobs").iterdir()), "submitit job folders"
+    # same numbers as the local run: the points do not depend on where they ran
+    assert (run / "results.csv").read_text() == (full / "results.csv").read_text()
