@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -177,7 +177,3 @@ def load_model(path, *, device=None) -> nn.Module:
     except Exception as e:  # noqa: BLE001 - corrupt or foreign files are a user error
         raise Mem2genError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     return model.to(device or "cpu").eval()
-
-
-def describe(spec: ModelSpec) -> dict:
-    return asdict(spec)

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +39,8 @@ class SweepConfig:
     seed: int = 0
     model: ModelSpec = ModelSpec(kind="mlp", hidden=512, depth=3)
     train: TrainConfig = TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500)
-    sampler: str = "ddim"
-    sample_steps: int = 50
+    sampler: str = "ddpm"  # ancestral, as the paper; DDIM-50 finds far less memorization (BENCHMARKS.md)
+    sample_steps: int = 250
     eta: float = 0.0
     sample_batch: int = 512
     n_eval: int = 500
