@@ -122,3 +122,17 @@ def test_console_script_exit_code(files, tmp_path):
                         "--eval", str(d / "eval.npy"), "--delta-m", "2", "--out", str(tmp_path / "x")],
                        capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_outputs_have_usual_permissions(files, tmp_path):
+    import os
+    import stat
+
+    d, _ = files
+    out = tmp_path / "perm"
+    assert run("classify", "--train", str(d / "train.npy"), "--eval", str(d / "eval.npy"), "--out", str(out),
+               "--no-grid", "--quiet") == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((out / "summary.json").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask
