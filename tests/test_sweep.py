@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from mem2gen import Mem2genError
 from mem2gen.cli import main
@@ -110,7 +111,8 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path):
     data = load_dataset("digits")
 
     def start(k, **kw):
-        return train_fn(cfg.model.build((1, 8, 8)), nested_subset(data, k),
+        torch.manual_seed(123)  # the global RNG state must not matter
+        return train_fn(cfg.model.build((1, 8, 8), seed=_seed(cfg, k, 4)), nested_subset(data, k),
                         dataclasses.replace(cfg.train, seed=_seed(cfg, k, 0)), point_dir(run, k), progress=False, **kw)
 
     start(8, stop_at=7)
@@ -128,6 +130,10 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path):
     assert e.value.code == 0
     run_sweep(cfg, run, progress=False, echo=lambda *a: None)
     assert (run / "results.csv").read_text() == (full / "results.csv").read_text()
+    for k in cfg.sizes:  # not only the fractions: the same weights and samples
+        a, b = point_dir(full, k), point_dir(run, k)
+        assert (a / "model" / "model.safetensors").read_bytes() == (b / "model" / "model.safetensors").read_bytes()
+        np.testing.assert_array_equal(np.load(a / "synthetic.npy"), np.load(b / "synthetic.npy"))
 
 
 def test_refuses_to_mix_configs(uninterrupted, tmp_path, capsys):

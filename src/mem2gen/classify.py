@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -165,3 +166,17 @@ def classify(eval_set, train, synthetic=None, *, distance: str = "l2", delta_m: 
             "sample_shape": list(ev.shape[1:]), "refined_queries": nt.refined + ns.refined}
     return Classification(labels, d_t, nt.indices, d_s, ns.indices, ratio_m, ratio_s, delta_m, delta_s,
                           space.name, rule, info)
+
+
+def write_outputs(out, res, eval_set, train, synthetic, *, boot, extra: dict, grid: bool) -> list[str]:
+    """labels.csv, summary.json (with the bootstrap and ``extra``) and neighbors.png into ``out``."""
+    from .files import write_json
+    from .plots import neighbor_grid
+
+    out = Path(out)
+    res.write_csv(out / "labels.csv")
+    files = ["labels.csv", "summary.json"]
+    if grid and neighbor_grid(res, eval_set, train, synthetic, out / "neighbors.png"):
+        files.append("neighbors.png")
+    write_json(out / "summary.json", {**res.summary(), "bootstrap": boot, **extra})
+    return files

@@ -27,19 +27,6 @@ def _print_table(res, boot) -> None:
                    f"  [{b['ci95'][0]:.4f}, {b['ci95'][1]:.4f}]")
 
 
-def write_classification(out: Path, res, eval_set, train, synthetic, *, boot, extra: dict, grid: bool) -> list[str]:
-    """labels.csv, summary.json and neighbors.png into ``out`` (a staging directory)."""
-    from .files import write_json
-    from .plots import neighbor_grid
-
-    res.write_csv(out / "labels.csv")
-    files = ["labels.csv", "summary.json"]
-    if grid and neighbor_grid(res, eval_set, train, synthetic, out / "neighbors.png"):
-        files.append("neighbors.png")
-    write_json(out / "summary.json", {**res.summary(), "bootstrap": boot, **extra})
-    return files
-
-
 @cli.command()
 @click.option("--train", "train_path", required=True, help="Training set S: .npy, .npz[:KEY] or an image folder.")
 @click.option("--synthetic", "syn_path", default=None,
@@ -69,8 +56,8 @@ def write_classification(out: Path, res, eval_set, train, synthetic, *, boot, ex
 def classify(train_path, syn_path, eval_path, preset, distance, delta_m, delta_s, rule, features_metric, lpips_net,
              lpips_backbone, lpips_lin, k, iterations, seed, device, grid, out, overwrite, quiet):
     """Label each evaluation sample memorized / spurious / generalized (paper eqs 4-6)."""
-    from .classify import ABSOLUTE_DEFAULTS, PRESETS, check_thresholds, classify as run, parse_fraction
-    from .data import load_array, parse_path_key
+    from .classify import ABSOLUTE_DEFAULTS, PRESETS, check_thresholds, classify as run, parse_fraction, write_outputs
+    from .data import as_samples, load_array, parse_path_key
     from .files import prepare_out_dir, sha256_of, staged_dir
 
     p = PRESETS.get(preset, {})
@@ -92,11 +79,10 @@ def classify(train_path, syn_path, eval_path, preset, distance, delta_m, delta_s
     boot = res.bootstrap(iterations=iterations, seed=seed)
     extra = {"inputs": {n: {"path": str(s), "sha256": sha256_of(parse_path_key(s)[0])} for n, s in paths.items()},
              "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)}
-    from .data import as_samples
     ev = as_samples(arrays["eval"], name="eval")
     syn = as_samples(arrays["synthetic"], name="synthetic") if syn_path else ev
     with staged_dir(out, overwrite=overwrite) as stage:
-        write_classification(stage, res, ev, as_samples(arrays["train"], name="train"), syn,
+        write_outputs(stage, res, ev, as_samples(arrays["train"], name="train"), syn,
                              boot=boot, extra=extra, grid=grid)
     click.echo(f"{len(res.labels)} samples vs {res.info['n_train']} training and {res.info['n_synthetic']} "
                f"synthetic ({res.distance}, rule {rule}, delta_m={dm:.4g}, delta_s={ds:.4g}) in {seconds:.1f} s")
@@ -109,7 +95,7 @@ def classify(train_path, syn_path, eval_path, preset, distance, delta_m, delta_s
 @click.option("--overwrite", is_flag=True)
 def demo(out, overwrite):
     """Classify a built-in planted example (digits) whose right labels are known."""
-    from .classify import classify as run
+    from .classify import classify as run, write_outputs
     from .examples import planted
     from .files import save_npy, staged_dir
 
@@ -119,7 +105,7 @@ def demo(out, overwrite):
     with staged_dir(out, overwrite=overwrite) as stage:
         for name, a in (("eval", ev), ("train", tr), ("synthetic", syn)):
             save_npy(stage / f"{name}.npy", a)
-        write_classification(stage, res, ev, tr, syn, boot=boot, grid=True,
+        write_outputs(stage, res, ev, tr, syn, boot=boot, grid=True,
                              extra={"planted_truth_agreement": float((res.labels == truth).mean())})
     click.echo(f"planted example: {len(ev)} eval, {len(tr)} train, {len(syn)} synthetic digits (8x8)")
     _print_table(res, boot)
@@ -158,7 +144,7 @@ def train(data_spec, size, kind, preset, width, steps, batch, lr, ema_decay, dro
     cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed,
                       save_steps=log_spaced_steps(steps, checkpoints) if checkpoints else ())
     data = nested_subset(load_dataset(data_spec, image_size=image_size), size, seed=split_seed)
-    model = spec.build(data.shape[1:])
+    model = spec.build(data.shape[1:], seed=seed)
     _check_run_dir(out, {"data": data_spec, "size": size, "model": spec.__dict__, "train": cfg.__dict__,
                          "split_seed": split_seed})
     res = run(model, data, cfg, out, device=device, progress=not quiet,

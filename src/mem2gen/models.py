@@ -120,7 +120,13 @@ class ModelSpec:
     depth: int = 3
     dropout: float | None = None
 
-    def build(self, sample_shape: tuple) -> nn.Module:
+    def build(self, sample_shape: tuple, *, seed: int = 0) -> nn.Module:
+        """The network, its initial weights drawn from ``seed`` (the global RNG is left untouched)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self._build(sample_shape)
+
+    def _build(self, sample_shape: tuple) -> nn.Module:
         if self.kind == "mlp":
             return MLP(sample_shape=sample_shape, hidden=int(self.hidden * self.width), depth=self.depth,
                        dropout=self.dropout or 0.0)

@@ -119,7 +119,7 @@ def nearest(queries, references, k: int, *, space=None, exclude_self: bool = Fal
 def _smallest(s: torch.Tensor, k: int, group: int = 64):
     """The k smallest entries per row (unsorted): minima of column groups first, then the k groups
     holding the k smallest minima (they hold the k smallest entries), then a top-k of those alone.
-    About 4x faster than ``torch.topk`` on a whole 4096 x 8192 block on a CPU."""
+    About 1.5x faster than ``torch.topk`` on a whole 4096 x 8192 block on this 2-core CPU."""
     rows, cols = s.shape
     if cols % group or cols // group <= k or s.device.type != "cpu":
         return torch.topk(s, k, dim=1, largest=False, sorted=False)

@@ -171,8 +171,7 @@ def _seed(cfg: SweepConfig, k: int, what: int) -> int:
 
 def run_point(run_dir, k: int, *, progress: bool = True) -> dict:
     """Train, sample and classify point K of the sweep in ``run_dir``; each stage resumes or is skipped."""
-    from .classify import classify
-    from .cli import write_classification
+    from .classify import classify, write_outputs
     from .data import load_dataset, nested_subset
     from .diffusion import Schedule
     from .files import staged_dir
@@ -187,8 +186,8 @@ def run_point(run_dir, k: int, *, progress: bool = True) -> dict:
     data = nested_subset(load_dataset(cfg.data, image_size=cfg.image_size), k, seed=cfg.split_seed)
     t = time.perf_counter()
     tcfg = dataclasses.replace(cfg.train, seed=_seed(cfg, k, 0))
-    res = train(cfg.model.build(data.shape[1:]), data, tcfg, d, device=cfg.device, progress=progress,
-                meta={"size": k, "data": cfg.data})
+    model = cfg.model.build(data.shape[1:], seed=_seed(cfg, k, 4))
+    res = train(model, data, tcfg, d, device=cfg.device, progress=progress, meta={"size": k, "data": cfg.data})
     times["train_s"] = time.perf_counter() - t
     model = res.model
     t = time.perf_counter()
@@ -206,7 +205,7 @@ def run_point(run_dir, k: int, *, progress: bool = True) -> dict:
         if stage.exists():
             shutil.rmtree(stage)
         with staged_dir(stage, overwrite=True) as s:
-            write_classification(s, c, ev, data, syn, boot=boot, grid=True, extra={"K": k})
+            write_outputs(s, c, ev, data, syn, boot=boot, grid=True, extra={"K": k})
         for f in stage.iterdir():  # summary.json last: it marks the point classified
             if f.name != "summary.json":
                 f.replace(d / f.name)

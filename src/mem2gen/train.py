@@ -130,34 +130,36 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=1.0)
     window = []
-    while step < cfg.steps:
-        seed = _step_seed(cfg.seed, step)
-        g = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)  # dropout
-        idx = torch.randint(0, len(raw), (cfg.batch,), generator=g).to(device)
-        x0 = _as_batch(raw[idx])
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = diffusion.loss(model, schedule, x0, generator=g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
-        _ema_update(ema, model, decay)
-        step += 1
-        window.append(float(loss.detach()))
-        if len(window) == 50 or step == cfg.steps:
-            losses.append([step, float(np.mean(window))])
-            bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
-            window = []
-        bar.update(1)
-        if out and step in cfg.save_steps:
-            save_model(ema, out / "snapshots" / f"step-{step}", meta={"step": step})
-        if out and (step % cfg.checkpoint_every == 0 or step == cfg.steps or step == stop_at):
-            _save_state(state_file, model, ema, opt, step, losses)
-        if stop_at is not None and step >= stop_at and step < cfg.steps:
-            break
+    # the per-step seeding (for dropout) must not leak into the caller's global RNG
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        while step < cfg.steps:
+            seed = _step_seed(cfg.seed, step)
+            g = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)  # dropout
+            idx = torch.randint(0, len(raw), (cfg.batch,), generator=g).to(device)
+            x0 = _as_batch(raw[idx])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = diffusion.loss(model, schedule, x0, generator=g)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
+            _ema_update(ema, model, decay)
+            step += 1
+            window.append(float(loss.detach()))
+            if len(window) == 50 or step == cfg.steps:
+                losses.append([step, float(np.mean(window))])
+                bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
+                window = []
+            bar.update(1)
+            if out and step in cfg.save_steps:
+                save_model(ema, out / "snapshots" / f"step-{step}", meta={"step": step})
+            if out and (step % cfg.checkpoint_every == 0 or step == cfg.steps or step == stop_at):
+                _save_state(state_file, model, ema, opt, step, losses)
+            if stop_at is not None and step >= stop_at and step < cfg.steps:
+                break
     bar.close()
     seconds = time.perf_counter() - t0
     if out and step == cfg.steps:
