@@ -185,3 +185,12 @@ def test_slurm_executor_on_a_real_cluster(tmp_path, uninterrupted):
     assert list((run / "jobs").iterdir()), "submitit job folders"
     # same numbers as the local run: the points do not depend on where they ran
     assert (run / "results.csv").read_text() == (full / "results.csv").read_text()
+
+
+def test_local_parallel_devices(uninterrupted, tmp_path):
+    """Several devices: one worker process each (two CPU 'devices' here), same results as sequential."""
+    full, _ = uninterrupted
+    run = tmp_path / "par"
+    res = run_sweep(tiny_cfg(), run, progress=False, echo=lambda *a: None, devices=["cpu", "cpu"])
+    assert [r["K"] for r in res["rows"]] == [2, 8, 40]
+    assert (run / "results.csv").read_text() == (full / "results.csv").read_text()

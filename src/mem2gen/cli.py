@@ -216,10 +216,13 @@ def _sizes_option(text):
 @click.option("--partition", default=None, help="Slurm partition.")
 @click.option("--gpus", default=1, **OPT, help="GPUs per Slurm job.")
 @click.option("--timeout-min", default=4320, **OPT, help="Slurm time limit per job.")
+@click.option("--devices", default=None,
+              help="Local executor: run points in parallel, one process per device, e.g. cuda:0,cuda:1. "
+                   "[default: every GPU when there are several]")
 @click.option("--overwrite", is_flag=True, help="Start again in a directory made by another config.")
 @click.option("--quiet", is_flag=True)
-def sweep(preset, config_file, data, sizes, steps, device, out, executor, partition, gpus, timeout_min, overwrite,
-          quiet):
+def sweep(preset, config_file, data, sizes, steps, device, out, executor, partition, gpus, timeout_min, devices,
+          overwrite, quiet):
     """Train, sample and classify one model per training-set size; phase diagram and report.
     Re-running the same command resumes."""
     import dataclasses
@@ -233,7 +236,7 @@ def sweep(preset, config_file, data, sizes, steps, device, out, executor, partit
     t = time.perf_counter()
     run_sweep(cfg, out, executor=executor, overwrite=overwrite, progress=not quiet, echo=click.echo,
               slurm={"partition": partition, "gpus_per_node": gpus, "timeout_min": timeout_min}
-              if executor == "slurm" else None)
+              if executor == "slurm" else None, devices=devices.split(",") if devices else None)
     click.echo(f"finished in {time.perf_counter() - t:.0f} s; open {out / 'report.html'}")
 
 

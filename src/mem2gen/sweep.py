@@ -169,8 +169,9 @@ def _seed(cfg: SweepConfig, k: int, what: int) -> int:
     return int(np.random.SeedSequence([cfg.seed, k, what]).generate_state(1)[0])
 
 
-def run_point(run_dir, k: int, *, progress: bool = True) -> dict:
-    """Train, sample and classify point K of the sweep in ``run_dir``; each stage resumes or is skipped."""
+def run_point(run_dir, k: int, *, progress: bool = True, device: str | None = None) -> dict:
+    """Train, sample and classify point K of the sweep in ``run_dir``; each stage resumes or is skipped.
+    ``device`` overrides the config's (where the point runs does not change its results' meaning)."""
     from .classify import classify, write_outputs
     from .data import load_dataset, nested_subset
     from .diffusion import Schedule
@@ -180,6 +181,8 @@ def run_point(run_dir, k: int, *, progress: bool = True) -> dict:
 
     run = Path(run_dir)
     cfg = SweepConfig.from_dict(read_json(run / "config.json"))
+    if device:
+        cfg = dataclasses.replace(cfg, device=device)
     d = point_dir(run, k)
     d.mkdir(parents=True, exist_ok=True)
     times = {}
@@ -258,14 +261,26 @@ def update_manifest(run: Path, cfg: SweepConfig, ks: list[int], times: dict | No
 
 
 def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: bool = False,
-              progress: bool = True, echo=print, slurm: dict | None = None) -> dict:
-    """Run (or resume) every point, then aggregate and report."""
+              progress: bool = True, echo=print, slurm: dict | None = None, devices: list | None = None) -> dict:
+    """Run (or resume) every point, then aggregate and report.
+
+    ``local`` runs the points one after another, or, given several ``devices`` (default: every
+    visible GPU when there are several), one worker process per device, each taking the next point.
+    """
     run = Path(run_dir)
     ks = prepare(cfg, run, overwrite=overwrite)
     todo = [k for k in ks if point_state(run, k, cfg) != "classified"]
     update_manifest(run, cfg, ks)
     echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}; {len(ks) - len(todo)} done, {len(todo)} to run ({executor})")
-    if executor == "local":
+    if devices is None and executor == "local":
+        import torch
+
+        n_gpu = torch.cuda.device_count()
+        devices = [f"cuda:{i}" for i in range(n_gpu)] if n_gpu > 1 else None
+    if executor == "local" and devices and len(devices) > 1 and len(todo) > 1:
+        for times in _run_on_devices(run, todo, devices, echo):
+            update_manifest(run, cfg, ks, times)
+    elif executor == "local":
         for i, k in enumerate(todo):
             t = time.perf_counter()
             echo(f"[{i + 1}/{len(todo)}] K={k}")
@@ -280,6 +295,45 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     else:
         raise Mem2genError(f"unknown executor {executor!r}; use local, slurm or submitit-local")
     return aggregate(run, echo=echo)
+
+
+def _device_worker(run_dir: str, device: str, jobs, results) -> None:
+    while True:
+        try:
+            k = jobs.get_nowait()
+        except Exception:  # noqa: BLE001 - queue.Empty from a multiprocessing queue
+            return
+        try:
+            results.put(run_point(run_dir, k, progress=False, device=device))
+        except Exception as e:  # noqa: BLE001 - reported to the parent, which raises
+            results.put({"K": k, "error": f"{type(e).__name__}: {e}"})
+
+
+def _run_on_devices(run: Path, todo: list[int], devices: list[str], echo):
+    """One process per device; each takes the next unfinished point from a shared queue."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    jobs, results = ctx.Queue(), ctx.Queue()
+    for k in todo:
+        jobs.put(k)
+    procs = [ctx.Process(target=_device_worker, args=(str(run), dev, jobs, results), daemon=True) for dev in devices]
+    for p in procs:
+        p.start()
+    echo(f"running {len(todo)} points on {len(devices)} devices: {', '.join(devices)}")
+    errors = []
+    for _ in todo:
+        r = results.get()
+        if "error" in r:
+            errors.append(f"K={r['K']}: {r['error']}")
+            echo(f"    K={r['K']} failed: {r['error']}")
+        else:
+            echo(f"    K={r['K']} done")
+            yield r
+    for p in procs:
+        p.join()
+    if errors:
+        raise Mem2genError("some points failed (run the command again to retry them): " + "; ".join(errors))
 
 
 def aggregate(run_dir, *, echo=print) -> dict:
