@@ -81,13 +81,13 @@ def classify(train_path, syn_path, eval_path, preset, distance, delta_m, delta_s
              "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)}
     ev = as_samples(arrays["eval"], name="eval")
     syn = as_samples(arrays["synthetic"], name="synthetic") if syn_path else ev
-    with staged_dir(out, overwrite=overwrite) as stage:
-        write_outputs(stage, res, ev, as_samples(arrays["train"], name="train"), syn,
-                             boot=boot, extra=extra, grid=grid)
+    with staged_dir(out, overwrite=overwrite) as stage:  # feature vectors are not pictures: no grid
+        written = write_outputs(stage, res, ev, as_samples(arrays["train"], name="train"), syn,
+                                boot=boot, extra=extra, grid=grid and distance != "features")
     click.echo(f"{len(res.labels)} samples vs {res.info['n_train']} training and {res.info['n_synthetic']} "
                f"synthetic ({res.distance}, rule {rule}, delta_m={dm:.4g}, delta_s={ds:.4g}) in {seconds:.1f} s")
     _print_table(res, boot)
-    click.echo(f"wrote {out}/labels.csv, summary.json" + (", neighbors.png" if grid else ""))
+    click.echo(f"wrote {out}/: " + ", ".join(written))
 
 
 @cli.command()
