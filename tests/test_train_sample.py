@@ -84,3 +84,36 @@ def test_cli_train_sample_classify(tmp_path, capsys):
     assert cli("train", "--data", "nope", "--size", "5", "--steps", "3", "--out", str(tmp_path / "y")) == 2
     assert cli("sample", "--model", str(tmp_path / "missing"), "--n", "2", "--out", str(tmp_path / "z.npy")) == 2
     assert load_model(out / "model").sample_shape == (1, 8, 8)
+
+
+def test_resume_with_another_model_is_refused(tmp_path):
+    from mem2gen import Mem2genError
+    from mem2gen.models import ModelSpec
+
+    cfg = TrainConfig(steps=10, batch=8, checkpoint_every=2)
+    train(tiny(), digits()[:16], cfg, tmp_path, progress=False, stop_at=4)
+    other = ModelSpec(kind="mlp", hidden=32, depth=1).build((1, 8, 8))
+    with pytest.raises(Mem2genError, match="different model"):
+        train(other, digits()[:16], cfg, tmp_path, progress=False)
+
+
+def test_loads_plain_diffusers_unet_and_pipeline_dirs(tmp_path):
+    """A UNet2DModel saved by diffusers itself (no mem2gen.json), alone or inside a pipeline folder."""
+    from diffusers import UNet2DModel
+
+    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(32, 64),
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                       norm_num_groups=8)
+    unet.save_pretrained(tmp_path / "unet_only")
+    unet.save_pretrained(tmp_path / "pipe" / "unet")
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 500])
+    for d in ("unet_only", "pipe"):
+        m = load_model(tmp_path / d)
+        assert m.sample_shape == (1, 8, 8)
+        torch.testing.assert_close(m(x, t), unet(x, t).sample)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "config.json").write_text("{not json")
+    from mem2gen import Mem2genError
+
+    with pytest.raises(Mem2genError, match="cannot load"):
+        load_model(tmp_path / "junk")

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import diffusion
-from .errors import check
+from .errors import Mem2genError, check
 from .files import atomic_path
 from .models import load_model, save_model
 
@@ -125,7 +125,11 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     step, losses = 0, []
     state_file = out / "state.safetensors" if out else None
     if state_file and state_file.exists():
-        step, losses = _load_state(state_file, model, ema, opt)
+        try:
+            step, losses = _load_state(state_file, model, ema, opt)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise Mem2genError(f"{state_file} was written by a different model or is damaged "
+                               f"({str(e).splitlines()[0][:120]}); use another output directory") from None
     use_amp = cfg.bf16 and device.type == "cuda"
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=1.0)
