@@ -115,3 +115,45 @@ def test_dense_bad_inputs(rng):
         DenseAM(rng.standard_normal((3, 4))).energy(np.zeros((2, 5)))
     with pytest.raises(Mem2genError, match="non-zero"):
         normalize(np.zeros((2, 3)))
+
+
+def cli(*args):
+    from mem2gen.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    return e.value.code
+
+
+def test_memory_cli(tmp_path, capsys):
+    out = tmp_path / "hop"
+    assert cli("memory", "hopfield-capacity", "--n", "60,120", "--trials", "2", "--probes", "6", "--out", str(out)) == 0
+    import json
+
+    s = json.loads((out / "summary.json").read_text())
+    assert set(s["alpha_c_by_n"]) == {"60", "120"} and 0.05 < s["alpha_c_infinite"] < 0.4
+    assert (out / "hopfield.png").exists() and (out / "census.csv").read_text().startswith("alpha,pattern")
+    out2 = tmp_path / "dense"
+    assert cli("memory", "dense", "--beta", "5,200", "--sizes", "2,16", "--n-eval", "40", "--steps", "20",
+               "--out", str(out2)) == 0
+    rows = (out2 / "results.csv").read_text().splitlines()
+    assert len(rows) == 5 and (out2 / "dense.png").exists() and (out2 / "capacity.csv").exists()
+    text = capsys.readouterr().out
+    assert "alpha_c" in text and "memorized" in text
+    # β = 200 keeps two stored digits apart: every retrieval is a memorized pattern
+    r = dict(zip(rows[0].split(","), rows[3].split(",")))
+    assert float(r["beta"]) == 200 and int(r["K"]) == 2 and float(r["frac_memorized"]) == 1.0
+    assert cli("memory", "dense", "--beta", "-1", "--out", str(tmp_path / "x")) == 2
+    assert cli("memory", "hopfield-capacity", "--n", "5", "--out", str(tmp_path / "y")) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_capacity_table_known_limits():
+    from mem2gen.examples import digits
+    from mem2gen.memory.phase import capacity_table
+
+    flat = digits().reshape(-1, 64)[:64].astype(np.float64)
+    rows = {(r["beta"], r["K"]): r for r in capacity_table(flat, [3, 64], [1.0, 500.0], trials=20, noise=0.2)}
+    assert rows[(500.0, 3)]["retrieved"] == 1.0 and rows[(500.0, 3)]["mixture_fixed"] == 0.0  # sharp: no mixtures
+    assert rows[(1.0, 64)]["retrieved"] == 0.0  # flat softmax: everything falls to one average state
+    assert rows[(1.0, 3)]["mixture_fixed"] == 1.0  # low β: the mixture of the three stored patterns is stable

@@ -365,7 +365,7 @@ def dense(data_spec, betas, sizes, n_eval, steps, delta_s, seed, out, overwrite)
     """The memory-side Figure 2: DenseAM retrievals labelled memorized / spurious / generalized."""
     from .data import load_dataset, nested_subset, to_float
     from .files import staged_dir, write_text
-    from .memory.phase import dense_phase
+    from .memory.phase import capacity_table, dense_phase
     from .plots import dense_figure
 
     betas, ks = _floats(betas, "beta"), _ints(sizes, "sizes")
@@ -374,16 +374,25 @@ def dense(data_spec, betas, sizes, n_eval, steps, delta_s, seed, out, overwrite)
     data = load_dataset(data_spec)
     flat = to_float(nested_subset(data, max(ks)), np.float64)
     rows = dense_phase(flat, ks, betas, n_eval=n_eval, steps=steps, delta_s=delta_s, seed=seed)
+    caps = capacity_table(flat, ks, betas, steps=max(steps, 50), seed=seed)
+
+    def csv_text(table):
+        keys = list(table[0])
+        return ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in table)
+
     with staged_dir(out, overwrite=overwrite) as stage:
-        keys = list(rows[0])
-        write_text(stage / "results.csv", ",".join(keys) + "\n" + "".join(
-            ",".join(str(r[k]) for k in keys) + "\n" for r in rows))
+        write_text(stage / "results.csv", csv_text(rows))
+        write_text(stage / "capacity.csv", csv_text(caps))
         dense_figure(rows, stage / "dense.png")
     click.echo(f"{'beta':>6} {'K':>6} {'memorized':>10} {'spurious':>10} {'generalized':>12}")
     for r in rows:
         click.echo(f"{r['beta']:>6g} {r['K']:>6} {r['frac_memorized']:>10.3f} {r['frac_spurious']:>10.3f} "
                    f"{r['frac_generalized']:>12.3f}")
-    click.echo(f"wrote {out}/ (results.csv, dense.png)")
+    click.echo("noisy-cue retrieval and 3-mixture fixed points (fractions of 50 trials):")
+    for r in caps:
+        mix = "-" if r["mixture_fixed"] is None else f"{r['mixture_fixed']:.2f}"
+        click.echo(f"  beta={r['beta']:<6g} K={r['K']:<6} retrieved {r['retrieved']:.2f}  mixture fixed point {mix}")
+    click.echo(f"wrote {out}/ (results.csv, capacity.csv, dense.png)")
 
 
 def main(argv=None) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from ..classify import classify
 from ..stats import LABELS
 from .bridge import normalize
-from .dense import DenseAM, mixture_is_fixed_point  # noqa: F401  (re-exported for users)
+from .dense import DenseAM
 
 
 def random_starts(n: int, dim: int, *, seed: int) -> np.ndarray:
@@ -39,4 +39,40 @@ def dense_phase(data, sizes, betas, *, n_eval: int = 500, synthetic_factor: int 
                          **{f"lo95_{n}": boot[n]["ci95"][0] for n in LABELS},
                          **{f"hi95_{n}": boot[n]["ci95"][1] for n in LABELS},
                          **{f"mean_{n}": boot[n]["mean"] for n in LABELS}})
+    return rows
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosines between a (n, d) and b (m, d): (n, m)."""
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-300)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-300)
+    return a @ b.T
+
+
+def capacity_table(data, sizes, betas, *, trials: int = 50, noise: float = 0.3, steps: int = 100,
+                   tol: float = 0.99, seed: int = 0) -> list[dict]:
+    """Per (β, K): how often a noisy cue (pattern + Gaussian noise of norm ``noise``) is retrieved
+    (end point within cosine ``tol`` of its own pattern), and how often the symmetric mixture of
+    three stored patterns is a fixed point (the dynamics stay at the mixture, near no single pattern)."""
+    y_all = normalize(data)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for beta in betas:
+        for k in sizes:
+            y = y_all[:k]
+            am = DenseAM(y, beta=beta)
+            pick = rng.integers(0, k, trials)
+            eps = rng.standard_normal((trials, y.shape[1]))
+            cue = y[pick] + noise * eps / np.linalg.norm(eps, axis=1, keepdims=True)
+            end = am.retrieve(cue, steps=steps)
+            c = _cos(end, y)
+            ok = (c.argmax(axis=1) == pick) & (c.max(axis=1) >= tol)
+            row = {"beta": float(beta), "K": int(k), "retrieved": float(ok.mean()), "mixture_fixed": None}
+            if k >= 3:
+                triples = np.stack([rng.choice(k, 3, replace=False) for _ in range(trials)])
+                start = y[triples].mean(axis=1)
+                end = am.retrieve(start, steps=steps)
+                stay = np.einsum("ij,ij->i", end, start) / (np.linalg.norm(end, axis=1) * np.linalg.norm(start, axis=1))
+                row["mixture_fixed"] = float(((stay >= tol) & (_cos(end, y).max(axis=1) < tol)).mean())
+            rows.append(row)
     return rows
