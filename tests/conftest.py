@@ -1,6 +1,15 @@
 import numpy as np
 import pytest
 
+from mem2gen.cli import main
+
+
+def cli(*args) -> int:
+    """Run the `mem2gen` command in-process; return its exit code."""
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    return e.value.code
+
 
 @pytest.fixture
 def rng():

@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mem2gen.cli import main
+from conftest import cli as run
 from mem2gen.data import load_array
 from mem2gen.examples import planted
-
-
-def run(*args):
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    return e.value.code
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import cli
+
 from mem2gen import Mem2genError
 from mem2gen.diffusion import OptimalDenoiser, Schedule
 from mem2gen.memory import (DenseAM, Hopfield, bridge_beta, capacity_experiment, critical_load, dense_energy_at,
@@ -115,14 +117,6 @@ def test_dense_bad_inputs(rng):
         DenseAM(rng.standard_normal((3, 4))).energy(np.zeros((2, 5)))
     with pytest.raises(Mem2genError, match="non-zero"):
         normalize(np.zeros((2, 3)))
-
-
-def cli(*args):
-    from mem2gen.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    return e.value.code
 
 
 def test_memory_cli(tmp_path, capsys):

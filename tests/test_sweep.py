@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mem2gen import Mem2genError
-from mem2gen.cli import main
+from conftest import cli
 from mem2gen.sizes import PAPER_POINTS, doubling, paper, resolve
 from mem2gen.stats import capacities
 from mem2gen.sweep import PRESETS, SweepConfig, load_config, point_state, run_point, run_sweep, status
@@ -125,9 +125,7 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path):
     (point_dir(run, 2) / "summary.json").unlink()  # as if killed while writing the classification
     (point_dir(run, 2) / "classify.tmp").mkdir()
     assert point_state(run, 2, cfg) == "sampled"
-    with pytest.raises(SystemExit) as e:
-        main(["status", str(run)])
-    assert e.value.code == 0
+    assert cli("status", run) == 0
     run_sweep(cfg, run, progress=False, echo=lambda *a: None)
     assert (run / "results.csv").read_text() == (full / "results.csv").read_text()
     for k in cfg.sizes:  # not only the fractions: the same weights and samples
@@ -142,15 +140,13 @@ def test_refuses_to_mix_configs(uninterrupted, tmp_path, capsys):
     shutil.copytree(run, other)
     with pytest.raises(Mem2genError, match="another config"):
         run_sweep(tiny_cfg(n_eval=41), other, progress=False, echo=lambda *a: None)
-    with pytest.raises(SystemExit) as e:
-        main(["sweep", "--sizes", "2,99999", "--out", str(tmp_path / "x")])
-    assert e.value.code == 2 and "exceeds the dataset" in capsys.readouterr().err
+    assert cli("sweep", "--sizes", "2,99999", "--out", tmp_path / "x") == 2
+    assert "exceeds the dataset" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
 def test_cli_sizes(capsys):
-    with pytest.raises(SystemExit):
-        main(["sizes", "--preset", "paper-mnist"])
+    assert cli("sizes", "--preset", "paper-mnist") == 0
     out = capsys.readouterr().out
     assert out.startswith("38 sizes: 2,502,1001,1500,2000,") and out.strip().endswith(",60000")
 

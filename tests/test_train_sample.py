@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mem2gen.cli import main
+from conftest import cli
 from mem2gen.examples import digits
 from mem2gen.models import load_model
 from mem2gen.sample import generate
@@ -59,12 +59,6 @@ def test_generate_resumes_shard_by_shard(tmp_path):
     generate(m, 10, tmp_path / "t.npy", steps=5, batch=3, seed=1, progress=False, stop_after=1)
     with pytest.raises(Mem2genError, match="other settings"):
         generate(m, 10, tmp_path / "t.npy", steps=6, batch=3, seed=1, progress=False)
-
-
-def cli(*args):
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    return e.value.code
 
 
 def test_cli_train_sample_classify(tmp_path, capsys):

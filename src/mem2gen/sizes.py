@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import check
+from .errors import Mem2genError, check
 
 # Table 1: start, A, B, N
 PAPER_POINTS = {
@@ -46,13 +46,7 @@ def resolve(spec, n_data: int) -> list[int]:
         start, a, b, n = (int(v) for v in p)
         sizes = paper(a, b, n, start=start)
     else:
-        raise_bad(spec)
+        raise Mem2genError(f"sizes {spec!r} not understood; give a list, {{doubling: 500}} or {{paper: mnist}}")
     check(len(sizes) > 0 and sizes[0] >= 2, f"training-set sizes must be at least 2; got {sizes[:3]}")
     check(sizes[-1] <= n_data, f"size {sizes[-1]} exceeds the dataset ({n_data} items); use sizes up to {n_data}")
     return sizes
-
-
-def raise_bad(spec):
-    from .errors import Mem2genError
-
-    raise Mem2genError(f"sizes {spec!r} not understood; give a list, {{doubling: 500}} or {{paper: mnist}}")
