@@ -122,8 +122,8 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path):
              batch=cfg.sample_batch, seed=_seed(cfg, 40, 1), progress=False, stop_after=1)
     assert point_state(run, 40, cfg) == "trained" and (point_dir(run, 40) / "eval.npy.partial.npy").exists()
     run_point(run, 2, progress=False)
-    (point_dir(run, 2) / "summary.json").unlink()  # as if killed while writing the classification
-    (point_dir(run, 2) / "classify.tmp").mkdir()
+    (point_dir(run, 2) / "summary.json").unlink()  # as if killed while writing the classification,
+    (point_dir(run, 2) / "labels.csv.tmp-x").write_text("half a fi")  # with a temporary file left behind
     assert point_state(run, 2, cfg) == "sampled"
     assert cli("status", run) == 0
     run_sweep(cfg, run, progress=False, echo=lambda *a: None)

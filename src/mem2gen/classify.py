@@ -91,8 +91,10 @@ class Classification:
         k_t, k_s = self.i_train.shape[1], self.i_syn.shape[1]
         head = (["index", "label", "d_train1", "d_train2", "d_syn1", "ratio_m", "ratio_s"]
                 + [f"train_nn{j + 1}" for j in range(k_t)] + [f"syn_nn{j + 1}" for j in range(k_s)])
+        from .files import atomic_path
+
         names = self.label_names()
-        with open(path, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(head)
             for i in range(len(self.labels)):
@@ -169,7 +171,8 @@ def classify(eval_set, train, synthetic=None, *, distance: str = "l2", delta_m: 
 
 
 def write_outputs(out, res, eval_set, train, synthetic, *, boot, extra: dict, grid: bool) -> list[str]:
-    """labels.csv, summary.json (with the bootstrap and ``extra``) and neighbors.png into ``out``."""
+    """labels.csv, neighbors.png and, last, summary.json (with the bootstrap and ``extra``) into ``out``.
+    Each file is written atomically, so an existing summary.json means the rest is complete."""
     from .files import write_json
     from .plots import neighbor_grid
 

@@ -157,14 +157,13 @@ def _check_run_dir(out: Path, settings: dict) -> None:
     """Refuse to resume a directory that was started with other settings."""
     import json
 
-    from .files import write_json
+    from .files import changed_keys, read_json, write_json
 
     f = out / "train.json"
     settings = json.loads(json.dumps(settings, default=list))
     if f.exists():
-        old = json.loads(f.read_text())
-        if old != settings:
-            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        diff = changed_keys(read_json(f), settings)
+        if diff:
             raise Mem2genError(f"{out} holds a run with other settings ({', '.join(diff)}); use another --out")
     else:
         out.mkdir(parents=True, exist_ok=True)

@@ -100,6 +100,11 @@ def staged_dir(out, *, overwrite: bool) -> Iterator[Path]:
             shutil.rmtree(stage)
 
 
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """The top-level keys whose values differ between two settings dicts (for 'refuse to mix' errors)."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def sha256_of(path) -> str:
     """Checksum of a file, or of a folder's sorted file names and contents."""
     path = Path(path)

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import sizes as sizes_mod
 from .errors import Mem2genError, check
-from .files import read_json, write_json
+from .files import changed_keys, read_json, write_json
 from .models import ModelSpec
 from .train import TrainConfig
 
@@ -175,7 +175,6 @@ def run_point(run_dir, k: int, *, progress: bool = True, device: str | None = No
     from .classify import classify, write_outputs
     from .data import load_dataset, nested_subset
     from .diffusion import Schedule
-    from .files import staged_dir
     from .sample import generate
     from .train import train
 
@@ -204,16 +203,7 @@ def run_point(run_dir, k: int, *, progress: bool = True, device: str | None = No
         c = classify(ev, data, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s,
                      device=cfg.device)
         boot = c.bootstrap(iterations=cfg.bootstrap_iterations, seed=_seed(cfg, k, 3))
-        stage = d / "classify.tmp"
-        if stage.exists():
-            shutil.rmtree(stage)
-        with staged_dir(stage, overwrite=True) as s:
-            write_outputs(s, c, ev, data, syn, boot=boot, grid=True, extra={"K": k})
-        for f in stage.iterdir():  # summary.json last: it marks the point classified
-            if f.name != "summary.json":
-                f.replace(d / f.name)
-        (stage / "summary.json").replace(d / "summary.json")
-        stage.rmdir()
+        write_outputs(d, c, ev, data, syn, boot=boot, grid=True, extra={"K": k})  # summary.json last
     times["classify_s"] = time.perf_counter() - t
     return {"K": k, **times}
 
@@ -229,10 +219,9 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
     ks = sizes_mod.resolve(list(cfg.sizes) if isinstance(cfg.sizes, tuple) else cfg.sizes, n_data)
     cfg_file = run / "config.json"
     if cfg_file.exists():
-        old = read_json(cfg_file)
-        if old != cfg.to_dict():
+        diff = changed_keys(read_json(cfg_file), cfg.to_dict())
+        if diff:
             if not overwrite:
-                diff = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
                 raise Mem2genError(f"{run} was made by another config (differs in {', '.join(diff)}); "
                                    "choose another --out or pass --overwrite to start it again")
             shutil.rmtree(run)
