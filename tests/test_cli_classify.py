@@ -40,10 +40,10 @@ def test_classify_writes_outputs(files, tmp_path, capsys):
     assert (out2 / "labels.csv").read_text() == (out / "labels.csv").read_text()
 
 
-def test_preset_and_absolute_rule(files, tmp_path):
+def test_dataset_and_absolute_rule(files, tmp_path):
     d, _ = files
     out = tmp_path / "o"
-    assert run("classify", "--train", str(d / "train.npy"), "--eval", str(d / "eval.npy"), "--preset",
+    assert run("classify", "--train", str(d / "train.npy"), "--eval", str(d / "eval.npy"), "--dataset",
                "fashion-mnist", "--rule", "absolute", "--out", str(out), "--no-grid", "--quiet") == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["rule"] == "absolute" and s["delta_m"] == 0.03 and s["delta_s"] == 0.02 and s["leave_one_out"]

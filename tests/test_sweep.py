@@ -1,19 +1,24 @@
 import csv
 import json
+import os
 import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from mem2gen import Mem2genError
 from conftest import cli
+from mem2gen import Mem2genError, Run, classify
+from mem2gen.config import SWEEP_PRESETS, SweepConfig, load_config
+from mem2gen.datasets import DATASETS
+from mem2gen.executors import Devices
 from mem2gen.sizes import PAPER_POINTS, doubling, paper, resolve
-from mem2gen.stats import capacities
-from mem2gen.sweep import PRESETS, SweepConfig, load_config, point_state, run_point, run_sweep, status
+from mem2gen.stats import LABELS, capacities, capacity_bootstrap
+from mem2gen.sweep import prepare, run_point, run_sweep, update_manifest
 
 TINY = dict(sizes=(2, 8, 40), n_eval=40, sample_steps=4, sample_batch=16, bootstrap_iterations=200,
             train={"steps": 12, "batch": 16, "checkpoint_every": 5})
+quiet = dict(progress=False, echo=lambda *a: None)
 
 
 def tiny_cfg(**kw):
@@ -48,30 +53,59 @@ def test_capacities_known_curve():
     assert capacities(K, [0.5] * 4, [0.1] * 4, [0.4] * 4)["MC"] is None
 
 
+def test_capacity_bootstrap_known_answers():
+    """Counts far from every threshold give the same capacities in every draw; a borderline point
+    moves MC in about half of them; a capacity never reached is undefined."""
+    K = [2, 10, 100, 1000]
+    clear = np.array([[1000, 0, 0], [990, 5, 5], [100, 800, 100], [0, 0, 1000]])
+    b = capacity_bootstrap(K, clear, tol=0.05, iterations=300)
+    assert b["MC"] == {"median": 10.0, "ci95": [10.0, 10.0], "defined": 1.0}
+    assert b["SC"]["median"] == 100 and b["GC"]["median"] == 1000 and b["GC"]["defined"] == 1.0
+    border = clear.copy()
+    border[1] = [950, 25, 25]  # P(mem) exactly 1 − tol: MC is 10 or 2 with roughly equal odds
+    b = capacity_bootstrap(K, border, tol=0.05, iterations=1000, seed=1)
+    assert b["MC"]["ci95"] == [2.0, 10.0] and b["MC"]["defined"] == 1.0
+    none = np.array([[500, 0, 500]] * 4)
+    assert capacity_bootstrap(K, none, iterations=50)["MC"] == {"median": None, "ci95": None, "defined": 0.0}
+
+
 def test_config_file_and_bad_configs(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("preset: quick\nn_eval: 77\ntrain: {steps: 5}\nsizes: [2, 4]\n")
     cfg = load_config(None, f)
-    assert cfg.n_eval == 77 and cfg.train.steps == 5 and cfg.train.lr == PRESETS["quick"].train.lr
-    f.write_text("n_evals: 3\n")
-    with pytest.raises(Mem2genError, match="unknown config key"):
-        load_config(None, f)
-    f.write_text("train: {stepz: 3}\n")
-    with pytest.raises(Mem2genError, match="unknown train key"):
-        load_config(None, f)
-    f.write_text("delta_s: 0.7\n")
-    with pytest.raises(Mem2genError, match="delta_s"):
-        load_config(None, f)
-    f.write_text(": : :\n  - [")
-    with pytest.raises(Mem2genError, match="not valid YAML"):
-        load_config(None, f)
-    assert SweepConfig.from_dict(PRESETS["mnist5k"].to_dict()) == PRESETS["mnist5k"]
+    assert cfg.n_eval == 77 and cfg.train.steps == 5 and cfg.train.lr == SWEEP_PRESETS["quick"].train.lr
+    assert load_config("quick", overrides={"train.steps": 9, "n_eval": None}).train.steps == 9
+    for text, msg in [("n_evals: 3\n", "unknown config key"), ("train: {stepz: 3}\n", "unknown train key"),
+                      ("delta_s: 0.7\n", "delta_s"), (": : :\n  - [", "not valid YAML"),
+                      ("model: {kind: unet, arch: nope}\n", "unknown U-Net architecture"),
+                      ("train: {lr: .inf}\n", "learning rate"), ("name: ../../x\n", "plain folder name")]:
+        f.write_text(text)
+        with pytest.raises(Mem2genError, match=msg):
+            load_config(None, f)
+    assert SweepConfig.from_dict(SWEEP_PRESETS["mnist5k"].to_dict()) == SWEEP_PRESETS["mnist5k"]
+
+
+def test_presets_derive_from_the_registry():
+    for name, d in DATASETS.items():
+        if not d.schedule:
+            continue
+        p = SWEEP_PRESETS[f"paper-{name}"]
+        assert (p.distance, p.delta_s, p.synthetic_factor, p.train.steps, p.train.batch, p.model.arch) == (
+            d.distance, d.delta_s, d.synthetic_factor, d.train_steps, d.batch, d.arch)
+        assert p.sample_steps == 1000 and p.n_eval == 10_000
+    assert SWEEP_PRESETS["quick"].delta_s == DATASETS["digits"].delta_s
+
+
+def test_config_of_an_earlier_version_reads_the_same():
+    old = SWEEP_PRESETS["mnist5k"].to_dict()
+    old["model"] = {"kind": "unet", "preset": "mnist-small", "width": 1.0, "hidden": 512, "depth": 3, "dropout": None}
+    assert SweepConfig.from_dict(old) == SWEEP_PRESETS["mnist5k"]
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     run = tmp_path_factory.mktemp("sweep") / "full"
-    res = run_sweep(tiny_cfg(), run, progress=False, echo=lambda *a: None)
+    res = run_sweep(tiny_cfg(), run, **quiet)
     return run, res
 
 
@@ -86,13 +120,59 @@ def test_end_to_end_artifacts(uninterrupted):
                   "summary.json", "neighbors.png"):
             assert (d / f).exists(), (k, f)
         assert np.load(d / "synthetic.npy").shape[0] == 4 * k
-    rows = list(csv.DictReader(open(run / "results.csv")))
-    assert [int(r["K"]) for r in rows] == [2, 8, 40]
-    for r in rows:
-        assert abs(sum(float(r[f"frac_{n}"]) for n in ("memorized", "spurious", "generalized")) - 1) < 1e-9
     html = (run / "report.html").read_text()
     assert "data:image/png;base64" in html and "http" not in html.split("<body>")[1].split("Versions")[0]
-    assert all(s == "classified" for _, s in status(run))
+    assert all(s == "classified" for _, s in Run(run).status())
+
+
+def test_run_handle_reopens_every_point_exactly(uninterrupted):
+    """Each point's labels are what classifying its saved S_eval against its S_K and S' gives now,
+    results.csv holds those counts, and the handle's parts are the sweep's own."""
+    path, res = uninterrupted
+    run = Run(path)
+    rows = list(csv.DictReader(open(path / "results.csv")))
+    assert [int(r["K"]) for r in rows] == run.sizes == [2, 8, 40]
+    data = run.dataset
+    perm = np.random.default_rng(3407).permutation(len(data))
+    for row, p in zip(rows, run.points()):
+        np.testing.assert_array_equal(p.train_set, data[perm[:p.k]])
+        assert p.eval.shape == (40, 1, 8, 8) and p.synthetic.shape == (4 * p.k, 1, 8, 8)
+        again = classify(p.eval, p.train_set, p.synthetic, distance="l2", delta_m=1 / 3, delta_s=0.28)
+        lab = p.labels
+        np.testing.assert_array_equal(lab.labels, again.labels)
+        np.testing.assert_array_equal(lab.d_train, again.d_train)  # every k distance, bit for bit
+        np.testing.assert_array_equal(lab.i_syn, again.i_syn)
+        np.testing.assert_array_equal(lab.ratio_s, again.ratio_s)
+        assert [int(row[f"count_{n}"]) for n in LABELS] == np.bincount(again.labels, minlength=3).tolist()
+        assert p.result() == {key: type(p.result()[key])(v) for key, v in row.items()}
+        x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 800])
+        assert p.model(x, t).shape == (2, 1, 8, 8)
+    assert run.results() == res["rows"]
+    with pytest.raises(Mem2genError, match="no point K=5"):
+        run.point(5)
+
+
+def test_run_of_an_earlier_version_opens(uninterrupted, tmp_path):
+    """config.json with `model.preset` and labels.csv with only d_train1, d_train2, d_syn1 (as written
+    before the handles existed): the handle opens it; distances not on file read as NaN."""
+    full, _ = uninterrupted
+    old = tmp_path / "old"
+    shutil.copytree(full, old)
+    cfg = json.loads((old / "config.json").read_text())
+    cfg["model"]["preset"] = cfg["model"].pop("arch")
+    (old / "config.json").write_text(json.dumps(cfg))
+    f = old / "points" / "K=8" / "labels.csv"
+    rows = list(csv.reader(open(f)))
+    keep = [j for j, h in enumerate(rows[0]) if not (h.startswith("d_train") and h not in ("d_train1", "d_train2"))
+            and not (h.startswith("d_syn") and h != "d_syn1")]
+    f.write_text("\n".join(",".join(r[j] for j in keep) for r in rows) + "\n")
+    p, new = Run(old).point(8), Run(full).point(8)
+    np.testing.assert_array_equal(p.labels.labels, new.labels.labels)
+    np.testing.assert_array_equal(p.labels.d_train[:, :2], new.labels.d_train[:, :2])
+    assert np.isnan(p.labels.d_train[:, 2:]).all() and p.labels.fractions == new.labels.fractions
+    (old / "config.json").write_text(json.dumps({**cfg, "colour": "blue"}))
+    with pytest.raises(Mem2genError, match="another version of mem2gen.*start the run again"):
+        Run(old)
 
 
 def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path):
@@ -100,36 +180,36 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path):
     resumed sweep reproduces the uninterrupted results.csv byte for byte."""
     import dataclasses
 
-    from mem2gen.data import load_dataset, nested_subset
     from mem2gen.sample import generate
-    from mem2gen.sweep import _seed, point_dir, prepare, update_manifest
     from mem2gen.train import train as train_fn
 
     full, _ = uninterrupted
-    run, cfg = tmp_path / "resumed", tiny_cfg()
-    update_manifest(run, cfg, prepare(cfg, run))
-    data = load_dataset("digits")
+    path, cfg = tmp_path / "resumed", tiny_cfg()
+    update_manifest(path, prepare(cfg, path))
+    run = Run(path)
 
     def start(k, **kw):
         torch.manual_seed(123)  # the global RNG state must not matter
-        return train_fn(cfg.model.build((1, 8, 8), seed=_seed(cfg, k, 4)), nested_subset(data, k),
-                        dataclasses.replace(cfg.train, seed=_seed(cfg, k, 0)), point_dir(run, k), progress=False, **kw)
+        p = run.point(k)
+        return train_fn(cfg.model.build((1, 8, 8), seed=p.seed("init")), p.train_set,
+                        dataclasses.replace(cfg.train, seed=p.seed("train")), p.path, progress=False, **kw)
 
     start(8, stop_at=7)
-    assert point_state(run, 8, cfg) == "started"
+    assert run.point(8).state == "started"
     model = start(40).model
-    generate(model, cfg.n_eval, point_dir(run, 40) / "eval.npy", sampler=cfg.sampler, steps=cfg.sample_steps,
-             batch=cfg.sample_batch, seed=_seed(cfg, 40, 1), progress=False, stop_after=1)
-    assert point_state(run, 40, cfg) == "trained" and (point_dir(run, 40) / "eval.npy.partial.npy").exists()
-    run_point(run, 2, progress=False)
-    (point_dir(run, 2) / "summary.json").unlink()  # as if killed while writing the classification,
-    (point_dir(run, 2) / "labels.csv.tmp-x").write_text("half a fi")  # with a temporary file left behind
-    assert point_state(run, 2, cfg) == "sampled"
-    assert cli("status", run) == 0
-    run_sweep(cfg, run, progress=False, echo=lambda *a: None)
-    assert (run / "results.csv").read_text() == (full / "results.csv").read_text()
+    p40 = run.point(40)
+    generate(model, cfg.n_eval, p40.path / "eval.npy", sampler=cfg.sampler, steps=cfg.sample_steps,
+             batch=cfg.sample_batch, seed=p40.seed("eval"), progress=False, stop_after=1)
+    assert p40.state == "trained" and (p40.path / "eval.npy.partial.npy").exists()
+    run_point(run.point(2), progress=False)
+    (run.point(2).path / "summary.json").unlink()  # as if killed while writing the classification,
+    (run.point(2).path / "labels.csv.tmp-x").write_text("half a fi")  # with a temporary file left behind
+    assert run.point(2).state == "sampled"
+    assert cli("status", path) == 0
+    run_sweep(cfg, path, **quiet)
+    assert (path / "results.csv").read_text() == (full / "results.csv").read_text()
     for k in cfg.sizes:  # not only the fractions: the same weights and samples
-        a, b = point_dir(full, k), point_dir(run, k)
+        a, b = Run(full).point(k).path, Run(path).point(k).path
         assert (a / "model" / "model.safetensors").read_bytes() == (b / "model" / "model.safetensors").read_bytes()
         np.testing.assert_array_equal(np.load(a / "synthetic.npy"), np.load(b / "synthetic.npy"))
 
@@ -138,23 +218,39 @@ def test_refuses_to_mix_configs(uninterrupted, tmp_path, capsys):
     run, _ = uninterrupted
     other = tmp_path / "o"
     shutil.copytree(run, other)
-    with pytest.raises(Mem2genError, match="another config"):
-        run_sweep(tiny_cfg(n_eval=41), other, progress=False, echo=lambda *a: None)
+    with pytest.raises(Mem2genError, match="another config .differs in n_eval"):
+        run_sweep(tiny_cfg(n_eval=41), other, **quiet)
     assert cli("sweep", "--sizes", "2,99999", "--out", tmp_path / "x") == 2
     assert "exceeds the dataset" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_optimal_denoiser_sweep_memorizes(tmp_path):
+    """The whole pipeline with the exact ε-model of S_K (nothing trained): the ideal memorizer's
+    samples are training items, so at least 99% of S_eval is labelled memorized at every K."""
+    cfg = tiny_cfg(model={"kind": "optimal"}, sizes=(2, 16), n_eval=100, sample_steps=100, sample_batch=50)
+    res = run_sweep(cfg, tmp_path / "opt", **quiet)
+    assert [r["K"] for r in res["rows"]] == [2, 16]
+    for r in res["rows"]:
+        assert r["frac_memorized"] >= 0.99, r
+    assert Run(tmp_path / "opt").point(16).model.__class__.__name__ == "OptimalDenoiser"
 
 
 def test_cli_sizes(capsys):
     assert cli("sizes", "--preset", "paper-mnist") == 0
     out = capsys.readouterr().out
     assert out.startswith("38 sizes: 2,502,1001,1500,2000,") and out.strip().endswith(",60000")
+    assert cli("sizes", "--doubling", "500", "--n", "5000") == 0
+    assert capsys.readouterr().out.strip() == "5 sizes: 500,1000,2000,4000,5000"
+    assert cli("sizes", "--preset", "quick") == 0
+    assert capsys.readouterr().out.strip() == "6 sizes: 2,8,32,128,512,1797"
+    assert cli("sizes") == 2
 
 
 def test_submitit_local_executor(tmp_path):
     pytest.importorskip("submitit")
     run = tmp_path / "sub"
-    res = run_sweep(tiny_cfg(sizes=(2, 8)), run, executor="submitit-local", progress=False, echo=lambda *a: None)
+    res = run_sweep(tiny_cfg(sizes=(2, 8)), run, executor="submitit-local", **quiet)
     assert [r["K"] for r in res["rows"]] == [2, 8]
     man = json.loads((run / "manifest.json").read_text())
     assert all(p["state"] == "classified" and "train_s" in p for p in man["points"].values())
@@ -175,7 +271,7 @@ def test_slurm_executor_on_a_real_cluster(tmp_path, uninterrupted):
     pytest.importorskip("submitit")
     full, _ = uninterrupted
     run = tmp_path / "slurm"
-    res = run_sweep(tiny_cfg(), run, executor="slurm", progress=False, echo=lambda *a: None,
+    res = run_sweep(tiny_cfg(), run, executor="slurm", **quiet,
                     slurm={"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 2, "timeout_min": 20})
     assert [r["K"] for r in res["rows"]] == [2, 8, 40]
     assert list((run / "jobs").iterdir()), "submitit job folders"
@@ -187,6 +283,29 @@ def test_local_parallel_devices(uninterrupted, tmp_path):
     """Several devices: one worker process each (two CPU 'devices' here), same results as sequential."""
     full, _ = uninterrupted
     run = tmp_path / "par"
-    res = run_sweep(tiny_cfg(), run, progress=False, echo=lambda *a: None, devices=["cpu", "cpu"])
+    res = run_sweep(tiny_cfg(), run, devices=["cpu", "cpu"], **quiet)
     assert [r["K"] for r in res["rows"]] == [2, 8, 40]
     assert (run / "results.csv").read_text() == (full / "results.csv").read_text()
+
+
+class DieAt:
+    """A job whose process dies (as if killed) at one K."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, k, device=None):
+        if k == self.k:
+            os._exit(9)
+        return {"K": k, "device": device}
+
+
+def test_dead_worker_fails_its_point_without_hanging():
+    ex = Devices(["cpu", "cpu"], echo=lambda *a: None, poll_s=0.1, grace_s=0.5)
+    got = []
+    with pytest.raises(Mem2genError, match=r"K=8: the worker on cpu died \(exit code 9\)"):
+        for r in ex.map(DieAt(8), [2, 8, 32, 64]):
+            got.append(r["K"])
+    assert sorted(got) == [2, 32, 64]  # the other worker finished the rest
+    with pytest.raises(Mem2genError, match=r"K=2: the worker on cpu died.*K=\[3\]: not run"):
+        list(Devices(["cpu"], echo=lambda *a: None, poll_s=0.1, grace_s=0.5).map(DieAt(2), [2, 3]))

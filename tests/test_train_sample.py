@@ -12,7 +12,7 @@ from mem2gen.train import TrainConfig, log_spaced_steps, train
 
 
 def tiny():
-    from mem2gen.models import ModelSpec
+    from mem2gen.config import ModelSpec
 
     return ModelSpec(kind="mlp", hidden=64, depth=2).build((1, 8, 8), seed=0)
 
@@ -82,12 +82,12 @@ def test_cli_train_sample_classify(tmp_path, capsys):
 
 def test_resume_with_another_model_is_refused(tmp_path):
     from mem2gen import Mem2genError
-    from mem2gen.models import ModelSpec
+    from mem2gen.config import ModelSpec
 
     cfg = TrainConfig(steps=10, batch=8, checkpoint_every=2)
     train(tiny(), digits()[:16], cfg, tmp_path, progress=False, stop_at=4)
     other = ModelSpec(kind="mlp", hidden=32, depth=1).build((1, 8, 8))
-    with pytest.raises(Mem2genError, match="different model"):
+    with pytest.raises(Mem2genError, match="another model .mlp, differing in config|hidden"):
         train(other, digits()[:16], cfg, tmp_path, progress=False)
 
 
@@ -122,3 +122,26 @@ def test_snapshots_at_chosen_steps(tmp_path):
     final = load_model(tmp_path / "model")
     for a, b in zip(last.parameters(), final.parameters()):
         assert torch.equal(a, b)
+
+
+def test_checkpoint_carries_its_model(tmp_path):
+    """A training checkpoint alone rebuilds its EMA model: load_model needs no other file."""
+    cfg = TrainConfig(steps=10, batch=8, checkpoint_every=3)
+    part = train(tiny(), digits()[:16], cfg, tmp_path, progress=False, stop_at=6)
+    back = load_model(tmp_path / "state.safetensors")
+    x, t = torch.randn(3, 1, 8, 8), torch.tensor([1, 50, 900])
+    torch.testing.assert_close(back(x, t), part.model(x, t))
+    done = train(tiny(), digits()[:16], cfg, tmp_path, progress=False)
+    torch.testing.assert_close(load_model(tmp_path)(x, t), done.model(x, t))  # the training folder itself
+
+
+def test_optimal_denoiser_saves_and_loads(tmp_path):
+    from mem2gen.diffusion import OptimalDenoiser
+    from mem2gen.models import save_model
+
+    y = digits()[:9]
+    den = OptimalDenoiser(y)
+    save_model(den, tmp_path / "opt", meta={"step": 0})
+    back = load_model(tmp_path / "opt")
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([0, 10, 500, 999])
+    torch.testing.assert_close(back(x, t), den(x, t))

@@ -1,9 +1,32 @@
-"""mem2gen: memorization -> spurious states -> generalization in diffusion models (Pham et al. 2025)."""
-from .classify import Classification, classify, label
-from .errors import Mem2genError
-from .neighbors import Neighbors, nearest
-from .stats import bootstrap_fractions, capacities
+"""mem2gen: memorization -> spurious states -> generalization in diffusion models (Pham et al. 2025).
 
-__all__ = ["Classification", "Mem2genError", "Neighbors", "bootstrap_fractions", "capacities", "classify",
-           "label", "nearest"]
+    import mem2gen
+    res = mem2gen.classify(eval_set, train, synthetic, dataset="mnist")   # eqs 4-6
+    p = mem2gen.Run("runs/quick").point(128)                              # a finished sweep point
+
+Names are imported on first use, so ``import mem2gen`` (and the CLI's --help) does not load torch.
+"""
+from .classify import Classification, classify, label  # eager: the function `classify` shadows its module
+from .errors import Mem2genError
+
+_EXPORTS = {
+    "Neighbors": "neighbors", "nearest": "neighbors",
+    "bootstrap_fractions": "stats", "capacities": "stats",
+    "Run": "run", "Point": "run",
+    "SweepConfig": "config", "ModelSpec": "config", "TrainConfig": "config", "load_config": "config",
+    "run_sweep": "sweep",
+    "OptimalDenoiser": "diffusion", "Schedule": "diffusion",
+    "load_model": "models",
+}
+__all__ = ["Classification", "Mem2genError", "classify", "label", *_EXPORTS]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mem2gen' has no attribute {name!r}")

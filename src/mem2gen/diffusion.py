@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from .errors import check
-from .memory.dense import softmax_average
+from .kernels import softmax_average
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,13 @@ class OptimalDenoiser(torch.nn.Module):
         ε̂ = (x_t − √ᾱ_t E[x0 | x_t]) / √(1 − ᾱ_t).
 
     The softmax is expanded as logits (√ᾱ/(1−ᾱ)) x·y_j − (ᾱ/(2(1−ᾱ))) ‖y_j‖² (the ‖x‖² term is common)
-    and computed by the Dense Associative Memory kernel, streamed over the training set.
+    and computed by :func:`mem2gen.kernels.softmax_average` (the kernel of a DenseAM step), streamed
+    over the training set in blocks of ``chunk`` items.
     """
 
-    def __init__(self, train, *, schedule: Schedule = Schedule(), dtype=torch.float64):
+    def __init__(self, train, *, schedule: Schedule = Schedule(), dtype=torch.float64, chunk: int = 8192):
         super().__init__()
+        self.chunk = chunk  # training items per block of the streamed softmax
         y = torch.as_tensor(np.asarray(train)).to(dtype)
         self.sample_shape = tuple(y.shape[1:])
         self.register_buffer("y", y.reshape(len(y), -1))
@@ -100,7 +102,7 @@ class OptimalDenoiser(torch.nn.Module):
             rows = torch.nonzero(t == tv).flatten()
             a = self.ab[tv]
             out[rows], _ = softmax_average(flat[rows], self.y, scale=float(a.sqrt() / (1 - a)),
-                                           bias=-(a / (2 * (1 - a))) * self.y2)
+                                           bias=-(a / (2 * (1 - a))) * self.y2, chunk=self.chunk)
         return out.reshape(x.shape).to(x.dtype)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

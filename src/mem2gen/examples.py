@@ -11,10 +11,10 @@ import numpy as np
 
 def digits(seed: int = 3407) -> np.ndarray:
     """scikit-learn's 1,797 digits as float32 (N, 1, 8, 8) in [-1, 1], in a fixed-seed order."""
-    from sklearn.datasets import load_digits
+    from .datasets import load_dataset
 
-    x = load_digits().images.astype(np.float32) / 8.0 - 1.0
-    return x[np.random.default_rng(seed).permutation(len(x))][:, None]
+    x = load_dataset("digits")
+    return x[np.random.default_rng(seed).permutation(len(x))]
 
 
 def planted(n_train: int = 300, n_each: int = 100, seed: int = 0):

@@ -1,50 +1,165 @@
-"""Running sweep points as independent jobs through submitit: a Slurm job array (one GPU per point)
-or submitit's local executor. The run directory must be on storage the jobs share."""
+"""Where a sweep's points run. One small interface: ``executor.map(job, ks)`` runs ``job(k)`` for
+every size and yields each finished point's record (``{"K": k, ...times}``) as it arrives.
+
+- :class:`Sequential`: one point after another in this process;
+- :class:`Devices`: one worker process per device (``cuda:0``, ``cuda:1``, ...), each taking the next
+  point; a worker that dies fails its point with a message naming it, never a hang;
+- :class:`Submitit`: a submitit job array on Slurm (one GPU per point) or submitit's local backend;
+  failed points are resubmitted. The run directory must be on storage the jobs share.
+
+``job`` is any picklable callable ``job(k, device=None) -> dict``; the sweep passes
+:class:`mem2gen.sweep.PointJob`. This module knows nothing of sweeps.
+"""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
+import time
+from typing import Callable, Iterator
 
 from .errors import Mem2genError
 
-
-def _job(run_dir: str, k: int) -> dict:
-    from .sweep import run_point
-
-    return run_point(run_dir, k, progress=False)
+EXECUTORS = ("local", "slurm", "submitit-local")
 
 
-def run_submitit(run: Path, ks: list[int], *, cluster: str = "slurm", partition: str | None = None,
-                 gpus_per_node: int = 1, cpus_per_task: int = 8, mem_gb: int = 32, timeout_min: int = 60 * 24 * 3,
-                 array_parallelism: int = 64, retries: int = 2, echo=print) -> Iterator[dict]:
-    """Submit one job per size K as an array; resubmit failed points up to ``retries`` times."""
-    try:
-        import submitit
-    except ImportError:
-        raise Mem2genError("the slurm executor needs submitit: pip install 'mem2gen[slurm]'") from None
-    if not ks:
-        return
-    ex = submitit.AutoExecutor(folder=str(run / "jobs" / "%j"), cluster=None if cluster == "slurm" else cluster)
-    if cluster == "slurm" and ex.cluster != "slurm":
-        raise Mem2genError("no Slurm cluster found (sbatch is not on PATH); use --executor local")
-    params = dict(timeout_min=timeout_min, cpus_per_task=cpus_per_task, mem_gb=mem_gb, name="mem2gen")
-    if ex.cluster == "slurm":
-        params |= dict(gpus_per_node=gpus_per_node, slurm_array_parallelism=array_parallelism)
-        if partition:
-            params["slurm_partition"] = partition
-    ex.update_parameters(**params)
-    pending = list(ks)
-    for attempt in range(retries + 1):
-        jobs = ex.map_array(_job, [str(run)] * len(pending), pending)
-        echo(f"submitted {len(jobs)} job(s) for K = {pending} ({ex.cluster}, attempt {attempt + 1})")
-        failed = []
-        for k, job in zip(pending, jobs):
-            try:
-                yield job.result()
-            except Exception as e:  # noqa: BLE001 - a failed job is reported and resubmitted
-                echo(f"K={k}: job {job.job_id} failed ({type(e).__name__}: {str(e).splitlines()[-1][:200]})")
-                failed.append(k)
-        if not failed:
+class Sequential:
+    """Every point in this process, one after another."""
+
+    def __init__(self, *, echo=print):
+        self.echo = echo
+
+    def map(self, job: Callable, ks: list[int]) -> Iterator[dict]:
+        for i, k in enumerate(ks):
+            t = time.perf_counter()
+            self.echo(f"[{i + 1}/{len(ks)}] K={k}")
+            yield job(k)
+            self.echo(f"    K={k} done in {time.perf_counter() - t:.0f} s")
+
+
+def _worker(job, device: str, wid: int, jobs, results) -> None:
+    # SimpleQueues write synchronously: a message sent is in the pipe even if the process is killed next
+    while True:
+        k = jobs.get()
+        if k is None:
             return
-        pending = failed
-    raise Mem2genError(f"points K = {pending} failed {retries + 1} times; see {run / 'jobs'} for their logs")
+        results.put({"type": "start", "worker": wid, "K": k})
+        try:
+            results.put({"type": "done", "worker": wid, "K": k, "record": job(k, device=device)})
+        except Exception as e:  # noqa: BLE001 - reported to the parent, which raises at the end
+            results.put({"type": "error", "worker": wid, "K": k, "error": f"{type(e).__name__}: {e}"})
+
+
+class Devices:
+    """One worker process per device, each taking the next point from a shared queue."""
+
+    def __init__(self, devices: list[str], *, echo=print, poll_s: float = 0.5, grace_s: float = 2.0):
+        self.devices, self.echo, self.poll_s, self.grace_s = list(devices), echo, poll_s, grace_s
+
+    def map(self, job: Callable, ks: list[int]) -> Iterator[dict]:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        jobs, results = ctx.SimpleQueue(), ctx.SimpleQueue()
+        for k in [*ks, *[None] * len(self.devices)]:  # one stop sign per worker
+            jobs.put(k)
+        procs = [ctx.Process(target=_worker, args=(job, dev, i, jobs, results), daemon=True)
+                 for i, dev in enumerate(self.devices)]
+        for p in procs:
+            p.start()
+        self.echo(f"running {len(ks)} points on {len(procs)} devices: {', '.join(self.devices)}")
+        running: dict[int, int] = {}  # worker -> the point it is on
+        dead_since: dict[int, float] = {}  # a dead worker's last messages may still be in flight
+        finished, errors = set(), []
+        try:
+            while len(finished) < len(ks):
+                if results.empty():
+                    time.sleep(self.poll_s)
+                    now = time.monotonic()
+                    for i, p in enumerate(procs):
+                        if i in running and not p.is_alive():
+                            if now - dead_since.setdefault(i, now) < self.grace_s:
+                                continue
+                            k = running.pop(i)
+                            finished.add(k)
+                            errors.append(f"K={k}: the worker on {self.devices[i]} died (exit code {p.exitcode})")
+                            self.echo(f"    {errors[-1]}")
+                    if not running and not any(p.is_alive() for p in procs) and results.empty():
+                        errors.append(f"K={sorted(set(ks) - finished)}: not run (no worker left)")
+                        break
+                    continue
+                yield from self._handle(results.get(), running, finished, errors)
+        finally:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+                p.join(timeout=5)
+        if errors:
+            raise Mem2genError("some points failed (run the command again to retry them): " + "; ".join(errors))
+
+    def _handle(self, msg, running, finished, errors):
+        k, wid = msg["K"], msg["worker"]
+        if msg["type"] == "start":
+            running[wid] = k
+            return
+        running.pop(wid, None)
+        finished.add(k)
+        if msg["type"] == "error":
+            errors.append(f"K={k}: {msg['error']}")
+            self.echo(f"    K={k} failed: {msg['error']}")
+        else:
+            self.echo(f"    K={k} done on {self.devices[wid]}")
+            yield msg["record"]
+
+
+class Submitit:
+    """A submitit job array: Slurm (``cluster="slurm"``) or submitit's local backend."""
+
+    def __init__(self, folder, *, cluster: str = "slurm", partition: str | None = None, gpus_per_node: int = 1,
+                 cpus_per_task: int = 8, mem_gb: int = 32, timeout_min: int = 60 * 24 * 3,
+                 array_parallelism: int = 64, retries: int = 2, echo=print):
+        self.folder, self.cluster, self.retries, self.echo = folder, cluster, retries, echo
+        self.params = dict(timeout_min=timeout_min, cpus_per_task=cpus_per_task, mem_gb=mem_gb, name="mem2gen")
+        self.slurm = dict(gpus_per_node=gpus_per_node, slurm_array_parallelism=array_parallelism)
+        if partition:
+            self.slurm["slurm_partition"] = partition
+
+    def map(self, job: Callable, ks: list[int]) -> Iterator[dict]:
+        try:
+            import submitit
+        except ImportError:
+            raise Mem2genError("the slurm executor needs submitit: pip install 'mem2gen[slurm]'") from None
+        if not ks:
+            return
+        ex = submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster=None if self.cluster == "slurm" else self.cluster)
+        if self.cluster == "slurm" and ex.cluster != "slurm":
+            raise Mem2genError("no Slurm cluster found (sbatch is not on PATH); use --executor local")
+        ex.update_parameters(**self.params, **(self.slurm if ex.cluster == "slurm" else {}))
+        pending = list(ks)
+        for attempt in range(self.retries + 1):
+            jobs = ex.map_array(job, pending)
+            self.echo(f"submitted {len(jobs)} job(s) for K = {pending} ({ex.cluster}, attempt {attempt + 1})")
+            failed = []
+            for k, j in zip(pending, jobs):
+                try:
+                    yield j.result()
+                except Exception as e:  # noqa: BLE001 - a failed job is reported and resubmitted
+                    self.echo(f"K={k}: job {j.job_id} failed ({type(e).__name__}: {str(e).splitlines()[-1][:200]})")
+                    failed.append(k)
+            if not failed:
+                return
+            pending = failed
+        raise Mem2genError(f"points K = {pending} failed {self.retries + 1} times; see {self.folder} for their logs")
+
+
+def make_executor(name: str = "local", *, folder=None, devices: list[str] | None = None, slurm: dict | None = None,
+                  echo=print):
+    """The executor called ``name``: local (sequential, or one process per device when several
+    ``devices`` are given or, by default, several GPUs are visible), slurm, or submitit-local."""
+    if name == "local":
+        if devices is None:
+            import torch
+
+            n_gpu = torch.cuda.device_count()
+            devices = [f"cuda:{i}" for i in range(n_gpu)] if n_gpu > 1 else None
+        return Devices(devices, echo=echo) if devices and len(devices) > 1 else Sequential(echo=echo)
+    if name in ("slurm", "submitit-local"):
+        return Submitit(folder, cluster="slurm" if name == "slurm" else "local", echo=echo, **(slurm or {}))
+    raise Mem2genError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")

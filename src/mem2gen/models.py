@@ -6,43 +6,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .datasets import ARCHITECTURES, UNetArch
 from .errors import Mem2genError, check
-
-
-@dataclass(frozen=True)
-class UNetPreset:
-    """The DDPM U-Net (Ho et al.): 2 residual blocks per resolution, attention at 16×16."""
-
-    sample_size: int
-    channels: int
-    base: int
-    multipliers: tuple
-    layers_per_block: int = 2
-    attention_resolutions: tuple = (16,)
-    dropout: float = 0.0
-    norm_groups: int = 32
-
-    def scaled(self, width: float) -> "UNetPreset":
-        """The same architecture with base channels × width (kept a multiple of the norm groups)."""
-        base = max(self.norm_groups, int(round(self.base * width / self.norm_groups)) * self.norm_groups)
-        return replace(self, base=base)
-
-
-# Paper Table 2 (parameter counts there: 24.5M, 24.5M, 35.7M, 61.7M), plus small CPU presets.
-UNET_PRESETS = {
-    "mnist": UNetPreset(28, 1, 128, (1, 2, 2)),
-    "fashion-mnist": UNetPreset(28, 1, 128, (1, 2, 2)),
-    "cifar10": UNetPreset(32, 3, 128, (1, 2, 2, 2), dropout=0.1),
-    "lsun-church": UNetPreset(64, 3, 96, (1, 1, 2, 2, 4, 4)),
-    "mnist-small": UNetPreset(28, 1, 32, (1, 2, 2), layers_per_block=1, attention_resolutions=(), norm_groups=8),
-    "digits-small": UNetPreset(8, 1, 32, (1, 2), layers_per_block=1, attention_resolutions=(), norm_groups=8),
-}
 
 
 class UNet(nn.Module):
@@ -59,7 +29,7 @@ class UNet(nn.Module):
         return self.unet(x, t).sample
 
 
-def build_unet(preset: UNetPreset, *, dropout: float | None = None) -> UNet:
+def build_unet(preset: UNetArch, *, dropout: float | None = None) -> UNet:
     from diffusers import UNet2DModel
 
     chans = tuple(preset.base * m for m in preset.multipliers)
@@ -109,77 +79,120 @@ class MLP(nn.Module):
         return self.out(h).reshape(x.shape)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to build: ``kind`` 'mlp' or 'unet', a U-Net preset name or the MLP's size, a width knob."""
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
-    kind: str = "mlp"
-    preset: str = "digits-small"
-    width: float = 1.0
-    hidden: int = 512
-    depth: int = 3
-    dropout: float | None = None
 
-    def build(self, sample_shape: tuple, *, seed: int = 0) -> nn.Module:
-        """The network, its initial weights drawn from ``seed`` (the global RNG is left untouched)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self._build(sample_shape)
+def build_model(spec, sample_shape: tuple, *, seed: int = 0, train=None) -> nn.Module:
+    """The ε-network a :class:`mem2gen.config.ModelSpec` describes, its initial weights drawn from
+    ``seed`` (the global RNG is left untouched). Kind 'optimal' is built from the training set."""
+    if spec.kind == "optimal":
+        from .diffusion import OptimalDenoiser
 
-    def _build(self, sample_shape: tuple) -> nn.Module:
-        if self.kind == "mlp":
-            return MLP(sample_shape=sample_shape, hidden=int(self.hidden * self.width), depth=self.depth,
-                       dropout=self.dropout or 0.0)
-        check(self.kind == "unet", f"unknown model kind {self.kind!r}; use mlp or unet")
-        check(self.preset in UNET_PRESETS, f"unknown U-Net preset {self.preset!r}; use one of {sorted(UNET_PRESETS)}")
-        p = UNET_PRESETS[self.preset].scaled(self.width)
-        check((p.channels, p.sample_size, p.sample_size) == tuple(sample_shape),
-              f"U-Net preset {self.preset} is for {p.channels}x{p.sample_size}x{p.sample_size} images, "
-              f"the data are {'x'.join(map(str, sample_shape))}; choose a matching preset")
-        return build_unet(p, dropout=self.dropout)
+        check(train is not None, "the optimal denoiser is built from the training set; pass train=")
+        return OptimalDenoiser(train)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if spec.kind == "mlp":
+            return MLP(sample_shape=sample_shape, hidden=int(spec.hidden * spec.width), depth=spec.depth,
+                       dropout=spec.dropout or 0.0)
+        arch = ARCHITECTURES[spec.arch].scaled(spec.width)
+        check((arch.channels, arch.sample_size, arch.sample_size) == tuple(sample_shape),
+              f"U-Net architecture {spec.arch} is for {arch.channels}x{arch.sample_size}x{arch.sample_size} "
+              f"images, the data are {'x'.join(map(str, sample_shape))}; choose a matching architecture")
+        return build_unet(arch, dropout=spec.dropout)
 
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def model_config(model: nn.Module) -> dict:
+    """What rebuilds ``model`` without its weights: ``{"kind": ..., "config": {...}}`` (JSON-able).
+    Stored with every saved model and in every training checkpoint."""
+    if isinstance(model, UNet):
+        return {"kind": "unet", "config": json.loads(json.dumps(dict(model.unet.config), default=list))}
+    if isinstance(model, MLP):
+        return {"kind": "mlp", "config": model.config}
+    from .diffusion import OptimalDenoiser
+
+    if isinstance(model, OptimalDenoiser):
+        return {"kind": "optimal", "config": {"sample_shape": list(model.sample_shape), "n": int(len(model.y))}}
+    raise Mem2genError(f"cannot save a {type(model).__name__}: mem2gen saves its MLP, U-Net and optimal denoiser")
+
+
+def model_from_config(cfg: dict) -> nn.Module:
+    """An untrained model of the shape :func:`model_config` describes."""
+    kind, conf = cfg.get("kind"), cfg.get("config", {})
+    if kind == "mlp":
+        return MLP(**conf)
+    if kind == "unet":
+        from diffusers import UNet2DModel
+
+        return UNet(UNet2DModel.from_config({k: v for k, v in conf.items() if not k.startswith("_")}))
+    if kind == "optimal":
+        from .diffusion import OptimalDenoiser
+
+        return OptimalDenoiser(torch.zeros((conf["n"], *conf["sample_shape"])))
+    raise Mem2genError(f"unknown model kind {kind!r} in a saved model")
+
+
 def save_model(model: nn.Module, path, *, meta: dict | None = None) -> None:
-    """Weights as safetensors; a U-Net in diffusers' ``save_pretrained`` layout (loadable by diffusers)."""
+    """Weights as safetensors plus ``mem2gen.json`` (the model's configuration and ``meta``);
+    a U-Net in diffusers' ``save_pretrained`` layout (loadable by diffusers as is)."""
     from safetensors.torch import save_file
+
+    from .files import write_json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    cfg = model_config(model)
     if isinstance(model, UNet):
         model.unet.save_pretrained(path, safe_serialization=True)
-        kind, cfg = "unet", {}
     else:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(path / "model.safetensors"))
-        kind, cfg = "mlp", model.config
-    (path / "mem2gen.json").write_text(json.dumps({**(meta or {}), "kind": kind, "config": cfg}, indent=2))
+    write_json(path / "mem2gen.json", {**(meta or {}), **cfg})
 
 
 def load_model(path, *, device=None) -> nn.Module:
-    """A model saved by :func:`save_model`, or any diffusers ``UNet2DModel`` directory (also a
-    ``DDPMPipeline`` directory with a ``unet/`` subfolder). Never unpickles code."""
+    """A model from ``path``, needing nothing else: a folder written by :func:`save_model`, a training
+    folder (its ``model/``), a training checkpoint ``state.safetensors`` (its EMA weights, rebuilt from
+    the configuration it stores), or any diffusers ``UNet2DModel`` folder (also a ``DDPMPipeline``
+    folder with ``unet/``). Never unpickles code."""
     path = Path(path)
-    check(path.is_dir(), f"{path}: no such model directory")
-    meta = path / "mem2gen.json"
+    check(path.exists(), f"{path}: no such model folder or checkpoint")
+    if path.is_dir() and not (path / "mem2gen.json").exists() and (path / "model" / "mem2gen.json").exists():
+        path = path / "model"
     try:
-        if meta.exists() and json.loads(meta.read_text())["kind"] == "mlp":
+        if path.is_file():
+            model = _load_checkpoint(path)
+        elif (path / "mem2gen.json").exists() and json.loads((path / "mem2gen.json").read_text())["kind"] != "unet":
             from safetensors.torch import load_file
 
-            model = MLP(**json.loads(meta.read_text())["config"])
+            model = model_from_config(json.loads((path / "mem2gen.json").read_text()))
             model.load_state_dict(load_file(str(path / "model.safetensors")))
         else:
             from diffusers import UNet2DModel
 
             sub = "unet" if (path / "unet" / "config.json").exists() else None
             check((path / (sub or "") / "config.json").exists(),
-                  f"{path}: neither a mem2gen model nor a diffusers UNet2DModel directory")
+                  f"{path}: neither a mem2gen model nor a diffusers UNet2DModel folder")
             model = UNet(UNet2DModel.from_pretrained(path, subfolder=sub, use_safetensors=None))
     except Mem2genError:
         raise
     except Exception as e:  # noqa: BLE001 - corrupt or foreign files are a user error
         raise Mem2genError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     return model.to(device or "cpu").eval()
+
+
+def _load_checkpoint(path: Path) -> nn.Module:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        check("model" in meta, f"{path}: this checkpoint does not record its model (written by an older "
+                               "mem2gen); load the finished model folder instead")
+        model = model_from_config(json.loads(meta["model"]))
+        model.load_state_dict({k[4:]: f.get_tensor(k) for k in f.keys() if k.startswith("ema.")})
+    return model

@@ -1,4 +1,7 @@
-"""A self-contained report.html (figures embedded, no network) for a sweep directory."""
+"""What mem2gen writes about results: a classification's files (labels.csv, summary.json,
+neighbors.png), a sweep's tables (results.csv, capacities.json), its phase diagram and a
+self-contained report.html (figures embedded, no network). Reads finished runs through
+:class:`mem2gen.run.Run`; never runs anything."""
 from __future__ import annotations
 
 import base64
@@ -7,7 +10,8 @@ import json
 import platform
 from pathlib import Path
 
-from .files import read_json, write_text
+from .files import read_json, write_json, write_text
+from .run import Run
 from .stats import LABELS
 
 
@@ -30,16 +34,73 @@ def versions() -> dict:
     return out
 
 
-def write_report(run: Path, cfg, rows: list, caps: dict) -> Path:
-    from .sweep import point_dir
+def write_classification(out, res, eval_set, train, synthetic, *, boot, extra: dict, grid: bool) -> list[str]:
+    """labels.csv, neighbors.png and, last, summary.json (with the bootstrap and ``extra``) into ``out``.
+    Each file is written atomically, so an existing summary.json means the rest is complete."""
+    from .plots import neighbor_grid
 
+    out = Path(out)
+    res.write_csv(out / "labels.csv")
+    files = ["labels.csv", "summary.json"]
+    if grid and neighbor_grid(res, eval_set, train, synthetic, out / "neighbors.png"):
+        files.append("neighbors.png")
+    write_json(out / "summary.json", {**res.summary(), "bootstrap": boot, **extra})
+    return files
+
+
+def aggregate(run_dir, *, echo=print) -> dict:
+    """results.csv, capacities.json, the phase diagram and report.html from a run's finished points."""
+    import csv
+    import io
+
+    import numpy as np
+
+    from .errors import check
+    from .plots import phase_diagram
+    from .stats import capacities, capacity_bootstrap
+
+    run = Run(run_dir)
+    cfg = run.config
+    rows = run.results()
+    check(len(rows) > 0, f"{run.path}: no point is classified yet; run the sweep first")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    write_text(run.path / "results.csv", buf.getvalue())
+    K = [r["K"] for r in rows]
+    fr = {name: [r[f"frac_{name}"] for r in rows] for name in LABELS}
+    caps = capacities(K, fr["memorized"], fr["spurious"], fr["generalized"], tol=cfg.capacity_tol)
+    counts = np.array([[r[f"count_{n}"] for n in LABELS] for r in rows])
+    caps["bootstrap"] = capacity_bootstrap(K, counts, tol=cfg.capacity_tol, seed=cfg.seed)
+    write_json(run.path / "capacities.json", caps)
+    phase_diagram(rows, caps, run.path / "phase.png", title=f"{cfg.name}: {cfg.data}, {cfg.distance}, "
+                                                               f"δm={cfg.delta_m:.3g}, δs={cfg.delta_s:.3g}")
+    write_report(run, rows, caps)
+    echo(format_table(rows, caps))
+    echo(f"report: {run.path / 'report.html'}")
+    return {"rows": rows, "capacities": caps}
+
+
+def format_table(rows, caps) -> str:
+    lines = [f"{'K':>7} {'memorized':>16} {'spurious':>16} {'generalized':>16}"]
+    for r in rows:
+        cells = [f"{r[f'mean_{n}']:.3f} ± {r[f'std_{n}']:.3f}" for n in LABELS]
+        lines.append(f"{r['K']:>7} " + " ".join(f"{c:>16}" for c in cells))
+    lines.append(f"MC = {caps['MC']}, SC = {caps['SC']}, GC = {caps['GC']} (tolerance {caps['tol']})")
+    return "\n".join(lines)
+
+
+def write_report(run: Run, rows: list, caps: dict) -> Path:
+    """report.html of a run: phase diagram, capacities, fractions, neighbour grids, configuration."""
+    cfg = run.config
     ks = [r["K"] for r in rows]
     picks = []
     for label, k in (("memorization (smallest K)", ks[0]), ("spurious capacity SC", caps.get("SC")),
                      ("generalization (largest K)", ks[-1])):
         if k is not None and (k, label) not in picks:
             picks.append((k, label))
-    man = read_json(run / "manifest.json") if (run / "manifest.json").exists() else {"points": {}}
+    man = read_json(run.path / "manifest.json") if (run.path / "manifest.json").exists() else {"points": {}}
     head = "".join(f"<th>{h}</th>" for h in ["K", "|S'|"] + [f"{n} (mean ± std, 95%)" for n in LABELS]
                    + ["train s", "sample s", "classify s"])
     body = []
@@ -54,7 +115,7 @@ def write_report(run: Path, cfg, rows: list, caps: dict) -> Path:
         f"<td>{caps['bootstrap'][key]['ci95']}</td><td>{caps['bootstrap'][key]['defined']:.2f}</td></tr>"
         for key in ("MC", "SC", "GC"))
     grids = "".join(f"<h3>K = {k}: {html.escape(label)}</h3>"
-                    f"{_img(point_dir(run, k) / 'neighbors.png', f'neighbours at K={k}', '60%')}"
+                    f"{_img(run.point(k).path / 'neighbors.png', f'neighbours at K={k}', '60%')}"
                     for k, label in picks)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>mem2gen sweep {html.escape(cfg.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}table{{border-collapse:collapse;font-size:13px}}
@@ -63,7 +124,7 @@ td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}pre{{background:#
 <p>Data <code>{html.escape(cfg.data)}</code>, distance <code>{html.escape(cfg.distance)}</code>,
 δm = {cfg.delta_m:.4g}, δs = {cfg.delta_s:.4g} (Pham et al. 2025, eqs 4-6); |S_eval| = {cfg.n_eval},
 |S'| = {cfg.synthetic_factor}·K; error bars: bootstrap, {cfg.bootstrap_iterations} iterations (App. B.1).</p>
-{_img(run / 'phase.png', 'phase diagram', '75%')}
+{_img(run.path / 'phase.png', 'phase diagram', '75%')}
 <h2>Capacities (eqs 1-3, tolerance ε = {caps['tol']})</h2>
 <table><tr><th>capacity</th><th>estimate</th><th>bootstrap median</th><th>95% interval</th><th>defined in</th></tr>{cap_rows}</table>
 <h2>Fractions</h2><table><tr>{head}</tr>{''.join(body)}</table>
@@ -71,5 +132,5 @@ td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}pre{{background:#
 <h2>Configuration</h2><pre>{html.escape(json.dumps(cfg.to_dict(), indent=2))}</pre>
 <h2>Versions</h2><pre>{html.escape(json.dumps(versions(), indent=2))}</pre>
 </body></html>"""
-    write_text(run / "report.html", page)
-    return run / "report.html"
+    write_text(run.path / "report.html", page)
+    return run.path / "report.html"

@@ -3,15 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .datasets import DATASETS
 from .errors import Mem2genError, check
 
-# Table 1: start, A, B, N
-PAPER_POINTS = {
-    "cifar10": (2, 2_000, 16_000, 50_000),
-    "lsun-church": (2, 2_000, 16_000, 126_227),
-    "fashion-mnist": (2, 2_000, 32_000, 60_000),
-    "mnist": (2, 2_000, 32_000, 60_000),
-}
+# Table 1: start, A, B, N (from the dataset registry)
+PAPER_POINTS = {name: d.schedule for name, d in DATASETS.items() if d.schedule}
 
 
 def doubling(n: int, *, start: int = 500) -> list[int]:
@@ -50,3 +46,25 @@ def resolve(spec, n_data: int) -> list[int]:
     check(len(sizes) > 0 and sizes[0] >= 2, f"training-set sizes must be at least 2; got {sizes[:3]}")
     check(sizes[-1] <= n_data, f"size {sizes[-1]} exceeds the dataset ({n_data} items); use sizes up to {n_data}")
     return sizes
+
+
+def schedule(*, preset: str | None = None, paper: str | None = None, doubling_from: int | None = None,
+             n: int | None = None) -> list[int]:
+    """The sizes of a sweep preset, of the paper's schedule for a dataset, or a doubling from a start
+    up to ``n`` (give exactly one of the three)."""
+    check(sum(x is not None for x in (preset, paper, doubling_from)) == 1,
+          "give exactly one of a sweep preset, a paper dataset or a doubling start")
+    if doubling_from is not None:
+        check(n is not None, "a doubling schedule needs the dataset size n")
+        return doubling(n, start=doubling_from)
+    if preset is not None:
+        from .config import load_config
+
+        spec = load_config(preset).sizes
+        if isinstance(spec, (list, tuple)):
+            return resolve(list(spec), max(spec))
+        if "doubling" in spec:
+            check(n is not None, f"sweep preset {preset} doubles up to the dataset size; give n")
+            return resolve(spec, n)
+        paper = spec["paper"]
+    return resolve({"paper": paper}, PAPER_POINTS.get(paper, (0, 0, 0, 0))[3])

@@ -20,26 +20,8 @@ from tqdm.auto import tqdm
 from . import diffusion
 from .errors import Mem2genError, check
 from .files import atomic_path
-from .models import load_model, save_model
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 2000
-    batch: int = 128
-    lr: float = 2e-4
-    grad_clip: float = 1.0
-    ema_decay: float = 0.9999
-    ema_warmup: bool = True  # decay_t = min(decay, (1 + t) / (10 + t)): short runs still get a sensible EMA
-    seed: int = 0
-    checkpoint_every: int = 500
-    save_steps: tuple = ()  # keep EMA snapshots at these steps (training-dynamics work)
-    bf16: bool = True  # autocast on CUDA
-
-    def __post_init__(self):
-        check(self.steps >= 1, "training steps must be at least 1")
-        check(self.batch >= 1, "batch size must be at least 1")
-        check(0 <= self.ema_decay < 1, "ema_decay must lie in [0, 1)")
+from .config import TrainConfig
+from .models import load_model, model_config, save_model
 
 
 def log_spaced_steps(total: int, n: int) -> tuple:
@@ -72,7 +54,8 @@ def _save_state(path: Path, model, ema, opt, step: int, losses: list) -> None:
     for i, st in sd["state"].items():
         for k, v in st.items():
             tensors[f"opt.{i}.{k}"] = torch.as_tensor(v)
-    meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]), "losses": json.dumps(losses)}
+    meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]), "losses": json.dumps(losses),
+            "model": json.dumps(model_config(model))}
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
@@ -83,6 +66,14 @@ def _load_state(path: Path, model, ema, opt) -> tuple[int, list]:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if "model" in meta:  # checkpoints record their model; older ones are checked by loading
+        saved, now = json.loads(meta["model"]), model_config(model)
+        if saved != now:
+            from .files import changed_keys
+
+            diff = changed_keys(saved.get("config", {}), now.get("config", {})) if saved["kind"] == now["kind"] else ["kind"]
+            raise Mem2genError(f"{path} was written for another model ({saved['kind']}, differing in "
+                               f"{', '.join(diff)}); use another output directory")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     state: dict = {}

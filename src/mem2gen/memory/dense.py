@@ -2,10 +2,8 @@
 
     E(x) = −β⁻¹ log Σ_j exp(β xᵀy_j) + ½‖x‖²,   fixed-point update  x ← Σ_j softmax_j(β xᵀy) y_j.
 
-The update is a softmax-weighted average of the stored patterns. The same kernel,
-:func:`softmax_average`, is the empirical optimal denoiser of a diffusion model (SPEC §6): with
-logits a·xᵀy_j + b_j it serves both, so there is one implementation, streamed over the patterns
-with an online log-sum-exp (never a queries × patterns matrix in memory).
+The update is a softmax-weighted average of the stored patterns, computed by
+:func:`mem2gen.kernels.softmax_average`, the kernel the diffusion optimal denoiser uses too.
 """
 from __future__ import annotations
 
@@ -15,37 +13,12 @@ import numpy as np
 import torch
 
 from ..errors import check
+from ..kernels import softmax_average
 
 
 def _as_tensor(x, dtype, device=None) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     return t.to(dtype=dtype, device=device)
-
-
-def softmax_average(x: torch.Tensor, patterns: torch.Tensor, *, scale, bias=None, chunk: int = 8192):
-    """Σ_j softmax_j(scale·xᵀy_j + bias_j) y_j and log Σ_j exp(scale·xᵀy_j + bias_j), per row of x.
-
-    ``scale`` is a scalar or a per-row tensor (n,); ``bias`` a per-pattern tensor (K,) or None.
-    Streams over ``patterns`` in chunks with an online log-sum-exp.
-    """
-    n = x.shape[0]
-    scale = torch.as_tensor(scale, dtype=x.dtype, device=x.device).reshape(-1, 1) if not isinstance(
-        scale, (int, float)) else scale
-    m = torch.full((n, 1), -torch.inf, dtype=x.dtype, device=x.device)
-    z = torch.zeros((n, 1), dtype=x.dtype, device=x.device)
-    acc = torch.zeros_like(x)
-    for s in range(0, patterns.shape[0], chunk):
-        y = patterns[s:s + chunk]
-        logits = scale * (x @ y.T)
-        if bias is not None:
-            logits = logits + bias[s:s + chunk].unsqueeze(0)
-        m_new = torch.maximum(m, logits.amax(dim=1, keepdim=True))
-        w = torch.exp(logits - m_new)
-        shrink = torch.exp(m - m_new)
-        z = z * shrink + w.sum(dim=1, keepdim=True)
-        acc = acc * shrink + w @ y
-        m = m_new
-    return acc / z, (m + torch.log(z)).squeeze(1)
 
 
 @dataclass

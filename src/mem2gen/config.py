@@ -1,0 +1,230 @@
+"""Settings as small frozen dataclasses, validated in one place; sweep presets as named instances.
+
+- :class:`ModelSpec`: which ε-network to build (an MLP, a U-Net architecture, or the exact
+  optimal denoiser of the training set);
+- :class:`TrainConfig`: the training loop (paper App. B.3);
+- :class:`SweepConfig`: a whole sweep; a run directory belongs to exactly one of these and keeps
+  it as ``config.json``;
+- :data:`SWEEP_PRESETS`: ``quick``, ``mnist5k`` and one ``paper-<dataset>`` per dataset of the
+  registry that has the paper's schedule (derived from :mod:`mem2gen.datasets`).
+
+Imports no torch: the CLI reads these without loading it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import datasets
+from .errors import Mem2genError, check
+
+RULES = ("ratio", "absolute")
+SAMPLERS = ("ddpm", "ddim")
+MODEL_KINDS = ("mlp", "unet", "optimal")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build: ``kind`` 'mlp', 'unet' (an architecture of :data:`mem2gen.datasets.ARCHITECTURES`)
+    or 'optimal' (the exact ε-model of the training set: the ideal memorizer, nothing to train)."""
+
+    kind: str = "mlp"
+    arch: str = "digits-small"  # U-Net architecture (kind 'unet')
+    width: float = 1.0  # scales the U-Net's base channels or the MLP's hidden width
+    hidden: int = 512  # MLP
+    depth: int = 3  # MLP residual blocks
+    dropout: float | None = None  # None: the architecture's own (0.1 for CIFAR10, else 0)
+
+    def __post_init__(self):
+        check(self.kind in MODEL_KINDS, f"unknown model kind {self.kind!r}; use one of {', '.join(MODEL_KINDS)}")
+        check(self.kind != "unet" or self.arch in datasets.ARCHITECTURES,
+              f"unknown U-Net architecture {self.arch!r}; use one of {', '.join(datasets.ARCHITECTURES)}")
+        check(self.width > 0 and self.hidden >= 1 and self.depth >= 0, "model width, hidden and depth must be positive")
+        check(self.dropout is None or 0 <= self.dropout < 1, f"dropout {self.dropout} must lie in [0, 1)")
+
+    def build(self, sample_shape: tuple, *, seed: int = 0, train=None):
+        """The network, its initial weights drawn from ``seed`` (the global RNG is left untouched).
+        Kind 'optimal' needs the training set ``train``."""
+        from .models import build_model
+
+        return build_model(self, sample_shape, seed=seed, train=train)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop (paper App. B.3: Adam lr 2e-4, batch 128, clipping 1.0, EMA 0.9999)."""
+
+    steps: int = 2000
+    batch: int = 128
+    lr: float = 2e-4
+    grad_clip: float = 1.0
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True  # decay_t = min(decay, (1 + t) / (10 + t)): short runs still get a sensible EMA
+    seed: int = 0
+    checkpoint_every: int = 500
+    save_steps: tuple = ()  # keep EMA snapshots at these steps (training-dynamics work)
+    bf16: bool = True  # autocast on CUDA
+
+    def __post_init__(self):
+        check(self.steps >= 1, "training steps must be at least 1")
+        check(self.batch >= 1, "batch size must be at least 1")
+        check(self.lr > 0 and self.lr < float("inf"), f"learning rate {self.lr} must be a positive finite number")
+        check(0 <= self.ema_decay < 1, "ema_decay must lie in [0, 1)")
+        check(self.checkpoint_every >= 1, "checkpoint_every must be at least 1")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything a sweep depends on; a run directory belongs to exactly one of these."""
+
+    name: str = "quick"
+    data: str = "digits"  # a dataset spec: digits, mnist5k, mnist:DIR, cifar10:DIR, folder:DIR, FILE.npy
+    image_size: int | None = None  # resize folder/LSUN images to this size
+    sizes: object = (2, 8, 32, 128, 512, 1797)  # a list, {"doubling": start} or {"paper": dataset}
+    split_seed: int = 3407  # the permutation whose prefixes are the nested subsets S_K
+    seed: int = 0  # every point's training, sampling and bootstrap seeds derive from (seed, K)
+    model: ModelSpec = ModelSpec(kind="mlp", hidden=512, depth=3)
+    train: TrainConfig = TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500)
+    sampler: str = "ddpm"  # ancestral, as the paper; DDIM-50 finds far less memorization (BENCHMARKS.md)
+    sample_steps: int = 250
+    eta: float = 0.0  # DDIM only
+    sample_batch: int = 512
+    n_eval: int = 500  # |S_eval|
+    synthetic_factor: int = 4  # |S'| = factor·K (paper: 4 greyscale, 16 colour)
+    synthetic_cap: int | None = None  # at most this many synthetic samples per point
+    distance: str = "l2"
+    delta_m: float = 1 / 3
+    delta_s: float = 0.28
+    capacity_tol: float = 0.05  # ε of eqs 1-3
+    bootstrap_iterations: int = 10_000
+    device: str | None = None  # where points run; does not change what they mean
+
+    def __post_init__(self):
+        check(self.sampler in SAMPLERS, f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        check(self.n_eval >= 1 and self.synthetic_factor >= 1, "n_eval and synthetic_factor must be positive")
+        check(self.synthetic_cap is None or self.synthetic_cap >= 1, "synthetic_cap must be positive (or null)")
+        check(self.sample_steps >= 1 and self.sample_batch >= 1, "sample_steps and sample_batch must be positive")
+        check(self.sampler == "ddim" or self.sample_steps <= 1000, "ddpm sample_steps must be at most T = 1000")
+        check(0 < self.capacity_tol < 1, "capacity_tol must lie in (0, 1)")
+        check(self.bootstrap_iterations >= 1, "bootstrap_iterations must be at least 1")
+        check(self.distance in ("l2", "lpips"), f"distance {self.distance!r}: a sweep uses l2 or lpips")
+        check_thresholds(self.delta_m, self.delta_s, "ratio")
+        check(isinstance(self.name, str) and self.name and "/" not in self.name and not self.name.startswith("."),
+              f"name {self.name!r} must be a plain folder name")
+
+    def n_synthetic(self, k: int) -> int:
+        n = self.synthetic_factor * k
+        return min(n, self.synthetic_cap) if self.synthetic_cap else n
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["sizes"] = list(self.sizes) if isinstance(self.sizes, (list, tuple)) else self.sizes
+        return json.loads(json.dumps(d))
+
+    @classmethod
+    def from_dict(cls, d: dict, base: "SweepConfig | None" = None) -> "SweepConfig":
+        """Build from a (possibly partial) dict over ``base``; unknown keys are an error.
+        Reads the config.json of runs made by earlier versions (``model.preset`` is now ``model.arch``)."""
+        base = base or cls()
+        check(isinstance(d, dict), "a sweep config must be a mapping of keys to values")
+        d = dict(d)
+        nested = {"model": ModelSpec, "train": TrainConfig}
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - known)
+        check(not bad, f"unknown config key(s) {bad}; known: {sorted(known)}")
+        for key, typ in nested.items():
+            if key in d:
+                sub = d[key]
+                check(isinstance(sub, dict), f"config key {key!r} must be a mapping")
+                sub = dict(sub)
+                if key == "model" and "preset" in sub:  # the name before architectures had their own
+                    sub["arch"] = sub.pop("preset")
+                fields = {f.name for f in dataclasses.fields(typ)}
+                bad = sorted(set(sub) - fields)
+                check(not bad, f"unknown {key} key(s) {bad}; known: {sorted(fields)}")
+                if "save_steps" in sub:
+                    sub["save_steps"] = tuple(sub["save_steps"])
+                try:
+                    d[key] = dataclasses.replace(getattr(base, key), **sub)
+                except TypeError as e:
+                    raise Mem2genError(f"bad {key} value: {e}") from None
+        if isinstance(d.get("sizes"), list):
+            d["sizes"] = tuple(d["sizes"])
+        try:
+            return dataclasses.replace(base, **d)
+        except TypeError as e:
+            raise Mem2genError(f"bad config value: {e}") from None
+
+
+def check_thresholds(delta_m: float, delta_s: float, rule: str) -> None:
+    """δm and δs for a rule: ratios in (0, 1) and (0, ½) (eqs 4-5), or positive absolute distances."""
+    check(rule in RULES, f"unknown rule {rule!r}; use ratio (the paper's) or absolute")
+    if rule == "ratio":
+        check(0 < delta_m < 1, f"delta_m = {delta_m} must lie in (0, 1) (paper eq 4); the paper uses 1/3")
+        check(0 < delta_s < 0.5, f"delta_s = {delta_s} must lie in (0, 1/2) (paper eq 5)")
+    else:
+        check(delta_m > 0 and delta_s > 0, "absolute thresholds must be positive distances")
+
+
+def _paper_preset(name: str) -> SweepConfig:
+    """A dataset's paper configuration: Table 1 sizes, Table 2 network and iterations, DDPM-1000."""
+    ds = datasets.get(name)
+    return SweepConfig(
+        name=f"paper-{name}", data=f"{name}:{ds.default_path}", sizes={"paper": name},
+        image_size=ds.shape[-1] if ds.loader is datasets._folder else None,
+        model=ModelSpec(kind="unet", arch=ds.arch),
+        train=TrainConfig(steps=ds.train_steps, batch=ds.batch, lr=2e-4, ema_decay=0.9999, checkpoint_every=5000),
+        sampler="ddpm", sample_steps=ds.sample_steps, sample_batch=512, n_eval=10_000,
+        synthetic_factor=ds.synthetic_factor, distance=ds.distance, delta_s=ds.delta_s)
+
+
+def _builtin_preset(name: str, data: str, sizes: tuple, model: ModelSpec, train: TrainConfig, n_eval: int):
+    ds = datasets.get(data)
+    return SweepConfig(name=name, data=data, sizes=sizes, model=model, train=train, sampler="ddpm",
+                       sample_steps=ds.sample_steps, n_eval=n_eval, synthetic_factor=ds.synthetic_factor,
+                       distance=ds.distance, delta_s=ds.delta_s)
+
+
+SWEEP_PRESETS = {
+    "quick": _builtin_preset("quick", "digits", (2, 8, 32, 128, 512, 1797), ModelSpec(kind="mlp", hidden=512, depth=3),
+                             TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500), 500),
+    "mnist5k": _builtin_preset("mnist5k", "mnist5k", (2, 16, 64, 256, 1024, 5000),
+                               ModelSpec(kind="unet", arch="mnist-small"),
+                               TrainConfig(steps=4000, batch=64, lr=1e-3, checkpoint_every=500), 1000),
+    **{f"paper-{name}": _paper_preset(name) for name in datasets.PAPER_DATASETS},
+}
+
+
+def load_config(preset: str | None = None, file=None, overrides: dict | None = None) -> SweepConfig:
+    """A sweep preset, then keys from a YAML/JSON file, then explicit ``overrides`` (None values skipped).
+    ``overrides`` may use dotted keys for nested settings, e.g. ``{"train.steps": 500}``."""
+    check(preset is None or preset in SWEEP_PRESETS,
+          f"unknown sweep preset {preset!r}; use one of {', '.join(SWEEP_PRESETS)}")
+    cfg = SWEEP_PRESETS[preset or "quick"]
+    if file:
+        import yaml
+
+        path = Path(file)
+        check(path.is_file(), f"config file {path} not found")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise Mem2genError(f"{path}: not valid YAML/JSON ({str(e).splitlines()[0]})") from None
+        check(isinstance(d, dict), f"{path}: the config must be a mapping of keys to values")
+        if "preset" in d:
+            cfg = load_config(d.pop("preset"))
+        cfg = SweepConfig.from_dict(d, cfg)
+    if overrides:
+        nested: dict = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            head, _, tail = key.partition(".")
+            if tail:
+                nested.setdefault(head, {})[tail] = value
+            else:
+                nested[head] = value
+        cfg = SweepConfig.from_dict(nested, cfg)
+    return cfg

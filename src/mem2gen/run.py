@@ -1,0 +1,186 @@
+"""Open a sweep's run directory from Python: ``mem2gen.Run(path).point(K)``.
+
+    run = mem2gen.Run("runs/quick")
+    p = run.point(128)
+    p.train_set        # S_K exactly as the sweep trained on it (the nested subset)
+    p.model            # the EMA model (p.load_model(device="cuda") for another device)
+    p.eval, p.synthetic  # S_eval and S', memory-mapped
+    p.labels           # the Classification (labels, distances, neighbours, ratios)
+    p.labels.fractions, p.summary
+    pandas.DataFrame(run.results())   # one row per classified K
+
+Every part loads lazily and is read from the point's files, exactly as the sweep made them; the
+dataset is loaded once per ``Run``. The sweep itself opens its points through these handles.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from . import sizes as sizes_mod
+from .config import SweepConfig
+from .errors import Mem2genError, check
+from .files import read_json
+from .stats import LABELS
+
+STAGES = ("pending", "started", "trained", "sampled", "classified")
+# what each of a point's seeds is for: seed(cfg, K, purpose)
+SEED_PURPOSES = {"train": 0, "eval": 1, "synthetic": 2, "bootstrap": 3, "init": 4}
+
+
+def point_seed(cfg: SweepConfig, k: int, purpose: str) -> int:
+    """The seed of one purpose of point K, derived from (cfg.seed, K, purpose)."""
+    return int(np.random.SeedSequence([cfg.seed, k, SEED_PURPOSES[purpose]]).generate_state(1)[0])
+
+
+class Run:
+    """A sweep's run directory, for reading: its configuration, sizes, points and results."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        f = self.path / "config.json"
+        check(f.is_file(), f"{self.path}: not a sweep run directory (no config.json)")
+        try:
+            raw = read_json(f)
+        except ValueError as e:
+            raise Mem2genError(f"{f} is not valid JSON ({e}); restore it or start the run again") from None
+        try:
+            self.config = SweepConfig.from_dict(raw)
+        except Mem2genError as e:
+            raise Mem2genError(f"{f} was written by another version of mem2gen and cannot be read ({e}); "
+                               "start the run again with `mem2gen sweep --out NEW` and the same settings") from None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}: {self.config.name}, {self.config.data}, sizes {self.sizes})"
+
+    @functools.cached_property
+    def dataset(self) -> np.ndarray:
+        """The whole dataset (loaded once per handle)."""
+        from .datasets import load_dataset
+
+        return load_dataset(self.config.data, image_size=self.config.image_size)
+
+    @functools.cached_property
+    def sizes(self) -> list[int]:
+        """The sweep's sizes K: as its manifest lists them, else resolved from the config."""
+        man = self.path / "manifest.json"
+        if man.exists():
+            return [int(k) for k in read_json(man)["sizes"]]
+        spec = self.config.sizes
+        if isinstance(spec, (list, tuple)):
+            return sorted({int(k) for k in spec})
+        return sizes_mod.resolve(spec, len(self.dataset))
+
+    def point(self, k: int) -> "Point":
+        """The point of training-set size ``k``."""
+        check(int(k) in self.sizes, f"{self.path} has no point K={k}; its sizes are {self.sizes}")
+        return Point(self, int(k))
+
+    def points(self) -> list["Point"]:
+        return [Point(self, k) for k in self.sizes]
+
+    def status(self) -> list[tuple[int, str]]:
+        """(K, stage) for every point: pending, started, trained, sampled or classified."""
+        return [(p.k, p.state) for p in self.points()]
+
+    def results(self) -> list[dict]:
+        """One record per classified point (K, sizes, counts, fractions, bootstrap mean/std/95%):
+        plain dicts, so ``pandas.DataFrame(run.results())`` takes them as they are."""
+        return [p.result() for p in self.points() if p.state == "classified"]
+
+
+class Point:
+    """One training-set size K of a run; every part is read from the point's folder on first use."""
+
+    def __init__(self, run: Run, k: int):
+        self.run, self.k = run, k
+        self.config = run.config
+        self.path = run.path / "points" / f"K={k}"
+
+    def __repr__(self) -> str:
+        return f"Point(K={self.k}, {self.state}, {self.path})"
+
+    def seed(self, purpose: str) -> int:
+        return point_seed(self.config, self.k, purpose)
+
+    @property
+    def expected_steps(self) -> int:
+        """Training steps of a finished model (the optimal denoiser is not trained)."""
+        return 0 if self.config.model.kind == "optimal" else self.config.train.steps
+
+    @property
+    def n_synthetic(self) -> int:
+        return self.config.n_synthetic(self.k)
+
+    @property
+    def state(self) -> str:
+        """The last finished stage, read from the point's files (not from the manifest)."""
+        meta = self.path / "model" / "mem2gen.json"
+        if not (meta.exists() and read_json(meta).get("step") == self.expected_steps):
+            return "started" if self.path.exists() else "pending"
+        if not ((self.path / "eval.npy").exists() and (self.path / "synthetic.npy").exists()):
+            return "trained"
+        if not (self.path / "summary.json").exists():
+            return "sampled"
+        return "classified"
+
+    def _need(self, stage: str) -> None:
+        have = self.state
+        check(STAGES.index(have) >= STAGES.index(stage),
+              f"K={self.k} of {self.run.path} is {have}, not yet {stage}; run the sweep to finish it")
+
+    @functools.cached_property
+    def train_set(self) -> np.ndarray:
+        """S_K: the first K items of the run's fixed-seed permutation of the dataset."""
+        from .data import nested_subset
+
+        return nested_subset(self.run.dataset, self.k, seed=self.config.split_seed)
+
+    def load_model(self, *, device=None):
+        """The finished EMA model on ``device`` (default CPU)."""
+        from .models import load_model
+
+        self._need("trained")
+        return load_model(self.path / "model", device=device)
+
+    @functools.cached_property
+    def model(self):
+        return self.load_model()
+
+    @property
+    def eval(self) -> np.ndarray:
+        """S_eval, memory-mapped."""
+        self._need("sampled")
+        return np.load(self.path / "eval.npy", mmap_mode="r")
+
+    @property
+    def synthetic(self) -> np.ndarray:
+        """S', memory-mapped."""
+        self._need("sampled")
+        return np.load(self.path / "synthetic.npy", mmap_mode="r")
+
+    @functools.cached_property
+    def labels(self):
+        """The :class:`mem2gen.classify.Classification` of S_eval."""
+        from .classify import Classification
+
+        self._need("classified")
+        return Classification.read(self.path)
+
+    @property
+    def summary(self) -> dict:
+        self._need("classified")
+        return read_json(self.path / "summary.json")
+
+    def result(self) -> dict:
+        """This point's record of :meth:`Run.results`."""
+        s = self.summary
+        row = {"K": self.k, "n_eval": s["n_eval"], "n_synthetic": s["n_synthetic"]}
+        for name in LABELS:
+            b = s["bootstrap"][name]
+            row |= {f"count_{name}": s["counts"][name], f"frac_{name}": s["fractions"][name],
+                    f"mean_{name}": b["mean"], f"std_{name}": b["std"], f"lo95_{name}": b["ci95"][0],
+                    f"hi95_{name}": b["ci95"][1]}
+        return row

@@ -1,0 +1,198 @@
+"""File-to-file tasks: each ``mem2gen`` command is one of these functions (or a library call named in
+:mod:`mem2gen.cli`). They validate their settings before any work, write their outputs atomically
+(a staged folder renamed into place), and return what the command prints. Defaults live here, in the
+signatures; the CLI reads them from there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelSpec, TrainConfig
+from .errors import Mem2genError, check
+
+
+@dataclass
+class Classified:
+    """What :func:`classify_files` and :func:`planted_demo` return."""
+
+    result: object  # the Classification
+    bootstrap: dict
+    files: list
+    seconds: float
+    agreement: float | None = None  # planted demo only
+
+
+def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: str | None = None,
+                   distance: str | None = None, delta_m: float | None = None, delta_s: float | None = None,
+                   rule: str = "ratio", features_metric: str = "l2", lpips_net: str = "alex", lpips_backbone=None,
+                   lpips_lin=None, k: int = 5, iterations: int = 10_000, seed: int = 0, device: str | None = None,
+                   grid: bool = True, overwrite: bool = False, progress: bool = True) -> Classified:
+    """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
+    it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
+    into ``out`` (see :func:`mem2gen.classify.classify` for the settings)."""
+    import time
+
+    from .classify import classify, rule_settings
+    from .data import as_samples, load_array, parse_path_key
+    from .files import prepare_out_dir, sha256_of, staged_dir
+    from .report import write_classification
+
+    distance, delta_m, delta_s = rule_settings(dataset=dataset, distance=distance, delta_m=delta_m, delta_s=delta_s,
+                                               rule=rule)
+    check(iterations >= 1, "bootstrap iterations must be at least 1")
+    prepare_out_dir(out, overwrite=overwrite)
+    paths = {"eval": eval_path, "train": train_path} | ({"synthetic": synthetic_path} if synthetic_path else {})
+    arrays = {name: load_array(spec) for name, spec in paths.items()}
+    t0 = time.perf_counter()
+    res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), distance=distance, delta_m=delta_m,
+                   delta_s=delta_s, rule=rule, k=k, features_metric=features_metric, lpips_net=lpips_net,
+                   lpips_backbone=lpips_backbone, lpips_lin=lpips_lin, device=device, progress=progress)
+    seconds = time.perf_counter() - t0
+    boot = res.bootstrap(iterations=iterations, seed=seed)
+    extra = {"inputs": {n: {"path": str(s), "sha256": sha256_of(parse_path_key(s)[0])} for n, s in paths.items()},
+             "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)}
+    ev = as_samples(arrays["eval"], name="eval")
+    syn = as_samples(arrays["synthetic"], name="synthetic") if synthetic_path else ev
+    with staged_dir(out, overwrite=overwrite) as stage:  # feature vectors are not pictures: no grid
+        files = write_classification(stage, res, ev, as_samples(arrays["train"], name="train"), syn, boot=boot,
+                                     extra=extra, grid=grid and distance != "features")
+    return Classified(res, boot, files, seconds)
+
+
+def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
+    """Classify a built-in planted example (digits) whose right labels are known by construction,
+    writing the three sets beside the classification so that ``mem2gen classify`` can be tried on them."""
+    from .classify import classify
+    from .examples import planted
+    from .files import save_npy, staged_dir
+    from .report import write_classification
+
+    ev, tr, syn, truth = planted()
+    res = classify(ev, tr, syn)
+    boot = res.bootstrap()
+    agreement = float((res.labels == truth).mean())
+    with staged_dir(out, overwrite=overwrite) as stage:
+        for name, a in (("eval", ev), ("train", tr), ("synthetic", syn)):
+            save_npy(stage / f"{name}.npy", a)
+        files = write_classification(stage, res, ev, tr, syn, boot=boot, grid=True,
+                                     extra={"planted_truth_agreement": agreement})
+    return Classified(res, boot, files, 0.0, agreement)
+
+
+def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: str = ModelSpec.arch,
+                width: float = ModelSpec.width, dropout: float | None = None, steps: int = TrainConfig.steps,
+                batch: int = TrainConfig.batch, lr: float = TrainConfig.lr, ema_decay: float = TrainConfig.ema_decay,
+                seed: int = 0, split_seed: int = 3407, image_size: int | None = None, snapshots: int = 0,
+                device: str | None = None, progress: bool = True) -> dict:
+    """Train one DDPM on S_K (the first ``size`` items of the ``split_seed`` permutation of ``data``) into
+    ``out``; resumes if interrupted, refuses a folder started with other settings. ``snapshots`` keeps
+    that many log-spaced EMA snapshots. Returns what was trained."""
+    import json
+
+    from .data import nested_subset
+    from .datasets import load_dataset
+    from .files import changed_keys, read_json, write_json
+    from .models import n_params, save_model
+    from .train import log_spaced_steps, train
+
+    spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout)
+    check(snapshots >= 0, "snapshots must be 0 or more")
+    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed,
+                      save_steps=log_spaced_steps(steps, snapshots) if snapshots else ())
+    out = Path(out)
+    check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
+    subset = nested_subset(load_dataset(data, image_size=image_size), size, seed=split_seed)
+    settings = json.loads(json.dumps({"data": data, "size": size, "model": spec.__dict__, "train": cfg.__dict__,
+                                      "split_seed": split_seed}, default=list))
+    f = out / "train.json"
+    if f.exists():
+        diff = changed_keys(read_json(f), settings)
+        check(not diff, f"{out} holds a run with other settings ({', '.join(diff)}); use another --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(f, settings)
+    meta = {"data": data, "size": size, "split_seed": split_seed}
+    model = spec.build(subset.shape[1:], seed=seed, train=subset)
+    if kind == "optimal":
+        save_model(model, out / "model", meta={**meta, "step": 0})
+        return {"kind": kind, "params": 0, "size": size, "step": 0, "loss": None, "model": out / "model"}
+    res = train(model, subset, cfg, out, device=device, progress=progress, meta=meta)
+    return {"kind": kind, "params": n_params(model), "size": size, "step": res.step,
+            "loss": res.losses[-1][1] if res.losses else None, "model": out / "model"}
+
+
+def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int = 1000, eta: float = 0.0,
+                 batch: int = 256, seed: int = 0, device: str | None = None, progress: bool = True) -> np.ndarray:
+    """``n`` samples of the model at ``model`` (any folder :func:`mem2gen.models.load_model` reads) into
+    one memory-mappable .npy, shard by shard (resumable)."""
+    from .models import load_model
+    from .sample import generate
+
+    out = Path(out)
+    check(out.suffix == ".npy", f"--out {out} must end in .npy")
+    check(n >= 1, "the number of samples must be at least 1")
+    return generate(load_model(model, device=device), n, out, sampler=sampler, steps=steps, eta=eta, batch=batch,
+                    seed=seed, device=device, progress=progress)
+
+
+def hopfield_capacity(*, out, ns: tuple = (100, 200, 400, 800), trials: int = 6, probes: int = 20, seed: int = 0,
+                      overwrite: bool = False) -> dict:
+    """Retrieval overlap against the load α = K/N for several N, α_c(N) and its extrapolation, and a
+    census of end states from random starts; retrieval.csv, census.csv, summary.json, hopfield.png."""
+    from .files import staged_dir, write_json, write_text
+    from .memory import capacity_experiment, spurious_census
+    from .plots import hopfield_figure
+
+    check(len(ns) > 0 and min(ns) >= 20, "give network sizes of at least 20")
+    check(trials >= 1 and probes >= 1, "trials and probes must be at least 1")
+    from .files import prepare_out_dir
+
+    prepare_out_dir(out, overwrite=overwrite)
+    exp = capacity_experiment(list(ns), trials=trials, probes=probes, seed=seed)
+    census = spurious_census(max(ns), [0.02, 0.05, 0.1, 0.138, 0.2, 0.3], seed=seed)
+    with staged_dir(out, overwrite=overwrite) as stage:
+        write_text(stage / "retrieval.csv", _csv([{"N": r["N"], "alpha": a, "overlap": m, "success": s}
+                                                  for r in exp["by_n"] for a, m, s in zip(
+                                                      r["curve"]["alpha"], r["curve"]["overlap"], r["curve"]["success"])]))
+        write_text(stage / "census.csv", _csv(census))
+        write_json(stage / "summary.json", {"alpha_c_by_n": {r["N"]: r["alpha_c"] for r in exp["by_n"]},
+                                            "alpha_c_infinite": exp["alpha_c_infinite"], "census": census})
+        hopfield_figure(exp, census, stage / "hopfield.png")
+    return {"experiment": exp, "census": census, "N": max(ns)}
+
+
+def dense_memory(*, out, data: str = "digits", betas: tuple = (20.0, 60.0, 200.0),
+                 sizes: tuple = (2, 8, 32, 128, 512, 1797), n_eval: int = 500, steps: int = 50, delta_s: float = 0.28,
+                 seed: int = 0, overwrite: bool = False) -> dict:
+    """The memory-side Figure 2: DenseAM retrievals labelled memorized / spurious / generalized per
+    (β, K), plus noisy-cue retrieval and 3-mixture fixed points; results.csv, capacity.csv, dense.png."""
+    from .data import nested_subset, to_float
+    from .datasets import load_dataset
+    from .files import prepare_out_dir, staged_dir, write_text
+    from .memory.phase import capacity_table, dense_phase
+    from .plots import dense_figure
+
+    check(len(betas) > 0 and all(b > 0 for b in betas), "beta values must be positive")
+    check(len(sizes) > 0, "give at least one size")
+    check(n_eval >= 1 and steps >= 1, "n_eval and steps must be at least 1")
+    prepare_out_dir(out, overwrite=overwrite)
+    flat = to_float(nested_subset(load_dataset(data), max(sizes)), np.float64)
+    rows = dense_phase(flat, list(sizes), list(betas), n_eval=n_eval, steps=steps, delta_s=delta_s, seed=seed)
+    caps = capacity_table(flat, list(sizes), list(betas), steps=max(steps, 50), seed=seed)
+    with staged_dir(out, overwrite=overwrite) as stage:
+        write_text(stage / "results.csv", _csv(rows))
+        write_text(stage / "capacity.csv", _csv(caps))
+        dense_figure(rows, stage / "dense.png")
+    return {"rows": rows, "capacity": caps}
+
+
+def _csv(table: list[dict]) -> str:
+    keys = list(table[0])
+    return ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in table)
+
+
+__all__ = ["Classified", "Mem2genError", "classify_files", "dense_memory", "hopfield_capacity", "planted_demo",
+           "sample_model", "train_model"]
