@@ -20,8 +20,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
-from mem2gen.data import load_dataset  # noqa: E402
-from mem2gen.models import MLP, UNET_PRESETS, build_unet, n_params  # noqa: E402
+from mem2gen.datasets import ARCHITECTURES, load_dataset  # noqa: E402
+from mem2gen.models import MLP, build_unet, n_params  # noqa: E402
 from mem2gen.train import TrainConfig, train  # noqa: E402
 
 
@@ -97,7 +97,7 @@ def main():
     digits = load_dataset("digits")
     mnist = load_dataset("mnist5k")
     for name, data, steps, batch in (("digits-small", digits, 60, 128), ("mnist-small", mnist, 12, 64)):
-        unet = build_unet(UNET_PRESETS[name])
+        unet = build_unet(ARCHITECTURES[name])
         ref = reference_loop(copy.deepcopy(unet.unet).train(), data, steps, batch)
         our = ours(copy.deepcopy(unet), data, steps, batch)
         res[name] = {"params_M": n_params(unet) / 1e6, "reference_img_s": ref, "ours_img_s": our, "ratio": our / ref}

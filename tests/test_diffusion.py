@@ -4,7 +4,7 @@ import torch
 from mem2gen.diffusion import OptimalDenoiser, Schedule, sample
 from mem2gen.config import ModelSpec
 from mem2gen.datasets import ARCHITECTURES
-from mem2gen.models import MLP, build_unet, load_model, n_params, save_model
+from mem2gen.models import MLP, build_model, build_unet, load_model, n_params, save_model
 
 
 def brute_denoise(x, y, ab):
@@ -79,8 +79,8 @@ def test_unet_architectures_match_table2(name, paper):
 
 def test_model_round_trip_and_diffusers_layout(tmp_path):
     torch.manual_seed(0)
-    unet = ModelSpec(kind="unet", arch="digits-small").build((1, 8, 8))
-    mlp = ModelSpec(kind="mlp", hidden=16, depth=1).build((1, 8, 8))
+    unet = build_model(ModelSpec(kind="unet", arch="digits-small"), (1, 8, 8))
+    mlp = build_model(ModelSpec(kind="mlp", hidden=16, depth=1), (1, 8, 8))
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 700])
     for name, m in (("u", unet), ("m", mlp)):
         save_model(m.eval(), tmp_path / name)
@@ -96,6 +96,6 @@ def test_spec_rejects_wrong_shape():
     from mem2gen import Mem2genError
 
     with pytest.raises(Mem2genError, match="choose a matching architecture"):
-        ModelSpec(kind="unet", arch="cifar10").build((1, 28, 28))
+        build_model(ModelSpec(kind="unet", arch="cifar10"), (1, 28, 28))
     with pytest.raises(Mem2genError, match="unknown U-Net architecture"):
         ModelSpec(kind="unet", arch="imagenet")

@@ -12,6 +12,7 @@ from mem2gen import Mem2genError, Run, classify
 from mem2gen.config import SWEEP_PRESETS, SweepConfig, load_config
 from mem2gen.datasets import DATASETS
 from mem2gen.executors import Devices
+from mem2gen.models import build_model
 from mem2gen.sizes import PAPER_POINTS, doubling, paper, resolve
 from mem2gen.stats import LABELS, capacities, capacity_bootstrap
 from mem2gen.sweep import prepare, run_point, run_sweep, update_manifest
@@ -191,7 +192,7 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path):
     def start(k, **kw):
         torch.manual_seed(123)  # the global RNG state must not matter
         p = run.point(k)
-        return train_fn(cfg.model.build((1, 8, 8), seed=p.seed("init")), p.train_set,
+        return train_fn(build_model(cfg.model, (1, 8, 8), seed=p.seed("init")), p.train_set,
                         dataclasses.replace(cfg.train, seed=p.seed("train")), p.path, progress=False, **kw)
 
     start(8, stop_at=7)

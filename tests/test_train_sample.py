@@ -6,7 +6,7 @@ import torch
 
 from conftest import cli
 from mem2gen.examples import digits
-from mem2gen.models import load_model
+from mem2gen.models import build_model, load_model
 from mem2gen.sample import generate
 from mem2gen.train import TrainConfig, log_spaced_steps, train
 
@@ -14,7 +14,7 @@ from mem2gen.train import TrainConfig, log_spaced_steps, train
 def tiny():
     from mem2gen.config import ModelSpec
 
-    return ModelSpec(kind="mlp", hidden=64, depth=2).build((1, 8, 8), seed=0)
+    return build_model(ModelSpec(kind="mlp", hidden=64, depth=2), (1, 8, 8), seed=0)
 
 
 def test_loss_falls():
@@ -86,7 +86,7 @@ def test_resume_with_another_model_is_refused(tmp_path):
 
     cfg = TrainConfig(steps=10, batch=8, checkpoint_every=2)
     train(tiny(), digits()[:16], cfg, tmp_path, progress=False, stop_at=4)
-    other = ModelSpec(kind="mlp", hidden=32, depth=1).build((1, 8, 8))
+    other = build_model(ModelSpec(kind="mlp", hidden=32, depth=1), (1, 8, 8))
     with pytest.raises(Mem2genError, match="another model .mlp, differing in config|hidden"):
         train(other, digits()[:16], cfg, tmp_path, progress=False)
 

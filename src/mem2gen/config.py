@@ -28,7 +28,8 @@ MODEL_KINDS = ("mlp", "unet", "optimal")
 @dataclass(frozen=True)
 class ModelSpec:
     """What to build: ``kind`` 'mlp', 'unet' (an architecture of :data:`mem2gen.datasets.ARCHITECTURES`)
-    or 'optimal' (the exact ε-model of the training set: the ideal memorizer, nothing to train)."""
+    or 'optimal' (the exact ε-model of the training set: the ideal memorizer, nothing to train).
+    :func:`mem2gen.models.build_model` builds it."""
 
     kind: str = "mlp"
     arch: str = "digits-small"  # U-Net architecture (kind 'unet')
@@ -43,13 +44,6 @@ class ModelSpec:
               f"unknown U-Net architecture {self.arch!r}; use one of {', '.join(datasets.ARCHITECTURES)}")
         check(self.width > 0 and self.hidden >= 1 and self.depth >= 0, "model width, hidden and depth must be positive")
         check(self.dropout is None or 0 <= self.dropout < 1, f"dropout {self.dropout} must lie in [0, 1)")
-
-    def build(self, sample_shape: tuple, *, seed: int = 0, train=None):
-        """The network, its initial weights drawn from ``seed`` (the global RNG is left untouched).
-        Kind 'optimal' needs the training set ``train``."""
-        from .models import build_model
-
-        return build_model(self, sample_shape, seed=seed, train=train)
 
 
 @dataclass(frozen=True)

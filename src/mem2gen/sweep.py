@@ -28,6 +28,7 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
     """Train, sample and classify one point; each stage resumes or is skipped when finished.
     ``device`` overrides the config's (where a point runs does not change its results' meaning)."""
     from .classify import classify
+    from .models import build_model
     from .diffusion import Schedule
     from .report import write_classification
     from .sample import generate
@@ -43,12 +44,12 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
         if point.state in ("pending", "started"):
             from .models import save_model
 
-            save_model(cfg.model.build(data.shape[1:], train=data), d / "model",
+            save_model(build_model(cfg.model, data.shape[1:], train=data), d / "model",
                        meta={"step": 0, "size": k, "data": cfg.data})
         model = point.load_model(device=device)
     else:
         tcfg = dataclasses.replace(cfg.train, seed=point.seed("train"))
-        model = cfg.model.build(data.shape[1:], seed=point.seed("init"))
+        model = build_model(cfg.model, data.shape[1:], seed=point.seed("init"))
         model = train(model, data, tcfg, d, device=device, progress=progress,
                       meta={"size": k, "data": cfg.data}).model
     times["train_s"] = time.perf_counter() - t

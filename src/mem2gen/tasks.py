@@ -95,7 +95,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
     from .data import nested_subset
     from .datasets import load_dataset
     from .files import changed_keys, read_json, write_json
-    from .models import n_params, save_model
+    from .models import build_model, n_params, save_model
     from .train import log_spaced_steps, train
 
     spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout)
@@ -115,7 +115,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
         out.mkdir(parents=True, exist_ok=True)
         write_json(f, settings)
     meta = {"data": data, "size": size, "split_seed": split_seed}
-    model = spec.build(subset.shape[1:], seed=seed, train=subset)
+    model = build_model(spec, subset.shape[1:], seed=seed, train=subset)
     if kind == "optimal":
         save_model(model, out / "model", meta={**meta, "step": 0})
         return {"kind": kind, "params": 0, "size": size, "step": 0, "loss": None, "model": out / "model"}
