@@ -310,3 +310,20 @@ def test_dead_worker_fails_its_point_without_hanging():
     assert sorted(got) == [2, 32, 64]  # the other worker finished the rest
     with pytest.raises(Mem2genError, match=r"K=2: the worker on cpu died.*K=\[3\]: not run"):
         list(Devices(["cpu"], echo=lambda *a: None, poll_s=0.1, grace_s=0.5).map(DieAt(2), [2, 3]))
+
+
+def test_landscape_command_on_a_sweep(uninterrupted, tmp_path, capsys):
+    full, _ = uninterrupted
+    run = tmp_path / "land"
+    shutil.copytree(full, run)
+    args = ("landscape", run, "--n-samples", "6", "--trials", "2", "--steps", "3", "--quiet")
+    assert cli(*args) == 0
+    for k in (2, 8, 40):
+        r = json.loads((run / "points" / f"K={k}" / "landscape.json").read_text())
+        assert r["K"] == k and len(r["recovery"]["training item"]["t_c"]) == min(6, k)
+        assert r["census"]["curve"][-1]["m"] == 4 * k and r["census"]["n_attractors"] >= 1
+    assert "<h2>Landscape</h2>" in (run / "report.html").read_text() and (run / "landscape.png").exists()
+    capsys.readouterr()
+    assert cli(*args) == 0 and capsys.readouterr().out.count("up to date") == 3  # finished points are reused
+    assert cli("landscape", run, "--sizes", "5") == 2
+    assert "no point K=5" in capsys.readouterr().err

@@ -92,7 +92,8 @@ from .executors import EXECUTORS, Submitit  # noqa: E402
 from .run import Run  # noqa: E402
 from .sizes import schedule  # noqa: E402
 from .sweep import sweep as run_sweep  # noqa: E402
-from .tasks import classify_files, dense_memory, hopfield_capacity, planted_demo, sample_model, train_model  # noqa: E402
+from .tasks import (classify_files, dense_memory, hopfield_capacity, landscape, planted_demo,  # noqa: E402
+                    sample_model, train_model)
 
 
 @cli.command()
@@ -254,6 +255,33 @@ def status(run_dir):
     for k, state in rows:
         click.echo(f"K={k:<8} {state}")
     click.echo(f"{sum(s == 'classified' for _, s in rows)}/{len(rows)} points classified")
+
+
+@cli.command("landscape")
+@calls(landscape)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@lib_option(landscape, "sizes", "--sizes", type=Numbers(int), help="Sizes K to analyse. [default: every classified point]")
+@lib_option(landscape, "n_samples", "--n-samples", type=int, help="Samples (and training items) per point for recovery times.")
+@lib_option(landscape, "trials", "--trials", type=int, help="Forward noises per sample and step.")
+@lib_option(landscape, "steps", "--steps", type=int, help="DDIM steps of each reverse run.")
+@lib_option(landscape, "t_energy", "--t-energy", type=int, help="Step of the energy profiles and curvature.")
+@lib_option(landscape, "t_follow", "--t-follow", type=int, help="Noise level of the fixed-point iteration (census).")
+@lib_option(landscape, "seed", "--seed", type=int)
+@lib_option(landscape, "device", "--device")
+@lib_option(landscape, "overwrite", "--overwrite", is_flag=True, help="Recompute points already analysed.")
+@click.option("--quiet", is_flag=True)
+def landscape_cmd(quiet, **kw):
+    """The attractor landscape of a sweep's points: recovery times, energy, curvature, attractor census, mixtures."""
+    results = landscape(**kw, progress=not quiet, echo=click.echo)
+    click.echo(f"{'K':>6} {'t_c train':>9} {'t_c gen':>8} {'attractors':>10} {'on items':>8} {'mixture spu/gen':>16}")
+    for r in results:
+        tc = {g: r["recovery"].get(g, {}).get("median_t_c") for g in ("training item", "generalized")}
+        mix = [r["mixture"].get(n, {}).get("by_m", {}).get("3", {}).get("explained") for n in ("spurious", "generalized")]
+        fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+        click.echo(f"{r['K']:>6} {fmt(tc['training item'], '9.0f')} {fmt(tc['generalized'], '8.0f')} "
+                   f"{r['census']['n_attractors']:>10} {r['census']['n_training']:>8} "
+                   f"{fmt(mix[0], '.2f'):>7} / {fmt(mix[1], '.2f')}")
+    click.echo(f"wrote landscape.json per point, {kw['run_dir']}/landscape.png and the report's Landscape section")
 
 
 @cli.group()

@@ -93,17 +93,32 @@ class OptimalDenoiser(torch.nn.Module):
         self.register_buffer("y2", (self.y * self.y).sum(dim=1))
         self.register_buffer("ab", schedule.alphas_cumprod.to(dtype))
 
+    def _average(self, flat: torch.Tensor, tv) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[x0 | x_t] and log Σ_j exp(logit_j) for rows that share the step ``tv``."""
+        a = self.ab[tv]
+        return softmax_average(flat, self.y, scale=float(a.sqrt() / (1 - a)), bias=-(a / (2 * (1 - a))) * self.y2,
+                               chunk=self.chunk)
+
     def denoise(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """E[x0 | x_t] for each row."""
         flat = x.reshape(len(x), -1).to(self.y.dtype)
+        steps = torch.unique(t)
+        if len(steps) == 1:  # sampling, curvature: every row shares t (and no in-place writes, for torch.func)
+            return self._average(flat, steps[0])[0].reshape(x.shape).to(x.dtype)
         out = torch.empty_like(flat)
-        # bias depends on t; group rows by t (one group when sampling, where every row shares t)
-        for tv in torch.unique(t):
+        for tv in steps:  # the bias depends on t: group rows by t
             rows = torch.nonzero(t == tv).flatten()
-            a = self.ab[tv]
-            out[rows], _ = softmax_average(flat[rows], self.y, scale=float(a.sqrt() / (1 - a)),
-                                           bias=-(a / (2 * (1 - a))) * self.y2, chunk=self.chunk)
+            out[rows] = self._average(flat[rows], tv)[0]
         return out.reshape(x.shape).to(x.dtype)
+
+    def energy(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """E_t(x) = −log p_t(x) up to a constant that depends on t only (SPEC §8):
+        p_t(x) = (1/K) Σ_j N(x; √ᾱ_t y_j, (1 − ᾱ_t) I), so
+        E_t(x) = ‖x‖²/(2(1 − ᾱ_t)) − log Σ_j exp(√ᾱ_t xᵀy_j/(1 − ᾱ_t) − ᾱ_t‖y_j‖²/(2(1 − ᾱ_t))) + const.
+        Exact (log-sum-exp in the model's dtype): the reference for the landscape tools."""
+        flat = x.reshape(len(x), -1).to(self.y.dtype)
+        _, lse = self._average(flat, int(t))
+        return (flat * flat).sum(dim=1) / (2 * (1 - self.ab[int(t)])) - lse
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         ab = self.ab[t.to(self.ab.device)].to(x.dtype).view(-1, *([1] * (x.ndim - 1)))

@@ -173,3 +173,62 @@ def dense_figure(rows: list, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
+
+
+def landscape_figure(results: list, path) -> None:
+    """Per K: recovery times by group, attractors found vs samples followed (with eq 5's spurious
+    fraction on the same subsets of S'), and the fraction of samples explained as mixtures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_path
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    groups = ["training item", *LABELS]
+    colors = {"training item": "0.4", **COLORS}
+    ks = [r["K"] for r in results]
+    for gi, g in enumerate(groups):
+        for xi, r in enumerate(results):
+            tc = r["recovery"].get(g, {}).get("t_c", [])
+            if tc:
+                x = xi + (gi - 1.5) * 0.18
+                axes[0].boxplot([tc], positions=[x], widths=0.15, patch_artist=True, showfliers=False,
+                                boxprops=dict(facecolor=colors[g], alpha=0.6), medianprops=dict(color="k"))
+        axes[0].plot([], [], "s", color=colors[g], alpha=0.6, label=g)
+    axes[0].set_xticks(range(len(ks)), [str(k) for k in ks])
+    axes[0].set_xlabel("K")
+    axes[0].set_ylabel("recovery time t_c")
+    axes[0].legend(fontsize=7)
+    ax2 = axes[1].twinx()
+    for r in results:
+        c = r["census"]["curve"]
+        m = [e["m"] for e in c]
+        line, = axes[1].plot(m, [e["attractors"] for e in c], "o-", ms=3, label=f"K={r['K']}")
+        ax2.plot(m, [e["spurious_eq5"] for e in c], "x--", ms=3, color=line.get_color(), alpha=0.6)
+    axes[1].set_xscale("log")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("samples of S' followed (m)")
+    axes[1].set_ylabel("distinct attractors (o)")
+    ax2.set_ylabel("eq 5 spurious fraction with |S'| = m (x)")
+    axes[1].legend(fontsize=7)
+    for name in ("spurious", "generalized"):
+        ys, xs = [], []
+        for r in results:
+            mix = r["mixture"].get(name)
+            if mix and "3" in mix["by_m"]:
+                xs.append(r["K"])
+                ys.append(mix["by_m"]["3"]["explained"])
+        axes[2].plot(xs, ys, "o-", color=COLORS[name], label=name)
+    axes[2].set_xscale("log")
+    axes[2].set_ylim(-0.02, 1.02)
+    axes[2].set_xlabel("K")
+    axes[2].set_ylabel("explained by a convex mixture of 3 items")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

@@ -91,6 +91,50 @@ def format_table(rows, caps) -> str:
     return "\n".join(lines)
 
 
+def landscape_section(run: Run) -> str:
+    """The Landscape section from the points' landscape.json (empty until `mem2gen landscape` ran)."""
+    found = [(p.k, read_json(p.path / "landscape.json")) for p in run.points() if (p.path / "landscape.json").exists()]
+    if not found:
+        return ""
+
+    def med(r, g, key="median_t_c"):
+        v = r["recovery"].get(g, {}).get(key)
+        return "–" if v is None else f"{v:.0f}" if key == "median_t_c" else f"{v:.2f}"
+
+    def frac(d, *keys):
+        for k in keys:
+            d = d.get(k, {}) if isinstance(d, dict) else {}
+        return "–" if d == {} or d is None else f"{d:.2f}"
+
+    head = ["K", "δ", "t_c train", "t_c mem", "t_c spu", "t_c gen", "radius train", "radius gen",
+            "spu: separate basin", "minima mem/spu/gen", "attractors (training) of m followed",
+            "eq 5 spurious, smallest → largest m", "mixture-3 explains spu / gen"]
+    body = []
+    for k, r in found:
+        c, curve = r["census"], r["census"]["curve"]
+        mins = "/".join(frac(r["curvature"], n, "minimum_fraction") for n in LABELS)
+        spu = " → ".join("–" if e["spurious_eq5"] is None else f"{e['spurious_eq5']:.3f}" for e in (curve[0], curve[-1]))
+        cells = [str(k), f"{r['delta']:.3g}", med(r, "training item"), med(r, "memorized"), med(r, "spurious"),
+                 med(r, "generalized"), med(r, "training item", "median_radius"), med(r, "generalized", "median_radius"),
+                 frac(r["energy"], "spurious", "separate_basin"), mins,
+                 f"{c['n_attractors']} ({c['n_training']}) of {curve[-1]['m']}", spu,
+                 f"{frac(r['mixture'], 'spurious', 'by_m', '3', 'explained')} / "
+                 f"{frac(r['mixture'], 'generalized', 'by_m', '3', 'explained')}"]
+        body.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in cells) + "</tr>")
+    s0 = found[0][1]["settings"]
+    return f"""<h2>Landscape</h2>
+<p>Recovery time t_c: the largest step from which the reverse process (DDIM {s0['steps']} steps) returns within
+δ = {s0['delta_frac']} × the median nearest-neighbour spacing of S_K with probability ≥ {s0['p']}
+({s0['trials']} noises); radius: the rms size of the noise there. Energy E_t = −log p_t and its curvature at
+t = {s0['t_energy']}: "separate basin" = the energy rises on the way to both nearest training items;
+"minima" = the smallest Hessian eigenvalue found is positive. Attractors: end points of the denoiser
+fixed-point iteration at t = {s0['t_follow']} from samples of S', merged within δ; in parentheses those
+sitting on a training item. Mixture: a convex combination of the 3 nearest training items within
+{s0['mixture_explained']:.3g} × d(x, x1) of the sample.</p>
+{_img(run.path / 'landscape.png', 'landscape', '100%')}
+<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(body)}</table>"""
+
+
 def write_report(run: Run, rows: list, caps: dict) -> Path:
     """report.html of a run: phase diagram, capacities, fractions, neighbour grids, configuration."""
     cfg = run.config
@@ -129,6 +173,7 @@ td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}pre{{background:#
 <table><tr><th>capacity</th><th>estimate</th><th>bootstrap median</th><th>95% interval</th><th>defined in</th></tr>{cap_rows}</table>
 <h2>Fractions</h2><table><tr>{head}</tr>{''.join(body)}</table>
 <h2>Neighbours (upper row: training set S; lower row: synthetic set S')</h2>{grids}
+{landscape_section(run)}
 <h2>Configuration</h2><pre>{html.escape(json.dumps(cfg.to_dict(), indent=2))}</pre>
 <h2>Versions</h2><pre>{html.escape(json.dumps(versions(), indent=2))}</pre>
 </body></html>"""

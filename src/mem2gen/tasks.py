@@ -5,6 +5,8 @@ signatures; the CLI reads them from there.
 """
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +35,6 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
     it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
     into ``out`` (see :func:`mem2gen.classify.classify` for the settings)."""
-    import time
-
     from .classify import classify, rule_settings
     from .data import as_samples, load_array, parse_path_key
     from .files import prepare_out_dir, sha256_of, staged_dir
@@ -189,10 +189,47 @@ def dense_memory(*, out, data: str = "digits", betas: tuple = (20.0, 60.0, 200.0
     return {"rows": rows, "capacity": caps}
 
 
+def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, trials: int = 10, steps: int = 20,
+              t_energy: int = 100, t_follow: int = 50, seed: int = 0, device: str | None = None,
+              overwrite: bool = False, progress: bool = True, echo=print) -> list[dict]:
+    """The attractor landscape of every classified point of a sweep (or of ``sizes``): recovery times
+    and basin radii, energy profiles, curvature, attractor census against |S'|, mixture test
+    (:func:`mem2gen.landscape.analyze`). Each point's ``landscape.json`` is kept and reused while its
+    settings stay the same; then ``landscape.png`` and the report's Landscape section are rebuilt."""
+    from .files import read_json, write_json
+    from .landscape import LandscapeConfig, analyze
+    from .plots import landscape_figure
+    from .report import aggregate
+    from .run import Run
+
+    cfg = LandscapeConfig(n_samples=n_samples, trials=trials, steps=steps, t_energy=t_energy, t_follow=t_follow,
+                          seed=seed)
+    run = Run(run_dir)
+    points = [run.point(k) for k in sizes] if sizes else [p for p in run.points() if p.state == "classified"]
+    check(len(points) > 0, f"{run.path}: no classified point to analyse; run the sweep first")
+    results = []
+    for p in points:
+        f = p.path / "landscape.json"
+        settings = json.loads(json.dumps(cfg.__dict__, default=list))
+        if f.exists() and not overwrite and read_json(f).get("settings") == settings:
+            echo(f"K={p.k}: landscape.json is up to date")
+            results.append(read_json(f))
+            continue
+        t = time.perf_counter()
+        res = analyze(p, cfg, device=device, progress=progress)
+        res["seconds"] = round(time.perf_counter() - t, 1)
+        write_json(f, res)
+        echo(f"K={p.k}: analysed in {res['seconds']:.0f} s")
+        results.append(res)
+    landscape_figure(results, run.path / "landscape.png")
+    aggregate(run.path, echo=lambda *a: None)
+    return results
+
+
 def _csv(table: list[dict]) -> str:
     keys = list(table[0])
     return ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in table)
 
 
-__all__ = ["Classified", "Mem2genError", "classify_files", "dense_memory", "hopfield_capacity", "planted_demo",
-           "sample_model", "train_model"]
+__all__ = ["Classified", "Mem2genError", "classify_files", "dense_memory", "hopfield_capacity", "landscape",
+           "planted_demo", "sample_model", "train_model"]
