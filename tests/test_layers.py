@@ -9,7 +9,7 @@ LAYERS = [
     {"errors", "files", "kernels"},
     {"data", "datasets", "config", "sizes", "stats"},
     {"embed", "neighbors", "diffusion", "models", "memory", "memory.hopfield", "memory.dense", "memory.bridge"},
-    {"classify", "train", "sample", "memory.phase", "examples", "landscape"},
+    {"classify", "train", "sample", "memory.phase", "examples", "landscape", "calibrate"},
     {"run"},
     {"plots", "report"},
     {"executors", "sweep", "tasks"},

@@ -153,10 +153,12 @@ def hessian_eigs(model, x, t: int, *, k: int = 3, which: str = "smallest", sched
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         v = v.reshape(shape).to(x.dtype)
-        _, jv = torch.func.jvp(eps, (x,), (v,))
-        if symmetrize:
-            _, pull = torch.func.vjp(eps, x)
-            jv = 0.5 * (jv + pull(v)[0])
+        # the fused attention kernels have no forward-mode derivative; the math one has (same values)
+        with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+            _, jv = torch.func.jvp(eps, (x,), (v,))
+            if symmetrize:
+                _, pull = torch.func.vjp(eps, x)
+                jv = 0.5 * (jv + pull(v)[0])
         return (scale * jv).reshape(-1).double().detach()
 
     g = torch.Generator().manual_seed(seed)

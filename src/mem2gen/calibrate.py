@@ -1,0 +1,90 @@
+"""Calibrating the rule (SPEC §8): what eqs 4-6 say about real data that no model made, how the
+spurious fraction depends on |S'|, and how robust it is to δs.
+
+- :func:`null_rates`: the rule applied to held-out real data in place of a model's samples — S = S_K,
+  S_eval and S' drawn from the dataset outside S_K. A model's spurious fraction means something only
+  where it exceeds this null.
+- :func:`excess`: model minus null, with a bootstrap interval (both sides resampled).
+- :func:`synthetic_curve`: eq 5's spurious fraction as S' grows (its first m samples).
+- :func:`delta_s_grid`: the spurious fraction for δs on a grid, from one classification's distances
+  (App. B.2's procedure, made numeric).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import check
+from .stats import LABELS, bootstrap_fractions
+
+
+def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, seed: int = 0,
+               distance: str = "l2", delta_m: float = 1 / 3, delta_s: float = 0.28, iterations: int = 10_000,
+               device=None) -> dict:
+    """Fractions the rule gives to real held-out items: S = the first K of the ``split_seed``
+    permutation (the sweep's S_K), S_eval and S' = disjoint random draws from the other N − K items.
+    Where fewer than n_eval + n_synthetic items are left, S' gets what remains (``n_synthetic`` in the
+    result says how many)."""
+    from .classify import classify
+    from .data import subset_indices
+
+    n = len(data)
+    check(2 <= k < n, f"K={k}: the null needs 2 <= K < N = {n}")
+    rest = subset_indices(n, n, seed=split_seed)[k:]
+    check(len(rest) >= n_eval + 2, f"K={k}: only {len(rest)} items outside S_K; need n_eval + 2")
+    pick = np.random.default_rng([seed, k]).permutation(rest)
+    ev_idx = np.sort(pick[:n_eval])
+    syn_idx = np.sort(pick[n_eval:n_eval + n_synthetic])
+    train = np.asarray(data[subset_indices(n, k, seed=split_seed)])
+    c = classify(np.asarray(data[ev_idx]), train, np.asarray(data[syn_idx]), distance=distance, delta_m=delta_m,
+                 delta_s=delta_s, device=device)
+    return {"K": int(k), "n_eval": int(len(ev_idx)), "n_synthetic": int(len(syn_idx)),
+            "counts": dict(zip(LABELS, c.counts.tolist())), "fractions": c.fractions,
+            "bootstrap": c.bootstrap(iterations=iterations, seed=seed)}
+
+
+def excess(model_counts, null_counts, *, name: str = "spurious", iterations: int = 10_000, seed: int = 0) -> dict:
+    """Model fraction − null fraction for one class, with a 95% bootstrap interval (each side's labels
+    resampled, multinomially, on its own) and whether the interval excludes zero from above."""
+    a, b = np.asarray(model_counts, dtype=np.int64), np.asarray(null_counts, dtype=np.int64)
+    check(a.sum() > 0 and b.sum() > 0, "both sides need labelled samples")
+    j = LABELS.index(name)
+    rng = np.random.default_rng(seed)
+    da = rng.multinomial(a.sum(), a / a.sum(), size=iterations)[:, j] / a.sum()
+    db = rng.multinomial(b.sum(), b / b.sum(), size=iterations)[:, j] / b.sum()
+    diff = da - db
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    value = a[j] / a.sum() - b[j] / b.sum()
+    return {"excess": float(value), "ci95": [float(lo), float(hi)], "significant": bool(lo > 0)}
+
+
+def synthetic_curve(eval_set, train, synthetic, sizes, *, distance: str = "l2", delta_m: float = 1 / 3,
+                    delta_s: float = 0.28, device=None) -> list[dict]:
+    """Eq 5's spurious fraction (and the other two) with S' = its first m samples, for each m of ``sizes``."""
+    from .classify import classify
+
+    out = []
+    for m in sizes:
+        check(2 <= m <= len(synthetic), f"|S'| = {m} is not in [2, {len(synthetic)}]")
+        c = classify(eval_set, train, np.asarray(synthetic[:m]), distance=distance, delta_m=delta_m,
+                     delta_s=delta_s, device=device)
+        out.append({"m": int(m), "counts": dict(zip(LABELS, c.counts.tolist())), **c.fractions})
+    return out
+
+
+def delta_s_grid(result, grid) -> list[dict]:
+    """The three fractions for each δs of ``grid``, from one classification's distances (δm kept).
+    Non-decreasing in δs for the spurious fraction by construction of eq 5."""
+    from .classify import label
+
+    out = []
+    for ds in grid:
+        labels, _, _ = label(result.d_train[:, 0], result.d_train[:, 1], result.d_syn[:, 0],
+                             delta_m=result.delta_m, delta_s=float(ds), rule=result.rule)
+        c = np.bincount(labels, minlength=3)
+        out.append({"delta_s": float(ds), **{n: float(c[i] / c.sum()) for i, n in enumerate(LABELS)}})
+    return out
+
+
+def fraction_interval(counts, name: str = "spurious", iterations: int = 10_000, seed: int = 0) -> list[float]:
+    """The 95% bootstrap interval of one class's fraction."""
+    return bootstrap_fractions(counts, iterations=iterations, seed=seed)[name]["ci95"]
