@@ -50,7 +50,7 @@ def test_doubling_and_bad_sizes():
 def test_capacities_known_curve():
     K = [2, 10, 100, 1000]
     caps = capacities(K, [1.0, 0.97, 0.2, 0.0], [0.0, 0.02, 0.5, 0.01], [0.0, 0.01, 0.3, 0.99], tol=0.05)
-    assert caps == {"MC": 10, "SC": 100, "GC": 1000, "tol": 0.05}
+    assert caps == {"MC": 10, "SC": 100, "GC": 1000, "tol": 0.05, "reasons": {}}
     assert capacities(K, [0.5] * 4, [0.1] * 4, [0.4] * 4)["MC"] is None
 
 
@@ -234,7 +234,10 @@ def test_optimal_denoiser_sweep_memorizes(tmp_path):
     assert [r["K"] for r in res["rows"]] == [2, 16]
     for r in res["rows"]:
         assert r["frac_memorized"] >= 0.99, r
+        assert r["excess_memorized"] > 0.9 and r["significant_memorized"] == 1  # far above the real data's rate
     assert Run(tmp_path / "opt").point(16).model.__class__.__name__ == "OptimalDenoiser"
+    caps = res["capacities"]
+    assert caps["SC"] is None and "null" in caps["reasons"]["SC"]  # no spurious samples: no spurious capacity
 
 
 def test_cli_sizes(capsys):

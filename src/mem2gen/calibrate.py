@@ -88,3 +88,26 @@ def delta_s_grid(result, grid) -> list[dict]:
 def fraction_interval(counts, name: str = "spurious", iterations: int = 10_000, seed: int = 0) -> list[float]:
     """The 95% bootstrap interval of one class's fraction."""
     return bootstrap_fractions(counts, iterations=iterations, seed=seed)[name]["ci95"]
+
+
+def point_null(point, *, iterations: int | None = None) -> dict:
+    """The null of one sweep point (a :class:`mem2gen.run.Point`), at its K, |S_eval| and |S'|, kept in the
+    point's ``null.json`` (computed once), with the point's spurious excess over it."""
+    from .files import read_json, write_json
+
+    f = point.path / "null.json"
+    if f.exists():
+        return read_json(f)
+    cfg = point.config
+    it = iterations or cfg.bootstrap_iterations
+    n_left = len(point.run.dataset) - point.k
+    res = null_rates(point.run.dataset, point.k, n_eval=min(cfg.n_eval, n_left - 2),
+                     n_synthetic=min(point.n_synthetic, n_left - min(cfg.n_eval, n_left - 2)),
+                     split_seed=cfg.split_seed, seed=point.seed("bootstrap"), distance=cfg.distance,
+                     delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=it)
+    model = point.summary["counts"]
+    res["excess"] = {name: excess([model[n] for n in LABELS], [res["counts"][n] for n in LABELS], name=name,
+                                  iterations=it, seed=point.seed("bootstrap"))
+                     for name in ("memorized", "spurious")}
+    write_json(f, res)
+    return res

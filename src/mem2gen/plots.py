@@ -94,6 +94,11 @@ def phase_diagram(rows, caps, path, *, title: str = "") -> None:
         hi = np.array([r[f"hi95_{name}"] for r in rows])
         ax.plot(k, m, "o-", color=COLORS[name], label=name, ms=4)
         ax.fill_between(k, lo, hi, color=COLORS[name], alpha=0.2, lw=0)
+    if all("null_spurious" in r for r in rows):  # the rule on held-out real data: what "spurious" means by chance
+        ax.fill_between(k, [r["null_lo95_spurious"] for r in rows], [r["null_hi95_spurious"] for r in rows],
+                        facecolor="none", edgecolor=COLORS["spurious"], hatch="///", lw=0, alpha=0.6)
+        ax.plot(k, [r["null_spurious"] for r in rows], ":", color=COLORS["spurious"], lw=1,
+                label="spurious, null (held-out data)")
     for key, style in (("MC", ":"), ("SC", "--"), ("GC", "-.")):
         if caps.get(key) is not None:
             ax.axvline(caps[key], color="k", ls=style, lw=1)

@@ -61,6 +61,12 @@ def aggregate(run_dir, *, echo=print) -> dict:
 
     run = Run(run_dir)
     cfg = run.config
+    if cfg.null_calibration:  # runs made before the null existed get it here, once per point
+        from .calibrate import point_null
+
+        for p in run.points():
+            if p.state == "classified":
+                point_null(p)
     rows = run.results()
     check(len(rows) > 0, f"{run.path}: no point is classified yet; run the sweep first")
     buf = io.StringIO()
@@ -70,9 +76,11 @@ def aggregate(run_dir, *, echo=print) -> dict:
     write_text(run.path / "results.csv", buf.getvalue())
     K = [r["K"] for r in rows]
     fr = {name: [r[f"frac_{name}"] for r in rows] for name in LABELS}
-    caps = capacities(K, fr["memorized"], fr["spurious"], fr["generalized"], tol=cfg.capacity_tol)
+    sig = [r["significant_spurious"] for r in rows] if all("significant_spurious" in r for r in rows) else None
+    caps = capacities(K, fr["memorized"], fr["spurious"], fr["generalized"], tol=cfg.capacity_tol,
+                      spurious_significant=sig)
     counts = np.array([[r[f"count_{n}"] for n in LABELS] for r in rows])
-    caps["bootstrap"] = capacity_bootstrap(K, counts, tol=cfg.capacity_tol, seed=cfg.seed)
+    caps["bootstrap"] = capacity_bootstrap(K, counts, tol=cfg.capacity_tol, seed=cfg.seed, spurious_significant=sig)
     write_json(run.path / "capacities.json", caps)
     phase_diagram(rows, caps, run.path / "phase.png", title=f"{cfg.name}: {cfg.data}, {cfg.distance}, "
                                                                f"δm={cfg.delta_m:.3g}, δs={cfg.delta_s:.3g}")
@@ -83,11 +91,21 @@ def aggregate(run_dir, *, echo=print) -> dict:
 
 
 def format_table(rows, caps) -> str:
-    lines = [f"{'K':>7} {'memorized':>16} {'spurious':>16} {'generalized':>16}"]
+    null = all("null_spurious" in r for r in rows)
+    lines = [f"{'K':>7} {'memorized':>16} {'spurious':>16} {'generalized':>16}"
+             + (f" {'null spurious':>14} {'excess [95%]':>22}" if null else "")]
     for r in rows:
         cells = [f"{r[f'mean_{n}']:.3f} ± {r[f'std_{n}']:.3f}" for n in LABELS]
-        lines.append(f"{r['K']:>7} " + " ".join(f"{c:>16}" for c in cells))
-    lines.append(f"MC = {caps['MC']}, SC = {caps['SC']}, GC = {caps['GC']} (tolerance {caps['tol']})")
+        if null:
+            star = " *" if r["significant_spurious"] else "  "
+            cells += [f"{r['null_spurious']:.3f}",
+                      f"{r['excess_spurious']:+.3f} [{r['excess_lo95_spurious']:+.3f}, {r['excess_hi95_spurious']:+.3f}]{star}"]
+        lines.append(f"{r['K']:>7} " + " ".join(f"{c:>16}" for c in cells[:3]) + "".join(
+            f" {c:>14}" if i == 0 else f" {c:>22}" for i, c in enumerate(cells[3:])))
+    lines.append(f"MC = {caps['MC']}, SC = {caps['SC']}, GC = {caps['GC']} (tolerance {caps['tol']})"
+                 + ("; * spurious above the null (95% interval of the excess > 0)" if null else ""))
+    for key, why in caps.get("reasons", {}).items():
+        lines.append(f"{key} undetermined: {why}")
     return "\n".join(lines)
 
 
@@ -145,17 +163,23 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
         if k is not None and (k, label) not in picks:
             picks.append((k, label))
     man = read_json(run.path / "manifest.json") if (run.path / "manifest.json").exists() else {"points": {}}
+    null = all("null_spurious" in r for r in rows)
     head = "".join(f"<th>{h}</th>" for h in ["K", "|S'|"] + [f"{n} (mean ± std, 95%)" for n in LABELS]
+                   + (["null spurious [95%]", "excess over the null [95%]"] if null else [])
                    + ["train s", "sample s", "classify s"])
     body = []
     for r in rows:
         t = man["points"].get(str(r["K"]), {})
         cells = [str(r["K"]), str(r["n_synthetic"])] + [
             f"{r[f'mean_{n}']:.3f} ± {r[f'std_{n}']:.3f} [{r[f'lo95_{n}']:.3f}, {r[f'hi95_{n}']:.3f}]" for n in LABELS
-        ] + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]
+        ] + ([f"{r['null_spurious']:.3f} [{r['null_lo95_spurious']:.3f}, {r['null_hi95_spurious']:.3f}]",
+              f"{r['excess_spurious']:+.3f} [{r['excess_lo95_spurious']:+.3f}, {r['excess_hi95_spurious']:+.3f}]"
+              + (" significant" if r["significant_spurious"] else "")] if null else []
+             ) + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     cap_rows = "".join(
-        f"<tr><td>{key}</td><td>{caps.get(key)}</td><td>{caps['bootstrap'][key]['median']}</td>"
+        f"<tr><td>{key}</td><td>{caps.get(key) if caps.get(key) is not None else 'undetermined: ' + html.escape(caps.get('reasons', {}).get(key, ''))}</td>"
+        f"<td>{caps['bootstrap'][key]['median']}</td>"
         f"<td>{caps['bootstrap'][key]['ci95']}</td><td>{caps['bootstrap'][key]['defined']:.2f}</td></tr>"
         for key in ("MC", "SC", "GC"))
     grids = "".join(f"<h3>K = {k}: {html.escape(label)}</h3>"

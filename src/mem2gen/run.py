@@ -183,4 +183,13 @@ class Point:
             row |= {f"count_{name}": s["counts"][name], f"frac_{name}": s["fractions"][name],
                     f"mean_{name}": b["mean"], f"std_{name}": b["std"], f"lo95_{name}": b["ci95"][0],
                     f"hi95_{name}": b["ci95"][1]}
+        if (self.path / "null.json").exists():  # the rule on held-out real data (mem2gen.calibrate)
+            n = read_json(self.path / "null.json")
+            for name in ("memorized", "spurious"):
+                e = n["excess"][name]
+                row |= {f"null_{name}": n["fractions"][name], f"null_lo95_{name}": n["bootstrap"][name]["ci95"][0],
+                        f"null_hi95_{name}": n["bootstrap"][name]["ci95"][1], f"excess_{name}": e["excess"],
+                        f"excess_lo95_{name}": e["ci95"][0], f"excess_hi95_{name}": e["ci95"][1],
+                        f"significant_{name}": int(e["significant"])}
+            row["null_n_synthetic"] = n["n_synthetic"]
         return row

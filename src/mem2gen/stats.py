@@ -26,24 +26,40 @@ def bootstrap_fractions(counts, *, iterations: int = 10_000, seed: int = 0, size
             for j, name in enumerate(LABELS[:len(counts)])}
 
 
-def capacities(sizes, p_mem, p_spu, p_gen, *, tol: float = 0.05) -> dict:
+def capacities(sizes, p_mem, p_spu, p_gen, *, tol: float = 0.05, spurious_significant=None) -> dict:
     """MC, SC, GC from the curves (eqs 1-3) with tolerance ``tol`` (the paper's ε).
 
     MC = largest K with P(mem) ≥ 1 − tol; SC = argmax_K P(spurious); GC = smallest K with
-    P(gen) ≥ 1 − tol. A capacity that the sizes do not reach is None.
+    P(gen) ≥ 1 − tol. A capacity the curves do not determine is None, and ``reasons`` says why.
+    Given ``spurious_significant`` (per K: does P(spurious) exceed the rule's null significantly?),
+    SC is taken over those K only, and is undetermined when there are none: a maximum of noise is
+    not a capacity.
     """
     sizes = np.asarray(sizes)
     order = np.argsort(sizes)
     sizes, p_mem, p_spu, p_gen = (np.asarray(a, dtype=float)[order] for a in (sizes, p_mem, p_spu, p_gen))
+    sig = np.ones(len(sizes), bool) if spurious_significant is None else np.asarray(spurious_significant, bool)[order]
     mem = sizes[p_mem >= 1 - tol]
     gen = sizes[p_gen >= 1 - tol]
-    return {"MC": int(mem.max()) if len(mem) else None,
-            "SC": int(sizes[int(np.argmax(p_spu))]) if len(sizes) else None,
-            "GC": int(gen.min()) if len(gen) else None,
-            "tol": tol}
+    out = {"MC": int(mem.max()) if len(mem) else None, "SC": None, "GC": int(gen.min()) if len(gen) else None,
+           "tol": tol, "reasons": {}}
+    if len(sizes) and sig.any():
+        masked = np.where(sig, p_spu, -np.inf)
+        out["SC"] = int(sizes[int(np.argmax(masked))])
+    if out["MC"] is None and len(sizes):
+        out["reasons"]["MC"] = (f"P(memorized) < 1 − ε = {1 - tol:.3g} at every K "
+                                f"(highest {p_mem.max():.3f} at K={int(sizes[int(np.argmax(p_mem))])})")
+    if out["GC"] is None and len(sizes):
+        out["reasons"]["GC"] = (f"P(generalized) < 1 − ε = {1 - tol:.3g} at every K "
+                                f"(highest {p_gen.max():.3f} at K={int(sizes[int(np.argmax(p_gen))])})")
+    if out["SC"] is None and len(sizes):
+        out["reasons"]["SC"] = ("at no K does P(spurious) exceed the rule's null significantly "
+                                f"(highest {p_spu.max():.3f} at K={int(sizes[int(np.argmax(p_spu))])})")
+    return out
 
 
-def capacity_bootstrap(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, seed: int = 0) -> dict:
+def capacity_bootstrap(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, seed: int = 0,
+                       spurious_significant=None) -> dict:
     """Uncertainty of MC, SC, GC: resample every point's labels (multinomial) and recompute them.
 
     ``counts`` is (M, 3): memorized, spurious, generalized counts per size. Returns per capacity the
@@ -56,7 +72,7 @@ def capacity_bootstrap(sizes, counts, *, tol: float = 0.05, iterations: int = 20
     draws = {"MC": [], "SC": [], "GC": []}
     for _ in range(iterations):
         f = np.stack([rng.multinomial(n[i], counts[i] / n[i]) / n[i] for i in range(len(n))])
-        c = capacities(sizes, f[:, 0], f[:, 1], f[:, 2], tol=tol)
+        c = capacities(sizes, f[:, 0], f[:, 1], f[:, 2], tol=tol, spurious_significant=spurious_significant)
         for key in draws:
             if c[key] is not None:
                 draws[key].append(c[key])

@@ -64,6 +64,10 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
         c = classify(ev, data, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device)
         boot = c.bootstrap(iterations=cfg.bootstrap_iterations, seed=point.seed("bootstrap"))
         write_classification(d, c, ev, data, syn, boot=boot, grid=True, extra={"K": k})  # summary.json last
+    if cfg.null_calibration:
+        from .calibrate import point_null
+
+        point_null(point)
     times["classify_s"] = time.perf_counter() - t
     return {"K": k, **times}
 

@@ -1,0 +1,72 @@
+"""Calibration of the rule: its null on real held-out data, the excess over it, |S'| and δs curves."""
+import numpy as np
+import pytest
+
+from mem2gen import Mem2genError, classify
+from mem2gen.calibrate import delta_s_grid, excess, null_rates, synthetic_curve
+from mem2gen.datasets import load_dataset
+from mem2gen.stats import capacities
+
+DIGITS = load_dataset("digits")
+
+
+def test_null_of_digits_at_k32_is_the_documented_rate():
+    """docs/spurious-study.md reports the null of the 8x8 digits at K = 32 (500 eval samples):
+    spurious 1.2% with |S'| = 4K and 3.6% with 16K, memorized 0.4% (two near-duplicate digits)."""
+    r4 = null_rates(DIGITS, 32, n_eval=500, n_synthetic=128, iterations=500)
+    r16 = null_rates(DIGITS, 32, n_eval=500, n_synthetic=512, iterations=500)
+    assert r4["counts"] == {"memorized": 2, "spurious": 6, "generalized": 492}
+    assert r16["counts"] == {"memorized": 2, "spurious": 18, "generalized": 480}
+
+
+def test_null_draws_disjoint_held_out_sets():
+    from mem2gen.data import subset_indices
+
+    r = null_rates(DIGITS, 100, n_eval=300, n_synthetic=5000, iterations=100)
+    assert r["n_synthetic"] == len(DIGITS) - 100 - 300  # S' gets what is left
+    # the same eval draw, S' growing by prefix: the spurious fraction cannot fall as S' grows
+    fr = [null_rates(DIGITS, 32, n_eval=400, n_synthetic=m, iterations=50)["fractions"]["spurious"]
+          for m in (32, 128, 512, 1300)]
+    assert fr == sorted(fr) and fr[-1] > fr[0]
+    with pytest.raises(Mem2genError, match="2 <= K < N"):
+        null_rates(DIGITS, 1797, n_eval=10, n_synthetic=10)
+    assert len(set(subset_indices(1797, 100).tolist())) == 100
+
+
+def test_excess_known_answers():
+    same = excess([100, 20, 380], [100, 20, 380], iterations=2000)
+    assert same["excess"] == 0 and same["ci95"][0] < 0 < same["ci95"][1] and not same["significant"]
+    big = excess([100, 50, 350], [0, 2, 498], iterations=2000)
+    assert big["excess"] == pytest.approx(0.096) and big["significant"]
+    assert not excess([0, 1, 499], [0, 0, 500], iterations=2000)["significant"]  # one sample is no evidence
+
+
+def test_spurious_capacity_undetermined_without_significant_excess():
+    K = [2, 10, 100]
+    caps = capacities(K, [1, 0.5, 0], [0, 0.002, 0.001], [0, 0.498, 0.999], spurious_significant=[0, 0, 0])
+    assert caps["SC"] is None and "exceed the rule's null" in caps["reasons"]["SC"]
+    caps = capacities(K, [1, 0.5, 0], [0, 0.3, 0.2], [0, 0.2, 0.8], spurious_significant=[0, 0, 1])
+    assert caps["SC"] == 100  # the maximum among the significant sizes only
+    assert capacities(K, [0.9] * 3, [0] * 3, [0.1] * 3)["reasons"]["MC"].startswith("P(memorized) < 1 − ε")
+
+
+def test_delta_s_grid_is_monotone_and_matches_the_rule():
+    from mem2gen.examples import planted
+
+    ev, tr, syn, _ = planted()
+    res = classify(ev, tr, syn)
+    grid = delta_s_grid(res, np.linspace(0.01, 0.49, 25))
+    spu = [g["spurious"] for g in grid]
+    assert spu == sorted(spu)
+    for g in grid[::6]:
+        assert g["spurious"] == classify(ev, tr, syn, delta_s=g["delta_s"]).fractions["spurious"]
+
+
+def test_synthetic_curve_uses_prefixes_of_s_prime():
+    from mem2gen.examples import planted
+
+    ev, tr, syn, _ = planted()
+    curve = synthetic_curve(ev, tr, syn, [50, 300, len(syn)])
+    assert [c["m"] for c in curve] == [50, 300, len(syn)]
+    assert curve[-1]["spurious"] == classify(ev, tr, syn).fractions["spurious"]
+    assert [c["spurious"] for c in curve] == sorted(c["spurious"] for c in curve)
