@@ -330,3 +330,17 @@ def test_landscape_command_on_a_sweep(uninterrupted, tmp_path, capsys):
     assert cli(*args) == 0 and capsys.readouterr().out.count("up to date") == 3  # finished points are reused
     assert cli("landscape", run, "--sizes", "5") == 2
     assert "no point K=5" in capsys.readouterr().err
+
+
+def test_calibrate_command_on_a_sweep(uninterrupted, tmp_path):
+    full, _ = uninterrupted
+    run = tmp_path / "cal"
+    shutil.copytree(full, run)
+    assert cli("calibrate", run) == 0
+    r = json.loads((run / "points" / "K=8" / "calibration.json").read_text())
+    assert [c["m"] for c in r["model_curve"]] == [8, 16, 32]
+    assert r["model_curve"][-1]["spurious"] == Run(run).point(8).labels.fractions["spurious"]
+    assert [c["m"] for c in r["null_curve"]][:3] == [8, 16, 32] and len(r["model_grid"]) == len(r["null_grid"])
+    assert "<h2>Calibration</h2>" in (run / "report.html").read_text() and (run / "calibration.png").exists()
+    for k in (2, 8, 40):  # every point has its null beside it
+        assert json.loads((run / "points" / f"K={k}" / "null.json").read_text())["n_eval"] == 40

@@ -17,14 +17,10 @@ from .errors import check
 from .stats import LABELS, bootstrap_fractions
 
 
-def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, seed: int = 0,
-               distance: str = "l2", delta_m: float = 1 / 3, delta_s: float = 0.28, iterations: int = 10_000,
-               device=None) -> dict:
-    """Fractions the rule gives to real held-out items: S = the first K of the ``split_seed``
-    permutation (the sweep's S_K), S_eval and S' = disjoint random draws from the other N − K items.
-    Where fewer than n_eval + n_synthetic items are left, S' gets what remains (``n_synthetic`` in the
-    result says how many)."""
-    from .classify import classify
+def null_sets(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, seed: int = 0):
+    """(S_eval, S_K, S') of the null: S = the first K of the ``split_seed`` permutation (the sweep's S_K),
+    S_eval and S' = disjoint random draws from the other N − K items (S' gets what is left when fewer
+    than n_eval + n_synthetic remain). S' grows by prefix with ``n_synthetic``."""
     from .data import subset_indices
 
     n = len(data)
@@ -33,11 +29,20 @@ def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int =
     check(len(rest) >= n_eval + 2, f"K={k}: only {len(rest)} items outside S_K; need n_eval + 2")
     pick = np.random.default_rng([seed, k]).permutation(rest)
     ev_idx = np.sort(pick[:n_eval])
-    syn_idx = np.sort(pick[n_eval:n_eval + n_synthetic])
+    syn_idx = pick[n_eval:n_eval + n_synthetic]
     train = np.asarray(data[subset_indices(n, k, seed=split_seed)])
-    c = classify(np.asarray(data[ev_idx]), train, np.asarray(data[syn_idx]), distance=distance, delta_m=delta_m,
-                 delta_s=delta_s, device=device)
-    return {"K": int(k), "n_eval": int(len(ev_idx)), "n_synthetic": int(len(syn_idx)),
+    return np.asarray(data[ev_idx]), train, np.asarray(data[syn_idx])  # S' in drawn order: prefixes are random
+
+
+def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, seed: int = 0,
+               distance: str = "l2", delta_m: float = 1 / 3, delta_s: float = 0.28, iterations: int = 10_000,
+               device=None) -> dict:
+    """Fractions the rule gives to real held-out items in place of a model's samples (:func:`null_sets`)."""
+    from .classify import classify
+
+    ev, train, syn = null_sets(data, k, n_eval=n_eval, n_synthetic=n_synthetic, split_seed=split_seed, seed=seed)
+    c = classify(ev, train, syn, distance=distance, delta_m=delta_m, delta_s=delta_s, device=device)
+    return {"K": int(k), "n_eval": int(len(ev)), "n_synthetic": int(len(syn)),
             "counts": dict(zip(LABELS, c.counts.tolist())), "fractions": c.fractions,
             "bootstrap": c.bootstrap(iterations=iterations, seed=seed)}
 
@@ -111,3 +116,30 @@ def point_null(point, *, iterations: int | None = None) -> dict:
                      for name in ("memorized", "spurious")}
     write_json(f, res)
     return res
+
+
+DELTA_S_GRID = tuple(np.round(np.linspace(0.05, 0.45, 17), 3))
+
+
+def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict:
+    """One point's |S'| curve and δs grid, for the model's samples and for the null: eq 5's fractions
+    with S' = the first m samples for m = K, 2K, 4K, … up to the run's |S'| (and, for the null, up to
+    ``max_factor``·K or what the dataset holds), and for each δs of ``grid`` at the run's |S'|."""
+    from .classify import classify
+
+    cfg, k = point.config, point.k
+    kw = dict(distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s)
+    ev, train, syn = np.asarray(point.eval), point.train_set, point.synthetic
+    ms = [k * 2 ** i for i in range(30) if k * 2 ** i <= len(syn)]
+    ms = sorted(set(ms + [len(syn)]))
+    n_left = len(point.run.dataset) - k
+    n_eval = min(cfg.n_eval, n_left - 2)
+    null_max = min(max_factor * k, n_left - n_eval)
+    nev, ntr, nsyn = null_sets(point.run.dataset, k, n_eval=n_eval, n_synthetic=null_max, split_seed=cfg.split_seed,
+                               seed=point.seed("bootstrap"))
+    null_ms = sorted(set([m for m in (k * 2 ** i for i in range(30)) if 2 <= m <= len(nsyn)] + [len(nsyn)]))
+    return {"K": k, "n_synthetic": len(syn),
+            "model_curve": synthetic_curve(ev, train, syn, ms, **kw),
+            "null_curve": synthetic_curve(nev, ntr, nsyn, null_ms, **kw),
+            "model_grid": delta_s_grid(classify(ev, train, syn, **kw), grid),
+            "null_grid": delta_s_grid(classify(nev, ntr, nsyn[:min(len(nsyn), point.n_synthetic)], **kw), grid)}

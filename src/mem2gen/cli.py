@@ -92,8 +92,8 @@ from .executors import EXECUTORS, Submitit  # noqa: E402
 from .run import Run  # noqa: E402
 from .sizes import schedule  # noqa: E402
 from .sweep import sweep as run_sweep  # noqa: E402
-from .tasks import (classify_files, dense_memory, hopfield_capacity, landscape, planted_demo,  # noqa: E402
-                    sample_model, train_model)
+from .tasks import (calibrate, classify_files, dense_memory, hopfield_capacity, landscape,  # noqa: E402
+                    planted_demo, sample_model, train_model)
 
 
 @cli.command()
@@ -255,6 +255,23 @@ def status(run_dir):
     for k, state in rows:
         click.echo(f"K={k:<8} {state}")
     click.echo(f"{sum(s == 'classified' for _, s in rows)}/{len(rows)} points classified")
+
+
+@cli.command("calibrate")
+@calls(calibrate)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@lib_option(calibrate, "sizes", "--sizes", type=Numbers(int), help="Sizes K. [default: every classified point]")
+@lib_option(calibrate, "overwrite", "--overwrite", is_flag=True, help="Recompute points already calibrated.")
+def calibrate_cmd(**kw):
+    """The rule against its null: spurious fraction vs |S'| and vs delta_s, the model's and real data's."""
+    results = calibrate(**kw, echo=click.echo)
+    head = ("K", "|S'|", "model spurious, smallest -> full |S'|", "null, smallest -> largest")
+    click.echo(f"{head[0]:>6} {head[1]:>9} {head[2]:>38} {head[3]:>26}")
+    for r in results:
+        m, n = r["model_curve"], r["null_curve"]
+        click.echo(f"{r['K']:>6} {r['n_synthetic']:>9} {m[0]['spurious']:>29.3f} -> {m[-1]['spurious']:.3f}"
+                   f" {n[0]['spurious']:>17.3f} -> {n[-1]['spurious']:.3f}")
+    click.echo(f"wrote calibration.json per point, {kw['run_dir']}/calibration.png and the report's Calibration section")
 
 
 @cli.command("landscape")

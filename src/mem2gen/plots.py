@@ -237,3 +237,50 @@ def landscape_figure(results: list, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
+
+
+def calibration_figure(results: list, path, *, delta_s: float | None = None) -> None:
+    """Left: eq 5's spurious fraction against |S'|/K for each K, the model's (solid) and the null's
+    (dotted). Middle and right: the spurious fraction over K × δs, the model's and its excess over
+    the null (App. B.2's choice of δs made visible)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_path
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0))
+    cmap = plt.get_cmap("viridis")
+    for i, r in enumerate(results):
+        col = cmap(i / max(1, len(results) - 1))
+        k = r["K"]
+        axes[0].plot([c["m"] / k for c in r["model_curve"]], [c["spurious"] for c in r["model_curve"]], "o-",
+                     color=col, ms=3, label=f"K={k}")
+        axes[0].plot([c["m"] / k for c in r["null_curve"]], [c["spurious"] for c in r["null_curve"]], ":",
+                     color=col, lw=1)
+    axes[0].set_xscale("log", base=2)
+    axes[0].set_xlabel("|S'| / K")
+    axes[0].set_ylabel("spurious fraction (eq 5); dotted: null")
+    axes[0].legend(fontsize=6, ncol=2)
+    axes[0].grid(alpha=0.3)
+    ks = [r["K"] for r in results]
+    grid = [g["delta_s"] for g in results[0]["model_grid"]]
+    model = np.array([[g["spurious"] for g in r["model_grid"]] for r in results])
+    null = np.array([[g["spurious"] for g in r["null_grid"]] for r in results])
+    for ax, z, title, kw in ((axes[1], model, "model: spurious fraction", dict(cmap="viridis", vmin=0)),
+                             (axes[2], model - null, "model − null", dict(cmap="RdBu_r", vmin=-np.abs(model - null).max() - 1e-9,
+                                                                       vmax=np.abs(model - null).max() + 1e-9))):
+        im = ax.imshow(z.T, origin="lower", aspect="auto", **kw,
+                       extent=(-0.5, len(ks) - 0.5, grid[0], grid[-1]))
+        ax.set_xticks(range(len(ks)), [str(k) for k in ks], fontsize=7)
+        ax.set_xlabel("K")
+        ax.set_ylabel("δs")
+        ax.set_title(title, fontsize=9)
+        if delta_s is not None:
+            ax.axhline(delta_s, color="w", ls="--", lw=1)
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

@@ -109,6 +109,29 @@ def format_table(rows, caps) -> str:
     return "\n".join(lines)
 
 
+def calibration_section(run: Run) -> str:
+    """The Calibration section from the points' calibration.json (after `mem2gen calibrate`)."""
+    found = [read_json(p.path / "calibration.json") for p in run.points() if (p.path / "calibration.json").exists()]
+    if not found:
+        return ""
+    rows = []
+    for r in found:
+        m, n = r["model_curve"], r["null_curve"]
+        cells = [str(r["K"])] + [f"{c['spurious']:.3f} (m={c['m']})" for c in (m[0], m[-1])] + [
+            f"{c['spurious']:.3f} (m={c['m']})" for c in (n[0], n[-1])]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ["K", "model, smallest |S'|", "model, the run's |S'|", "null, smallest |S'|",
+                                             "null, largest |S'|"])
+    return f"""<h2>Calibration</h2>
+<p>Eq 5 compares a sample's distance to its nearest neighbour in S' with its distance to the training set, so
+its answer grows with |S'|: with more samples, some fall close to any sample. The null applies the same rule
+to real held-out items (S_eval and S' drawn from the data outside S_K): a spurious fraction means something
+only where it stands above the null at the same |S'|. Left: the spurious fraction as S' grows (its first m
+samples); middle and right: over δs (dashed: the run's δs = {run.config.delta_s:.3g}).</p>
+{_img(run.path / 'calibration.png', 'calibration', '100%')}
+<table><tr>{head}</tr>{''.join(rows)}</table>"""
+
+
 def landscape_section(run: Run) -> str:
     """The Landscape section from the points' landscape.json (empty until `mem2gen landscape` ran)."""
     found = [(p.k, read_json(p.path / "landscape.json")) for p in run.points() if (p.path / "landscape.json").exists()]
@@ -197,6 +220,7 @@ td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}pre{{background:#
 <table><tr><th>capacity</th><th>estimate</th><th>bootstrap median</th><th>95% interval</th><th>defined in</th></tr>{cap_rows}</table>
 <h2>Fractions</h2><table><tr>{head}</tr>{''.join(body)}</table>
 <h2>Neighbours (upper row: training set S; lower row: synthetic set S')</h2>{grids}
+{calibration_section(run)}
 {landscape_section(run)}
 <h2>Configuration</h2><pre>{html.escape(json.dumps(cfg.to_dict(), indent=2))}</pre>
 <h2>Versions</h2><pre>{html.escape(json.dumps(versions(), indent=2))}</pre>

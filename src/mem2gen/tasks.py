@@ -226,10 +226,40 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
     return results
 
 
+def calibrate(run_dir, *, sizes: tuple | None = None, overwrite: bool = False, echo=print) -> list[dict]:
+    """The rule's calibration at every classified point of a sweep (or of ``sizes``): eq 5's fractions as
+    S' grows (its prefixes, m = K, 2K, 4K, …) and over a δs grid, for the model's samples and for the
+    null (held-out real data); ``calibration.json`` per point, ``calibration.png`` and the report's
+    Calibration section (:func:`mem2gen.calibrate.point_calibration`)."""
+    from .calibrate import point_calibration
+    from .files import read_json, write_json
+    from .plots import calibration_figure
+    from .report import aggregate
+    from .run import Run
+
+    run = Run(run_dir)
+    points = [run.point(k) for k in sizes] if sizes else [p for p in run.points() if p.state == "classified"]
+    check(len(points) > 0, f"{run.path}: no classified point to calibrate; run the sweep first")
+    results = []
+    for p in points:
+        f = p.path / "calibration.json"
+        if f.exists() and not overwrite:
+            results.append(read_json(f))
+            continue
+        t = time.perf_counter()
+        res = point_calibration(p)
+        write_json(f, res)
+        echo(f"K={p.k}: calibrated in {time.perf_counter() - t:.0f} s")
+        results.append(res)
+    calibration_figure(results, run.path / "calibration.png", delta_s=run.config.delta_s)
+    aggregate(run.path, echo=lambda *a: None)
+    return results
+
+
 def _csv(table: list[dict]) -> str:
     keys = list(table[0])
     return ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in table)
 
 
-__all__ = ["Classified", "Mem2genError", "classify_files", "dense_memory", "hopfield_capacity", "landscape",
+__all__ = ["Classified", "Mem2genError", "calibrate", "classify_files", "dense_memory", "hopfield_capacity", "landscape",
            "planted_demo", "sample_model", "train_model"]
