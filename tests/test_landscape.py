@@ -119,3 +119,29 @@ def test_mixture_fit_recovers_planted_mixtures():
         assert w[i] == pytest.approx(0.7, abs=1e-4) and w[i + 4] == pytest.approx(0.3, abs=1e-4)
     noise = np.random.default_rng(0).uniform(-1, 1, (10, 1, 8, 8))
     assert np.all(L.mixture_fit(noise, Y, m=3).relative > 0.5)
+
+
+def test_toy_counting_rule_on_the_exact_model():
+    """In 2-D the census counts the ideal memorizer's attractors right: exactly the K training points
+    (evenly spaced, 0.41 apart: farther than the noise at the iteration's step, √(1 − ᾱ_20) = 0.06)."""
+    from mem2gen.diffusion import sample
+
+    a = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    y = (0.8 * np.stack([np.cos(a), np.sin(a)], 1)).astype(np.float32)
+    den = OptimalDenoiser(y)
+    s = sample(den, (400, 2), sampler="ddpm", steps=100, seed=0)
+    c = L.census(L.follow(den, s, t=20), delta=0.25 * L.nn_spacing(y), train=y)
+    assert c.n_attractors == c.n_training == 12
+
+
+def test_toy_command(tmp_path):
+    import csv
+
+    from conftest import cli
+
+    out = tmp_path / "toy"
+    assert cli("toy", "--sizes", "2,5", "--steps", "150", "--out", out, "--quiet") == 0
+    rows = list(csv.DictReader(open(out / "toy.csv")))
+    assert [int(r["K"]) for r in rows] == [2, 5] and (out / "toy.png").exists()
+    assert all(int(r["attractors"]) == int(r["on_training_items"]) + int(r["off_training"]) for r in rows)
+    assert cli("toy", "--data", "ring", "--out", tmp_path / "x") == 2

@@ -92,6 +92,7 @@ from .executors import EXECUTORS, Submitit  # noqa: E402
 from .run import Run  # noqa: E402
 from .sizes import schedule  # noqa: E402
 from .sweep import sweep as run_sweep  # noqa: E402
+from .toy import run_toy  # noqa: E402
 from .tasks import (calibrate, classify_files, dense_memory, hopfield_capacity, landscape,  # noqa: E402
                     planted_demo, sample_model, train_model)
 
@@ -255,6 +256,24 @@ def status(run_dir):
     for k, state in rows:
         click.echo(f"K={k:<8} {state}")
     click.echo(f"{sum(s == 'classified' for _, s in rows)}/{len(rows)} points classified")
+
+
+@cli.command("toy")
+@calls(run_toy)
+@lib_option(run_toy, "data", "--data", type=click.Choice(["circle", "gmm"]),
+            help="K points on a circle or from a 4-Gaussian mixture.")
+@lib_option(run_toy, "sizes", "--sizes", type=Numbers(int))
+@lib_option(run_toy, "steps", "--steps", type=int, help="Training steps per K.")
+@lib_option(run_toy, "t_energy", "--t-energy", type=int, help="Step at which energies are drawn.")
+@lib_option(run_toy, "t_follow", "--t-follow", type=int, help="Noise level of the fixed-point iteration.")
+@lib_option(run_toy, "seed", "--seed", type=int)
+@lib_option(run_toy, "out", "--out", type=click.Path(path_type=Path))
+@lib_option(run_toy, "overwrite", "--overwrite", is_flag=True)
+@click.option("--quiet", is_flag=True)
+def toy(quiet, **kw):
+    """A 2-D toy with an exact energy: learned vs exact landscape, basins and an attractor census per K."""
+    rows = run_toy(**kw, progress=not quiet, echo=click.echo)
+    click.echo(f"wrote {kw['out']}/ (toy.csv, toy.json, toy.png) for K = {[r['K'] for r in rows]}")
 
 
 @cli.command("calibrate")

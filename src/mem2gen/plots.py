@@ -284,3 +284,44 @@ def calibration_figure(results: list, path, *, delta_s: float | None = None) -> 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
+
+
+def toy_figure(results: list, path, *, extent=(-1.2, 1.2), t: int = 50) -> None:
+    """One row per K: the learned energy with samples, the exact energy of the training points, and the
+    basins of the attractors (training items ●, attractors off the training set ×)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_path
+
+    n = len(results)
+    fig, axes = plt.subplots(n, 3, figsize=(10, 3.1 * n), squeeze=False)
+    ext = (extent[0], extent[1], extent[0], extent[1])
+    for row, r in zip(axes, results):
+        y = np.asarray(r["train"])
+        for ax, key, title in ((row[0], "learned_energy", f"K={r['K']}: learned E_t (t={t}; light = low), samples"),
+                               (row[1], "exact_energy", "exact E_t of the training points (o)")):
+            e = np.asarray(r[key])
+            lo, hi = np.percentile(e, [1, 99])
+            ax.imshow(np.clip(e, lo, hi), origin="lower", extent=ext, cmap="magma_r")
+            ax.set_title(title, fontsize=8)
+        s = np.asarray(r["samples"])
+        row[0].scatter(s[:, 0], s[:, 1], s=2, c="c", alpha=0.5)
+        basin = np.asarray(r["basin"], dtype=float)
+        row[2].imshow(np.where(basin < 0, 0.5, 1.0), origin="lower", extent=ext, cmap="gray", vmin=0, vmax=1)
+        basin[basin < 0] = np.nan
+        row[2].imshow(basin % 20, origin="lower", extent=ext, cmap="tab20", interpolation="nearest", vmin=0, vmax=19)
+        a = np.asarray(r["attractors_xy"])
+        on = np.asarray(r["attractor_on_item"]) >= 0
+        row[2].scatter(a[~on, 0], a[~on, 1], marker="x", c="k", s=30, label="attractor off the training set")
+        row[2].set_title(f"basins of training items (grey: ends off them); samples end at {r['attractors']}\n"
+                         f"attractors, {r['off_training']} of them off the training set (x)", fontsize=8)
+        for ax in row:
+            ax.scatter(y[:, 0], y[:, 1], s=14, facecolors="none", edgecolors="w" if ax is not row[2] else "k", lw=1)
+            ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
