@@ -106,6 +106,10 @@ def point_null(point, *, iterations: int | None = None) -> dict:
     cfg = point.config
     it = iterations or cfg.bootstrap_iterations
     n_left = len(point.run.dataset) - point.k
+    if n_left < 4:  # K = N: no real data is left to stand in for samples
+        res = {"K": point.k, "undefined": f"only {n_left} items outside S_K", "fractions": None}
+        write_json(f, res)
+        return res
     res = null_rates(point.run.dataset, point.k, n_eval=min(cfg.n_eval, n_left - 2),
                      n_synthetic=min(point.n_synthetic, n_left - min(cfg.n_eval, n_left - 2)),
                      split_seed=cfg.split_seed, seed=point.seed("bootstrap"), distance=cfg.distance,

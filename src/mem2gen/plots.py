@@ -94,10 +94,12 @@ def phase_diagram(rows, caps, path, *, title: str = "") -> None:
         hi = np.array([r[f"hi95_{name}"] for r in rows])
         ax.plot(k, m, "o-", color=COLORS[name], label=name, ms=4)
         ax.fill_between(k, lo, hi, color=COLORS[name], alpha=0.2, lw=0)
-    if all("null_spurious" in r for r in rows):  # the rule on held-out real data: what "spurious" means by chance
-        ax.fill_between(k, [r["null_lo95_spurious"] for r in rows], [r["null_hi95_spurious"] for r in rows],
+    nrows = [r for r in rows if r.get("null_spurious") is not None]
+    if nrows:  # the rule on held-out real data: what "spurious" means by chance
+        kn = [r["K"] for r in nrows]
+        ax.fill_between(kn, [r["null_lo95_spurious"] for r in nrows], [r["null_hi95_spurious"] for r in nrows],
                         facecolor="none", edgecolor=COLORS["spurious"], hatch="///", lw=0, alpha=0.6)
-        ax.plot(k, [r["null_spurious"] for r in rows], ":", color=COLORS["spurious"], lw=1,
+        ax.plot(kn, [r["null_spurious"] for r in nrows], ":", color=COLORS["spurious"], lw=1,
                 label="spurious, null (held-out data)")
     for key, style in (("MC", ":"), ("SC", "--"), ("GC", "-.")):
         if caps.get(key) is not None:

@@ -96,7 +96,9 @@ def format_table(rows, caps) -> str:
              + (f" {'null spurious':>14} {'excess [95%]':>22}" if null else "")]
     for r in rows:
         cells = [f"{r[f'mean_{n}']:.3f} ± {r[f'std_{n}']:.3f}" for n in LABELS]
-        if null:
+        if null and r["null_spurious"] is None:
+            cells += ["–", "no held-out data"]
+        elif null:
             star = " *" if r["significant_spurious"] else "  "
             cells += [f"{r['null_spurious']:.3f}",
                       f"{r['excess_spurious']:+.3f} [{r['excess_lo95_spurious']:+.3f}, {r['excess_hi95_spurious']:+.3f}]{star}"]
@@ -195,7 +197,8 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
         t = man["points"].get(str(r["K"]), {})
         cells = [str(r["K"]), str(r["n_synthetic"])] + [
             f"{r[f'mean_{n}']:.3f} ± {r[f'std_{n}']:.3f} [{r[f'lo95_{n}']:.3f}, {r[f'hi95_{n}']:.3f}]" for n in LABELS
-        ] + ([f"{r['null_spurious']:.3f} [{r['null_lo95_spurious']:.3f}, {r['null_hi95_spurious']:.3f}]",
+        ] + (["–", "no held-out data (K = N)"] if null and r["null_spurious"] is None else
+             [f"{r['null_spurious']:.3f} [{r['null_lo95_spurious']:.3f}, {r['null_hi95_spurious']:.3f}]",
               f"{r['excess_spurious']:+.3f} [{r['excess_lo95_spurious']:+.3f}, {r['excess_hi95_spurious']:+.3f}]"
               + (" significant" if r["significant_spurious"] else "")] if null else []
              ) + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]

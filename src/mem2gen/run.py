@@ -185,10 +185,13 @@ class Point:
                     f"hi95_{name}": b["ci95"][1]}
         if (self.path / "null.json").exists():  # the rule on held-out real data (mem2gen.calibrate)
             n = read_json(self.path / "null.json")
+            if n["fractions"] is None:  # no held-out data at this K (K = N): nothing to compare with
+                n = {"fractions": {}, "bootstrap": {}, "excess": {}, "n_synthetic": 0}
             for name in ("memorized", "spurious"):
-                e = n["excess"][name]
-                row |= {f"null_{name}": n["fractions"][name], f"null_lo95_{name}": n["bootstrap"][name]["ci95"][0],
-                        f"null_hi95_{name}": n["bootstrap"][name]["ci95"][1], f"excess_{name}": e["excess"],
+                e = n["excess"].get(name, {"excess": None, "ci95": [None, None], "significant": False})
+                ci = n["bootstrap"].get(name, {"ci95": [None, None]})["ci95"]
+                row |= {f"null_{name}": n["fractions"].get(name), f"null_lo95_{name}": ci[0],
+                        f"null_hi95_{name}": ci[1], f"excess_{name}": e["excess"],
                         f"excess_lo95_{name}": e["ci95"][0], f"excess_hi95_{name}": e["ci95"][1],
                         f"significant_{name}": int(e["significant"])}
             row["null_n_synthetic"] = n["n_synthetic"]
