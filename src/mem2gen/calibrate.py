@@ -136,14 +136,15 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     ev, train, syn = np.asarray(point.eval), point.train_set, point.synthetic
     ms = [k * 2 ** i for i in range(30) if k * 2 ** i <= len(syn)]
     ms = sorted(set(ms + [len(syn)]))
+    out = {"K": k, "n_synthetic": len(syn), "model_curve": synthetic_curve(ev, train, syn, ms, **kw),
+           "model_grid": delta_s_grid(classify(ev, train, syn, **kw), grid), "null_curve": [], "null_grid": None}
     n_left = len(point.run.dataset) - k
+    if n_left < 4:  # K = N: no held-out data for a null
+        return out
     n_eval = min(cfg.n_eval, n_left - 2)
     null_max = min(max_factor * k, n_left - n_eval)
     nev, ntr, nsyn = null_sets(point.run.dataset, k, n_eval=n_eval, n_synthetic=null_max, split_seed=cfg.split_seed,
                                seed=point.seed("bootstrap"))
     null_ms = sorted(set([m for m in (k * 2 ** i for i in range(30)) if 2 <= m <= len(nsyn)] + [len(nsyn)]))
-    return {"K": k, "n_synthetic": len(syn),
-            "model_curve": synthetic_curve(ev, train, syn, ms, **kw),
-            "null_curve": synthetic_curve(nev, ntr, nsyn, null_ms, **kw),
-            "model_grid": delta_s_grid(classify(ev, train, syn, **kw), grid),
+    return {**out, "null_curve": synthetic_curve(nev, ntr, nsyn, null_ms, **kw),
             "null_grid": delta_s_grid(classify(nev, ntr, nsyn[:min(len(nsyn), point.n_synthetic)], **kw), grid)}

@@ -288,8 +288,8 @@ def calibrate_cmd(**kw):
     click.echo(f"{head[0]:>6} {head[1]:>9} {head[2]:>38} {head[3]:>26}")
     for r in results:
         m, n = r["model_curve"], r["null_curve"]
-        click.echo(f"{r['K']:>6} {r['n_synthetic']:>9} {m[0]['spurious']:>29.3f} -> {m[-1]['spurious']:.3f}"
-                   f" {n[0]['spurious']:>17.3f} -> {n[-1]['spurious']:.3f}")
+        null = f"{n[0]['spurious']:>17.3f} -> {n[-1]['spurious']:.3f}" if n else f"{'no held-out data':>26}"
+        click.echo(f"{r['K']:>6} {r['n_synthetic']:>9} {m[0]['spurious']:>29.3f} -> {m[-1]['spurious']:.3f} {null}")
     click.echo(f"wrote calibration.json per point, {kw['run_dir']}/calibration.png and the report's Calibration section")
 
 

@@ -269,10 +269,12 @@ def calibration_figure(results: list, path, *, delta_s: float | None = None) -> 
     ks = [r["K"] for r in results]
     grid = [g["delta_s"] for g in results[0]["model_grid"]]
     model = np.array([[g["spurious"] for g in r["model_grid"]] for r in results])
-    null = np.array([[g["spurious"] for g in r["null_grid"]] for r in results])
+    null = np.array([[g["spurious"] for g in r["null_grid"]] if r["null_grid"] else [np.nan] * len(grid)
+                     for r in results])
     for ax, z, title, kw in ((axes[1], model, "model: spurious fraction", dict(cmap="viridis", vmin=0)),
-                             (axes[2], model - null, "model − null", dict(cmap="RdBu_r", vmin=-np.abs(model - null).max() - 1e-9,
-                                                                       vmax=np.abs(model - null).max() + 1e-9))):
+                             (axes[2], model - null, "model − null (blank: no held-out data)",
+                              dict(cmap="RdBu_r", vmin=-np.nanmax(np.abs(model - null)) - 1e-9,
+                                   vmax=np.nanmax(np.abs(model - null)) + 1e-9))):
         im = ax.imshow(z.T, origin="lower", aspect="auto", **kw,
                        extent=(-0.5, len(ks) - 0.5, grid[0], grid[-1]))
         ax.set_xticks(range(len(ks)), [str(k) for k in ks], fontsize=7)

@@ -119,8 +119,8 @@ def calibration_section(run: Run) -> str:
     rows = []
     for r in found:
         m, n = r["model_curve"], r["null_curve"]
-        cells = [str(r["K"])] + [f"{c['spurious']:.3f} (m={c['m']})" for c in (m[0], m[-1])] + [
-            f"{c['spurious']:.3f} (m={c['m']})" for c in (n[0], n[-1])]
+        cells = [str(r["K"])] + [f"{c['spurious']:.3f} (m={c['m']})" for c in (m[0], m[-1])] + (
+            [f"{c['spurious']:.3f} (m={c['m']})" for c in (n[0], n[-1])] if n else ["–", "no held-out data"])
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ["K", "model, smallest |S'|", "model, the run's |S'|", "null, smallest |S'|",
                                              "null, largest |S'|"])
