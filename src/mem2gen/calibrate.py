@@ -97,7 +97,9 @@ def fraction_interval(counts, name: str = "spurious", iterations: int = 10_000, 
 
 def point_null(point, *, iterations: int | None = None) -> dict:
     """The null of one sweep point (a :class:`mem2gen.run.Point`), at its K, |S_eval| and |S'|, kept in the
-    point's ``null.json`` (computed once), with the point's spurious excess over it."""
+    point's ``null.json`` (computed once), with the point's excess over it. Where the dataset holds too
+    few items outside S_K for the point's |S'|, the null's S' is smaller and the model is re-labelled
+    with the same number of its own samples (the first ones of its S'), so both sides see one |S'|."""
     from .files import read_json, write_json
 
     f = point.path / "null.json"
@@ -115,6 +117,13 @@ def point_null(point, *, iterations: int | None = None) -> dict:
                      split_seed=cfg.split_seed, seed=point.seed("bootstrap"), distance=cfg.distance,
                      delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=it)
     model = point.summary["counts"]
+    if res["n_synthetic"] < point.n_synthetic:  # too little held-out data for the full |S'|: compare like with like
+        from .classify import classify
+
+        c = classify(np.asarray(point.eval), point.train_set, np.asarray(point.synthetic[:res["n_synthetic"]]),
+                     distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s)
+        model = dict(zip(LABELS, c.counts.tolist()))
+    res["model_counts"] = model  # the model's labels at the null's |S'| (its own S', first n_synthetic)
     res["excess"] = {name: excess([model[n] for n in LABELS], [res["counts"][n] for n in LABELS], name=name,
                                   iterations=it, seed=point.seed("bootstrap"))
                      for name in ("memorized", "spurious")}
