@@ -320,8 +320,8 @@ def toy_figure(results: list, path, *, extent=(-1.2, 1.2), t: int = 50) -> None:
         a = np.asarray(r["attractors_xy"])
         on = np.asarray(r["attractor_on_item"]) >= 0
         row[2].scatter(a[~on, 0], a[~on, 1], marker="x", c="k", s=30, label="attractor off the training set")
-        row[2].set_title(f"basins of training items (grey: ends off them); samples end at {r['attractors']}\n"
-                         f"attractors, {r['off_training']} of them off the training set (x)", fontsize=8)
+        row[2].set_title(f"basins of training items (grey: ends off them)\nsamples end at {r['attractors']} "
+                         f"attractors, {r['off_training']} off the items (x)", fontsize=8)
         for ax in row:
             ax.scatter(y[:, 0], y[:, 1], s=14, facecolors="none", edgecolors="w" if ax is not row[2] else "k", lw=1)
             ax.set_xticks([]), ax.set_yticks([])
