@@ -95,6 +95,9 @@ def test_presets_derive_from_the_registry():
             d.distance, d.delta_s, d.synthetic_factor, d.train_steps, d.batch, d.arch)
         assert p.sample_steps == 1000 and p.n_eval == 10_000
     assert SWEEP_PRESETS["quick"].delta_s == DATASETS["digits"].delta_s
+    sp = SWEEP_PRESETS["spurious"]  # the quick preset's model on a finer grid with a larger |S'|
+    assert (sp.model, sp.train, sp.sample_steps) == (SWEEP_PRESETS["quick"].model, SWEEP_PRESETS["quick"].train, 250)
+    assert len(sp.sizes) == 13 and sp.n_synthetic(64) == 1024 and sp.n_synthetic(512) == 2048 and sp.n_eval == 1000
 
 
 def test_config_of_an_earlier_version_reads_the_same():

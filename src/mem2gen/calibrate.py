@@ -137,7 +137,8 @@ DELTA_S_GRID = tuple(np.round(np.linspace(0.05, 0.45, 17), 3))
 def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict:
     """One point's |S'| curve and δs grid, for the model's samples and for the null: eq 5's fractions
     with S' = the first m samples for m = K, 2K, 4K, … up to the run's |S'| (and, for the null, up to
-    ``max_factor``·K or what the dataset holds), and for each δs of ``grid`` at the run's |S'|."""
+    ``max_factor``·K or what the dataset holds), and for each δs of ``grid`` at one |S'| for both: the
+    run's, or the null's where the dataset cannot fill it (``grid_n_synthetic``)."""
     from .classify import classify
 
     cfg, k = point.config, point.k
@@ -155,5 +156,7 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     nev, ntr, nsyn = null_sets(point.run.dataset, k, n_eval=n_eval, n_synthetic=null_max, split_seed=cfg.split_seed,
                                seed=point.seed("bootstrap"))
     null_ms = sorted(set([m for m in (k * 2 ** i for i in range(30)) if 2 <= m <= len(nsyn)] + [len(nsyn)]))
-    return {**out, "null_curve": synthetic_curve(nev, ntr, nsyn, null_ms, **kw),
-            "null_grid": delta_s_grid(classify(nev, ntr, nsyn[:min(len(nsyn), point.n_synthetic)], **kw), grid)}
+    m_eq = min(len(nsyn), len(syn))  # the δs grids compare model and null at one |S'|
+    return {**out, "grid_n_synthetic": m_eq, "null_curve": synthetic_curve(nev, ntr, nsyn, null_ms, **kw),
+            "model_grid": delta_s_grid(classify(ev, train, np.asarray(syn[:m_eq]), **kw), grid),
+            "null_grid": delta_s_grid(classify(nev, ntr, nsyn[:m_eq], **kw), grid)}

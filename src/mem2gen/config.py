@@ -188,6 +188,14 @@ SWEEP_PRESETS = {
     "mnist5k": _builtin_preset("mnist5k", "mnist5k", (2, 16, 64, 256, 1024, 5000),
                                ModelSpec(kind="unet", arch="mnist-small"),
                                TrainConfig(steps=4000, batch=64, lr=1e-3, checkpoint_every=500), 1000),
+    # The quick preset's MLP on 13 sizes through the transition, |S'| = 16·K (at most 2,048) and 1,000
+    # eval samples: its spurious fraction exceeds the rule's null significantly at five neighbouring K
+    # between MC and GC (docs/spurious-study.md). Measured: 30 minutes on one CPU core.
+    "spurious": dataclasses.replace(
+        _builtin_preset("spurious", "digits", (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512),
+                        ModelSpec(kind="mlp", hidden=512, depth=3),
+                        TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500), 1000),
+        synthetic_factor=16, synthetic_cap=2048),
     **{f"paper-{name}": _paper_preset(name) for name in datasets.PAPER_DATASETS},
 }
 

@@ -87,26 +87,40 @@ def phase_diagram(rows, caps, path, *, title: str = "") -> None:
     from .files import atomic_path
 
     k = np.array([r["K"] for r in rows])
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    nrows = [r for r in rows if r.get("null_spurious") is not None]
+    if nrows:  # a second panel: the spurious fraction zoomed in, against the rule's null on held-out data
+        fig, (ax, zoom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]})
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for name in LABELS:
         m = np.array([r[f"mean_{name}"] for r in rows])
         lo = np.array([r[f"lo95_{name}"] for r in rows])
         hi = np.array([r[f"hi95_{name}"] for r in rows])
         ax.plot(k, m, "o-", color=COLORS[name], label=name, ms=4)
         ax.fill_between(k, lo, hi, color=COLORS[name], alpha=0.2, lw=0)
-    nrows = [r for r in rows if r.get("null_spurious") is not None]
-    if nrows:  # the rule on held-out real data: what "spurious" means by chance
+    if nrows:
         kn = [r["K"] for r in nrows]
-        ax.fill_between(kn, [r["null_lo95_spurious"] for r in nrows], [r["null_hi95_spurious"] for r in nrows],
-                        facecolor="none", edgecolor=COLORS["spurious"], hatch="///", lw=0, alpha=0.6)
-        ax.plot(kn, [r["null_spurious"] for r in nrows], ":", color=COLORS["spurious"], lw=1,
-                label="spurious, null (held-out data)")
+        zoom.plot(k, [r["mean_spurious"] for r in rows], "o-", color=COLORS["spurious"], ms=4, label="spurious")
+        zoom.fill_between(k, [r["lo95_spurious"] for r in rows], [r["hi95_spurious"] for r in rows],
+                          color=COLORS["spurious"], alpha=0.2, lw=0)
+        zoom.fill_between(kn, [r["null_lo95_spurious"] for r in nrows], [r["null_hi95_spurious"] for r in nrows],
+                          facecolor="none", edgecolor="0.4", hatch="///", lw=0)
+        zoom.plot(kn, [r["null_spurious"] for r in nrows], ":", color="0.3", lw=1, label="null: held-out real data")
+        sig = [r["K"] for r in nrows if r.get("significant_spurious")]
+        if sig:
+            top = max(r["hi95_spurious"] for r in rows)
+            zoom.plot(sig, [top * 1.1] * len(sig), "*", color="k", ms=6, label="excess over the null > 0 (95%)")
+        zoom.set_ylabel("spurious")
+        zoom.set_xlabel("training-set size K")
+        zoom.legend(fontsize=7, loc="center right")
+        zoom.grid(alpha=0.3)
     for key, style in (("MC", ":"), ("SC", "--"), ("GC", "-.")):
         if caps.get(key) is not None:
             ax.axvline(caps[key], color="k", ls=style, lw=1)
             ax.text(caps[key], 1.02, key, ha="center", va="bottom", fontsize=8, transform=ax.get_xaxis_transform())
     ax.set_xscale("log")
-    ax.set_xlabel("training-set size K")
+    if not nrows:
+        ax.set_xlabel("training-set size K")
     ax.set_ylabel("fraction of samples")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(loc="center left", fontsize=8)
