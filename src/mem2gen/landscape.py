@@ -534,12 +534,16 @@ def analyze(point, cfg: LandscapeConfig = LandscapeConfig(), *, device=None, pro
         idx = np.flatnonzero(lab.labels == j)[:cfg.n_samples]
         if not len(idx):
             continue
-        per_m = {}
+        per_m, examples = {}, []
         for m in cfg.mixture_m:
             if m > len(train):
                 continue
             fit = mixture_fit(ev[idx], train, m=m)
             per_m[str(m)] = {"explained": float(np.mean(fit.relative <= cfg.mixture_explained)),
                              "median_relative": float(np.median(fit.relative))}
-        out["mixture"][name] = {"n": int(len(idx)), "by_m": per_m}
+            if m == 3 or (m == min(cfg.mixture_m) and not examples):  # the best-explained, for the figure
+                examples = [{"sample": int(idx[i]), "parents": fit.parents[i].tolist(),
+                             "weights": fit.weights[i].round(4).tolist(), "relative": float(fit.relative[i])}
+                            for i in np.argsort(fit.relative)[:4]]
+        out["mixture"][name] = {"n": int(len(idx)), "by_m": per_m, "examples": examples}
     return out

@@ -343,3 +343,52 @@ def toy_figure(results: list, path, *, extent=(-1.2, 1.2), t: int = 50) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+def point_landscape_figure(result: dict, eval_set, train, path) -> None:
+    """One point's energy profiles (E_t from each sample to its nearest training item, per label) and
+    the best-explained mixtures: each sample, its parents with their weights, and the mixture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_path
+
+    names = [n for n in LABELS if n in result["energy"]]
+    mixes = [(n, e) for n in ("spurious", "generalized") for e in result["mixture"].get(n, {}).get("examples", [])]
+    ncols = max(len(names), 1)
+    fig = plt.figure(figsize=(3.2 * max(ncols, 3), 2.6 + 1.2 * len(mixes)))
+    grid = fig.add_gridspec(2, 1, height_ratios=[2.6, 1.2 * max(len(mixes), 1)])
+    top = grid[0].subgridspec(1, ncols)
+    for j, name in enumerate(names):
+        ax = fig.add_subplot(top[j])
+        path0 = result["energy"][name]["paths"][0]
+        for prof in path0["profile"]:
+            ax.plot(path0["s"], prof, color=COLORS[name], alpha=0.5, lw=1)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(f"{name}: E_t along x̂ → x1", fontsize=8)
+        ax.set_xlabel("s (0: sample, 1: nearest training item)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    if mixes:
+        bottom = grid[1].subgridspec(len(mixes), 7)
+        y = np.asarray(train)
+        for r, (name, e) in enumerate(mixes):
+            x = np.asarray(eval_set[e["sample"]])
+            parents = [y[i] for i in e["parents"]]
+            from .data import to_float
+
+            mix = sum(w * to_float(p[None])[0] for w, p in zip(e["weights"], parents)).reshape(np.shape(x))
+            cells = [(x, f"{name} #{e['sample']}")] + [(p, f"w={w:.2f}") for p, w in zip(parents, e["weights"])] + [
+                (mix, f"mix: res {e['relative']:.2f}·d1")]
+            for c, (img, title) in enumerate(cells[:7]):
+                ax = fig.add_subplot(bottom[r, c])
+                pic = _as_picture(img)
+                if pic is not None:
+                    ax.imshow(pic, cmap="gray" if pic.ndim == 2 else None, vmin=0, vmax=255)
+                ax.set_title(title, fontsize=6)
+                ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -175,7 +175,9 @@ fixed-point iteration at t = {s0['t_follow']} from samples of S', merged within 
 sitting on a training item. Mixture: a convex combination of the 3 nearest training items within
 {s0['mixture_explained']:.3g} × d(x, x1) of the sample.</p>
 {_img(run.path / 'landscape.png', 'landscape', '100%')}
-<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(body)}</table>"""
+<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(body)}</table>
+{''.join(f"<h3>K = {k}: energy profiles and the best-explained mixtures</h3>"
+         f"{_img(run.point(k).path / 'landscape.png', f'landscape at K={k}', '90%')}" for k, _ in found)}"""
 
 
 def write_report(run: Run, rows: list, caps: dict) -> Path:

@@ -198,7 +198,7 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
     settings stay the same; then ``landscape.png`` and the report's Landscape section are rebuilt."""
     from .files import read_json, write_json
     from .landscape import LandscapeConfig, analyze
-    from .plots import landscape_figure
+    from .plots import landscape_figure, point_landscape_figure
     from .report import aggregate
     from .run import Run
 
@@ -218,6 +218,7 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
         t = time.perf_counter()
         res = analyze(p, cfg, device=device, progress=progress)
         res["seconds"] = round(time.perf_counter() - t, 1)
+        point_landscape_figure(res, p.eval, p.train_set, p.path / "landscape.png")
         write_json(f, res)
         echo(f"K={p.k}: analysed in {res['seconds']:.0f} s")
         results.append(res)
