@@ -328,6 +328,7 @@ def test_landscape_command_on_a_sweep(uninterrupted, tmp_path, capsys):
         r = json.loads((run / "points" / f"K={k}" / "landscape.json").read_text())
         assert r["K"] == k and len(r["recovery"]["training item"]["t_c"]) == min(6, k)
         assert r["census"]["curve"][-1]["m"] == 4 * k and r["census"]["n_attractors"] >= 1
+        assert (run / "points" / f"K={k}" / "landscape.png").exists()
     assert "<h2>Landscape</h2>" in (run / "report.html").read_text() and (run / "landscape.png").exists()
     capsys.readouterr()
     assert cli(*args) == 0 and capsys.readouterr().out.count("up to date") == 3  # finished points are reused

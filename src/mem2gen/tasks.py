@@ -214,6 +214,8 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
         if f.exists() and not overwrite and read_json(f).get("settings") == settings:
             echo(f"K={p.k}: landscape.json is up to date")
             results.append(read_json(f))
+            if not (p.path / "landscape.png").exists():
+                point_landscape_figure(results[-1], p.eval, p.train_set, p.path / "landscape.png")
             continue
         t = time.perf_counter()
         res = analyze(p, cfg, device=device, progress=progress)
