@@ -70,3 +70,19 @@ def test_synthetic_curve_uses_prefixes_of_s_prime():
     assert [c["m"] for c in curve] == [50, 300, len(syn)]
     assert curve[-1]["spurious"] == classify(ev, tr, syn).fractions["spurious"]
     assert [c["spurious"] for c in curve] == sorted(c["spurious"] for c in curve)
+
+
+def test_off_manifold_noise_and_real_data():
+    from mem2gen.calibrate import off_manifold
+
+    perm = np.random.default_rng(0).permutation(len(DIGITS))
+    train, held, test = DIGITS[perm[:300]], DIGITS[perm[300:1300]], DIGITS[perm[1300:]]
+    noise = np.random.default_rng(1).uniform(-1, 1, (300, 1, 8, 8)).astype(np.float32)
+    assert off_manifold(noise, train, held)["off"].mean() >= 0.99
+    real = off_manifold(test, train, held)
+    assert 0.0 <= real["off"].mean() <= 0.03  # ≈ 1 − quantile by construction
+    assert real["off"].mean() == pytest.approx(np.mean(real["distance"] > real["threshold"]))
+    copies = off_manifold(train[:50], train, held)  # training items themselves: distance 0, on-manifold
+    assert not copies["off"].any() and copies["distance"].max() == 0
+    loo = off_manifold(noise, train, None)  # no held-out data: S plays both roles
+    assert loo["reference"] == "S, leave-one-out" and loo["off"].mean() >= 0.99

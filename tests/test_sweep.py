@@ -127,6 +127,10 @@ def test_end_to_end_artifacts(uninterrupted):
     html = (run / "report.html").read_text()
     assert "data:image/png;base64" in html and "http" not in html.split("<body>")[1].split("Versions")[0]
     assert all(s == "classified" for _, s in Run(run).status())
+    # 12 training steps: the samples are noise, which eq 6 calls "generalized"; the off-manifold check says so
+    for r in res["rows"]:
+        assert r["frac_generalized"] == 1.0 and r["off_manifold"] >= 0.9 and r["generalized_off_manifold"] >= 0.9
+    assert "WARNING" in html and (run / "points" / "K=8" / "manifold.json").exists()
 
 
 def test_run_handle_reopens_every_point_exactly(uninterrupted):

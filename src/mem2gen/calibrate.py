@@ -160,3 +160,65 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     return {**out, "grid_n_synthetic": m_eq, "null_curve": synthetic_curve(nev, ntr, nsyn, null_ms, **kw),
             "model_grid": delta_s_grid(classify(ev, train, np.asarray(syn[:m_eq]), **kw), grid),
             "null_grid": delta_s_grid(classify(nev, ntr, nsyn[:m_eq], **kw), grid)}
+
+
+# --- is a sample a plausible item at all? ----------------------------------------------------------------
+
+def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: str = "l2", device=None) -> dict:
+    """Which samples lie off the data: farther from every real item (S ∪ held-out) than ``quantile`` of
+    real held-out items are from their nearest other real item. Dataset-agnostic and offline; by
+    construction about 1 − ``quantile`` of real held-out items are off-manifold themselves. Eq 6 calls
+    noise "generalized": this is the check that generalized samples are data-like.
+
+    Returns the per-sample flags and distances, the threshold and the real items' distances. With
+    ``held_out=None`` (no data outside S) the training set plays both roles, leave-one-out."""
+    from .embed import make_space
+    from .neighbors import nearest
+
+    check(0 < quantile < 1, "quantile must lie in (0, 1)")
+    space = make_space(distance, device=device)
+    train = np.asarray(train)
+    loo = held_out is None or len(held_out) < 2
+    real = train if loo else np.asarray(held_out)
+    ref = train if loo else np.concatenate([real, train])  # the real items come first in ref: self_ids below
+    kw = dict(space=space, device=device)
+    d_real = nearest(real, ref, 1, self_ids=np.arange(len(real)), **kw).distances[:, 0]
+    d_real = space.scale * d_real ** space.power
+    tau = float(np.quantile(d_real, quantile))
+    d = space.scale * nearest(samples, ref, 1, **kw).distances[:, 0] ** space.power
+    return {"off": d > tau, "distance": d, "threshold": tau, "real_distance": d_real, "quantile": quantile,
+            "reference": "S, leave-one-out" if loo else "S and held-out data"}
+
+
+def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict:
+    """The off-manifold fraction of one sweep point's S_eval (``manifold.json``, computed once), overall
+    and per label, with 95% bootstrap intervals. The held-out real items are up to ``n_real`` drawn
+    from outside S_K (S_K itself, leave-one-out, where K = N)."""
+    from .data import subset_indices
+    from .files import read_json, write_json
+
+    f = point.path / "manifold.json"
+    if f.exists():
+        return read_json(f)
+    data, k, cfg = point.run.dataset, point.k, point.config
+    rest = subset_indices(len(data), len(data), seed=cfg.split_seed)[k:]
+    pick = np.sort(np.random.default_rng([point.seed("bootstrap"), 1]).permutation(rest)[:n_real])
+    held = np.asarray(data[pick]) if len(pick) >= 2 else None
+    r = off_manifold(np.asarray(point.eval), point.train_set, held, quantile=quantile, distance=cfg.distance)
+    labels = point.labels.labels
+    rng = np.random.default_rng(point.seed("bootstrap"))
+
+    def frac(mask):
+        n, c = int(mask.size), int(mask.sum())
+        if n == 0:
+            return {"n": 0, "off": 0, "fraction": None, "ci95": [None, None]}
+        draws = rng.binomial(n, c / n, size=cfg.bootstrap_iterations) / n
+        return {"n": n, "off": c, "fraction": c / n, "ci95": np.percentile(draws, [2.5, 97.5]).tolist()}
+
+    out = {"K": k, "threshold": r["threshold"], "quantile": quantile, "reference": r["reference"],
+           "n_real": 0 if held is None else int(len(held)), "all": frac(r["off"]),
+           **{name: frac(r["off"][labels == j]) for j, name in enumerate(LABELS)},
+           "median_distance": float(np.median(r["distance"])),
+           "median_real_distance": float(np.median(r["real_distance"]))}
+    write_json(f, out)
+    return out

@@ -94,6 +94,7 @@ class SweepConfig:
     capacity_tol: float = 0.05  # ε of eqs 1-3
     bootstrap_iterations: int = 10_000
     null_calibration: bool = True  # also apply the rule to held-out real data at each K (SPEC §8)
+    manifold_check: bool = True  # flag samples farther from all real data than real items are (off-manifold)
     device: str | None = None  # where points run; does not change what they mean
 
     def __post_init__(self):

@@ -114,6 +114,12 @@ def phase_diagram(rows, caps, path, *, title: str = "") -> None:
         zoom.set_xlabel("training-set size K")
         zoom.legend(fontsize=7, loc="center right")
         zoom.grid(alpha=0.3)
+    bad = [r["K"] for r in rows if r.get("generalized_off_manifold") is not None and r["frac_generalized"] >= 0.1
+           and r["generalized_off_manifold"] > 0.5]
+    if bad:  # eq 6 calls noise "generalized": say so on the figure
+        ax.text(0.5, 0.5, f"WARNING: at K = {', '.join(map(str, bad))} most generalized samples are\n"
+                          "off-manifold (unlike any real data), not good samples", transform=ax.transAxes,
+                ha="center", va="center", color="darkred", fontsize=9, bbox=dict(facecolor="w", alpha=0.8))
     for key, style in (("MC", ":"), ("SC", "--"), ("GC", "-.")):
         if caps.get(key) is not None:
             ax.axvline(caps[key], color="k", ls=style, lw=1)

@@ -61,12 +61,14 @@ def aggregate(run_dir, *, echo=print) -> dict:
 
     run = Run(run_dir)
     cfg = run.config
-    if cfg.null_calibration:  # runs made before the null existed get it here, once per point
-        from .calibrate import point_null
+    from .calibrate import point_manifold, point_null
 
-        for p in run.points():
-            if p.state == "classified":
+    for p in run.points():  # runs made before these checks existed get them here, once per point
+        if p.state == "classified":
+            if cfg.null_calibration:
                 point_null(p)
+            if cfg.manifold_check:
+                point_manifold(p)
     rows = run.results()
     check(len(rows) > 0, f"{run.path}: no point is classified yet; run the sweep first")
     buf = io.StringIO()
@@ -108,7 +110,21 @@ def format_table(rows, caps) -> str:
                  + ("; * spurious above the null (95% interval of the excess > 0)" if null else ""))
     for key, why in caps.get("reasons", {}).items():
         lines.append(f"{key} undetermined: {why}")
+    if all(r.get("off_manifold") is not None for r in rows):
+        worst = max(rows, key=lambda r: r["off_manifold"])
+        lines.append(f"off-manifold samples (farther from all real data than 99% of real items): at most "
+                     f"{worst['off_manifold']:.1%} (K={worst['K']})")
+        for r in rows:
+            if off_manifold_warning(r):
+                lines.append(f"WARNING K={r['K']}: {r['generalized_off_manifold']:.0%} of the generalized samples are "
+                             "off-manifold: 'generalized' there means unlike the training set, not good")
     return "\n".join(lines)
+
+
+def off_manifold_warning(row) -> bool:
+    """Whether a point's 'generalized' samples are mostly not data-like (more than half off-manifold)."""
+    g = row.get("generalized_off_manifold")
+    return g is not None and row["frac_generalized"] >= 0.1 and g > 0.5
 
 
 def calibration_section(run: Run) -> str:
@@ -191,8 +207,10 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
             picks.append((k, label))
     man = read_json(run.path / "manifest.json") if (run.path / "manifest.json").exists() else {"points": {}}
     null = all("null_spurious" in r for r in rows)
+    on_data = all(r.get("off_manifold") is not None for r in rows)
     head = "".join(f"<th>{h}</th>" for h in ["K", "|S'|"] + [f"{n} (mean ± std, 95%)" for n in LABELS]
                    + (["null spurious [95%]", "excess over the null [95%]"] if null else [])
+                   + (["off-manifold [95%]", "of the generalized"] if on_data else [])
                    + ["train s", "sample s", "classify s"])
     body = []
     for r in rows:
@@ -203,7 +221,10 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
              [f"{r['null_spurious']:.3f} [{r['null_lo95_spurious']:.3f}, {r['null_hi95_spurious']:.3f}]",
               f"{r['excess_spurious']:+.3f} [{r['excess_lo95_spurious']:+.3f}, {r['excess_hi95_spurious']:+.3f}]"
               + (" significant" if r["significant_spurious"] else "")] if null else []
-             ) + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]
+             ) + ([f"{r['off_manifold']:.3f} [{r['off_manifold_lo95']:.3f}, {r['off_manifold_hi95']:.3f}]",
+                   "–" if r["generalized_off_manifold"] is None else f"{r['generalized_off_manifold']:.3f}"
+                   + (" WARNING" if off_manifold_warning(r) else "")] if on_data else []
+                  ) + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     cap_rows = "".join(
         f"<tr><td>{key}</td><td>{caps.get(key) if caps.get(key) is not None else 'undetermined: ' + html.escape(caps.get('reasons', {}).get(key, ''))}</td>"

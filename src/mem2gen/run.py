@@ -195,4 +195,8 @@ class Point:
                         f"excess_lo95_{name}": e["ci95"][0], f"excess_hi95_{name}": e["ci95"][1],
                         f"significant_{name}": int(e["significant"])}
             row["null_n_synthetic"] = n["n_synthetic"]
+        if (self.path / "manifold.json").exists():  # samples unlike any real data (mem2gen.calibrate)
+            m = read_json(self.path / "manifold.json")
+            row |= {"off_manifold": m["all"]["fraction"], "off_manifold_lo95": m["all"]["ci95"][0],
+                    "off_manifold_hi95": m["all"]["ci95"][1], "generalized_off_manifold": m["generalized"]["fraction"]}
         return row

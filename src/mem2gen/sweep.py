@@ -68,6 +68,10 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
         from .calibrate import point_null
 
         point_null(point)
+    if cfg.manifold_check:
+        from .calibrate import point_manifold
+
+        point_manifold(point)
     times["classify_s"] = time.perf_counter() - t
     return {"K": k, **times}
 
