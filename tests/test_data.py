@@ -115,3 +115,29 @@ def test_registry_entries_agree_with_their_data(tmp_path):
         assert (arch.channels, arch.sample_size, arch.sample_size) == d.shape
         assert d.synthetic_factor == (16 if d.shape[0] == 3 else 4)
         assert d.distance == ("lpips" if d.shape[0] == 3 else "l2")
+
+
+@pytest.mark.parametrize("n", [60_000, 50_000])
+def test_authors_split_is_their_random_split(n):
+    """split="authors": S_K are exactly the indices torch's random_split gives the authors' code
+    (seed 3407), for MNIST- and CIFAR-sized datasets, and they are nested."""
+    import torch
+    from torch.utils.data import random_split
+
+    for k in (2, 2000, 16_000):
+        theirs = random_split(range(n), [k, n - k], generator=torch.Generator().manual_seed(3407))[0].indices
+        np.testing.assert_array_equal(subset_indices(n, k, split="authors"), theirs)
+    big = subset_indices(n, 16_000, split="authors")
+    assert (subset_indices(n, 2000, split="authors") == big[:2000]).all()
+    # and not mem2gen's own permutation: chance-level overlap between the two subsets
+    overlap = len(set(subset_indices(n, 2000).tolist()) & set(big[:2000].tolist()))
+    assert overlap < 2000 * 2000 / n * 2 + 20
+    with pytest.raises(Mem2genError, match="unknown split"):
+        subset_indices(n, 5, split="sklearn")
+
+
+def test_paper_presets_use_the_authors_split():
+    from mem2gen.config import SWEEP_PRESETS
+
+    assert all(SWEEP_PRESETS[f"paper-{d}"].split == "authors" for d in ("mnist", "cifar10", "lsun-church"))
+    assert SWEEP_PRESETS["quick"].split == "numpy"  # finished quick runs keep their subsets

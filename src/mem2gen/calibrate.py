@@ -17,7 +17,8 @@ from .errors import check
 from .stats import LABELS, bootstrap_fractions
 
 
-def null_sets(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, seed: int = 0):
+def null_sets(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, split: str = "numpy",
+              seed: int = 0):
     """(S_eval, S_K, S') of the null: S = the first K of the ``split_seed`` permutation (the sweep's S_K),
     S_eval and S' = disjoint random draws from the other N − K items (S' gets what is left when fewer
     than n_eval + n_synthetic remain). S' grows by prefix with ``n_synthetic``."""
@@ -25,22 +26,25 @@ def null_sets(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 
 
     n = len(data)
     check(2 <= k < n, f"K={k}: the null needs 2 <= K < N = {n}")
-    rest = subset_indices(n, n, seed=split_seed)[k:]
+    order = subset_indices(n, n, seed=split_seed, split=split)
+    rest = order[k:]
     check(len(rest) >= n_eval + 2, f"K={k}: only {len(rest)} items outside S_K; need n_eval + 2")
     pick = np.random.default_rng([seed, k]).permutation(rest)
     ev_idx = np.sort(pick[:n_eval])
     syn_idx = pick[n_eval:n_eval + n_synthetic]
-    train = np.asarray(data[subset_indices(n, k, seed=split_seed)])
+    train = np.asarray(data[order[:k]])
     return np.asarray(data[ev_idx]), train, np.asarray(data[syn_idx])  # S' in drawn order: prefixes are random
 
 
-def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, seed: int = 0,
+def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, split: str = "numpy",
+               seed: int = 0,
                distance: str = "l2", delta_m: float = 1 / 3, delta_s: float = 0.28, iterations: int = 10_000,
                device=None) -> dict:
     """Fractions the rule gives to real held-out items in place of a model's samples (:func:`null_sets`)."""
     from .classify import classify
 
-    ev, train, syn = null_sets(data, k, n_eval=n_eval, n_synthetic=n_synthetic, split_seed=split_seed, seed=seed)
+    ev, train, syn = null_sets(data, k, n_eval=n_eval, n_synthetic=n_synthetic, split_seed=split_seed, split=split,
+                               seed=seed)
     c = classify(ev, train, syn, distance=distance, delta_m=delta_m, delta_s=delta_s, device=device)
     return {"K": int(k), "n_eval": int(len(ev)), "n_synthetic": int(len(syn)),
             "counts": dict(zip(LABELS, c.counts.tolist())), "fractions": c.fractions,
@@ -114,7 +118,7 @@ def point_null(point, *, iterations: int | None = None) -> dict:
         return res
     res = null_rates(point.run.dataset, point.k, n_eval=min(cfg.n_eval, n_left - 2),
                      n_synthetic=min(point.n_synthetic, n_left - min(cfg.n_eval, n_left - 2)),
-                     split_seed=cfg.split_seed, seed=point.seed("bootstrap"), distance=cfg.distance,
+                     split_seed=cfg.split_seed, split=cfg.split, seed=point.seed("bootstrap"), distance=cfg.distance,
                      delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=it)
     model = point.summary["counts"]
     if res["n_synthetic"] < point.n_synthetic:  # too little held-out data for the full |S'|: compare like with like
@@ -154,6 +158,7 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     n_eval = min(cfg.n_eval, n_left - 2)
     null_max = min(max_factor * k, n_left - n_eval)
     nev, ntr, nsyn = null_sets(point.run.dataset, k, n_eval=n_eval, n_synthetic=null_max, split_seed=cfg.split_seed,
+                               split=cfg.split,
                                seed=point.seed("bootstrap"))
     null_ms = sorted(set([m for m in (k * 2 ** i for i in range(30)) if 2 <= m <= len(nsyn)] + [len(nsyn)]))
     m_eq = min(len(nsyn), len(syn))  # the δs grids compare model and null at one |S'|
@@ -201,7 +206,7 @@ def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict
     if f.exists():
         return read_json(f)
     data, k, cfg = point.run.dataset, point.k, point.config
-    rest = subset_indices(len(data), len(data), seed=cfg.split_seed)[k:]
+    rest = subset_indices(len(data), len(data), seed=cfg.split_seed, split=cfg.split)[k:]
     pick = np.sort(np.random.default_rng([point.seed("bootstrap"), 1]).permutation(rest)[:n_real])
     held = np.asarray(data[pick]) if len(pick) >= 2 else None
     r = off_manifold(np.asarray(point.eval), point.train_set, held, quantile=quantile, distance=cfg.distance)

@@ -168,6 +168,8 @@ def demo(out, overwrite):
 @lib_option(train_model, "ema_decay", "--ema-decay", type=float)
 @lib_option(train_model, "seed", "--seed", type=int, help="Training seed.")
 @lib_option(train_model, "split_seed", "--split-seed", type=int, help="Seed of the permutation that defines S_K.")
+@lib_option(train_model, "split", "--split", type=click.Choice(["numpy", "authors"]),
+            help="numpy's permutation, or the authors' (torch.randperm, their random_split).")
 @lib_option(train_model, "image_size", "--image-size", type=int, help="Resize folder/LSUN images to this size.")
 @lib_option(train_model, "snapshots", "--snapshots", type=int, help="Keep this many log-spaced EMA snapshots.")
 @lib_option(train_model, "device", "--device")

@@ -78,6 +78,7 @@ class SweepConfig:
     image_size: int | None = None  # resize folder/LSUN images to this size
     sizes: object = (2, 8, 32, 128, 512, 1797)  # a list, {"doubling": start} or {"paper": dataset}
     split_seed: int = 3407  # the permutation whose prefixes are the nested subsets S_K
+    split: str = "numpy"  # numpy's permutation, or "authors": torch.randperm as the authors' random_split
     seed: int = 0  # every point's training, sampling and bootstrap seeds derive from (seed, K)
     model: ModelSpec = ModelSpec(kind="mlp", hidden=512, depth=3)
     train: TrainConfig = TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500)
@@ -98,6 +99,7 @@ class SweepConfig:
     device: str | None = None  # where points run; does not change what they mean
 
     def __post_init__(self):
+        check(self.split in ("numpy", "authors"), f"split {self.split!r}: use numpy or authors")
         check(self.sampler in SAMPLERS, f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         check(self.n_eval >= 1 and self.synthetic_factor >= 1, "n_eval and synthetic_factor must be positive")
         check(self.synthetic_cap is None or self.synthetic_cap >= 1, "synthetic_cap must be positive (or null)")
@@ -168,7 +170,7 @@ def _paper_preset(name: str) -> SweepConfig:
     """A dataset's paper configuration: Table 1 sizes, Table 2 network and iterations, DDPM-1000."""
     ds = datasets.get(name)
     return SweepConfig(
-        name=f"paper-{name}", data=f"{name}:{ds.default_path}", sizes={"paper": name},
+        name=f"paper-{name}", data=f"{name}:{ds.default_path}", sizes={"paper": name}, split="authors",
         image_size=ds.shape[-1] if ds.loader is datasets._folder else None,
         model=ModelSpec(kind="unet", arch=ds.arch),
         train=TrainConfig(steps=ds.train_steps, batch=ds.batch, lr=2e-4, ema_decay=0.9999, checkpoint_every=5000),

@@ -220,14 +220,26 @@ def load_folder_resized(where: Path, size: int) -> np.ndarray:
     return out.transpose(0, 3, 1, 2)
 
 
-def nested_subset(data: np.ndarray, size: int, *, seed: int = 3407) -> np.ndarray:
+SPLITS = ("numpy", "authors")
+
+
+def nested_subset(data: np.ndarray, size: int, *, seed: int = 3407, split: str = "numpy") -> np.ndarray:
     """S_K: the first K items of one fixed-seed permutation, so S_2 ⊂ S_500 ⊂ … ⊂ S_N (SPEC §1)."""
     n = len(data)
     check(size >= 2, f"training-set size {size} must be at least 2")
     check(size <= n, f"training-set size {size} exceeds the dataset ({n} items); use at most {n}")
-    return np.asarray(data[subset_indices(n, size, seed=seed)])
+    return np.asarray(data[subset_indices(n, size, seed=seed, split=split)])
 
 
-def subset_indices(n: int, size: int, *, seed: int = 3407) -> np.ndarray:
-    """Indices of S_K in the dataset (a prefix of one permutation of range(n))."""
+def subset_indices(n: int, size: int, *, seed: int = 3407, split: str = "numpy") -> np.ndarray:
+    """Indices of S_K in the dataset: a prefix of one permutation of range(n).
+
+    ``split="numpy"``: numpy's PCG64 permutation (mem2gen's own, kept so finished runs reopen).
+    ``split="authors"``: ``torch.randperm(n, generator=torch.Generator().manual_seed(seed))``, the
+    permutation behind the authors' ``random_split`` (SPEC §5), so S_K is exactly their subset."""
+    check(split in SPLITS, f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if split == "authors":
+        import torch
+
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].numpy()
     return np.random.default_rng(seed).permutation(n)[:size]

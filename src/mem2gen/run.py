@@ -136,7 +136,7 @@ class Point:
         """S_K: the first K items of the run's fixed-seed permutation of the dataset."""
         from .data import nested_subset
 
-        return nested_subset(self.run.dataset, self.k, seed=self.config.split_seed)
+        return nested_subset(self.run.dataset, self.k, seed=self.config.split_seed, split=self.config.split)
 
     def load_model(self, *, device=None):
         """The finished EMA model on ``device`` (default CPU)."""

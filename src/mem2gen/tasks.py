@@ -85,7 +85,7 @@ def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
 def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: str = ModelSpec.arch,
                 width: float = ModelSpec.width, dropout: float | None = None, steps: int = TrainConfig.steps,
                 batch: int = TrainConfig.batch, lr: float = TrainConfig.lr, ema_decay: float = TrainConfig.ema_decay,
-                seed: int = 0, split_seed: int = 3407, image_size: int | None = None, snapshots: int = 0,
+                seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None, snapshots: int = 0,
                 device: str | None = None, progress: bool = True) -> dict:
     """Train one DDPM on S_K (the first ``size`` items of the ``split_seed`` permutation of ``data``) into
     ``out``; resumes if interrupted, refuses a folder started with other settings. ``snapshots`` keeps
@@ -104,9 +104,10 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
                       save_steps=log_spaced_steps(steps, snapshots) if snapshots else ())
     out = Path(out)
     check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
-    subset = nested_subset(load_dataset(data, image_size=image_size), size, seed=split_seed)
+    subset = nested_subset(load_dataset(data, image_size=image_size), size, seed=split_seed, split=split)
     settings = json.loads(json.dumps({"data": data, "size": size, "model": spec.__dict__, "train": cfg.__dict__,
-                                      "split_seed": split_seed}, default=list))
+                                      "split_seed": split_seed, **({"split": split} if split != "numpy" else {})},
+                                     default=list))
     f = out / "train.json"
     if f.exists():
         diff = changed_keys(read_json(f), settings)
@@ -114,7 +115,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
     else:
         out.mkdir(parents=True, exist_ok=True)
         write_json(f, settings)
-    meta = {"data": data, "size": size, "split_seed": split_seed}
+    meta = {"data": data, "size": size, "split_seed": split_seed, "split": split}
     model = build_model(spec, subset.shape[1:], seed=seed, train=subset)
     if kind == "optimal":
         save_model(model, out / "model", meta={**meta, "step": 0})
