@@ -151,3 +151,26 @@ def test_capacity_table_known_limits():
     assert rows[(500.0, 3)]["retrieved"] == 1.0 and rows[(500.0, 3)]["mixture_fixed"] == 0.0  # sharp: no mixtures
     assert rows[(1.0, 64)]["retrieved"] == 0.0  # flat softmax: everything falls to one average state
     assert rows[(1.0, 3)]["mixture_fixed"] == 1.0  # low β: the mixture of the three stored patterns is stable
+
+
+def test_bridge_distance_form_for_patterns_of_any_norm():
+    """The optimal denoiser is a DenseAM step with a per-pattern bias −(β√ᾱ/2)‖y‖², β = √ᾱ/(1−ᾱ);
+    the plain update Σ softmax(β xᵀy) y equals it only when all patterns share one norm."""
+    from mem2gen.examples import digits
+
+    y = digits()[:50].reshape(50, -1).astype(np.float64)  # raw digits: norms differ
+    t = 300
+    ab = float(Schedule().alphas_cumprod[t])
+    beta = np.sqrt(ab) / (1 - ab)
+    x = np.sqrt(ab) * y[:5] + np.sqrt(1 - ab) * np.random.default_rng(0).standard_normal((5, 64))
+    ref = OptimalDenoiser(y.reshape(50, 1, 8, 8)).denoise(torch.as_tensor(x).reshape(5, 1, 8, 8),
+                                                         torch.full((5,), t)).reshape(5, -1).numpy()
+    logits = beta * x @ y.T - beta * np.sqrt(ab) / 2 * (y ** 2).sum(1)
+    w = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose((w / w.sum(1, keepdims=True)) @ y, ref, atol=1e-12)
+    plain = DenseAM(y, beta=beta).update(x)
+    assert np.abs(plain - ref).max() > 0.05  # the equal-norm special case does not hold here
+    yn = normalize(y)  # equal norms: the bias is one constant and the two coincide
+    ref_n = OptimalDenoiser(yn.reshape(50, 1, 8, 8)).denoise(torch.as_tensor(x).reshape(5, 1, 8, 8),
+                                                            torch.full((5,), t)).reshape(5, -1).numpy()
+    np.testing.assert_allclose(DenseAM(yn, beta=beta).update(x), ref_n, atol=1e-12)
