@@ -103,10 +103,6 @@ def build_model(spec, sample_shape: tuple, *, seed: int = 0, train=None) -> nn.M
         return build_unet(arch, dropout=spec.dropout)
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def model_config(model: nn.Module) -> dict:
     """What rebuilds ``model`` without its weights: ``{"kind": ..., "config": {...}}`` (JSON-able).
     Stored with every saved model and in every training checkpoint."""

@@ -12,7 +12,6 @@ how many of them sit on a training item.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
