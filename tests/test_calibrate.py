@@ -20,8 +20,15 @@ def test_null_of_digits_at_k32_is_the_documented_rate():
 
 
 def test_null_draws_disjoint_held_out_sets():
+    from mem2gen.calibrate import null_sets
     from mem2gen.data import subset_indices
 
+    ids = np.arange(1000, dtype=np.float32).reshape(-1, 1, 1, 1)  # every item is its own index
+    for split in ("numpy", "authors"):
+        ev, tr, syn = null_sets(ids, 50, n_eval=300, n_synthetic=400, split=split)
+        ev, tr, syn = (set(a.ravel().astype(int).tolist()) for a in (ev, tr, syn))
+        assert tr == set(subset_indices(1000, 50, split=split).tolist())  # S is the sweep's S_K
+        assert len(ev) == 300 and len(syn) == 400 and not (ev & tr or syn & tr or ev & syn)
     r = null_rates(DIGITS, 100, n_eval=300, n_synthetic=5000, iterations=100)
     assert r["n_synthetic"] == len(DIGITS) - 100 - 300  # S' gets what is left
     # the same eval draw, S' growing by prefix: the spurious fraction cannot fall as S' grows
@@ -30,7 +37,6 @@ def test_null_draws_disjoint_held_out_sets():
     assert fr == sorted(fr) and fr[-1] > fr[0]
     with pytest.raises(Mem2genError, match="2 <= K < N"):
         null_rates(DIGITS, 1797, n_eval=10, n_synthetic=10)
-    assert len(set(subset_indices(1797, 100).tolist())) == 100
 
 
 def test_excess_known_answers():

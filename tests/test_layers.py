@@ -19,7 +19,7 @@ LAYER = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 
 
 def imports():
-    """(module, imported module) for every relative import and every lazy `_lazy("module", ...)`."""
+    """(module, imported module) for every relative import, at the top or inside a function."""
     for f in ROOT.rglob("*.py"):
         rel = f.relative_to(ROOT).with_suffix("")
         mod = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
@@ -30,8 +30,6 @@ def imports():
                 target = ".".join(base + ([node.module] if node.module else []))
                 names = [target] + [f"{target}.{a.name}".lstrip(".") for a in node.names]
                 yield mod, next((n for n in names[::-1] if n in LAYER), target)
-            elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_lazy":
-                yield mod, node.args[0].value
 
 
 def test_every_module_has_a_layer():

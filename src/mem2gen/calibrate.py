@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import check
-from .stats import LABELS, bootstrap_fractions
+from .stats import LABELS
 
 
 def null_sets(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, split: str = "numpy",
@@ -92,11 +92,6 @@ def delta_s_grid(result, grid) -> list[dict]:
         c = np.bincount(labels, minlength=3)
         out.append({"delta_s": float(ds), **{n: float(c[i] / c.sum()) for i, n in enumerate(LABELS)}})
     return out
-
-
-def fraction_interval(counts, name: str = "spurious", iterations: int = 10_000, seed: int = 0) -> list[float]:
-    """The 95% bootstrap interval of one class's fraction."""
-    return bootstrap_fractions(counts, iterations=iterations, seed=seed)[name]["ci95"]
 
 
 def point_null(point, *, iterations: int | None = None) -> dict:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import inspect
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import click
 
 from . import datasets
+from .classify import parse_fraction
+from .data import SPLITS
 from .config import RULES, SAMPLERS, SWEEP_PRESETS
 from .errors import Mem2genError
 
@@ -62,16 +63,9 @@ class Ratio(click.ParamType):
         if value is None or isinstance(value, float):
             return value
         try:
-            return float(Fraction(str(value).strip()))
-        except (ValueError, ZeroDivisionError):
-            self.fail(f"{value!r} is not a number; write e.g. 0.28 or 1/3", param, ctx)
-
-
-def _lazy(module: str, name: str):
-    """A library function imported only when its command runs (keeps `mem2gen --help` fast)."""
-    import importlib
-
-    return getattr(importlib.import_module(f"mem2gen.{module}"), name)
+            return parse_fraction(value)
+        except Mem2genError as e:
+            self.fail(str(e), param, ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -89,6 +83,7 @@ def _print_table(res, boot) -> None:
 
 
 from .executors import EXECUTORS, Submitit  # noqa: E402
+from .report import aggregate  # noqa: E402
 from .run import Run  # noqa: E402
 from .sizes import schedule  # noqa: E402
 from .sweep import sweep as run_sweep  # noqa: E402
@@ -168,7 +163,7 @@ def demo(out, overwrite):
 @lib_option(train_model, "ema_decay", "--ema-decay", type=float)
 @lib_option(train_model, "seed", "--seed", type=int, help="Training seed.")
 @lib_option(train_model, "split_seed", "--split-seed", type=int, help="Seed of the permutation that defines S_K.")
-@lib_option(train_model, "split", "--split", type=click.Choice(["numpy", "authors"]),
+@lib_option(train_model, "split", "--split", type=click.Choice(SPLITS),
             help="numpy's permutation, or the authors' (torch.randperm, their random_split).")
 @lib_option(train_model, "image_size", "--image-size", type=int, help="Resize folder/LSUN images to this size.")
 @lib_option(train_model, "snapshots", "--snapshots", type=int, help="Keep this many log-spaced EMA snapshots.")
@@ -247,7 +242,7 @@ def sizes(**kw):
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir):
     """Rebuild results.csv, the phase diagram and report.html from a sweep folder."""
-    _lazy("report", "aggregate")(run_dir, echo=click.echo)
+    aggregate(run_dir, echo=click.echo)
 
 
 @cli.command()

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import datasets
+from .data import SPLITS
 from .errors import Mem2genError, check
 
 RULES = ("ratio", "absolute")
@@ -99,7 +100,7 @@ class SweepConfig:
     device: str | None = None  # where points run; does not change what they mean
 
     def __post_init__(self):
-        check(self.split in ("numpy", "authors"), f"split {self.split!r}: use numpy or authors")
+        check(self.split in SPLITS, f"split {self.split!r}: use one of {', '.join(SPLITS)}")
         check(self.sampler in SAMPLERS, f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         check(self.n_eval >= 1 and self.synthetic_factor >= 1, "n_eval and synthetic_factor must be positive")
         check(self.synthetic_cap is None or self.synthetic_cap >= 1, "synthetic_cap must be positive (or null)")

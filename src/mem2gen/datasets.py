@@ -166,8 +166,3 @@ def load_dataset(spec: str, *, image_size: int | None = None) -> np.ndarray:
         check(where != "", f"dataset {name} needs a local path: {name}:/path/to/files")
     loader = entry.loader if entry else LOADERS[name]
     return loader(where, image_size)
-
-
-def entry_of(spec: str) -> Dataset | None:
-    """The registry entry a data spec refers to (None for ``folder:``/``array:`` specs)."""
-    return DATASETS.get(parse_spec(spec)[0])

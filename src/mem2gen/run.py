@@ -81,6 +81,12 @@ class Run:
     def points(self) -> list["Point"]:
         return [Point(self, k) for k in self.sizes]
 
+    def classified(self, sizes=None, *, what: str = "work on") -> list["Point"]:
+        """The points of ``sizes`` (default: every classified point); an error if there are none."""
+        points = [self.point(k) for k in sizes] if sizes else [p for p in self.points() if p.state == "classified"]
+        check(len(points) > 0, f"{self.path}: no classified point to {what}; run the sweep first")
+        return points
+
     def status(self) -> list[tuple[int, str]]:
         """(K, stage) for every point: pending, started, trained, sampled or classified."""
         return [(p.k, p.state) for p in self.points()]

@@ -206,10 +206,8 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
     cfg = LandscapeConfig(n_samples=n_samples, trials=trials, steps=steps, t_energy=t_energy, t_follow=t_follow,
                           seed=seed)
     run = Run(run_dir)
-    points = [run.point(k) for k in sizes] if sizes else [p for p in run.points() if p.state == "classified"]
-    check(len(points) > 0, f"{run.path}: no classified point to analyse; run the sweep first")
     results = []
-    for p in points:
+    for p in run.classified(sizes, what="analyse"):
         f = p.path / "landscape.json"
         settings = json.loads(json.dumps(cfg.__dict__, default=list))
         if f.exists() and not overwrite and read_json(f).get("settings") == settings:
@@ -242,10 +240,8 @@ def calibrate(run_dir, *, sizes: tuple | None = None, overwrite: bool = False, e
     from .run import Run
 
     run = Run(run_dir)
-    points = [run.point(k) for k in sizes] if sizes else [p for p in run.points() if p.state == "classified"]
-    check(len(points) > 0, f"{run.path}: no classified point to calibrate; run the sweep first")
     results = []
-    for p in points:
+    for p in run.classified(sizes, what="calibrate"):
         f = p.path / "calibration.json"
         if f.exists() and not overwrite:
             results.append(read_json(f))
