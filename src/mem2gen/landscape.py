@@ -453,7 +453,7 @@ class LandscapeConfig:
 def analyze(point, cfg: LandscapeConfig = LandscapeConfig(), *, device=None, progress: bool = True) -> dict:
     """Recovery times, energy profiles, curvature, attractor census and mixture test at one classified
     sweep point (a :class:`mem2gen.run.Point`). Returns a JSON-able dict (see ``mem2gen landscape``)."""
-    from .classify import classify
+    from .calibrate import synthetic_curve
     from .data import to_float
     from .stats import LABELS
 
@@ -515,14 +515,13 @@ def analyze(point, cfg: LandscapeConfig = LandscapeConfig(), *, device=None, pro
     m_all = min(len(syn), cfg.max_follow)
     ends = follow(model, np.asarray(syn[:m_all]), t=cfg.t_follow, schedule=sched).cpu().numpy()
     sizes = sorted({m for m in [point.k * 2 ** i for i in range(20)] if m <= m_all} | {m_all})
+    eq5 = synthetic_curve(ev, train, syn, sizes, distance=rc.distance, delta_m=rc.delta_m, delta_s=rc.delta_s,
+                          device=device)
     curve = []
-    for m in sizes:
-        c = census(ends[:m], delta=delta, train=train)
-        spu = classify(ev, train, np.asarray(syn[:m]), distance=rc.distance, delta_m=rc.delta_m,
-                       delta_s=rc.delta_s, device=device).fractions["spurious"] if m >= 2 else None
-        curve.append({"m": int(m), "attractors": c.n_attractors, "training_attractors": c.n_training,
-                      "largest_occupancy": int(c.occupancy[0]), "spurious_eq5": spu})
-    full = census(ends, delta=delta, train=train)
+    for m, e in zip(sizes, eq5):
+        full = census(ends[:m], delta=delta, train=train)  # the last one is the census of every end point
+        curve.append({"m": int(m), "attractors": full.n_attractors, "training_attractors": full.n_training,
+                      "largest_occupancy": int(full.occupancy[0]), "spurious_eq5": e["spurious"]})
     out["census"] = {"curve": curve, "n_attractors": full.n_attractors, "n_training": full.n_training,
                      "occupancy": full.occupancy.tolist()[:50],
                      "non_training_occupied": int(full.occupancy[full.training_item < 0].sum())}

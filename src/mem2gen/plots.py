@@ -359,6 +359,7 @@ def point_landscape_figure(result: dict, eval_set, train, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .data import to_float
     from .files import atomic_path
 
     names = [n for n in LABELS if n in result["energy"]]
@@ -382,8 +383,6 @@ def point_landscape_figure(result: dict, eval_set, train, path) -> None:
         for r, (name, e) in enumerate(mixes):
             x = np.asarray(eval_set[e["sample"]])
             parents = [y[i] for i in e["parents"]]
-            from .data import to_float
-
             mix = sum(w * to_float(p[None])[0] for w, p in zip(e["weights"], parents)).reshape(np.shape(x))
             cells = [(x, f"{name} #{e['sample']}")] + [(p, f"w={w:.2f}") for p, w in zip(parents, e["weights"])] + [
                 (mix, f"mix: res {e['relative']:.2f}·d1")]

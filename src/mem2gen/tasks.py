@@ -206,10 +206,10 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
     cfg = LandscapeConfig(n_samples=n_samples, trials=trials, steps=steps, t_energy=t_energy, t_follow=t_follow,
                           seed=seed)
     run = Run(run_dir)
+    settings = json.loads(json.dumps(cfg.__dict__, default=list))
     results = []
     for p in run.classified(sizes, what="analyse"):
         f = p.path / "landscape.json"
-        settings = json.loads(json.dumps(cfg.__dict__, default=list))
         if f.exists() and not overwrite and read_json(f).get("settings") == settings:
             echo(f"K={p.k}: landscape.json is up to date")
             results.append(read_json(f))
