@@ -83,10 +83,9 @@ def _print_table(res, boot) -> None:
 
 
 from .executors import EXECUTORS, Submitit  # noqa: E402
-from .report import aggregate  # noqa: E402
 from .run import Run  # noqa: E402
 from .sizes import schedule  # noqa: E402
-from .sweep import sweep as run_sweep  # noqa: E402
+from .sweep import report as build_report, sweep as run_sweep  # noqa: E402
 from .toy import run_toy  # noqa: E402
 from .tasks import (calibrate, classify_files, dense_memory, hopfield_capacity, landscape,  # noqa: E402
                     planted_demo, sample_model, train_model)
@@ -242,7 +241,7 @@ def sizes(**kw):
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir):
     """Rebuild results.csv, the phase diagram and report.html from a sweep folder."""
-    aggregate(run_dir, echo=click.echo)
+    build_report(run_dir, echo=click.echo)
 
 
 @cli.command()

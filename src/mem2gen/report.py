@@ -61,14 +61,6 @@ def aggregate(run_dir, *, echo=print) -> dict:
 
     run = Run(run_dir)
     cfg = run.config
-    from .calibrate import point_manifold, point_null
-
-    for p in run.points():  # runs made before these checks existed get them here, once per point
-        if p.state == "classified":
-            if cfg.null_calibration:
-                point_null(p)
-            if cfg.manifold_check:
-                point_manifold(p)
     rows = run.results()
     check(len(rows) > 0, f"{run.path}: no point is classified yet; run the sweep first")
     buf = io.StringIO()

@@ -64,16 +64,31 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
         c = classify(ev, data, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device)
         boot = c.bootstrap(iterations=cfg.bootstrap_iterations, seed=point.seed("bootstrap"))
         write_classification(d, c, ev, data, syn, boot=boot, grid=True, extra={"K": k})  # summary.json last
-    if cfg.null_calibration:
-        from .calibrate import point_null
-
-        point_null(point)
-    if cfg.manifold_check:
-        from .calibrate import point_manifold
-
-        point_manifold(point)
+    point_checks(point)
     times["classify_s"] = time.perf_counter() - t
     return {"K": k, **times}
+
+
+def point_checks(point: Point) -> None:
+    """The rule's null and the off-manifold check of a classified point, each computed once and kept in
+    the point's folder (null.json, manifold.json), as its config asks."""
+    from .calibrate import point_manifold, point_null
+
+    if point.config.null_calibration:
+        point_null(point)
+    if point.config.manifold_check:
+        point_manifold(point)
+
+
+def report(run_dir, *, echo=print) -> dict:
+    """The ``mem2gen report`` command: complete the checks of classified points made before they existed,
+    then rebuild results.csv, capacities.json, the phase diagram and report.html."""
+    from .report import aggregate
+
+    for p in Run(run_dir).points():
+        if p.state == "classified":
+            point_checks(p)
+    return aggregate(run_dir, echo=echo)
 
 
 class PointJob:
@@ -150,7 +165,6 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     ``devices``; by default every visible GPU when there are several), slurm or submitit-local.
     """
     from .executors import make_executor
-    from .report import aggregate
 
     run = Path(run_dir)
     ks = prepare(cfg, run, overwrite=overwrite)
@@ -161,7 +175,7 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     job = PointJob(run, progress=progress and executor == "local" and not devices)
     for record in ex.map(job, todo):
         update_manifest(run, ks, record)
-    return aggregate(run, echo=echo)
+    return report(run, echo=echo)  # completes points finished by a version without the checks
 
 
 def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None,
