@@ -160,6 +160,9 @@ def demo(out, overwrite):
 @lib_option(train_model, "batch", "--batch", type=int)
 @lib_option(train_model, "lr", "--lr", type=float)
 @lib_option(train_model, "ema_decay", "--ema-decay", type=float)
+@lib_option(train_model, "weight_decay", "--weight-decay", type=float, help="AdamW weight decay (0: Adam, the paper's).")
+@lib_option(train_model, "data_noise", "--data-noise", type=float,
+            help="Std of Gaussian noise added to training images in [-1, 1] (augmentation).")
 @lib_option(train_model, "seed", "--seed", type=int, help="Training seed.")
 @lib_option(train_model, "split_seed", "--split-seed", type=int, help="Seed of the permutation that defines S_K.")
 @lib_option(train_model, "split", "--split", type=click.Choice(SPLITS),

@@ -59,8 +59,10 @@ class TrainConfig:
     ema_warmup: bool = True  # decay_t = min(decay, (1 + t) / (10 + t)): short runs still get a sensible EMA
     seed: int = 0
     checkpoint_every: int = 500
-    save_steps: tuple = ()  # keep EMA snapshots at these steps (training-dynamics work)
+    save_steps: tuple = ()  # keep EMA snapshots at these steps (read by `mem2gen dynamics`)
     bf16: bool = True  # autocast on CUDA
+    weight_decay: float = 0.0  # > 0: AdamW's decoupled weight decay (an intervention; the paper uses none)
+    data_noise: float = 0.0  # > 0: Gaussian noise of this std added to each training image in [-1, 1] (augmentation)
 
     def __post_init__(self):
         check(self.steps >= 1, "training steps must be at least 1")
@@ -68,6 +70,10 @@ class TrainConfig:
         check(self.lr > 0 and self.lr < float("inf"), f"learning rate {self.lr} must be a positive finite number")
         check(0 <= self.ema_decay < 1, "ema_decay must lie in [0, 1)")
         check(self.checkpoint_every >= 1, "checkpoint_every must be at least 1")
+        check(all(isinstance(s, int) and 1 <= s <= self.steps for s in self.save_steps),
+              f"save_steps must be whole steps between 1 and steps = {self.steps}")
+        check(0 <= self.weight_decay < float("inf"), "weight_decay must be a finite number >= 0")
+        check(0 <= self.data_noise < float("inf"), "data_noise must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,19 @@ def check_thresholds(delta_m: float, delta_s: float, rule: str) -> None:
         check(delta_m > 0 and delta_s > 0, "absolute thresholds must be positive distances")
 
 
+def log_spaced_steps(total: int, n: int, *, start: int = 1) -> tuple:
+    """About ``n`` steps spaced logarithmically from ``start`` to ``total`` (both included)."""
+    import numpy as np
+
+    return tuple(sorted({int(round(s)) for s in np.geomspace(max(1, start), total, n)}))
+
+
+def dynamics_steps(total: int, n: int = 6) -> tuple:
+    """The snapshot steps a preset keeps for the (K, step) map: ``n`` log-spaced steps from total/32 to
+    ``total``, less the last (the finished model is that step's snapshot)."""
+    return log_spaced_steps(total, n, start=max(1, total // 32))[:-1]
+
+
 def _paper_preset(name: str) -> SweepConfig:
     """A dataset's paper configuration: Table 1 sizes, Table 2 network and iterations, DDPM-1000."""
     ds = datasets.get(name)
@@ -188,7 +207,8 @@ def _builtin_preset(name: str, data: str, sizes: tuple, model: ModelSpec, train:
 
 SWEEP_PRESETS = {
     "quick": _builtin_preset("quick", "digits", (2, 8, 32, 128, 512, 1797), ModelSpec(kind="mlp", hidden=512, depth=3),
-                             TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500), 500),
+                             TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500,
+                                         save_steps=dynamics_steps(3000)), 500),
     "mnist5k": _builtin_preset("mnist5k", "mnist5k", (2, 16, 64, 256, 1024, 5000),
                                ModelSpec(kind="unet", arch="mnist-small"),
                                TrainConfig(steps=4000, batch=64, lr=1e-3, checkpoint_every=500), 1000),

@@ -85,7 +85,7 @@ def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
 def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: str = ModelSpec.arch,
                 width: float = ModelSpec.width, dropout: float | None = None, steps: int = TrainConfig.steps,
                 batch: int = TrainConfig.batch, lr: float = TrainConfig.lr, ema_decay: float = TrainConfig.ema_decay,
-                seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None, snapshots: int = 0,
+                weight_decay: float = TrainConfig.weight_decay, data_noise: float = TrainConfig.data_noise, seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None, snapshots: int = 0,
                 device: str | None = None, progress: bool = True) -> dict:
     """Train one DDPM on S_K (the first ``size`` items of the ``split_seed`` permutation of ``data``) into
     ``out``; resumes if interrupted, refuses a folder started with other settings. ``snapshots`` keeps
@@ -100,7 +100,8 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
 
     spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout)
     check(snapshots >= 0, "snapshots must be 0 or more")
-    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed,
+    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed, weight_decay=weight_decay,
+                      data_noise=data_noise,
                       save_steps=log_spaced_steps(steps, snapshots) if snapshots else ())
     out = Path(out)
     check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
@@ -110,7 +111,11 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
                                      default=list))
     f = out / "train.json"
     if f.exists():
-        diff = changed_keys(read_json(f), settings)
+        before = read_json(f)
+        # keys added to TrainConfig since that run was started take their defaults (which it used)
+        before["train"] = {**json.loads(json.dumps(TrainConfig(steps=steps).__dict__, default=list)),
+                           **before.get("train", {})}
+        diff = changed_keys(before, settings)
         check(not diff, f"{out} holds a run with other settings ({', '.join(diff)}); use another --out")
     else:
         out.mkdir(parents=True, exist_ok=True)

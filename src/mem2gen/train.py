@@ -20,13 +20,8 @@ from tqdm.auto import tqdm
 from . import diffusion
 from .errors import Mem2genError, check
 from .files import atomic_path
-from .config import TrainConfig
+from .config import TrainConfig, log_spaced_steps  # noqa: F401 - log_spaced_steps re-exported
 from .models import load_model, model_config, save_model
-
-
-def log_spaced_steps(total: int, n: int) -> tuple:
-    """About n checkpoint steps spaced logarithmically from 1 to ``total``."""
-    return tuple(sorted({int(round(s)) for s in np.geomspace(1, total, n)}))
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -112,7 +107,8 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     check(len(raw) >= 1, "the training set is empty")
     model = model.to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.weight_decay
+           else torch.optim.Adam(model.parameters(), lr=cfg.lr))
     step, losses = 0, []
     state_file = out / "state.safetensors" if out else None
     if state_file and state_file.exists():
@@ -133,6 +129,8 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
             torch.manual_seed(seed)  # dropout
             idx = torch.randint(0, len(raw), (cfg.batch,), generator=g).to(device)
             x0 = _as_batch(raw[idx])
+            if cfg.data_noise:  # augmentation: drawn from the step's generator, so resuming stays exact
+                x0 = x0 + cfg.data_noise * torch.randn(x0.shape, generator=g).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss = diffusion.loss(model, schedule, x0, generator=g)
             opt.zero_grad(set_to_none=True)
