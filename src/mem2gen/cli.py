@@ -82,6 +82,8 @@ def _print_table(res, boot) -> None:
                    f"  [{b['ci95'][0]:.4f}, {b['ci95'][1]:.4f}]")
 
 
+from .compare import compare as run_compare  # noqa: E402
+from .dynamics import DynamicsConfig, dynamics as run_dynamics, tau_text  # noqa: E402
 from .executors import EXECUTORS, Submitit  # noqa: E402
 from .run import Run  # noqa: E402
 from .sizes import schedule  # noqa: E402
@@ -215,6 +217,8 @@ def sample(quiet, **kw):
 @lib_option(run_sweep, "devices", "--devices", type=click.STRING,
             help="Local executor: run points in parallel, one process per device, e.g. cuda:0,cuda:1. "
                  "[default: every GPU when there are several]")
+@lib_option(run_sweep, "grid", "--grid", help="One sweep per value of one setting, then compared, e.g. "
+            "model.dropout=0,0.1,0.3 (runs in OUT/KEY=VALUE; OUT defaults to runs/NAME-KEY).")
 @lib_option(run_sweep, "overwrite", "--overwrite", is_flag=True, help="Start again in a folder made by another config.")
 @click.option("--quiet", is_flag=True)
 def sweep(data, sizes, steps, device, partition, gpus_per_node, timeout_min, devices, executor, quiet, **kw):
@@ -225,7 +229,7 @@ def sweep(data, sizes, steps, device, partition, gpus_per_node, timeout_min, dev
     slurm = {"partition": partition, "gpus_per_node": gpus_per_node, "timeout_min": timeout_min}
     res = run_sweep(**kw, overrides=overrides, executor=executor, progress=not quiet, echo=click.echo,
                     slurm=slurm if executor == "slurm" else None, devices=devices.split(",") if devices else None)
-    click.echo(f"finished in {time.perf_counter() - t:.0f} s; open {res['report']}")
+    click.echo(f"finished in {time.perf_counter() - t:.0f} s; see {res['report']}")
 
 
 @cli.command()
@@ -245,6 +249,47 @@ def sizes(**kw):
 def report(run_dir):
     """Rebuild results.csv, the phase diagram and report.html from a sweep folder."""
     build_report(run_dir, echo=click.echo)
+
+
+@cli.command("dynamics")
+@calls(run_dynamics, DynamicsConfig)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@lib_option(run_dynamics, "sizes", "--sizes", type=Numbers(int), help="Sizes K. [default: every trained point]")
+@lib_option(DynamicsConfig, "n_eval", "--n-eval", type=int, help="|S_eval| per (K, step).")
+@lib_option(DynamicsConfig, "synthetic_cap", "--synthetic-cap", type=int, help="|S'| = min(the run's factor x K, this).")
+@lib_option(DynamicsConfig, "loss_items", "--loss-items", type=int, help="Training and held-out items for the losses.")
+@lib_option(DynamicsConfig, "level", "--level", type=float, help="tau_mem: first step where memorized reaches this.")
+@lib_option(run_dynamics, "executor", "--executor", type=click.Choice(EXECUTORS))
+@lib_option(run_dynamics, "device", "--device", help="[default: the run's, else cuda when present]")
+@lib_option(run_dynamics, "overwrite", "--overwrite", is_flag=True, help="Measure again with new settings.")
+def dynamics_cmd(run_dir, sizes, executor, device, overwrite, **kw):
+    """Phases over (K, training step) from a sweep's EMA snapshots; tau_mem(K) and its power law."""
+    res = run_dynamics(run_dir, settings=DynamicsConfig(**kw), sizes=sizes, executor=executor, device=device,
+                       overwrite=overwrite, echo=click.echo)
+    click.echo(f"{'K':>6} {'tau_mem (1/2)':>14} {'mem 5%':>9} {'tau_gen':>8} {'spurious onset':>15} {'max spurious':>13}")
+    for d in res["per_K"]:
+        click.echo(f"{d['K']:>6} {tau_text(d['tau_mem'], d['tau_mem_status']):>14} "
+                   f"{tau_text(d['tau_mem_05'], d['tau_mem_05_status']):>9} {str(d['tau_gen'] or '-'):>8} "
+                   f"{str(d['spurious_onset'] or '-'):>15} {d['max_spurious']:>13.3f}")
+    fit = res["fit"]
+    if fit["a"] is None:
+        click.echo(f"tau_mem ~ K^a: not fitted ({fit['reason']})")
+    else:
+        ci = f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit.get("ci95") else ""
+        click.echo(f"tau_mem ~ K^a: a = {fit['a']:.2f}{ci} over K = {fit['K']}" + (f" ({fit['reason']})" if fit.get("reason") else ""))
+    click.echo(f"wrote {run_dir}/dynamics.csv, dynamics.json, dynamics.png and the report's Dynamics section")
+
+
+@cli.command("compare")
+@calls(run_compare)
+@click.argument("run_dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for compare.csv/.json/.png.")
+@lib_option(run_compare, "iterations", "--iterations", type=int, help="Bootstrap draws per run.")
+@lib_option(run_compare, "overwrite", "--overwrite", is_flag=True)
+def compare_cmd(run_dirs, **kw):
+    """Overlay sweeps that differ in one knob (the first is the reference); MC/SC/GC shifts with intervals."""
+    run_compare(list(run_dirs), **kw, echo=click.echo)
+    click.echo(f"wrote {kw['out']}/ (compare.csv, compare.json, compare.png)")
 
 
 @cli.command()

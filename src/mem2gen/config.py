@@ -224,6 +224,24 @@ SWEEP_PRESETS = {
 }
 
 
+def parse_grid(grid) -> tuple[str, list]:
+    """A grid over one knob: ``"train.weight_decay=0,0.01,0.1"`` or ``{"train.weight_decay": [0, 0.01, 0.1]}``;
+    values are read as YAML scalars (0.1 → float, null → None)."""
+    import yaml
+
+    if isinstance(grid, dict):
+        check(len(grid) == 1, f"a grid varies one knob; this one names {len(grid)}: {sorted(grid)}")
+        (key, values), = grid.items()
+        values = values if isinstance(values, list) else [values]
+    else:
+        key, sep, rest = str(grid).partition("=")
+        check(sep and key and rest, f"grid {grid!r}: write KEY=V1,V2,..., e.g. model.dropout=0,0.1")
+        values = [yaml.safe_load(v) for v in rest.split(",") if v.strip()]
+    check(len(values) >= 1 and len(set(map(str, values))) == len(values), f"grid {key}: give distinct values")
+    check(key not in ("name", "device", "sizes"), f"grid over {key!r}: choose a setting of the model, training or rule")
+    return str(key), values
+
+
 def load_config(preset: str | None = None, file=None, overrides: dict | None = None) -> SweepConfig:
     """A sweep preset, then keys from a YAML/JSON file, then explicit ``overrides`` (None values skipped).
     ``overrides`` may use dotted keys for nested settings, e.g. ``{"train.steps": 500}``."""
@@ -240,6 +258,7 @@ def load_config(preset: str | None = None, file=None, overrides: dict | None = N
         except yaml.YAMLError as e:
             raise Mem2genError(f"{path}: not valid YAML/JSON ({str(e).splitlines()[0]})") from None
         check(isinstance(d, dict), f"{path}: the config must be a mapping of keys to values")
+        d.pop("grid", None)  # a grid over one knob: read by mem2gen.sweep.sweep (read_grid)
         if "preset" in d:
             cfg = load_config(d.pop("preset"))
         cfg = SweepConfig.from_dict(d, cfg)

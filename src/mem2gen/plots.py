@@ -397,3 +397,103 @@ def point_landscape_figure(result: dict, eval_set, train, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def _save(fig, path, *, dpi: int = 120) -> None:
+    import matplotlib.pyplot as plt
+    from pathlib import Path
+
+    from .files import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix[1:])
+    plt.close(fig)
+
+
+def _log_edges(values) -> np.ndarray:
+    """Cell edges for values on a log axis: geometric midpoints, extended half a step at each end."""
+    v = np.log(np.asarray(sorted(values), float))
+    mid = (v[1:] + v[:-1]) / 2 if len(v) > 1 else np.array([])
+    lo = v[0] - (mid[0] - v[0] if len(mid) else 0.5)
+    hi = v[-1] + (v[-1] - mid[-1] if len(mid) else 0.5)
+    return np.exp(np.concatenate([[lo], mid, [hi]]))
+
+
+def dynamics_figure(rows: list, analysis: dict, path, *, title: str = "") -> None:
+    """The (K, training step) map: one panel per class (colour = fraction; white line: τ_mem(K)), and
+    τ_mem(K), τ_gen(K), the spurious onset with the power-law fit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = sorted({r["K"] for r in rows})
+    steps = sorted({r["step"] for r in rows})
+    grid = {name: np.full((len(steps), len(ks)), np.nan) for name in LABELS}
+    for r in rows:
+        for name in LABELS:
+            grid[name][steps.index(r["step"]), ks.index(r["K"])] = r[f"frac_{name}"]
+    per_k = analysis["per_K"]
+    tau = [(d["K"], d["tau_mem"]) for d in per_k if d["tau_mem_status"] == "ok"]
+    fig, axes = plt.subplots(2, 2, figsize=(9.6, 7.2))
+    xe, ye = _log_edges(ks), _log_edges(steps)
+    for ax, name in zip(axes.flat, LABELS):
+        vmax = 1.0 if name != "spurious" else max(0.05, float(np.nanmax(grid[name])))
+        im = ax.pcolormesh(xe, ye, np.ma.masked_invalid(grid[name]), cmap="magma", vmin=0, vmax=vmax, shading="flat")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        if tau:
+            ax.plot(*zip(*tau), "o-", color="w", ms=4, lw=1.2, label="τ_mem (memorized = ½)")
+        ax.set(xscale="log", yscale="log", xlabel="training-set size K", ylabel="training step", title=name)
+        if name == "memorized" and tau:
+            ax.legend(fontsize=7, loc="lower right")
+    ax = axes.flat[3]
+    for key, status, style, label in (("tau_mem", "tau_mem_status", "o", "τ_mem (½)"),
+                                      ("tau_mem_05", "tau_mem_05_status", "s", "memorized reaches 5%")):
+        pts = [(d["K"], d[key]) for d in per_k if d[status] == "ok"]
+        if pts:
+            ax.plot(*zip(*pts), style, color=COLORS["memorized"], mfc="none" if style == "s" else None, label=label)
+    gen = [(d["K"], d["tau_gen"]) for d in per_k if d["tau_gen"] is not None]
+    if gen:
+        ax.plot(*zip(*gen), "x", color=COLORS["generalized"], ms=8, label="τ_gen (lowest held-out loss)")
+    onset = [(d["K"], d["spurious_onset"]) for d in per_k if d["spurious_onset"] is not None]
+    if onset:
+        ax.plot(*zip(*onset), "^", color=COLORS["spurious"], label="spurious onset")
+    fit = analysis["fit"]
+    if fit["a"] is not None:
+        kk = np.geomspace(min(fit["K"]), max(fit["K"]), 50)
+        ci = "" if not fit.get("ci95") else f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]"
+        ax.plot(kk, np.exp(fit["c"]) * kk ** fit["a"], "-", color="0.3", lw=1, label=f"τ_mem ∝ K^{fit['a']:.2f}{ci}")
+    ax.set(xscale="log", yscale="log", xlabel="training-set size K", ylabel="training step",
+           xlim=(xe[0], xe[-1]), ylim=(ye[0], ye[-1]), title="times")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def compare_figure(runs: list, path) -> None:
+    """Phase curves of several runs overlaid (one panel per class; line style per run, 95% bands)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharex=True)
+    styles = ["o-", "s--", "^-.", "v:", "D-", "P--", "X-."]
+    for i, (label, rows) in enumerate(runs):
+        k = [r["K"] for r in rows]
+        for ax, name in zip(axes, LABELS):
+            ax.plot(k, [r[f"mean_{name}"] for r in rows], styles[i % len(styles)], ms=4, lw=1.2,
+                    color=f"C{i}", label=label)
+            ax.fill_between(k, [r[f"lo95_{name}"] for r in rows], [r[f"hi95_{name}"] for r in rows],
+                            color=f"C{i}", alpha=0.12, lw=0)
+    for ax, name in zip(axes, LABELS):
+        ax.set(xscale="log", xlabel="training-set size K", title=name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fraction of samples")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)

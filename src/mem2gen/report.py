@@ -188,6 +188,37 @@ sitting on a training item. Mixture: a convex combination of the 3 nearest train
          f"{_img(run.point(k).path / 'landscape.png', f'landscape at K={k}', '90%')}" for k, _ in found)}"""
 
 
+def dynamics_section(run: Run) -> str:
+    """The Dynamics section from dynamics.json (empty until `mem2gen dynamics` ran)."""
+    f = run.path / "dynamics.json"
+    if not f.exists() or "per_K" not in read_json(f):
+        return ""
+    d = read_json(f)
+    st = d["settings"]
+
+    from .dynamics import tau_text as t
+
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
+            r["K"], t(r["tau_mem"], r["tau_mem_status"]), t(r["tau_mem_05"], r["tau_mem_05_status"]),
+            r["tau_gen"] or "–", r["spurious_onset"] or "–", f"{r['max_spurious']:.3f}")) + "</tr>" for r in d["per_K"])
+    fit = d["fit"]
+    if fit["a"] is None:
+        fit_text = f"τ_mem ∝ K^a is not fitted: {html.escape(fit['reason'])}."
+    else:
+        ci = f", 95% interval [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit.get("ci95") else ""
+        fit_text = (f"τ_mem ∝ K^a with a = {fit['a']:.2f}{ci} (least squares over K = {fit['K']}; the interval "
+                    "resamples the labels, not the snapshot grid)" + (f"; {html.escape(fit['reason'])}" if fit.get("reason") else "") + ".")
+    return f"""<h2>Dynamics</h2>
+<p>Each kept EMA snapshot of each point, sampled ({st['n_eval']} S_eval, |S'| ≤ {st['synthetic_cap']}) and labelled
+by the same rule. τ_mem: the first step at which the memorized fraction reaches {st['level']} (log-interpolated
+between snapshots; "≤" when the first snapshot is already there); "5%": where it first reaches 0.05; τ_gen: the
+snapshot with the lowest held-out denoising loss; spurious onset: the first snapshot with spurious ≥
+{st['spurious_onset']}. {fit_text}</p>
+{_img(run.path / 'dynamics.png', 'dynamics', '90%')}
+<table><tr>{''.join(f'<th>{h}</th>' for h in ['K', 'τ_mem', 'memorized 5%', 'τ_gen', 'spurious onset', 'max spurious'])}</tr>{body}</table>"""
+
+
 def write_report(run: Run, rows: list, caps: dict) -> Path:
     """report.html of a run: phase diagram, capacities, fractions, neighbour grids, configuration."""
     cfg = run.config
@@ -240,6 +271,7 @@ td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}pre{{background:#
 <h2>Neighbours (upper row: training set S; lower row: synthetic set S')</h2>{grids}
 {calibration_section(run)}
 {landscape_section(run)}
+{dynamics_section(run)}
 <h2>Configuration</h2><pre>{html.escape(json.dumps(cfg.to_dict(), indent=2))}</pre>
 <h2>Versions</h2><pre>{html.escape(json.dumps(versions(), indent=2))}</pre>
 </body></html>"""

@@ -58,27 +58,49 @@ def capacities(sizes, p_mem, p_spu, p_gen, *, tol: float = 0.05, spurious_signif
     return out
 
 
-def capacity_bootstrap(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, seed: int = 0,
-                       spurious_significant=None) -> dict:
-    """Uncertainty of MC, SC, GC: resample every point's labels (multinomial) and recompute them.
+def capacity_draws(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, seed: int = 0,
+                   spurious_significant=None) -> dict:
+    """MC, SC, GC recomputed after resampling every point's labels (multinomial), ``iterations`` times.
 
-    ``counts`` is (M, 3): memorized, spurious, generalized counts per size. Returns per capacity the
-    median, the 95% interval over the draws where it is defined, and how often it is defined.
-    """
+    ``counts`` is (M, 3): memorized, spurious, generalized counts per size. Returns per capacity an
+    array of the draws, NaN where a draw leaves it undefined (draw i of two runs pair up in
+    :func:`capacity_shift`)."""
     sizes = np.asarray(sizes)
     counts = np.asarray(counts, dtype=np.int64)
     n = counts.sum(axis=1)
     rng = np.random.default_rng(seed)
-    draws = {"MC": [], "SC": [], "GC": []}
-    for _ in range(iterations):
-        f = np.stack([rng.multinomial(n[i], counts[i] / n[i]) / n[i] for i in range(len(n))])
+    draws = {key: np.full(iterations, np.nan) for key in ("MC", "SC", "GC")}
+    for i in range(iterations):
+        f = np.stack([rng.multinomial(n[j], counts[j] / n[j]) / n[j] for j in range(len(n))])
         c = capacities(sizes, f[:, 0], f[:, 1], f[:, 2], tol=tol, spurious_significant=spurious_significant)
         for key in draws:
             if c[key] is not None:
-                draws[key].append(c[key])
+                draws[key][i] = c[key]
+    return draws
+
+
+def capacity_bootstrap(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, seed: int = 0,
+                       spurious_significant=None) -> dict:
+    """Uncertainty of MC, SC, GC (:func:`capacity_draws`): per capacity the median, the 95% interval
+    over the draws where it is defined, and how often it is defined."""
+    draws = capacity_draws(sizes, counts, tol=tol, iterations=iterations, seed=seed,
+                           spurious_significant=spurious_significant)
     out = {}
     for key, v in draws.items():
-        v = np.asarray(v)
+        v = v[~np.isnan(v)]
         out[key] = ({"median": float(np.median(v)), "ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))],
                      "defined": len(v) / iterations} if len(v) else {"median": None, "ci95": None, "defined": 0.0})
     return out
+
+
+def capacity_shift(reference: np.ndarray, other: np.ndarray) -> dict:
+    """A capacity's change between two independent runs, from their bootstrap draws: the median of
+    log2(other / reference) (capacities live on a log grid), its 95% interval over the draws where
+    both are defined, and whether the interval excludes 0."""
+    both = ~np.isnan(reference) & ~np.isnan(other)
+    if both.mean() < 0.5:
+        return {"log2_ratio": None, "ci95": None, "significant": False, "defined": float(both.mean())}
+    d = np.log2(other[both] / reference[both])
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return {"log2_ratio": float(np.median(d)), "ci95": [float(lo), float(hi)], "significant": bool(lo > 0 or hi < 0),
+            "defined": float(both.mean())}

@@ -178,13 +178,47 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     return report(run, echo=echo)  # completes points finished by a version without the checks
 
 
-def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None,
+def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None, grid=None,
           executor: str = "local", devices: list | None = None, slurm: dict | None = None, overwrite: bool = False,
           progress: bool = True, echo=print) -> dict:
     """The ``mem2gen sweep`` command: a sweep preset, a config file and overrides (dotted keys for nested
-    settings) resolved into one :class:`SweepConfig` and run in ``out`` (default ``runs/<name>``)."""
+    settings) resolved into one :class:`SweepConfig` and run in ``out`` (default ``runs/<name>``).
+
+    ``grid`` (``"KEY=V1,V2"``, or a ``grid:`` mapping in the config file) runs one sweep per value in
+    ``out/KEY=V`` (default ``runs/<name>-<KEY>``) and compares them (``out/compare``, the first value
+    the reference): an intervention study in one command. Every config is checked before any work."""
+    from .config import parse_grid
+
     cfg = load_config(preset, config_file, overrides)
-    run = Path(out) if out else Path("runs") / cfg.name
-    res = run_sweep(cfg, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
-                    devices=devices)
-    return {**res, "report": run / "report.html"}
+    grid = grid or read_grid(config_file)
+    if not grid:
+        run = Path(out) if out else Path("runs") / cfg.name
+        res = run_sweep(cfg, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
+                        devices=devices)
+        return {**res, "report": run / "report.html"}
+    from .compare import compare
+
+    key, values = parse_grid(grid)
+    base = Path(out) if out else Path("runs") / f"{cfg.name}-{key}"
+    members = [(base / f"{key}={v}", load_config(preset, config_file, {**(overrides or {}), key: v,
+                                                                         "name": f"{cfg.name}-{key}={v}"}))
+               for v in values]
+    for run, c in members:  # every member's folder is checked before the first one starts
+        if (run / "config.json").exists():
+            prepare(c, run, overwrite=overwrite)
+    for i, (run, c) in enumerate(members):
+        echo(f"== {key} = {values[i]} ({i + 1}/{len(members)}) ==")
+        run_sweep(c, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
+                  devices=devices)
+    res = compare([r for r, _ in members], out=base / "compare", overwrite=True, echo=echo)
+    return {**res, "report": base / "compare" / "compare.png"}
+
+
+def read_grid(config_file) -> dict | None:
+    """The ``grid:`` mapping of a sweep config file, if it has one."""
+    if not config_file:
+        return None
+    import yaml
+
+    d = yaml.safe_load(Path(config_file).read_text()) or {}
+    return d.get("grid") if isinstance(d, dict) else None

@@ -1,0 +1,337 @@
+"""Training dynamics: the phases over (K, training step), read from a sweep's EMA snapshots.
+
+A phase diagram is one slice of a (K, training time) map: memorization sets in at a time τ_mem that
+grows with K, while the held-out loss is lowest at a time τ_gen that hardly does (Bonnaire et al.
+2025, arXiv 2505.17638). For every point and every saved snapshot (``train.save_steps``, plus the
+finished model) this module draws a smaller S_eval and S', applies the paper's rule (eqs 4-6, the
+run's distance and thresholds) and measures the denoising loss on S_K and on held-out items:
+
+    runs/<name>/points/K=<k>/dynamics/step-<s>.json   one (K, step), written atomically (resume unit)
+                dynamics.json                          the settings, τ's and the power-law fit
+                dynamics.csv                           one row per (K, step)
+                dynamics.png                           the map, τ_mem(K) and the fit
+
+Definitions (SPEC §8 style, stated here because the paper has none):
+
+- τ_mem(K) at level L: the first step at which the memorized fraction reaches L (½ by default; also
+  reported at 0.05), interpolated linearly in log step between the two snapshots that bracket the
+  crossing. Censored when the first snapshot is already at L ("≤ s₀") or no snapshot reaches it.
+- τ_gen(K): the snapshot step with the lowest held-out loss (undefined at K = N: nothing held out).
+- spurious onset: the first step whose spurious fraction reaches ``spurious_onset`` (1% by default).
+- the fit: least squares of log τ_mem on log K over the K with an uncensored τ_mem; its 95% interval
+  resamples every (K, step)'s labels (binomially, as the sweep's bootstrap does) and refits. It shows
+  the classification noise, not the coarseness of the snapshot grid, and needs three or more K.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import Mem2genError, check
+from .files import read_json, write_json, write_text
+from .run import Point, Run
+from .stats import LABELS
+
+
+@dataclass(frozen=True)
+class DynamicsConfig:
+    """What ``mem2gen dynamics`` measures at each (K, step)."""
+
+    n_eval: int = 200  # |S_eval| per (K, step)
+    synthetic_cap: int = 512  # |S'| = min(the run's synthetic_factor·K, this)
+    loss_items: int = 256  # training and held-out items for the two losses
+    loss_draws: int = 4  # (t, ε) draws per item
+    bootstrap_iterations: int = 2000
+    level: float = 0.5  # τ_mem: the memorized fraction that defines it
+    spurious_onset: float = 0.01  # the spurious fraction that marks the onset
+    fit_iterations: int = 1000  # bootstrap draws of the exponent
+
+    def __post_init__(self):
+        for name in ("n_eval", "synthetic_cap", "loss_items", "loss_draws", "bootstrap_iterations", "fit_iterations"):
+            v = getattr(self, name)
+            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{name} = {v!r} must be a whole number >= 1")
+        check(self.synthetic_cap >= 2, "synthetic_cap must be at least 2")
+        check(0 < self.level < 1 and 0 < self.spurious_onset < 1, "level and spurious_onset must lie in (0, 1)")
+
+    def measure(self) -> dict:
+        """The settings that change a (K, step) record (the rest only change the analysis)."""
+        return {k: getattr(self, k) for k in ("n_eval", "synthetic_cap", "loss_items", "loss_draws",
+                                              "bootstrap_iterations")}
+
+
+# --- one (K, step) --------------------------------------------------------------------------------
+
+def snapshot_steps(point: Point) -> list[int]:
+    """The steps with a model to read at this point: its finished snapshots and the final model."""
+    cfg = point.config
+    if cfg.model.kind == "optimal":
+        return []
+    snaps = point.path / "snapshots"
+    steps = {s for s in cfg.train.save_steps if (snaps / f"step-{s}" / "mem2gen.json").exists()}
+    if point.state in ("trained", "sampled", "classified"):
+        steps.add(cfg.train.steps)
+    return sorted(steps)
+
+
+def _model_path(point: Point, step: int) -> Path:
+    return point.path / "model" if step == point.config.train.steps else point.path / "snapshots" / f"step-{step}"
+
+
+def _seed(point: Point, step: int, what: int) -> int:
+    return int(np.random.SeedSequence([point.config.seed, point.k, 5, step, what]).generate_state(1)[0])
+
+
+def held_out(point: Point, n: int) -> np.ndarray:
+    """Up to ``n`` dataset items outside S_K (a fixed random draw), for the held-out loss."""
+    from .data import subset_indices
+
+    data = point.run.dataset
+    cfg = point.config
+    rest = subset_indices(len(data), len(data), seed=cfg.split_seed, split=cfg.split)[point.k:]
+    pick = np.random.default_rng([cfg.seed, point.k, 55]).permutation(rest)[:n]
+    return np.asarray(data[np.sort(pick)])
+
+
+def denoising_loss(model, items, *, draws: int, seed: int, device=None, batch: int = 512) -> float:
+    """The DDPM loss ‖ε − ε_θ(x_t, t)‖² (per coordinate) of ``items``, averaged over ``draws`` fixed
+    (t, ε) draws per item: the same draws for every snapshot, so steps compare without noise."""
+    import torch
+
+    from . import diffusion
+    from .data import to_float
+
+    x = torch.from_numpy(to_float(items)).reshape(len(items), *model.sample_shape)
+    g = torch.Generator().manual_seed(seed)
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for _ in range(draws):
+            for lo in range(0, len(x), batch):
+                xb = x[lo:lo + batch].to(device or "cpu")
+                total += float(diffusion.loss(model, diffusion.Schedule(), xb, generator=g)) * len(xb)
+                n += len(xb)
+    return total / n
+
+
+def _samples(model, n: int, *, seed: int, cfg, device) -> np.ndarray:
+    from . import diffusion
+    from .sample import shard_seed
+
+    out = []
+    for s, lo in enumerate(range(0, n, cfg.sample_batch)):
+        x = diffusion.sample(model, (min(cfg.sample_batch, n - lo), *model.sample_shape), sampler=cfg.sampler,
+                             steps=cfg.sample_steps, eta=cfg.eta, seed=shard_seed(seed, s), device=device)
+        out.append(x.float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsConfig(), *, device=None) -> dict:
+    """One (K, step) record: the three fractions (with bootstrap std) of the snapshot's samples, and
+    its denoising loss on S_K and on held-out items."""
+    from .classify import classify
+    from .models import load_model
+
+    cfg = point.config
+    t0 = time.perf_counter()
+    model = load_model(_model_path(point, step), device=device).eval()
+    n_syn = min(cfg.n_synthetic(point.k), settings.synthetic_cap)
+    ev = _samples(model, settings.n_eval, seed=_seed(point, step, 0), cfg=cfg, device=device)
+    syn = _samples(model, n_syn, seed=_seed(point, step, 1), cfg=cfg, device=device)
+    train = point.train_set
+    c = classify(ev, train, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device)
+    boot = c.bootstrap(iterations=settings.bootstrap_iterations, seed=_seed(point, step, 2))
+    loss_seed = int(np.random.SeedSequence([cfg.seed, point.k, 5, 77]).generate_state(1)[0])  # same for every step
+    rng = np.random.default_rng([cfg.seed, point.k, 56])
+    items = train[np.sort(rng.permutation(len(train))[:settings.loss_items])]
+    other = held_out(point, settings.loss_items) if point.k < len(point.run.dataset) else None
+    row = {"K": point.k, "step": step, "n_eval": settings.n_eval, "n_synthetic": n_syn}
+    for j, name in enumerate(LABELS):
+        row |= {f"count_{name}": int(c.counts[j]), f"frac_{name}": c.fractions[name], f"std_{name}": boot[name]["std"]}
+    row["train_loss"] = denoising_loss(model, items, draws=settings.loss_draws, seed=loss_seed, device=device)
+    row["heldout_loss"] = (None if other is None or not len(other) else
+                           denoising_loss(model, other, draws=settings.loss_draws, seed=loss_seed, device=device))
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    return row
+
+
+class DynamicsJob:
+    """``job(k, device=None)``: every missing (K, step) record of one point (picklable, for executors)."""
+
+    def __init__(self, run_dir, settings: DynamicsConfig, *, device: str | None = None, echo=None):
+        self.run_dir, self.settings, self.device, self.echo = str(run_dir), settings, device, echo
+        self._run = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "echo": None, "_run": None}
+
+    def __call__(self, k: int, device: str | None = None) -> dict:
+        device = device or self.device
+        self._run = self._run or Run(self.run_dir)
+        point = self._run.point(k)
+        t = time.perf_counter()
+        for step in snapshot_steps(point):
+            f = point.path / "dynamics" / f"step-{step}.json"
+            if f.exists():
+                continue
+            row = measure_step(point, step, self.settings, device=device)
+            write_json(f, row)
+            if self.echo:
+                self.echo(f"    K={k} step {step}: memorized {row['frac_memorized']:.3f}, spurious "
+                          f"{row['frac_spurious']:.3f}, generalized {row['frac_generalized']:.3f} ({row['seconds']:.0f} s)")
+        return {"K": k, "dynamics_s": time.perf_counter() - t}
+
+
+# --- analysis -------------------------------------------------------------------------------------
+
+def crossing(steps, fractions, level: float) -> tuple[float | None, str]:
+    """The first step at which ``fractions`` reaches ``level``, interpolated linearly in log step between
+    the bracketing snapshots. Returns (τ, status): status 'ok', 'before' (already at the first
+    snapshot: τ is that step, an upper bound) or 'never' (τ None)."""
+    s, f = np.asarray(steps, float), np.asarray(fractions, float)
+    hit = np.flatnonzero(f >= level)
+    if not len(hit):
+        return None, "never"
+    i = int(hit[0])
+    if i == 0:
+        return float(s[0]), "before"
+    a = (level - f[i - 1]) / (f[i] - f[i - 1])
+    return float(math.exp(math.log(s[i - 1]) + a * (math.log(s[i]) - math.log(s[i - 1])))), "ok"
+
+
+def tau_text(value, status: str) -> str:
+    """A crossing as text: '740', '≤ 93' (already there at the first snapshot) or 'never'."""
+    return "never" if status == "never" else f"≤ {value:.0f}" if status == "before" else f"{value:.0f}"
+
+
+def fit_power_law(k, tau) -> tuple[float, float]:
+    """(a, c) of the least-squares line log τ = c + a log K."""
+    k, tau = np.asarray(k, float), np.asarray(tau, float)
+    check(len(k) >= 2 and len(np.unique(k)) >= 2, "a power-law fit needs at least two sizes")
+    a, c = np.polyfit(np.log(k), np.log(tau), 1)
+    return float(a), float(c)
+
+
+def tau_table(rows: list[dict], *, level: float = 0.5) -> dict:
+    """τ_mem at ``level`` per K from (K, step) rows: {K: (τ, status)}."""
+    out = {}
+    for k in sorted({r["K"] for r in rows}):
+        rs = sorted((r for r in rows if r["K"] == k), key=lambda r: r["step"])
+        out[k] = crossing([r["step"] for r in rs], [r["frac_memorized"] for r in rs], level)
+    return out
+
+
+def fit_tau_mem(rows: list[dict], *, level: float = 0.5, iterations: int = 1000, seed: int = 0) -> dict:
+    """τ_mem(K) ∝ K^a: the exponent from the uncensored τ's, and a 95% interval from resampling each
+    (K, step)'s labels (memorized count ~ Binomial(n_eval, fraction)) and refitting."""
+    taus = tau_table(rows, level=level)
+    ok = {k: t for k, (t, status) in taus.items() if status == "ok"}
+    out = {"level": level, "K": sorted(ok), "tau": [ok[k] for k in sorted(ok)], "a": None, "c": None, "ci95": None,
+           "n_sizes": len(ok)}
+    if len(ok) < 2:
+        out["reason"] = f"τ_mem is bracketed by two snapshots at {len(ok)} size(s); the fit needs two or more"
+        return out
+    out["a"], out["c"] = fit_power_law(list(ok), list(ok.values()))
+    rng = np.random.default_rng(seed)
+    by_k = {k: sorted((r for r in rows if r["K"] == k), key=lambda r: r["step"]) for k in taus}
+    draws = []
+    for _ in range(iterations):
+        kk, tt = [], []
+        for k, rs in by_k.items():
+            f = [rng.binomial(r["n_eval"], r["frac_memorized"]) / r["n_eval"] for r in rs]
+            t, status = crossing([r["step"] for r in rs], f, level)
+            if status == "ok":
+                kk.append(k)
+                tt.append(t)
+        if len(set(kk)) >= 2:
+            draws.append(fit_power_law(kk, tt)[0])
+    if draws:
+        out["ci95"] = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
+        out["defined"] = len(draws) / iterations
+    if len(ok) < 3:
+        out["reason"] = "two sizes only: the line passes through both, and the interval reflects label noise alone"
+    return out
+
+
+def analyse(rows: list[dict], settings: DynamicsConfig = DynamicsConfig(), *, seed: int = 0) -> dict:
+    """Per K: τ_mem (at ``level`` and 0.05), τ_gen, spurious onset; and the power-law fit of τ_mem."""
+    per_k = []
+    for k in sorted({r["K"] for r in rows}):
+        rs = sorted((r for r in rows if r["K"] == k), key=lambda r: r["step"])
+        steps = [r["step"] for r in rs]
+        t_half, s_half = crossing(steps, [r["frac_memorized"] for r in rs], settings.level)
+        t5, s5 = crossing(steps, [r["frac_memorized"] for r in rs], 0.05)
+        held = [(r["heldout_loss"], r["step"]) for r in rs if r.get("heldout_loss") is not None]
+        onset = next((r["step"] for r in rs if r["frac_spurious"] >= settings.spurious_onset), None)
+        per_k.append({"K": k, "steps": steps, "tau_mem": t_half, "tau_mem_status": s_half, "tau_mem_05": t5,
+                      "tau_mem_05_status": s5, "tau_gen": min(held)[1] if held else None,
+                      "spurious_onset": onset, "max_spurious": max(r["frac_spurious"] for r in rs)})
+    return {"per_K": per_k, "fit": fit_tau_mem(rows, level=settings.level, iterations=settings.fit_iterations,
+                                                seed=seed)}
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def collect(run: Run) -> list[dict]:
+    """Every (K, step) record of a run, sorted."""
+    rows = []
+    for p in run.points():
+        d = p.path / "dynamics"
+        if d.is_dir():
+            rows += [read_json(f) for f in d.glob("step-*.json")]
+    return sorted(rows, key=lambda r: (r["K"], r["step"]))
+
+
+def dynamics(run_dir, *, settings: DynamicsConfig = DynamicsConfig(), sizes=None, executor: str = "local",
+             devices: list | None = None, slurm: dict | None = None, device: str | None = None,
+             overwrite: bool = False, echo=print) -> dict:
+    """The ``mem2gen dynamics`` command: every (K, step) of a sweep's trained points (or of ``sizes``),
+    resumable per (K, step); then dynamics.csv, dynamics.json, dynamics.png and the report's section."""
+    import csv
+    import io
+    import shutil
+
+    from .executors import make_executor
+    from .plots import dynamics_figure
+    from .report import aggregate
+
+    run = Run(run_dir)
+    cfg = run.config
+    check(cfg.model.kind != "optimal", f"{run.path}: the optimal denoiser is not trained; it has no dynamics")
+    points = [run.point(k) for k in sizes] if sizes else run.points()
+    points = [p for p in points if p.state in ("trained", "sampled", "classified")]
+    check(points, f"{run.path}: no trained point yet; run the sweep first")
+    check(any(len(snapshot_steps(p)) > 1 for p in points),
+          f"{run.path}: its points kept no EMA snapshots (train.save_steps is empty), so there is one step per K; "
+          "start a sweep with snapshots (the quick preset keeps five; or set train.save_steps)")
+    f = run.path / "dynamics.json"
+    measure = settings.measure()
+    if f.exists() and read_json(f).get("settings", {}).get("measure") != measure:
+        if not overwrite:
+            raise Mem2genError(f"{run.path} holds dynamics measured with other settings "
+                               f"({read_json(f)['settings'].get('measure')}); pass --overwrite to measure again")
+        for p in run.points():
+            shutil.rmtree(p.path / "dynamics", ignore_errors=True)
+    write_json(f, {"settings": {"measure": measure, **dataclasses.asdict(settings)}, "status": "running"})
+    ks = [p.k for p in points]
+    ex = make_executor(executor, folder=run.path / "jobs" / "dynamics", devices=devices, slurm=slurm, echo=echo)
+    job = DynamicsJob(run.path, settings, device=device or cfg.device,
+                      echo=echo if executor == "local" and not devices else None)
+    for _ in ex.map(job, ks):
+        pass
+    rows = collect(run)
+    check(rows, f"{run.path}: nothing measured")
+    buf = io.StringIO()  # timings stay in the per-step records: the table depends on the results alone
+    w = csv.DictWriter(buf, fieldnames=[k for k in rows[0] if k != "seconds"], extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text(run.path / "dynamics.csv", buf.getvalue())
+    res = analyse(rows, settings, seed=cfg.seed)
+    write_json(f, {"settings": {"measure": measure, **dataclasses.asdict(settings)}, **res})
+    dynamics_figure(rows, res, run.path / "dynamics.png", title=f"{cfg.name}: {cfg.data}")
+    if any(p.state == "classified" for p in run.points()):
+        aggregate(run.path, echo=lambda *a: None)
+    return {"rows": rows, **res}

@@ -1,0 +1,188 @@
+"""Training dynamics over (K, step), the τ_mem power law, interventions and `mem2gen compare`."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import cli
+from mem2gen import Mem2genError
+from mem2gen.compare import compare
+from mem2gen.config import SweepConfig, dynamics_steps, parse_grid
+from mem2gen.dynamics import DynamicsConfig, DynamicsJob, crossing, dynamics, fit_power_law, fit_tau_mem, snapshot_steps
+from mem2gen.run import Run
+from mem2gen.stats import capacity_shift
+from mem2gen.sweep import run_sweep, sweep
+
+TINY = dict(sizes=[2, 8, 40], n_eval=30, sample_steps=4, sample_batch=16, bootstrap_iterations=100,
+            train={"steps": 12, "batch": 16, "checkpoint_every": 5, "save_steps": [3, 6]})
+SMALL = DynamicsConfig(n_eval=20, synthetic_cap=24, loss_items=16, loss_draws=1, bootstrap_iterations=50,
+                       fit_iterations=50)
+quiet = dict(progress=False, echo=lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dyn") / "run"
+    run_sweep(SweepConfig.from_dict(TINY), d, **quiet)
+    return d
+
+
+def test_crossing_interpolates_in_log_step():
+    assert crossing([10, 100, 1000], [0.0, 0.25, 0.75], 0.5) == (pytest.approx(np.sqrt(100 * 1000)), "ok")
+    assert crossing([10, 100], [0.6, 0.9], 0.5) == (10.0, "before")
+    assert crossing([10, 100], [0.1, 0.2], 0.5) == (None, "never")
+
+
+def test_fit_recovers_a_known_exponent():
+    """τ = 7·K^1.3 exactly → a = 1.3; and from (K, step) rows whose memorized fraction is a logistic in
+    log step centred on that τ, the fit recovers it within its bootstrap interval."""
+    ks = np.array([8, 16, 32, 64, 128])
+    a, c = fit_power_law(ks, 7 * ks ** 1.3)
+    assert a == pytest.approx(1.3) and np.exp(c) == pytest.approx(7)
+    steps = np.geomspace(10, 1e5, 25).round().astype(int)
+    rows = []
+    for k in ks:
+        tau = 7 * k ** 1.3
+        for s in steps:
+            f = 1 / (1 + (tau / s) ** 3)
+            rows.append({"K": int(k), "step": int(s), "n_eval": 2000, "frac_memorized": round(f * 2000) / 2000})
+    fit = fit_tau_mem(rows, iterations=200)
+    assert fit["a"] == pytest.approx(1.3, abs=0.03)
+    assert fit["ci95"][0] <= 1.3 <= fit["ci95"][1] and fit["ci95"][1] - fit["ci95"][0] < 0.2
+    assert fit["K"] == ks.tolist()
+
+
+def test_fit_says_why_it_is_not_made():
+    rows = [{"K": 8, "step": s, "n_eval": 10, "frac_memorized": f} for s, f in ((10, 0.0), (100, 1.0))]
+    fit = fit_tau_mem(rows)
+    assert fit["a"] is None and "two or more" in fit["reason"]
+
+
+def test_dynamics_rows_and_resume_after_a_kill(tiny_run, tmp_path):
+    res = dynamics(tiny_run, settings=SMALL, **{"echo": lambda *a: None})
+    rows = res["rows"]
+    assert sorted({(r["K"], r["step"]) for r in rows}) == [(k, s) for k in (2, 8, 40) for s in (3, 6, 12)]
+    for r in rows:
+        assert r["count_memorized"] + r["count_spurious"] + r["count_generalized"] == 20
+        assert r["n_synthetic"] == min(4 * r["K"], 24)
+        assert r["train_loss"] > 0 and (r["heldout_loss"] is None) == (r["K"] == 1797)
+    run = Run(tiny_run)
+    # the last step's record uses the finished model: its train loss differs from the first snapshot's
+    k2 = [r for r in rows if r["K"] == 8]
+    assert k2[0]["train_loss"] != k2[-1]["train_loss"]
+    first = (tiny_run / "dynamics.csv").read_bytes()
+    # a kill: records of one point lost, one half-written temporary left behind; then resume
+    killed = tmp_path / "killed"
+    shutil.copytree(tiny_run, killed)
+    shutil.rmtree(killed / "points" / "K=8" / "dynamics")
+    (killed / "points" / "K=40" / "dynamics" / "step-12.json").unlink()
+    (killed / "dynamics.csv").unlink()
+    dynamics(killed, settings=SMALL, echo=lambda *a: None)
+    assert (killed / "dynamics.csv").read_bytes() == first
+    # the measurement is per (K, step): another K's record stays as it was (no rerun)
+    assert json.loads((killed / "points" / "K=2" / "dynamics" / "step-3.json").read_text()) == \
+        json.loads((tiny_run / "points" / "K=2" / "dynamics" / "step-3.json").read_text())
+    assert snapshot_steps(run.point(2)) == [3, 6, 12]
+    assert "Dynamics" in (tiny_run / "report.html").read_text() and (tiny_run / "dynamics.png").exists()
+
+
+def test_dynamics_refuses_other_settings_and_runs_without_snapshots(tiny_run, tmp_path):
+    dynamics(tiny_run, settings=SMALL, echo=lambda *a: None)  # measured (or resumed: nothing to do)
+    with pytest.raises(Mem2genError, match="other settings"):
+        dynamics(tiny_run, settings=DynamicsConfig(n_eval=21, synthetic_cap=24, loss_items=16, loss_draws=1),
+                 echo=lambda *a: None)
+    plain = tmp_path / "plain"
+    run_sweep(SweepConfig.from_dict({**TINY, "sizes": [2], "train": {**TINY["train"], "save_steps": []}}), plain,
+              **quiet)
+    with pytest.raises(Mem2genError, match="no EMA snapshots"):
+        dynamics(plain, settings=SMALL, echo=lambda *a: None)
+    assert cli("dynamics", plain) == 2
+    assert cli("dynamics", tiny_run, "--n-eval", "0") == 2
+
+
+def test_dynamics_job_is_picklable_and_runs_in_a_worker(tiny_run):
+    import pickle
+
+    job = pickle.loads(pickle.dumps(DynamicsJob(tiny_run, SMALL, echo=print)))
+    assert job.echo is None and job(2)["K"] == 2
+
+
+def test_presets_keep_snapshots_for_the_map():
+    from mem2gen.config import SWEEP_PRESETS
+
+    steps = SWEEP_PRESETS["quick"].train.save_steps
+    assert steps == dynamics_steps(3000) and len(steps) == 5 and steps[0] >= 3000 // 32 and steps[-1] < 3000
+    assert all(b / a == pytest.approx(2, rel=0.02) for a, b in zip(steps, steps[1:]))
+
+
+# --- interventions ---------------------------------------------------------------------------------
+
+def test_training_knobs_change_training_and_are_validated():
+    import torch
+
+    from mem2gen.config import ModelSpec, TrainConfig
+    from mem2gen.models import build_model
+    from mem2gen.train import train
+
+    x = (np.random.default_rng(0).random((16, 1, 8, 8)) * 255).astype(np.uint8)
+
+    def final(**kw):
+        m = build_model(ModelSpec(kind="mlp", hidden=16, depth=1), (1, 8, 8), seed=0)
+        train(m, x, TrainConfig(steps=10, batch=8, **kw), progress=False)
+        return torch.cat([p.flatten() for p in m.parameters()])
+
+    base = final()
+    assert torch.equal(base, final(weight_decay=0.0, data_noise=0.0))  # 0 is exactly the paper's training
+    wd = final(weight_decay=0.5)
+    assert not torch.equal(base, wd) and wd.norm() < base.norm()  # decoupled decay shrinks the weights
+    assert not torch.equal(base, final(data_noise=0.2))
+    for bad in ({"weight_decay": -1}, {"data_noise": float("inf")}, {"save_steps": (0,)}, {"save_steps": (99,)}):
+        with pytest.raises(Mem2genError):
+            TrainConfig(steps=10, **bad)
+
+
+def test_parse_grid():
+    assert parse_grid("model.dropout=0,0.1") == ("model.dropout", [0, 0.1])
+    assert parse_grid({"train.weight_decay": [0.0, 0.01]}) == ("train.weight_decay", [0.0, 0.01])
+    for bad in ("model.dropout", "x=1,1", {"a": [1], "b": [2]}, "sizes=2,3"):
+        with pytest.raises(Mem2genError):
+            parse_grid(bad)
+
+
+def test_grid_sweep_then_compare(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({k: v for k, v in TINY.items()} | {"sizes": [2, 8]}))
+    res = sweep(config_file=cfg, grid="model.dropout=0,0.5", out=tmp_path / "g", **quiet)
+    assert {p.name for p in (tmp_path / "g").iterdir()} == {"model.dropout=0", "model.dropout=0.5", "compare"}
+    assert Run(tmp_path / "g" / "model.dropout=0.5").config.model.dropout == 0.5
+    table = res["runs"]
+    assert table[0]["label"].endswith("(reference)") and "model.dropout=0.5" in table[1]["label"]
+    # against itself nothing moves
+    assert all(table[0][f"{c}_shift_significant"] == 0 for c in ("MC", "SC", "GC"))
+    assert (tmp_path / "g" / "compare" / "compare.png").exists()
+    # a rerun resumes every member (nothing retrained) and refuses a changed member config up front
+    sweep(config_file=cfg, grid="model.dropout=0,0.5", out=tmp_path / "g", **quiet)
+    with pytest.raises(Mem2genError, match="another config"):
+        sweep(config_file=cfg, grid="model.dropout=0,0.5", out=tmp_path / "g", overrides={"n_eval": 31}, **quiet)
+
+
+def test_compare_refuses_runs_on_different_datasets(tiny_run, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    d = json.loads((tiny_run / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**d, "data": "mnist5k"}))
+    with pytest.raises(Mem2genError, match="differ in data"):
+        compare([tiny_run, other], out=tmp_path / "c", echo=lambda *a: None)
+    assert cli("compare", tiny_run, other, "--out", tmp_path / "c2") == 2
+    assert not (tmp_path / "c2").exists()
+    assert cli("compare", tiny_run, "--out", tmp_path / "c3") == 2
+
+
+def test_capacity_shift_known_answers():
+    a = np.full(100, 32.0)
+    assert capacity_shift(a, np.full(100, 128.0)) == {"log2_ratio": 2.0, "ci95": [2.0, 2.0], "significant": True,
+                                                      "defined": 1.0}
+    same = capacity_shift(a, np.where(np.arange(100) % 2, 32.0, 64.0))
+    assert not same["significant"] and same["ci95"] == [0.0, 1.0]
+    assert capacity_shift(a, np.full(100, np.nan))["log2_ratio"] is None
