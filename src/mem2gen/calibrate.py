@@ -45,7 +45,8 @@ def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int =
 
     ev, train, syn = null_sets(data, k, n_eval=n_eval, n_synthetic=n_synthetic, split_seed=split_seed, split=split,
                                seed=seed)
-    c = classify(ev, train, syn, distance=distance, delta_m=delta_m, delta_s=delta_s, device=device)
+    c = classify(ev, train, syn, distance=distance, delta_m=delta_m, delta_s=delta_s, device=device,
+                 check_duplicates=False)
     return {"K": int(k), "n_eval": int(len(ev)), "n_synthetic": int(len(syn)),
             "counts": dict(zip(LABELS, c.counts.tolist())), "fractions": c.fractions,
             "bootstrap": c.bootstrap(iterations=iterations, seed=seed)}
@@ -75,7 +76,7 @@ def synthetic_curve(eval_set, train, synthetic, sizes, *, distance: str = "l2", 
     for m in sizes:
         check(2 <= m <= len(synthetic), f"|S'| = {m} is not in [2, {len(synthetic)}]")
         c = classify(eval_set, train, np.asarray(synthetic[:m]), distance=distance, delta_m=delta_m,
-                     delta_s=delta_s, device=device)
+                     delta_s=delta_s, device=device, check_duplicates=False)
         out.append({"m": int(m), "counts": dict(zip(LABELS, c.counts.tolist())), **c.fractions})
     return out
 
@@ -120,7 +121,7 @@ def point_null(point, *, iterations: int | None = None) -> dict:
         from .classify import classify
 
         c = classify(np.asarray(point.eval), point.train_set, np.asarray(point.synthetic[:res["n_synthetic"]]),
-                     distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s)
+                     distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, check_duplicates=False)
         model = dict(zip(LABELS, c.counts.tolist()))
     res["model_counts"] = model  # the model's labels at the null's |S'| (its own S', first n_synthetic)
     res["excess"] = {name: excess([model[n] for n in LABELS], [res["counts"][n] for n in LABELS], name=name,
@@ -141,7 +142,7 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     from .classify import classify
 
     cfg, k = point.config, point.k
-    kw = dict(distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s)
+    kw = dict(distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, check_duplicates=False)
     ev, train, syn = np.asarray(point.eval), point.train_set, point.synthetic
     ms = [k * 2 ** i for i in range(30) if k * 2 ** i <= len(syn)]
     ms = sorted(set(ms + [len(syn)]))

@@ -164,10 +164,37 @@ def label(d1, d2, ds1, *, delta_m: float = DELTA_M, delta_s: float = DELTA_S, ru
     return labels, ratio_m, ratio_s
 
 
+def near_duplicates(train, *, space, factor: float = 0.1, max_checked: int = 2000, **search) -> dict:
+    """Items of S with another item of S nearer than ``factor`` × the median nearest-neighbour distance
+    in S. Eq 4 compares d(x, x1) with d(x, x2): a sample that copies such an item has x2 nearly as close
+    as x1, so it is called memorized only within δm × that small distance (an exact duplicate never is).
+    Checks up to ``max_checked`` items (a fixed random subset) against all of S. (The absolute rule has
+    no such blind spot.)"""
+    from .neighbors import nearest
+
+    n = len(train)
+    ids = np.sort(np.random.default_rng(0).permutation(n)[:max_checked]) if n > max_checked else np.arange(n)
+    nn = nearest(np.asarray(train[ids]) if n > max_checked else train, train, 1, space=space, self_ids=ids,
+                 desc="duplicates", **search)
+    d = space.scale * nn.distances[:, 0] ** space.power
+    limit = factor * float(np.median(d))
+    near = d <= limit
+    return {"checked": int(len(ids)), "near": int(near.sum()), "exact": int((d == 0).sum()),
+            "fraction": float(near.mean()), "limit": float(limit),
+            "examples": [[int(ids[i]), int(nn.indices[i, 0])] for i in np.flatnonzero(near)[:5]]}
+
+
+def duplicate_warning(dup: dict) -> str:
+    """The one-line warning for :func:`near_duplicates`' result."""
+    return (f"{dup['near']} of {dup['checked']} training items checked ({dup['fraction']:.1%}; {dup['exact']} exact) "
+            f"have a near-duplicate in S (e.g. items {dup['examples'][0]}): a sample copying one is not called "
+            "memorized by eq 4; deduplicate S for a faithful memorized fraction")
+
+
 def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, distance: str | None = None,
              delta_m: float | None = None, delta_s: float | None = None, rule: str = "ratio", k: int = 5, space=None, features_metric: str = "l2",
              lpips_net: str = "alex", lpips_backbone=None, lpips_lin=None, device=None, chunk: int = 8192,
-             batch: int = 4096, progress: bool = False) -> Classification:
+             batch: int = 4096, check_duplicates: bool = True, progress: bool = False) -> Classification:
     """Label every sample of ``eval_set`` against ``train`` (S) and ``synthetic`` (S').
 
     Sets are arrays (or memmaps) of images (N,H,W), (N,C,H,W), (N,H,W,C) or vectors (N,D); uint8
@@ -177,6 +204,8 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     ``dataset`` (a name of :data:`mem2gen.datasets.DATASETS`) sets the paper's distance and δs for
     it; explicit ``distance``, ``delta_m``, ``delta_s`` win. Unset thresholds are the rule's defaults
     (:func:`rule_settings`): 1/3 and 0.28 for the paper's ratios, 0.03 and 0.02 for ``rule="absolute"``.
+    ``check_duplicates`` looks for near-duplicate items inside S (:func:`near_duplicates`), which hide
+    memorization under eq 4, and warns when there are any.
     """
     from .embed import make_space
     from .neighbors import nearest
@@ -211,5 +240,12 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     labels, ratio_m, ratio_s = label(d_t[:, 0], d_t[:, 1], d_s[:, 0], delta_m=delta_m, delta_s=delta_s, rule=rule)
     info = {"n_train": len(tr), "n_synthetic": len(syn), "leave_one_out": loo, "k": int(d_t.shape[1]),
             "sample_shape": list(ev.shape[1:]), "refined_queries": nt.refined + ns.refined}
+    if check_duplicates and rule == "ratio":
+        info["near_duplicates"] = near_duplicates(tr, **common)
+        dup = info["near_duplicates"]
+        if dup["near"]:
+            import warnings
+
+            warnings.warn(duplicate_warning(dup), stacklevel=2)
     return Classification(labels, d_t, nt.indices, d_s, ns.indices, ratio_m, ratio_s, delta_m, delta_s,
                           space.name, rule, info)

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from . import datasets
-from .classify import parse_fraction
+from .classify import duplicate_warning, parse_fraction
 from .data import SPLITS
 from .config import RULES, SAMPLERS, SWEEP_PRESETS
 from .errors import Mem2genError
@@ -70,8 +70,23 @@ class Ratio(click.ParamType):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="mem2gen")
-def cli():
+@click.option("--threads", type=click.IntRange(min=1), default=None, envvar="MEM2GEN_THREADS", show_envvar=True,
+              help="CPU threads for torch. [default: torch's (one per core)]. With another process busy on "
+                   "the machine, 1 can be 10x faster (BENCHMARKS.md).")
+def cli(threads):
     """mem2gen: memorization -> spurious states -> generalization in diffusion models."""
+    if threads:
+        set_threads(threads)
+
+
+def set_threads(n: int) -> None:
+    """Torch's intra-op threads, and OpenMP's for the worker processes it starts."""
+    import os
+
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    torch.set_num_threads(n)
 
 
 def _print_table(res, boot) -> None:
@@ -121,12 +136,19 @@ from .tasks import (calibrate, classify_files, dense_memory, hopfield_capacity, 
 @lib_option(classify_files, "device", "--device", help="cpu or cuda. [default: cuda when present]")
 @lib_option(classify_files, "grid", "--grid/--no-grid", help="Draw neighbors.png.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@lib_option(classify_files, "overwrite", "--overwrite", is_flag=True, help="Replace an --out folder that holds files.")
+@lib_option(classify_files, "overwrite", "--overwrite", is_flag=True, help="Write into an --out folder that holds files, replacing mem2gen's own earlier outputs there (nothing else).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def classify(quiet, **kw):
     """Label each evaluation sample memorized / spurious / generalized (paper eqs 4-6)."""
-    r = classify_files(**kw, progress=not quiet)
+    import warnings
+
+    with warnings.catch_warnings():  # said below in one line
+        warnings.simplefilter("ignore")
+        r = classify_files(**kw, progress=not quiet)
     res = r.result
+    dup = res.info.get("near_duplicates")
+    if dup and dup["near"]:
+        click.echo(f"warning: {duplicate_warning(dup)}", err=True)
     click.echo(f"{len(res.labels)} samples vs {res.info['n_train']} training and {res.info['n_synthetic']} "
                f"synthetic ({res.distance}, rule {res.rule}, delta_m={res.delta_m:.4g}, delta_s={res.delta_s:.4g}) "
                f"in {r.seconds:.1f} s")
@@ -219,7 +241,9 @@ def sample(quiet, **kw):
                  "[default: every GPU when there are several]")
 @lib_option(run_sweep, "grid", "--grid", help="One sweep per value of one setting, then compared, e.g. "
             "model.dropout=0,0.1,0.3 (runs in OUT/KEY=VALUE; OUT defaults to runs/NAME-KEY).")
-@lib_option(run_sweep, "overwrite", "--overwrite", is_flag=True, help="Start again in a folder made by another config.")
+@lib_option(run_sweep, "overwrite", "--overwrite", is_flag=True,
+            help="Start again in a folder made by another config: removes the run's own files (points/, config.json, "
+                 "tables, figures), never other files.")
 @click.option("--quiet", is_flag=True)
 def sweep(data, sizes, steps, device, partition, gpus_per_node, timeout_min, devices, executor, quiet, **kw):
     """Train, sample and classify one model per training-set size; phase diagram and report.
@@ -294,12 +318,23 @@ def compare_cmd(run_dirs, **kw):
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def status(run_dir):
+@click.option("--verify", is_flag=True, help="Also check every point's files against their records (full "
+              "checksums); exit 1 if any is inconsistent. The next sweep redoes what is.")
+def status(run_dir, verify):
     """Show each point's progress: pending, started, trained, sampled, classified."""
-    rows = Run(run_dir).status()
-    for k, state in rows:
-        click.echo(f"K={k:<8} {state}")
-    click.echo(f"{sum(s == 'classified' for _, s in rows)}/{len(rows)} points classified")
+    run = Run(run_dir)
+    lock = run.lock_holder()
+    if lock:
+        click.echo(f"in use by `{lock.get('command')}` (pid {lock.get('pid')} on {lock.get('host')} since {lock.get('since')})")
+    bad = 0
+    for p in run.points():
+        problems = p.verify(full=True) if verify else []
+        bad += bool(problems)
+        click.echo(f"K={p.k:<8} {p.state}" + "".join(f"\n           {x}" for x in problems))
+    states = [p.state for p in run.points()]
+    click.echo(f"{states.count('classified')}/{len(states)} points classified"
+               + (f"; {bad} inconsistent (the next sweep redoes them)" if bad else "; all consistent" if verify else ""))
+    return 1 if bad else 0
 
 
 @cli.command("toy")
@@ -433,12 +468,28 @@ def main(argv=None) -> None:
         click.echo("mem2gen: error: out of memory; use smaller sets or a machine with more memory", err=True)
         sys.exit(2)
     except OSError as e:
-        if e.errno in (28, 13, 30):  # ENOSPC, EACCES, EROFS
-            click.echo(f"mem2gen: error: {e.strerror}: {e.filename or ''}; free space or choose a writable --out",
-                       err=True)
+        if e.errno in (28, 13, 30, 20, 21, 2, 40):  # ENOSPC, EACCES, EROFS, ENOTDIR, EISDIR, ENOENT, ELOOP
+            click.echo(f"mem2gen: error: {e.strerror}: {e.filename or ''}"
+                       + ("; free space or choose a writable --out" if e.errno in (28, 13, 30) else ""), err=True)
             sys.exit(2)
-        raise
+        _internal_error(e)
+    except Exception as e:  # noqa: BLE001 - a bug: one line for the user, the traceback kept in a file
+        _internal_error(e)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _internal_error(e: BaseException) -> None:
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="mem2gen-crash-", suffix=".txt")
+    with open(fd, "w") as f:
+        f.write(f"mem2gen {' '.join(sys.argv[1:])}\n\n")
+        traceback.print_exception(e, file=f)
+    first = str(e).splitlines()[0][:200] if str(e) else ""
+    click.echo(f"mem2gen: internal error: {type(e).__name__}: {first} (full traceback: {path}; please report it)",
+               err=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

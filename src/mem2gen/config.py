@@ -22,6 +22,24 @@ from .data import SPLITS
 from .errors import Mem2genError, check
 
 RULES = ("ratio", "absolute")
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "tuple": (tuple, list)}
+
+
+def check_fields(obj, prefix: str = "") -> None:
+    """Every field of a settings dataclass has its declared type (an int is a float; a bool is not a
+    number) and every number is finite: the first check of each ``__post_init__``."""
+    import math
+
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        parts = [p.strip() for p in str(f.type).split("|")]
+        kinds = [p for p in parts if p in _TYPES]
+        if (v is None and "None" in parts) or not kinds:
+            continue
+        ok = any(isinstance(v, _TYPES[k]) and not (isinstance(v, bool) and k in ("int", "float")) for k in kinds)
+        check(ok, f"{prefix}{f.name} = {v!r}: expected {' or '.join(parts)}")
+        if isinstance(v, float):
+            check(math.isfinite(v), f"{prefix}{f.name} = {v}: must be a finite number")
 SAMPLERS = ("ddpm", "ddim")
 MODEL_KINDS = ("mlp", "unet", "optimal")
 
@@ -40,6 +58,7 @@ class ModelSpec:
     dropout: float | None = None  # None: the architecture's own (0.1 for CIFAR10, else 0)
 
     def __post_init__(self):
+        check_fields(self, "model.")
         check(self.kind in MODEL_KINDS, f"unknown model kind {self.kind!r}; use one of {', '.join(MODEL_KINDS)}")
         check(self.kind != "unet" or self.arch in datasets.ARCHITECTURES,
               f"unknown U-Net architecture {self.arch!r}; use one of {', '.join(datasets.ARCHITECTURES)}")
@@ -65,6 +84,7 @@ class TrainConfig:
     data_noise: float = 0.0  # > 0: Gaussian noise of this std added to each training image in [-1, 1] (augmentation)
 
     def __post_init__(self):
+        check_fields(self, "train.")
         check(self.steps >= 1, "training steps must be at least 1")
         check(self.batch >= 1, "batch size must be at least 1")
         check(self.lr > 0 and self.lr < float("inf"), f"learning rate {self.lr} must be a positive finite number")
@@ -106,6 +126,14 @@ class SweepConfig:
     device: str | None = None  # where points run; does not change what they mean
 
     def __post_init__(self):
+        check_fields(self)
+        check(isinstance(self.model, ModelSpec) and isinstance(self.train, TrainConfig), "model and train must be mappings")
+        from .sizes import check_spec
+
+        check_spec(self.sizes)
+        check(self.seed >= 0 and self.split_seed >= 0, "seed and split_seed must be whole numbers >= 0")
+        check(self.image_size is None or self.image_size >= 4, f"image_size {self.image_size} must be at least 4 (or null)")
+        check(0 <= self.eta <= 1, f"eta = {self.eta} must lie in [0, 1] (DDIM: 0 deterministic, 1 DDPM-like)")
         check(self.split in SPLITS, f"split {self.split!r}: use one of {', '.join(SPLITS)}")
         check(self.sampler in SAMPLERS, f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         check(self.n_eval >= 1 and self.synthetic_factor >= 1, "n_eval and synthetic_factor must be positive")
@@ -150,7 +178,11 @@ class SweepConfig:
                 bad = sorted(set(sub) - fields)
                 check(not bad, f"unknown {key} key(s) {bad}; known: {sorted(fields)}")
                 if "save_steps" in sub:
+                    check(isinstance(sub["save_steps"], (list, tuple)), "train.save_steps must be a list of steps")
                     sub["save_steps"] = tuple(sub["save_steps"])
+                elif key == "train" and isinstance(sub.get("steps"), int) and sub["steps"] >= 1 and \
+                        base.train.save_steps and base.train.save_steps == dynamics_steps(base.train.steps):
+                    sub["save_steps"] = dynamics_steps(sub["steps"])  # a preset's snapshots follow its length
                 try:
                     d[key] = dataclasses.replace(getattr(base, key), **sub)
                 except TypeError as e:

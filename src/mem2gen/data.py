@@ -58,7 +58,12 @@ def load_image_folder(path) -> np.ndarray:
     for f in files:
         try:
             with Image.open(f) as im:
-                im = im.convert("L") if im.mode in ("L", "LA", "1", "I", "I;16") else im.convert("RGB")
+                if im.mode.startswith("I"):  # 16-bit greyscale ("I;16*", or "I" holding 0..65535): scale, not clip
+                    a = np.asarray(im).astype(np.float64)
+                    deep = im.mode.startswith("I;16") or a.max() > 255
+                    images.append(np.clip(np.rint(a / 257.0 if deep else a), 0, 255).astype(np.uint8))
+                    continue
+                im = im.convert("L") if im.mode in ("L", "LA", "1") else im.convert("RGB")
                 images.append(np.asarray(im))
         except (UnidentifiedImageError, OSError) as e:
             raise Mem2genError(f"{f}: unreadable image ({e})") from None

@@ -52,6 +52,9 @@ class DynamicsConfig:
     fit_iterations: int = 1000  # bootstrap draws of the exponent
 
     def __post_init__(self):
+        from .config import check_fields
+
+        check_fields(self)
         for name in ("n_eval", "synthetic_cap", "loss_items", "loss_draws", "bootstrap_iterations", "fit_iterations"):
             v = getattr(self, name)
             check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{name} = {v!r} must be a whole number >= 1")
@@ -142,7 +145,8 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     ev = _samples(model, settings.n_eval, seed=_seed(point, step, 0), cfg=cfg, device=device)
     syn = _samples(model, n_syn, seed=_seed(point, step, 1), cfg=cfg, device=device)
     train = point.train_set
-    c = classify(ev, train, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device)
+    c = classify(ev, train, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device,
+                 check_duplicates=False)
     boot = c.bootstrap(iterations=settings.bootstrap_iterations, seed=_seed(point, step, 2))
     loss_seed = int(np.random.SeedSequence([cfg.seed, point.k, 5, 77]).generate_state(1)[0])  # same for every step
     rng = np.random.default_rng([cfg.seed, point.k, 56])
@@ -290,15 +294,25 @@ def dynamics(run_dir, *, settings: DynamicsConfig = DynamicsConfig(), sizes=None
              overwrite: bool = False, echo=print) -> dict:
     """The ``mem2gen dynamics`` command: every (K, step) of a sweep's trained points (or of ``sizes``),
     resumable per (K, step); then dynamics.csv, dynamics.json, dynamics.png and the report's section."""
+    from .files import run_lock
+
+    run = Run(run_dir)
+    with run_lock(run.path, command="mem2gen dynamics"):
+        return _dynamics(run, settings, sizes=sizes, executor=executor, devices=devices, slurm=slurm, device=device,
+                         overwrite=overwrite, echo=echo)
+
+
+def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, slurm, device, overwrite, echo) -> dict:
     import csv
     import io
     import shutil
 
     from .executors import make_executor
+    from .models import check_device
     from .plots import dynamics_figure
     from .report import aggregate
 
-    run = Run(run_dir)
+    check_device(device)
     cfg = run.config
     check(cfg.model.kind != "optimal", f"{run.path}: the optimal denoiser is not trained; it has no dynamics")
     points = [run.point(k) for k in sizes] if sizes else run.points()

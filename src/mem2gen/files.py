@@ -67,42 +67,195 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def prepare_out_dir(out, *, overwrite: bool) -> Path:
-    """Check that ``out`` may receive results; raise before any work is done if not."""
+MARKER = ".mem2gen-outputs"  # in an --out folder: the names mem2gen wrote there (all --overwrite may remove)
+
+
+def own_outputs(out) -> list[str]:
+    """The names a mem2gen command wrote into ``out`` (from its marker file; none if there is none)."""
+    f = Path(out) / MARKER
+    try:
+        names = json.loads(f.read_text()) if f.is_file() else []
+    except (ValueError, OSError):
+        return []
+    return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
+
+
+def prepare_out_dir(out, *, overwrite: bool, inputs=()) -> Path:
+    """Check that ``out`` may receive results; raise before any work is done if not. With ``overwrite``
+    only mem2gen's own earlier outputs there will be replaced, and never one of the command's ``inputs``."""
     out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise Mem2genError(f"--out {out} is a dangling symbolic link; remove it or give another directory")
     if out.exists() and not out.is_dir():
         raise Mem2genError(f"--out {out} is a file; give a directory path")
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise Mem2genError(f"--out {out} already holds files; choose another directory or pass --overwrite")
+        raise Mem2genError(f"--out {out} already holds files; choose another directory or pass --overwrite "
+                           "(which replaces only mem2gen's own outputs there)")
+    mine = set(own_outputs(out)) if out.exists() else set()
+    for spec in inputs:
+        p = Path(str(spec).split(".npz:")[0] + (".npz" if ".npz:" in str(spec) else ""))
+        if p.exists() and p.resolve().parent == out.resolve() and p.name in mine:
+            raise Mem2genError(f"--out {out} holds this command's input {p.name}, an earlier output that --overwrite "
+                               "would replace; choose another --out")
     parent = out.resolve().parent
     parent_existing = parent
     while not parent_existing.exists():
         parent_existing = parent_existing.parent
+    if not parent_existing.is_dir():
+        raise Mem2genError(f"--out {out}: {parent_existing} is a file, not a folder")
     if not os.access(parent_existing, os.W_OK):
         raise Mem2genError(f"cannot write under {parent_existing}; choose a writable --out")
     return out
 
 
 @contextlib.contextmanager
-def staged_dir(out, *, overwrite: bool) -> Iterator[Path]:
-    """Yield an empty staging directory; on success it replaces ``out`` whole (nothing half-written)."""
-    out = prepare_out_dir(out, overwrite=overwrite)
+def staged_dir(out, *, overwrite: bool, inputs=()) -> Iterator[Path]:
+    """Yield an empty staging directory; on success its files move into ``out`` (a new ``out`` is renamed
+    into place whole). In an existing ``out`` only mem2gen's earlier outputs (its marker) and the names
+    written now are replaced; other files stay. Nothing is half-written: on failure ``out`` is untouched."""
+    out = prepare_out_dir(out, overwrite=overwrite, inputs=inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))
     try:
         yield stage
+        names = sorted(p.name for p in stage.iterdir())
+        (stage / MARKER).write_text(json.dumps(names) + "\n")
         os.chmod(stage, 0o777 & ~_umask())
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(stage, out)
+        if not out.exists():
+            os.replace(stage, out)
+        else:
+            for name in set(own_outputs(out)) - set(names):
+                _remove(out / name)
+            for name in [*names, MARKER]:
+                if (out / name).is_dir() and not (out / name).is_symlink():
+                    shutil.rmtree(out / name)
+                os.replace(stage / name, out / name)
     finally:
         if stage.exists():
             shutil.rmtree(stage)
 
 
-def changed_keys(old: dict, new: dict) -> list[str]:
-    """The top-level keys whose values differ between two settings dicts (for 'refuse to mix' errors)."""
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def clean_leftovers(folder) -> list[Path]:
+    """Remove the temporary files (``*.tmp-*``) that a killed mem2gen left in ``folder`` and below."""
+    gone = []
+    for p in sorted(Path(folder).rglob("*.tmp-*")):
+        _remove(p)
+        gone.append(p)
+    return gone
+
+
+# --- a run folder's lock --------------------------------------------------------------------------
+
+_held: dict = {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(folder, *, command: str = "mem2gen", name: str = ".lock") -> Iterator[None]:
+    """Hold ``folder/.lock`` (pid, host, start, command) for the block, so that a second writer is refused
+    with who holds it. Re-entrant within a process; a lock whose process is gone (same host) is stale and
+    taken over."""
+    import socket
+    import time
+
+    folder = Path(folder)
+    f = folder / name
+    key = str(f.resolve())
+    if _held.get(key):
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "command": command}
+    for _ in range(3):
+        try:
+            fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(f.read_text())
+            except (ValueError, OSError):  # being written this instant, or damaged: look again shortly
+                held = {}
+                if time.time() - f.stat().st_mtime > 10:
+                    f.unlink(missing_ok=True)
+                time.sleep(0.2)
+                continue
+            if held.get("host") == me["host"] and isinstance(held.get("pid"), int) and not _alive(held["pid"]):
+                f.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            raise Mem2genError(f"{folder} is in use by `{held.get('command')}` (pid {held.get('pid')} on "
+                               f"{held.get('host')} since {held.get('since')}); wait for it to finish, or delete "
+                               f"{f} if that process is gone") from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        break
+    else:
+        raise Mem2genError(f"{folder}: cannot take its lock {f}; delete it if no mem2gen process uses the folder")
+    _held[key] = 1
+    try:
+        yield
+    finally:
+        _held.pop(key, None)
+        try:
+            if json.loads(f.read_text()).get("pid") == me["pid"]:
+                f.unlink()
+            if created and not any(folder.iterdir()):  # a command that failed leaves no empty folder behind
+                folder.rmdir()
+        except (ValueError, OSError):
+            pass
+
+
+def changed_keys(old: dict, new: dict, *, nested: bool = False) -> list[str]:
+    """The keys whose values differ between two settings dicts (for 'refuse to mix' errors); with
+    ``nested``, mappings inside are compared key by key and named with dots (``train.steps``)."""
+    if nested:
+        old, new = _dotted(old), _dotted(new)
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def _dotted(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v and all(isinstance(x, str) for x in v) and k in ("model", "train"):
+            out |= _dotted(v, f"{prefix}{k}.")
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def fingerprint(path, *, block: int = 1 << 16, blocks: int = 16) -> str:
+    """A cheap checksum of a file: its size and ``blocks`` evenly spaced blocks (the whole file when it is
+    small). Catches truncation and swapped files at any size in milliseconds; :func:`sha256_of` is exact."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size <= block * blocks:
+        return "full:" + sha256_of(path)
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        for i in range(blocks):
+            f.seek((size - block) * i // (blocks - 1))
+            h.update(f.read(block))
+    return "sampled:" + h.hexdigest()
 
 
 def sha256_of(path) -> str:

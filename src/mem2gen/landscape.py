@@ -445,6 +445,9 @@ class LandscapeConfig:
     seed: int = 0
 
     def __post_init__(self):
+        from .config import check_fields
+
+        check_fields(self)
         check(self.n_samples >= 1 and self.trials >= 1 and self.steps >= 1, "n_samples, trials, steps >= 1")
         check(0 < self.delta_frac and 0 < self.p <= 1, "delta_frac > 0 and 0 < p <= 1")
         check(0 <= self.t_energy < 1000 and 0 <= self.t_follow < 1000, "t_energy and t_follow lie in [0, T)")

@@ -103,6 +103,37 @@ def build_model(spec, sample_shape: tuple, *, seed: int = 0, train=None) -> nn.M
         return build_unet(arch, dropout=spec.dropout)
 
 
+def check_device(device) -> None:
+    """A device string that names a device this machine has (None: the default); checked before any work."""
+    if device is None:
+        return
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise Mem2genError(f"device {device!r} is not a device ({str(e).splitlines()[0]}); use cpu, cuda or cuda:N") from None
+    if d.type == "cuda":
+        check(torch.cuda.is_available(), f"device {device!r}: this torch build or machine has no CUDA GPU; use cpu")
+        check(d.index is None or d.index < torch.cuda.device_count(),
+              f"device {device!r}: there are {torch.cuda.device_count()} GPU(s) (cuda:0 ... )")
+    elif d.type == "mps":
+        check(torch.backends.mps.is_available(), f"device {device!r}: MPS is not available here; use cpu")
+    else:
+        check(d.type == "cpu", f"device {device!r}: mem2gen runs on cpu, cuda or mps")
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of a model's weights (names, dtypes, shapes and bytes of its state dict, in order): what
+    identifies the model that made a set of samples, whatever files it came from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def model_config(model: nn.Module) -> dict:
     """What rebuilds ``model`` without its weights: ``{"kind": ..., "config": {...}}`` (JSON-able).
     Stored with every saved model and in every training checkpoint."""
@@ -148,7 +179,7 @@ def save_model(model: nn.Module, path, *, meta: dict | None = None) -> None:
     else:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(path / "model.safetensors"))
-    write_json(path / "mem2gen.json", {**(meta or {}), **cfg})
+    write_json(path / "mem2gen.json", {**(meta or {}), **cfg, "weights_sha256": weights_digest(model)})
 
 
 def load_model(path, *, device=None) -> nn.Module:

@@ -87,6 +87,14 @@ class Run:
         check(len(points) > 0, f"{self.path}: no classified point to {what}; run the sweep first")
         return points
 
+    def lock_holder(self) -> dict | None:
+        """Who holds the run folder's lock (pid, host, since, command), if anyone does."""
+        f = self.path / ".lock"
+        try:
+            return read_json(f) if f.exists() else None
+        except (ValueError, OSError):
+            return {"command": "unknown"}
+
     def status(self) -> list[tuple[int, str]]:
         """(K, stage) for every point: pending, started, trained, sampled or classified."""
         return [(p.k, p.state) for p in self.points()]
@@ -131,6 +139,88 @@ class Point:
         if not (self.path / "summary.json").exists():
             return "sampled"
         return "classified"
+
+    # what each stage of a point wrote (all that verify(repair=True) may delete, stage by stage)
+    CLASSIFIED_FILES = ("labels.csv", "summary.json", "neighbors.png", "null.json", "manifold.json",
+                        "calibration.json", "landscape.json", "landscape.png")
+
+    def verify(self, *, full: bool = False, repair: bool = False) -> list[str]:
+        """Check that this point's files belong together: the model loads and matches the digest saved
+        with it; S_eval and S' were made by that model with the run's settings, have the expected sizes
+        and match their checksums (a sampled checksum, or the whole sha256 with ``full``); the labels were
+        made from those files. Returns the problems found; with ``repair`` the inconsistent files (and
+        those made from them) are deleted, so that the sweep makes them again."""
+        from .files import fingerprint, sha256_of
+
+        problems: list[str] = []
+        stage = self.state
+        if stage in ("pending", "started"):
+            return problems
+        drop_from = None
+        digest = None
+        try:
+            from .models import weights_digest
+
+            digest = weights_digest(self.load_model())
+            saved = read_json(self.path / "model" / "mem2gen.json").get("weights_sha256")
+            if saved is not None and saved != digest:
+                problems.append("the model's weights do not match the digest saved with them")
+                drop_from = "model"
+        except (Mem2genError, ValueError, OSError) as e:
+            problems.append(f"the model cannot be read ({str(e)[:150]})")
+            drop_from = "model"
+        made = {}
+        if drop_from is None and stage in ("sampled", "classified"):
+            from .sample import record_path
+
+            for name, n in (("eval", self.config.n_eval), ("synthetic", self.n_synthetic)):
+                f = self.path / f"{name}.npy"
+                rec = record_path(f)
+                if not rec.exists():
+                    continue  # made by a version that kept no record: nothing to check against
+                try:
+                    r = read_json(rec)
+                    ok = f.stat().st_size == r["bytes"] and (
+                        sha256_of(f) == r["sha256"] if full else fingerprint(f) == r["fingerprint"])
+                except (ValueError, OSError, KeyError):
+                    r, ok = {}, False
+                if not ok:
+                    problems.append(f"{name}.npy does not match its record (damaged or replaced)")
+                elif r.get("model") != digest:
+                    problems.append(f"{name}.npy was made by another model than this point's")
+                elif r.get("n") != n:
+                    problems.append(f"{name}.npy holds {r.get('n')} samples, not the {n} this run asks for")
+                else:
+                    made[name] = r["sha256"]
+                    continue
+                drop_from = "samples"
+        if drop_from is None and stage == "classified":
+            try:
+                src = read_json(self.path / "summary.json").get("made_from")
+            except (ValueError, OSError):
+                src = {}
+                problems.append("summary.json cannot be read")
+                drop_from = "labels"
+            if src and (src.get("model") != digest or any(src.get(k) != v for k, v in made.items())):
+                problems.append("its labels were made from other files than the ones now in the folder")
+                drop_from = "labels"
+        if repair and drop_from:
+            self._drop(drop_from)
+            problems[-1] += f"; removed the {drop_from} and what was made from them, to make them again"
+        return problems
+
+    def _drop(self, stage: str) -> None:
+        from .files import _remove
+        from .sample import record_path
+
+        names = list(self.CLASSIFIED_FILES)
+        if stage in ("samples", "model"):
+            for n in ("eval.npy", "synthetic.npy"):
+                names += [n, record_path(n).name]
+        if stage == "model":
+            names.append("model")
+        for n in names:
+            _remove(self.path / n)
 
     def _need(self, stage: str) -> None:
         have = self.state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import diffusion
 from .errors import check
-from .files import write_json
+from .files import changed_keys, fingerprint, read_json, sha256_of, write_json
 
 
 def shard_seed(seed: int, shard: int) -> int:
@@ -28,20 +29,35 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     depend on interruptions. Work in progress lives in ``path.partial.npy`` and ``path.progress.json``.
     ``stop_after`` ends after that many new shards (as a crash would), for tests.
     """
+    from .models import weights_digest
+
     check(n >= 1, "the number of samples must be at least 1")
     check(batch >= 1, "the sampling batch must be at least 1")
+    check(0 <= eta <= 1, f"eta = {eta} must lie in [0, 1]")
+    check(sampler == "ddim" or steps <= schedule.T, f"ddpm steps must be at most T = {schedule.T}")
     path = Path(path)
-    if path.exists():
-        arr = np.load(path, mmap_mode="r")
-        check(len(arr) == n, f"{path} exists with {len(arr)} samples, not {n}; delete it or choose another path")
-        return arr
+    check(not path.is_dir(), f"{path} is a folder; give a .npy file path")
+    shape = tuple(model.sample_shape)
+    settings = {"n": n, "shape": list(shape), "sampler": sampler, "steps": steps, "eta": eta, "batch": batch,
+                "seed": seed, "model": weights_digest(model)}
+    record = record_path(path)
+    if path.exists():  # finished: reuse it only if the same model and settings made it, and it is intact
+        check(record.exists(), f"{path} exists but records nothing of what made it (no {record.name}); delete it "
+                               "or choose another path")
+        made = read_json(record)
+        diff = changed_keys({k: made.get(k) for k in settings}, settings)
+        check(not diff, f"{path} was made with other settings (differs in {', '.join(diff)}); delete it (and "
+                        f"{record.name}) or choose another path")
+        check(made.get("fingerprint") == fingerprint(path), f"{path} does not match its record (damaged or "
+                                                             "replaced); delete it and its record to make it again")
+        return np.load(path, mmap_mode="r")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(device).eval()
-    shape = tuple(model.sample_shape)
+    need = 4 * n * int(np.prod(shape))
+    free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
+    check(need < free, f"{n} samples of shape {shape} need {need / 1e9:.3g} GB; {path.parent} has {free / 1e9:.3g} GB free")
     partial = path.with_name(path.name + ".partial.npy")
     prog_file = path.with_name(path.name + ".progress.json")
-    settings = {"n": n, "shape": list(shape), "sampler": sampler, "steps": steps, "eta": eta, "batch": batch,
-                "seed": seed}
     done: list[int] = []
     if prog_file.exists() and partial.exists():
         prog = json.loads(prog_file.read_text())
@@ -71,6 +87,15 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     if len(set(done)) < -(-n // batch):  # stopped early: resumable
         return out
     del out
-    os.replace(partial, path)
+    write_json(record, {**settings, "sha256": sha256_of(partial), "fingerprint": fingerprint(partial),
+                        "bytes": partial.stat().st_size})
+    os.replace(partial, path)  # the record first: a finished .npy always has one
     prog_file.unlink()
     return np.load(path, mmap_mode="r")
+
+
+def record_path(path) -> Path:
+    """The record beside a finished sample file (``eval.npy`` → ``eval.npy.json``): the settings and model
+    that made it, and its checksums."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")

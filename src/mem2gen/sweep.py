@@ -13,7 +13,6 @@ business (:mod:`mem2gen.executors`); what is written about them is :mod:`mem2gen
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 
@@ -31,7 +30,8 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
     from .models import build_model
     from .diffusion import Schedule
     from .report import write_classification
-    from .sample import generate
+    from .models import weights_digest
+    from .sample import generate, record_path
     from .train import train
 
     cfg, k, d = point.config, point.k, point.path
@@ -63,7 +63,10 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
     if point.state != "classified":
         c = classify(ev, data, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device)
         boot = c.bootstrap(iterations=cfg.bootstrap_iterations, seed=point.seed("bootstrap"))
-        write_classification(d, c, ev, data, syn, boot=boot, grid=True, extra={"K": k})  # summary.json last
+        made_from = {"model": weights_digest(model)} | {
+            name: read_json(record_path(d / f"{name}.npy"))["sha256"] for name in ("eval", "synthetic")}
+        write_classification(d, c, ev, data, syn, boot=boot, grid=True,
+                             extra={"K": k, "made_from": made_from})  # summary.json last
     point_checks(point)
     times["classify_s"] = time.perf_counter() - t
     return {"K": k, **times}
@@ -83,12 +86,14 @@ def point_checks(point: Point) -> None:
 def report(run_dir, *, echo=print) -> dict:
     """The ``mem2gen report`` command: complete the checks of classified points made before they existed,
     then rebuild results.csv, capacities.json, the phase diagram and report.html."""
+    from .files import run_lock
     from .report import aggregate
 
-    for p in Run(run_dir).points():
-        if p.state == "classified":
-            point_checks(p)
-    return aggregate(run_dir, echo=echo)
+    with run_lock(run_dir, command="mem2gen report"):
+        for p in Run(run_dir).points():
+            if p.state == "classified":
+                point_checks(p)
+        return aggregate(run_dir, echo=echo)
 
 
 class PointJob:
@@ -109,28 +114,59 @@ class PointJob:
 
 # --- the whole sweep ---------------------------------------------------------------------------------
 
+# what a sweep writes at the top of its folder: all that --overwrite removes (with points/K=*/ and jobs/)
+RUN_FILES = ("config.json", "manifest.json", "results.csv", "capacities.json", "phase.png", "phase.pdf", "report.html",
+             "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png")
+# settings that may change in a run folder: they do not change what its finished points mean
+FREE_KEYS = ("name", "sizes", "device", "train.checkpoint_every", "train.save_steps", "null_calibration",
+             "manifold_check")
+
+
+def remove_run_files(run: Path) -> None:
+    """Delete what a sweep wrote in ``run`` (its known names), leaving every other file."""
+    from .files import _remove
+
+    for name in RUN_FILES:
+        _remove(run / name)
+    _remove(run / "jobs")
+    points = run / "points"
+    if points.is_dir():
+        for d in points.glob("K=*"):
+            _remove(d)
+        if not any(points.iterdir()):
+            points.rmdir()
+
+
 def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
-    """Check the config against the data and the run directory; write config.json. Returns the sizes."""
+    """Check the config against the data, the device and the run directory; write config.json. Returns
+    the sizes. A run folder accepts a config that differs only in :data:`FREE_KEYS` (more sizes, another
+    device, ...); any other difference is refused with the keys named, or, with ``overwrite``, the run's
+    own files are removed and it starts again."""
     from .datasets import load_dataset
+    from .models import check_device
 
     run = Path(run_dir)
+    if run.is_symlink() and not run.exists():
+        raise Mem2genError(f"{run} is a dangling symbolic link; remove it or choose another --out")
+    if run.exists() and not run.is_dir():
+        raise Mem2genError(f"{run} is a file; give a directory for the run")
+    check_device(cfg.device)
     n_data = len(load_dataset(cfg.data, image_size=cfg.image_size))
     ks = sizes_mod.resolve(list(cfg.sizes) if isinstance(cfg.sizes, tuple) else cfg.sizes, n_data)
     cfg_file = run / "config.json"
-    if run.exists() and not run.is_dir():
-        raise Mem2genError(f"{run} is a file; give a directory for the run")
     if cfg_file.exists():
         try:
             old = SweepConfig.from_dict(read_json(cfg_file)).to_dict()  # a run of an earlier version reads the same
-        except (Mem2genError, ValueError):
-            old = {}
-        diff = changed_keys(old, cfg.to_dict())
+        except (Mem2genError, ValueError, OSError) as e:
+            raise Mem2genError(f"{cfg_file} is not a readable mem2gen sweep config ({str(e)[:120]}); it is left as "
+                               "it is: choose another --out") from None
+        diff = [k for k in changed_keys(old, cfg.to_dict(), nested=True) if k not in FREE_KEYS]
         if diff:
             if not overwrite:
                 raise Mem2genError(f"{run} was made by another config (differs in {', '.join(diff)}); "
                                    "choose another --out or pass --overwrite to start it again")
-            shutil.rmtree(run)
-    elif run.exists() and any(run.iterdir()) and not overwrite:
+            remove_run_files(run)
+    elif run.exists() and any(p.name != ".lock" for p in run.iterdir()) and not overwrite:
         raise Mem2genError(f"{run} holds files but no sweep config.json; choose another --out or pass --overwrite")
     run.mkdir(parents=True, exist_ok=True)
     try:
@@ -166,16 +202,27 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     """
     from .executors import make_executor
 
+    from .files import clean_leftovers, run_lock
+
     run = Path(run_dir)
-    ks = prepare(cfg, run, overwrite=overwrite)
-    update_manifest(run, ks)
-    todo = [p.k for p in Run(run).points() if p.state != "classified"]
-    echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}; {len(ks) - len(todo)} done, {len(todo)} to run ({executor})")
-    ex = make_executor(executor, folder=run / "jobs", devices=devices, slurm=slurm, echo=echo)
-    job = PointJob(run, progress=progress and executor == "local" and not devices)
-    for record in ex.map(job, todo):
-        update_manifest(run, ks, record)
-    return report(run, echo=echo)  # completes points finished by a version without the checks
+    if run.exists() and not run.is_dir():
+        raise Mem2genError(f"{run} is a file; give a directory for the run")
+    with run_lock(run, command="mem2gen sweep"):
+        ks = prepare(cfg, run, overwrite=overwrite)
+        for p in clean_leftovers(run):
+            echo(f"removed {p}, left by an interrupted run")
+        update_manifest(run, ks)
+        handle = Run(run)
+        for p in handle.points():
+            for problem in p.verify(repair=True):
+                echo(f"K={p.k}: {problem}")
+        todo = [p.k for p in handle.points() if p.state != "classified"]
+        echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}; {len(ks) - len(todo)} done, {len(todo)} to run ({executor})")
+        ex = make_executor(executor, folder=run / "jobs", devices=devices, slurm=slurm, echo=echo)
+        job = PointJob(run, progress=progress and executor == "local" and not devices)
+        for record in ex.map(job, todo):
+            update_manifest(run, ks, record)
+        return report(run, echo=echo)  # completes points finished by a version without the checks
 
 
 def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None, grid=None,

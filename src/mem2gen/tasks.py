@@ -43,8 +43,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     distance, delta_m, delta_s = rule_settings(dataset=dataset, distance=distance, delta_m=delta_m, delta_s=delta_s,
                                                rule=rule)
     check(iterations >= 1, "bootstrap iterations must be at least 1")
-    prepare_out_dir(out, overwrite=overwrite)
     paths = {"eval": eval_path, "train": train_path} | ({"synthetic": synthetic_path} if synthetic_path else {})
+    prepare_out_dir(out, overwrite=overwrite, inputs=paths.values())
     arrays = {name: load_array(spec) for name, spec in paths.items()}
     t0 = time.perf_counter()
     res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), distance=distance, delta_m=delta_m,
@@ -56,7 +56,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
              "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)}
     ev = as_samples(arrays["eval"], name="eval")
     syn = as_samples(arrays["synthetic"], name="synthetic") if synthetic_path else ev
-    with staged_dir(out, overwrite=overwrite) as stage:  # feature vectors are not pictures: no grid
+    with staged_dir(out, overwrite=overwrite, inputs=paths.values()) as stage:  # feature vectors: no grid
         files = write_classification(stage, res, ev, as_samples(arrays["train"], name="train"), syn, boot=boot,
                                      extra=extra, grid=grid and distance != "features")
     return Classified(res, boot, files, seconds)
@@ -85,26 +85,42 @@ def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
 def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: str = ModelSpec.arch,
                 width: float = ModelSpec.width, dropout: float | None = None, steps: int = TrainConfig.steps,
                 batch: int = TrainConfig.batch, lr: float = TrainConfig.lr, ema_decay: float = TrainConfig.ema_decay,
-                weight_decay: float = TrainConfig.weight_decay, data_noise: float = TrainConfig.data_noise, seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None, snapshots: int = 0,
-                device: str | None = None, progress: bool = True) -> dict:
+                weight_decay: float = TrainConfig.weight_decay, data_noise: float = TrainConfig.data_noise,
+                seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None,
+                snapshots: int = 0, device: str | None = None, progress: bool = True) -> dict:
     """Train one DDPM on S_K (the first ``size`` items of the ``split_seed`` permutation of ``data``) into
     ``out``; resumes if interrupted, refuses a folder started with other settings. ``snapshots`` keeps
     that many log-spaced EMA snapshots. Returns what was trained."""
+    from .files import run_lock
+    from .models import check_device
+    from .train import log_spaced_steps
+
+    spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout)
+    check(snapshots >= 0, "snapshots must be 0 or more")
+    check(image_size is None or image_size >= 4, f"--image-size {image_size} must be at least 4")
+    check(seed >= 0 and split_seed >= 0, "seeds must be whole numbers >= 0")
+    check_device(device)
+    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed, weight_decay=weight_decay,
+                      data_noise=data_noise,
+                      save_steps=log_spaced_steps(steps, snapshots) if snapshots else ())
+    out = Path(out)
+    check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
+    check(not (out.is_symlink() and not out.exists()), f"--out {out} is a dangling symbolic link")
+    with run_lock(out, command="mem2gen train"):
+        return _train_into(out, data, size, spec, cfg, kind=kind, image_size=image_size, split_seed=split_seed,
+                           split=split, seed=seed, device=device, progress=progress)
+
+
+def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_seed, split, seed, device, progress):
     import json
 
     from .data import nested_subset
     from .datasets import load_dataset
     from .files import changed_keys, read_json, write_json
     from .models import build_model, n_params, save_model
-    from .train import log_spaced_steps, train
+    from .train import train
 
-    spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout)
-    check(snapshots >= 0, "snapshots must be 0 or more")
-    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed, weight_decay=weight_decay,
-                      data_noise=data_noise,
-                      save_steps=log_spaced_steps(steps, snapshots) if snapshots else ())
-    out = Path(out)
-    check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
+    steps = cfg.steps
     subset = nested_subset(load_dataset(data, image_size=image_size), size, seed=split_seed, split=split)
     settings = json.loads(json.dumps({"data": data, "size": size, "model": spec.__dict__, "train": cfg.__dict__,
                                       "split_seed": split_seed, **({"split": split} if split != "numpy" else {})},
@@ -134,14 +150,18 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int =
                  batch: int = 256, seed: int = 0, device: str | None = None, progress: bool = True) -> np.ndarray:
     """``n`` samples of the model at ``model`` (any folder :func:`mem2gen.models.load_model` reads) into
     one memory-mappable .npy, shard by shard (resumable)."""
-    from .models import load_model
+    from .files import run_lock
+    from .models import check_device, load_model
     from .sample import generate
 
     out = Path(out)
     check(out.suffix == ".npy", f"--out {out} must end in .npy")
     check(n >= 1, "the number of samples must be at least 1")
-    return generate(load_model(model, device=device), n, out, sampler=sampler, steps=steps, eta=eta, batch=batch,
-                    seed=seed, device=device, progress=progress)
+    check(seed >= 0, "the seed must be a whole number >= 0")
+    check_device(device)
+    with run_lock(out.parent, command="mem2gen sample", name=out.name + ".lock"):
+        return generate(load_model(model, device=device), n, out, sampler=sampler, steps=steps, eta=eta,
+                        batch=batch, seed=seed, device=device, progress=progress)
 
 
 def hopfield_capacity(*, out, ns: tuple = (100, 200, 400, 800), trials: int = 6, probes: int = 20, seed: int = 0,
@@ -202,15 +222,25 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
     and basin radii, energy profiles, curvature, attractor census against |S'|, mixture test
     (:func:`mem2gen.landscape.analyze`). Each point's ``landscape.json`` is kept and reused while its
     settings stay the same; then ``landscape.png`` and the report's Landscape section are rebuilt."""
-    from .files import read_json, write_json
-    from .landscape import LandscapeConfig, analyze
-    from .plots import landscape_figure, point_landscape_figure
-    from .report import aggregate
+    from .files import run_lock
+    from .landscape import LandscapeConfig
+    from .models import check_device
     from .run import Run
 
     cfg = LandscapeConfig(n_samples=n_samples, trials=trials, steps=steps, t_energy=t_energy, t_follow=t_follow,
                           seed=seed)
+    check_device(device)
     run = Run(run_dir)
+    with run_lock(run.path, command="mem2gen landscape"):
+        return _landscape(run, cfg, sizes=sizes, device=device, overwrite=overwrite, progress=progress, echo=echo)
+
+
+def _landscape(run, cfg, *, sizes, device, overwrite, progress, echo) -> list[dict]:
+    from .files import read_json, write_json
+    from .landscape import analyze
+    from .plots import landscape_figure, point_landscape_figure
+    from .report import aggregate
+
     settings = json.loads(json.dumps(cfg.__dict__, default=list))
     results = []
     for p in run.classified(sizes, what="analyse"):
@@ -238,13 +268,20 @@ def calibrate(run_dir, *, sizes: tuple | None = None, overwrite: bool = False, e
     S' grows (its prefixes, m = K, 2K, 4K, …) and over a δs grid, for the model's samples and for the
     null (held-out real data); ``calibration.json`` per point, ``calibration.png`` and the report's
     Calibration section (:func:`mem2gen.calibrate.point_calibration`)."""
+    from .files import run_lock
+    from .run import Run
+
+    run = Run(run_dir)
+    with run_lock(run.path, command="mem2gen calibrate"):
+        return _calibrate(run, sizes=sizes, overwrite=overwrite, echo=echo)
+
+
+def _calibrate(run, *, sizes, overwrite, echo) -> list[dict]:
     from .calibrate import point_calibration
     from .files import read_json, write_json
     from .plots import calibration_figure
     from .report import aggregate
-    from .run import Run
 
-    run = Run(run_dir)
     results = []
     for p in run.classified(sizes, what="calibrate"):
         f = p.path / "calibration.json"
