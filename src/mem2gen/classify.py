@@ -50,9 +50,12 @@ def rule_settings(*, dataset: str | None = None, distance: str | None = None, de
 def parse_fraction(text) -> float:
     """'1/3' or '0.28' to a float."""
     try:
-        return float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError):
-        raise Mem2genError(f"{text!r} is not a number; write e.g. 0.28 or 1/3") from None
+        value = float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        value = float("nan")
+    if not np.isfinite(value):
+        raise Mem2genError(f"{text!r} is not a finite number; write e.g. 0.28 or 1/3")
+    return value
 
 
 @dataclass
@@ -167,7 +170,7 @@ def label(d1, d2, ds1, *, delta_m: float = DELTA_M, delta_s: float = DELTA_S, ru
 def near_duplicates(train, *, space, factor: float = 0.1, max_checked: int = 2000, **search) -> dict:
     """Items of S with another item of S nearer than ``factor`` × the median nearest-neighbour distance
     in S. Eq 4 compares d(x, x1) with d(x, x2): a sample that copies such an item has x2 nearly as close
-    as x1, so it is called memorized only within δm × that small distance (an exact duplicate never is).
+    as x1, so it is called memorized only within δm × that small distance (only an exact copy is).
     Checks up to ``max_checked`` items (a fixed random subset) against all of S. (The absolute rule has
     no such blind spot.)"""
     from .neighbors import nearest

@@ -62,7 +62,8 @@ class ModelSpec:
         check(self.kind in MODEL_KINDS, f"unknown model kind {self.kind!r}; use one of {', '.join(MODEL_KINDS)}")
         check(self.kind != "unet" or self.arch in datasets.ARCHITECTURES,
               f"unknown U-Net architecture {self.arch!r}; use one of {', '.join(datasets.ARCHITECTURES)}")
-        check(self.width > 0 and self.hidden >= 1 and self.depth >= 0, "model width, hidden and depth must be positive")
+        check(0 < self.width <= 64 and 1 <= self.hidden <= 1 << 16 and 0 <= self.depth <= 64,
+              "model width must lie in (0, 64], hidden in [1, 65536] and depth in [0, 64]")
         check(self.dropout is None or 0 <= self.dropout < 1, f"dropout {self.dropout} must lie in [0, 1)")
 
 
@@ -133,13 +134,10 @@ class SweepConfig:
         check_spec(self.sizes)
         check(self.seed >= 0 and self.split_seed >= 0, "seed and split_seed must be whole numbers >= 0")
         check(self.image_size is None or self.image_size >= 4, f"image_size {self.image_size} must be at least 4 (or null)")
-        check(0 <= self.eta <= 1, f"eta = {self.eta} must lie in [0, 1] (DDIM: 0 deterministic, 1 DDPM-like)")
+        check_sampling(self.sampler, self.sample_steps, self.eta, self.sample_batch)
         check(self.split in SPLITS, f"split {self.split!r}: use one of {', '.join(SPLITS)}")
-        check(self.sampler in SAMPLERS, f"sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         check(self.n_eval >= 1 and self.synthetic_factor >= 1, "n_eval and synthetic_factor must be positive")
         check(self.synthetic_cap is None or self.synthetic_cap >= 1, "synthetic_cap must be positive (or null)")
-        check(self.sample_steps >= 1 and self.sample_batch >= 1, "sample_steps and sample_batch must be positive")
-        check(self.sampler == "ddim" or self.sample_steps <= 1000, "ddpm sample_steps must be at most T = 1000")
         check(0 < self.capacity_tol < 1, "capacity_tol must lie in (0, 1)")
         check(self.bootstrap_iterations >= 1, "bootstrap_iterations must be at least 1")
         check(self.distance in ("l2", "lpips"), f"distance {self.distance!r}: a sweep uses l2 or lpips")
@@ -193,6 +191,18 @@ class SweepConfig:
             return dataclasses.replace(base, **d)
         except TypeError as e:
             raise Mem2genError(f"bad config value: {e}") from None
+
+
+def check_sampling(sampler: str, steps, eta, batch) -> None:
+    """A sampler, its number of steps, DDIM's η and the batch: validated before anything is sampled."""
+    import math
+
+    check(sampler in SAMPLERS, f"sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
+    check(isinstance(steps, int) and steps >= 1, f"sampling steps {steps!r} must be a whole number >= 1")
+    check(sampler == "ddim" or steps <= 1000, "ddpm sampling steps must be at most T = 1000")
+    check(isinstance(eta, (int, float)) and math.isfinite(eta) and 0 <= eta <= 1,
+          f"eta = {eta} must lie in [0, 1] (DDIM: 0 deterministic, 1 DDPM-like)")
+    check(isinstance(batch, int) and batch >= 1, f"sampling batch {batch!r} must be a whole number >= 1")
 
 
 def check_thresholds(delta_m: float, delta_s: float, rule: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import Mem2genError
+from .errors import DamagedFile, Mem2genError
 
 
 @contextlib.contextmanager
@@ -48,7 +48,22 @@ def write_json(path, obj: Any) -> None:
 
 
 def read_json(path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file; a damaged one raises :class:`DamagedFile` naming it (a user-facing error)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DamagedFile(f"{path} is damaged (not valid JSON: {str(e)[:80]}); restore it, or delete it and run "
+                          "the command again") from None
+
+
+def check_folder(path) -> Path:
+    """A path that is, or can become, a folder: not a file and not a dangling symbolic link."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise Mem2genError(f"{path} is a dangling symbolic link; remove it or give another folder")
+    if path.exists() and not path.is_dir():
+        raise Mem2genError(f"{path} is a file; give a folder")
+    return path
 
 
 def save_npy(path, array: np.ndarray) -> None:
@@ -174,7 +189,7 @@ def run_lock(folder, *, command: str = "mem2gen", name: str = ".lock") -> Iterat
     import socket
     import time
 
-    folder = Path(folder)
+    folder = check_folder(folder)
     f = folder / name
     key = str(f.resolve())
     if _held.get(key):

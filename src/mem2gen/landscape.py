@@ -448,6 +448,7 @@ class LandscapeConfig:
         from .config import check_fields
 
         check_fields(self)
+        check(self.seed >= 0, "the seed must be a whole number >= 0")
         check(self.n_samples >= 1 and self.trials >= 1 and self.steps >= 1, "n_samples, trials, steps >= 1")
         check(0 < self.delta_frac and 0 < self.p <= 1, "delta_frac > 0 and 0 < p <= 1")
         check(0 <= self.t_energy < 1000 and 0 <= self.t_follow < 1000, "t_energy and t_follow lie in [0, T)")

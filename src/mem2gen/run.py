@@ -21,7 +21,7 @@ import numpy as np
 
 from . import sizes as sizes_mod
 from .config import SweepConfig
-from .errors import Mem2genError, check
+from .errors import DamagedFile, Mem2genError, check
 from .files import read_json
 from .stats import LABELS
 
@@ -66,8 +66,11 @@ class Run:
     def sizes(self) -> list[int]:
         """The sweep's sizes K: as its manifest lists them, else resolved from the config."""
         man = self.path / "manifest.json"
-        if man.exists():
-            return [int(k) for k in read_json(man)["sizes"]]
+        try:
+            if man.exists():
+                return [int(k) for k in read_json(man)["sizes"]]
+        except (DamagedFile, KeyError, TypeError, ValueError):
+            pass  # a damaged manifest: the config says the same
         spec = self.config.sizes
         if isinstance(spec, (list, tuple)):
             return sorted({int(k) for k in spec})
@@ -132,7 +135,11 @@ class Point:
     def state(self) -> str:
         """The last finished stage, read from the point's files (not from the manifest)."""
         meta = self.path / "model" / "mem2gen.json"
-        if not (meta.exists() and read_json(meta).get("step") == self.expected_steps):
+        try:
+            trained = meta.exists() and read_json(meta).get("step") == self.expected_steps
+        except DamagedFile:  # a damaged record: the model is made again
+            trained = False
+        if not trained:
             return "started" if self.path.exists() else "pending"
         if not ((self.path / "eval.npy").exists() and (self.path / "synthetic.npy").exists()):
             return "trained"

@@ -31,10 +31,10 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     """
     from .models import weights_digest
 
+    from .config import check_sampling
+
     check(n >= 1, "the number of samples must be at least 1")
-    check(batch >= 1, "the sampling batch must be at least 1")
-    check(0 <= eta <= 1, f"eta = {eta} must lie in [0, 1]")
-    check(sampler == "ddim" or steps <= schedule.T, f"ddpm steps must be at most T = {schedule.T}")
+    check_sampling(sampler, steps, eta, batch)
     path = Path(path)
     check(not path.is_dir(), f"{path} is a folder; give a .npy file path")
     shape = tuple(model.sample_shape)

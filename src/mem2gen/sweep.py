@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import sizes as sizes_mod
 from .config import SweepConfig, load_config
-from .errors import Mem2genError
+from .errors import DamagedFile, Mem2genError
 from .files import changed_keys, read_json, write_json
 from .run import Point, Run
 
@@ -179,7 +179,10 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
 def update_manifest(run: Path, ks: list[int], record: dict | None = None) -> dict:
     """manifest.json: each point's stage (read from its files) and, for ``record``'s K, its times."""
     f = run / "manifest.json"
-    man = read_json(f) if f.exists() else {"points": {}}
+    try:
+        man = read_json(f) if f.exists() else {"points": {}}
+    except DamagedFile:  # derived from the points' files: rebuilt
+        man = {"points": {}}
     man["sizes"] = ks
     write_json(f, man)  # the sizes first: the handle below lists the points from them
     handle = Run(run)
@@ -202,11 +205,9 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     """
     from .executors import make_executor
 
-    from .files import clean_leftovers, run_lock
+    from .files import check_folder, clean_leftovers, run_lock
 
-    run = Path(run_dir)
-    if run.exists() and not run.is_dir():
-        raise Mem2genError(f"{run} is a file; give a directory for the run")
+    run = check_folder(run_dir)
     with run_lock(run, command="mem2gen sweep"):
         ks = prepare(cfg, run, overwrite=overwrite)
         for p in clean_leftovers(run):

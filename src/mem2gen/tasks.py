@@ -43,6 +43,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     distance, delta_m, delta_s = rule_settings(dataset=dataset, distance=distance, delta_m=delta_m, delta_s=delta_s,
                                                rule=rule)
     check(iterations >= 1, "bootstrap iterations must be at least 1")
+    check(seed >= 0 and k >= 2, "the seed must be >= 0 and k >= 2")
     paths = {"eval": eval_path, "train": train_path} | ({"synthetic": synthetic_path} if synthetic_path else {})
     prepare_out_dir(out, overwrite=overwrite, inputs=paths.values())
     arrays = {name: load_array(spec) for name, spec in paths.items()}
@@ -157,7 +158,10 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int =
     out = Path(out)
     check(out.suffix == ".npy", f"--out {out} must end in .npy")
     check(n >= 1, "the number of samples must be at least 1")
+    from .config import check_sampling
+
     check(seed >= 0, "the seed must be a whole number >= 0")
+    check_sampling(sampler, steps, eta, batch)
     check_device(device)
     with run_lock(out.parent, command="mem2gen sample", name=out.name + ".lock"):
         return generate(load_model(model, device=device), n, out, sampler=sampler, steps=steps, eta=eta,
@@ -173,6 +177,7 @@ def hopfield_capacity(*, out, ns: tuple = (100, 200, 400, 800), trials: int = 6,
     from .plots import hopfield_figure
 
     check(len(ns) > 0 and min(ns) >= 20, "give network sizes of at least 20")
+    check(seed >= 0, "the seed must be a whole number >= 0")
     check(trials >= 1 and probes >= 1, "trials and probes must be at least 1")
     from .files import prepare_out_dir
 
@@ -201,9 +206,13 @@ def dense_memory(*, out, data: str = "digits", betas: tuple = (20.0, 60.0, 200.0
     from .memory.phase import capacity_table, dense_phase
     from .plots import dense_figure
 
-    check(len(betas) > 0 and all(b > 0 for b in betas), "beta values must be positive")
-    check(len(sizes) > 0, "give at least one size")
+    from .config import check_thresholds
+
+    check(len(betas) > 0 and all(0 < b < float("inf") for b in betas), "beta values must be positive and finite")
+    check(len(sizes) > 0 and min(sizes) >= 2, "give sizes of at least 2")
+    check_thresholds(1 / 3, delta_s, "ratio")
     check(n_eval >= 1 and steps >= 1, "n_eval and steps must be at least 1")
+    check(seed >= 0, "the seed must be a whole number >= 0")
     prepare_out_dir(out, overwrite=overwrite)
     flat = to_float(nested_subset(load_dataset(data), max(sizes)), np.float64)
     rows = dense_phase(flat, list(sizes), list(betas), n_eval=n_eval, steps=steps, delta_s=delta_s, seed=seed)

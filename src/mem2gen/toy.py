@@ -51,6 +51,8 @@ def run_toy(*, out="runs/toy", data: str = "circle", sizes: tuple = (2, 4, 8, 16
 
     check(len(sizes) > 0 and min(sizes) >= 2, "give sizes of at least 2")
     check(steps >= 1 and grid >= 4 and n_samples >= 2, "steps >= 1, grid >= 4, n_samples >= 2")
+    check(seed >= 0 and hidden >= 1 and depth >= 0, "seed >= 0, hidden >= 1, depth >= 0")
+    check(0 <= t_energy < 1000 and 0 <= t_follow < 1000, "t_energy and t_follow lie in [0, T = 1000)")
     toy_points(data, 2)  # validates the name before any work
     prepare_out_dir(out, overwrite=overwrite)
     sched = Schedule()

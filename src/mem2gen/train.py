@@ -18,8 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import diffusion
-from .errors import Mem2genError, check
-from .files import atomic_path
+from .errors import DamagedFile, Mem2genError, check
+from .files import atomic_path, read_json
 from .config import TrainConfig, log_spaced_steps  # noqa: F401 - log_spaced_steps re-exported
 from .models import load_model, model_config, save_model
 
@@ -100,7 +100,10 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(out) if out else None
     if out and (out / "model" / "mem2gen.json").exists():
-        done = json.loads((out / "model" / "mem2gen.json").read_text())
+        try:
+            done = read_json(out / "model" / "mem2gen.json")
+        except DamagedFile:
+            done = {}  # damaged: trained again (or finished from the checkpoint)
         if done.get("step") == cfg.steps:
             return TrainResult(load_model(out / "model", device=device), cfg.steps, done.get("losses", []))
     raw = torch.as_tensor(np.ascontiguousarray(data)).to(device)
@@ -142,6 +145,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
             _ema_update(ema, model, decay)
             step += 1
             window.append(float(loss.detach()))
+            if not np.isfinite(window[-1]):  # diverged: stop rather than save a NaN model as finished
+                raise Mem2genError(f"the training loss became {window[-1]} at step {step} (lr = {cfg.lr}); "
+                                   "lower the learning rate")
             if len(window) == 50 or step == cfg.steps:
                 losses.append([step, float(np.mean(window))])
                 bar.set_postfix(loss=f"{losses[-1][1]:.4f}")

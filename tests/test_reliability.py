@@ -1,0 +1,327 @@
+"""Nothing lost, nothing silently wrong: safe overwrite, records and checks on resume, locks, early
+validation, no tracebacks. One test per case a careful or adversarial user tried, and a fuzz of every
+numeric option of every command."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import click
+import numpy as np
+import pytest
+
+from conftest import cli
+from test_cli import ALL
+from mem2gen import Mem2genError
+from mem2gen.cli import Numbers, Ratio, cli as group
+from mem2gen.config import SweepConfig
+from mem2gen.files import MARKER, run_lock
+from mem2gen.run import Run
+from mem2gen.sweep import run_sweep
+
+TINY = dict(sizes=[2, 8], n_eval=20, sample_steps=3, sample_batch=16, bootstrap_iterations=50,
+            null_calibration=False, manifold_check=False, train={"steps": 6, "batch": 8, "checkpoint_every": 3})
+quiet = dict(progress=False, echo=lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rel") / "run"
+    run_sweep(SweepConfig.from_dict(TINY), d, **quiet)
+    return d
+
+
+def copy_run(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def sets(tmp_path):
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 12), ("eval", 6), ("synthetic", 24)):
+        np.save(tmp_path / f"{name}.npy", rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8))
+    return tmp_path
+
+
+# --- data loss -------------------------------------------------------------------------------------
+
+def test_overwrite_replaces_only_mem2gens_own_outputs(tmp_path):
+    (tmp_path / "d").mkdir()
+    d = sets(tmp_path / "d")
+    (d / "notes.txt").write_text("mine")
+    args = ["classify", "--train", d / "train.npy", "--eval", d / "eval.npy", "--synthetic", d / "synthetic.npy"]
+    # the inputs' own folder: refused without --overwrite, and with it the inputs and notes stay
+    assert cli(*args, "--out", d) == 2
+    assert cli(*args, "--out", d, "--overwrite") == 0
+    assert {"train.npy", "eval.npy", "synthetic.npy", "notes.txt", "labels.csv", "summary.json"} <= {
+        p.name for p in d.iterdir()}
+    assert json.loads((d / MARKER).read_text()) == sorted(["labels.csv", "neighbors.png", "summary.json"])
+    # again without the grid: the old neighbors.png (mem2gen's) goes, nothing else does
+    assert cli(*args, "--out", d, "--overwrite", "--no-grid") == 0
+    assert not (d / "neighbors.png").exists() and (d / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_refuses_to_replace_an_input_it_wrote_earlier(tmp_path):
+    assert cli("demo", "--out", tmp_path / "demo") == 0  # writes eval/train/synthetic.npy as outputs
+    d = tmp_path / "demo"
+    assert cli("classify", "--train", d / "train.npy", "--eval", d / "eval.npy", "--out", d, "--overwrite") == 2
+    assert (d / "train.npy").exists()
+
+
+def test_sweep_overwrite_keeps_foreign_files_and_a_foreign_config(tmp_path, tiny_run):
+    run = copy_run(tiny_run, tmp_path / "run")
+    (run / "mine.txt").write_text("keep")
+    (run / "points" / "notes.md").write_text("keep")
+    run_sweep(SweepConfig.from_dict({**TINY, "n_eval": 21}), run, overwrite=True, **quiet)
+    assert (run / "mine.txt").read_text() == "keep" and (run / "points" / "notes.md").exists()
+    assert Run(run).config.n_eval == 21
+    # a folder whose config.json is not a sweep's: never removed, even with --overwrite
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.json").write_text('{"my": "settings"}')
+    with pytest.raises(Mem2genError, match="not a readable mem2gen sweep config"):
+        run_sweep(SweepConfig.from_dict(TINY), work, overwrite=True, **quiet)
+    assert json.loads((work / "config.json").read_text()) == {"my": "settings"}
+
+
+# --- false success ---------------------------------------------------------------------------------
+
+def test_sample_refuses_output_made_by_other_settings_or_model(tmp_path, tiny_run):
+    model = tiny_run / "points" / "K=2" / "model"
+    out = tmp_path / "s.npy"
+    base = ["sample", "--model", model, "--n", "4", "--steps", "3", "--out", out, "--quiet"]
+    assert cli(*base) == 0
+    first = np.load(out)
+    assert cli(*base) == 0 and np.array_equal(np.load(out), first)  # the same command: reused
+    assert cli(*base[:-2], "--seed", "1", "--out", out, "--quiet") == 2  # another seed
+    assert cli("sample", "--model", tiny_run / "points" / "K=8" / "model", *base[3:]) == 2  # another model
+    np.save(tmp_path / "t.npy", np.zeros((4, 1, 8, 8), np.float32))  # a file of the right length, no record
+    assert cli(*base[:-2], "--out", tmp_path / "t.npy") == 2
+
+
+def test_swapped_or_truncated_files_are_found_and_redone(tmp_path, tiny_run):
+    run = copy_run(tiny_run, tmp_path / "run")
+    p8 = run / "points" / "K=8"
+    shutil.copy(run / "points" / "K=2" / "eval.npy", p8 / "eval.npy")  # another point's S_eval
+    assert cli("status", run, "--verify") == 1
+    problems = Run(run).point(8).verify()
+    assert problems and "eval.npy" in problems[0]
+    before = json.loads((p8 / "summary.json").read_text())
+    run_sweep(SweepConfig.from_dict(TINY), run, **quiet)  # resume: the point is redone from sampling
+    assert Run(run).point(8).verify(full=True) == [] and cli("status", run, "--verify") == 0
+    assert json.loads((p8 / "summary.json").read_text())["counts"] == before["counts"]  # same seeds, same result
+    # a truncated model of a finished point
+    w = run / "points" / "K=2" / "model" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])
+    assert "cannot be read" in Run(run).point(2).verify()[0]
+    run_sweep(SweepConfig.from_dict(TINY), run, **quiet)
+    assert Run(run).point(2).verify(full=True) == []
+
+
+def test_truncated_run_files_give_one_line(tmp_path, tiny_run, capsys):
+    for name in ("config.json", "manifest.json", "points/K=2/summary.json", "points/K=2/model/mem2gen.json"):
+        run = copy_run(tiny_run, tmp_path / name.replace("/", "_"))
+        (run / name).write_text((run / name).read_text()[:20])
+        for args in (("status", run), ("report", run), ("status", run, "--verify")):
+            code = cli(*args)
+            err = capsys.readouterr().err
+            assert code in (0, 1, 2) and "Traceback" not in err, (name, args, err)
+            assert code != 1 or "internal error" not in err, (name, args, err)
+
+
+# --- the lock ---------------------------------------------------------------------------------------
+
+def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path, tiny_run):
+    run = copy_run(tiny_run, tmp_path / "run")
+    holder = subprocess.Popen([sys.executable, "-c", "import time, sys\nfrom mem2gen.files import run_lock\n"
+                               f"with run_lock({str(run)!r}, command='test'):\n    print('held', flush=True)\n"
+                               "    time.sleep(30)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(Mem2genError, match=r"in use by `test` \(pid \d+"):
+            run_sweep(SweepConfig.from_dict(TINY), run, **quiet)
+        assert cli("report", run) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (run / ".lock").exists()  # killed: its lock stays behind, stale
+    run_sweep(SweepConfig.from_dict(TINY), run, **quiet)  # and is taken over
+    assert not (run / ".lock").exists()
+    with run_lock(run):
+        with run_lock(run):  # re-entrant in one process
+            pass
+        assert (run / ".lock").exists()
+
+
+# --- validation before work -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad,msg", [
+    ({"train": {"steps": 0}}, "steps"), ({"synthetic_cap": 0}, "synthetic_cap"), ({"eta": -3}, "eta"),
+    ({"model": {"width": 0}}, "width"), ({"train": {"steps": "ten"}}, "expected int"), ({"sizes": ["a"]}, "sizes"),
+    ({"train": {"checkpoint_every": 0}}, "checkpoint_every"), ({"train": {"lr": float("nan")}}, "finite"),
+    ({"sizes": {"doubling": 0}}, "doubling"), ({"distance": "l3"}, "distance"), ({"sample_steps": 5000}, "1000"),
+    ({"name": "../../x"}, "plain folder"), ({"device": "gpu7"}, "device"), ({"device": "cuda:0"}, "device"),
+    ({"image_size": -4}, "image_size"), ({"seed": -1}, "seed"), ({"n_eval": True}, "expected int")])
+def test_bad_settings_are_refused_before_any_work(tmp_path, bad, msg):
+    if bad.get("device") == "cuda:0":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+    with pytest.raises(Mem2genError, match=msg):
+        run_sweep(SweepConfig.from_dict({**TINY, **bad}), tmp_path / "r", **quiet)
+    assert not (tmp_path / "r").exists()  # nothing written
+
+
+def test_free_settings_may_change_in_a_run_others_are_named(tmp_path, tiny_run):
+    run = copy_run(tiny_run, tmp_path / "run")
+    run_sweep(SweepConfig.from_dict({**TINY, "sizes": [2, 8, 16], "device": "cpu",
+                                     "train": {**TINY["train"], "checkpoint_every": 2}}), run, **quiet)
+    assert Run(run).sizes == [2, 8, 16]
+    with pytest.raises(Mem2genError, match=r"differs in sample_steps, train\.lr"):
+        run_sweep(SweepConfig.from_dict({**TINY, "sample_steps": 4, "train": {**TINY["train"], "lr": 0.5}}), run,
+                  **quiet)
+
+
+def test_diverging_training_stops_with_a_message(tmp_path):
+    assert cli("train", "--data", "digits", "--size", "8", "--steps", "30", "--lr", "1e30", "--batch", "8",
+               "--out", tmp_path / "t", "--quiet") == 2
+    assert not (tmp_path / "t" / "model").exists()
+
+
+def test_leftovers_of_a_kill_are_cleaned(tmp_path, tiny_run):
+    run = copy_run(tiny_run, tmp_path / "run")
+    junk = [run / "manifest.json.tmp-abc123", run / "points" / "K=2" / "model" / "model.safetensors.tmp-x9"]
+    for j in junk:
+        j.write_bytes(b"half")
+    run_sweep(SweepConfig.from_dict(TINY), run, **quiet)
+    assert not any(j.exists() for j in junk)
+
+
+# --- what the rule can hide, and image files ----------------------------------------------------------
+
+def test_near_duplicates_in_s_are_warned_about(tmp_path, capsys):
+    from mem2gen import classify
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (20, 1, 8, 8), dtype=np.uint8)
+    train[5] = train[3]  # an exact duplicate
+    copy = np.clip(train[3:4].astype(int) + rng.integers(-3, 4, (1, 1, 8, 8)), 0, 255).astype(np.uint8)  # a near-copy
+    with pytest.warns(UserWarning, match="near-duplicate"):
+        res = classify(copy, train, train)
+    assert res.info["near_duplicates"]["exact"] == 2 and res.label_names()[0] != "memorized"  # hidden, and said
+    np.save(tmp_path / "t.npy", train)
+    np.save(tmp_path / "e.npy", copy)
+    assert cli("classify", "--train", tmp_path / "t.npy", "--eval", tmp_path / "e.npy", "--synthetic",
+               tmp_path / "t.npy", "--out", tmp_path / "o") == 0
+    assert "warning:" in capsys.readouterr().err
+    clean = classify(copy, np.delete(train, 5, axis=0), train)
+    assert clean.info["near_duplicates"]["near"] == 0 and clean.label_names()[0] == "memorized"
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from mem2gen.data import load_image_folder
+
+    a = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(a).save(tmp_path / "a.png")
+    x = load_image_folder(tmp_path)
+    assert x.dtype == np.uint8 and np.array_equal(x[0, 0], np.rint(a / 257).astype(np.uint8))
+
+
+# --- no traceback, ever -------------------------------------------------------------------------------
+
+def test_user_mistakes_give_one_line(tmp_path, capsys, tiny_run):
+    f = tmp_path / "file"
+    f.write_text("x")
+    (tmp_path / "x.npy").mkdir()
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    cases = [("sweep", "--out", f), ("sweep", "--out", tmp_path / "dangling"), ("sweep", "--device", "cuda:9",
+             "--out", tmp_path / "r"), ("sample", "--model", tiny_run / "points/K=2/model", "--n", "2",
+             "--out", tmp_path / "x.npy"), ("status", f), ("report", tmp_path / "none"),
+             ("train", "--data", "digits", "--size", "4", "--out", f), ("sizes", "--doubling", "2", "--n", "1"),
+             ("classify", "--train", tmp_path / "dangling", "--eval", f, "--out", tmp_path / "o"),
+             ("--threads", "0", "sizes", "--paper", "mnist")]
+    for args in cases:
+        assert cli(*args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("mem2gen: error:"), (args, err)
+
+
+def test_an_internal_error_is_one_line_and_a_saved_traceback(monkeypatch, tmp_path, capsys):
+    import tempfile
+
+    import mem2gen.sizes
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(mem2gen.sizes, "doubling", lambda *a, **k: 1 / 0)
+    assert cli("sizes", "--doubling", "2", "--n", "10") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error: ZeroDivisionError" in err[0]
+    saved = list(tmp_path.glob("mem2gen-crash-*.txt"))
+    assert len(saved) == 1 and "Traceback" in saved[0].read_text() and saved[0].name in err[0]
+
+
+class Reached(Exception):
+    """Raised in place of a command's real work: the settings were accepted."""
+
+
+def _stop(*a, **k):
+    raise Reached()
+
+
+NUMERIC = (click.types.IntParamType, click.types.FloatParamType, Numbers, Ratio)
+NEVER_VALID = ["abc", "nan", "inf", "-inf", "1e400", ""]
+EDGES = ["-1", "0", "-0.5", "1e12", "3,-2"]
+
+
+def _numeric(cmd):
+    return [o for o in cmd.params if isinstance(o, click.Option) and not o.is_flag and isinstance(o.type, NUMERIC)]
+
+
+def test_fuzz_every_numeric_option(tmp_path, tiny_run, monkeypatch, capsys):
+    """Every numeric option of every command, with values no option accepts (must be exit 2 and one line)
+    and edge values (exit 2 with one line, or accepted: the command then reaches its work, stopped here)."""
+    import importlib
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for mod, name in [("classify", "classify"), ("train", "train"), ("sample", "generate"), ("sweep", "update_manifest"),
+                      ("calibrate", "point_calibration"), ("landscape", "analyze"), ("dynamics", "measure_step"),
+                      ("memory", "capacity_experiment"), ("memory.phase", "dense_phase"), ("compare", "capacity_draws")]:
+        monkeypatch.setattr(importlib.import_module(f"mem2gen.{mod}"), name, _stop)
+    d = sets(tmp_path)
+    run = copy_run(tiny_run, tmp_path / "run")
+    base = {"classify": ["--train", d / "train.npy", "--eval", d / "eval.npy"], "demo": [],
+            "train": ["--data", "digits", "--size", "8"], "sample": ["--model", run / "points/K=2/model", "--n", "2"],
+            "sweep": ["--sizes", "2,8"], "sizes": ["--doubling", "2", "--n", "64"], "toy": [],
+            "memory hopfield-capacity": [], "memory dense": [], "compare": [run, run],
+            "calibrate": [run], "landscape": [run], "dynamics": [run]}
+    cases = 0
+    for path, cmd in ((p, c) for p, c in ALL if " ".join(p) in base):
+        key = " ".join(path)
+        for opt in _numeric(cmd):
+            for value in NEVER_VALID + EDGES:
+                out = tmp_path / f"o{cases}"
+                args = [*path, *base[key]]
+                flag = opt.opts[0]
+                if flag in args:  # replace the base value
+                    i = args.index(flag)
+                    args = args[:i] + args[i + 2:]
+                if "--out" in [o for p in cmd.params for o in getattr(p, "opts", [])]:
+                    args += ["--out", str(out) + (".npy" if key == "sample" else "")]
+                code = cli(*args, flag, value)
+                err = capsys.readouterr().err
+                cases += 1
+                assert "Traceback" not in err, (key, flag, value, err)
+                if code == 1:  # accepted and stopped at the work: the saved traceback must be the stop
+                    assert "internal error: Reached" in err, (key, flag, value, err)
+                else:
+                    assert code in (0, 2), (args, flag, value, code, err)
+                if code == 2:
+                    assert len(err.strip().splitlines()) == 1 and err.startswith("mem2gen: error:"), (args, value, err)
+                if value in NEVER_VALID:
+                    assert code == 2, (key, flag, value, code, err)
+    assert cases > 300
