@@ -26,7 +26,7 @@ def test_classify_writes_outputs(files, tmp_path, capsys):
     out = tmp_path / "out"
     assert run("classify", "--train", str(d / "train.npy"), "--synthetic", str(d / "synthetic.npy"),
                "--eval", str(d / "eval.npy"), "--out", str(out), "--iterations", "500", "--quiet") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["labels.csv", "neighbors.png", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".mem2gen-outputs", "labels.csv", "neighbors.png", "summary.json"]
     s = json.loads((out / "summary.json").read_text())
     assert s["counts"] == {"memorized": 100, "spurious": 100, "generalized": 100}
     assert len(s["inputs"]["train"]["sha256"]) == 64 and s["delta_m"] == pytest.approx(1 / 3)
@@ -63,7 +63,7 @@ def test_image_folder_input(tmp_path):
 BAD = [
     (lambda d, t: ["--delta-m", "1.5"], "delta_m"),
     (lambda d, t: ["--delta-s", "0.6"], "delta_s"),
-    (lambda d, t: ["--delta-s", "abc"], "not a number"),
+    (lambda d, t: ["--delta-s", "abc"], "not a finite number"),
     (lambda d, t: ["--train", str(t / "nan.npy")], "NaN"),
     (lambda d, t: ["--train", str(t / "one.npy")], "at least 2"),
     (lambda d, t: ["--train", str(t / "empty.npy")], "empty"),

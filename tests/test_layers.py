@@ -12,7 +12,7 @@ LAYERS = [
     {"classify", "train", "sample", "memory.phase", "examples", "landscape", "calibrate"},
     {"run"},
     {"plots", "report"},
-    {"executors", "sweep", "tasks", "toy"},
+    {"executors", "sweep", "tasks", "toy", "dynamics", "compare"},
     {"cli"},
 ]
 LAYER = {m: i for i, layer in enumerate(LAYERS) for m in layer}

@@ -14,7 +14,7 @@ import pytest
 from conftest import cli
 from test_cli import ALL
 from mem2gen import Mem2genError
-from mem2gen.cli import Numbers, Ratio, cli as group
+from mem2gen.cli import Numbers, Ratio
 from mem2gen.config import SweepConfig
 from mem2gen.files import MARKER, run_lock
 from mem2gen.run import Run

@@ -142,12 +142,12 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     from .classify import classify
 
     cfg, k = point.config, point.k
-    kw = dict(distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, check_duplicates=False)
+    kw = dict(distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s)
     ev, train, syn = np.asarray(point.eval), point.train_set, point.synthetic
     ms = [k * 2 ** i for i in range(30) if k * 2 ** i <= len(syn)]
     ms = sorted(set(ms + [len(syn)]))
     out = {"K": k, "n_synthetic": len(syn), "model_curve": synthetic_curve(ev, train, syn, ms, **kw),
-           "model_grid": delta_s_grid(classify(ev, train, syn, **kw), grid), "null_curve": [], "null_grid": None}
+           "model_grid": delta_s_grid(classify(ev, train, syn, **kw, check_duplicates=False), grid), "null_curve": [], "null_grid": None}
     n_left = len(point.run.dataset) - k
     if n_left < 4:  # K = N: no held-out data for a null
         return out
@@ -159,8 +159,8 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     null_ms = sorted(set([m for m in (k * 2 ** i for i in range(30)) if 2 <= m <= len(nsyn)] + [len(nsyn)]))
     m_eq = min(len(nsyn), len(syn))  # the δs grids compare model and null at one |S'|
     return {**out, "grid_n_synthetic": m_eq, "null_curve": synthetic_curve(nev, ntr, nsyn, null_ms, **kw),
-            "model_grid": delta_s_grid(classify(ev, train, np.asarray(syn[:m_eq]), **kw), grid),
-            "null_grid": delta_s_grid(classify(nev, ntr, nsyn[:m_eq], **kw), grid)}
+            "model_grid": delta_s_grid(classify(ev, train, np.asarray(syn[:m_eq]), **kw, check_duplicates=False), grid),
+            "null_grid": delta_s_grid(classify(nev, ntr, nsyn[:m_eq], **kw, check_duplicates=False), grid)}
 
 
 # --- is a sample a plausible item at all? ----------------------------------------------------------------

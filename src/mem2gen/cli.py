@@ -98,7 +98,8 @@ def _print_table(res, boot) -> None:
 
 
 from .compare import compare as run_compare  # noqa: E402
-from .dynamics import DynamicsConfig, dynamics as run_dynamics, tau_text  # noqa: E402
+from .dynamics import DynamicsConfig, dynamics as run_dynamics  # noqa: E402
+from .report import tau_text  # noqa: E402
 from .executors import EXECUTORS, Submitit  # noqa: E402
 from .run import Run  # noqa: E402
 from .sizes import schedule  # noqa: E402

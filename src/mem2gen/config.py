@@ -129,9 +129,7 @@ class SweepConfig:
     def __post_init__(self):
         check_fields(self)
         check(isinstance(self.model, ModelSpec) and isinstance(self.train, TrainConfig), "model and train must be mappings")
-        from .sizes import check_spec
-
-        check_spec(self.sizes)
+        check_sizes(self.sizes)
         check(self.seed >= 0 and self.split_seed >= 0, "seed and split_seed must be whole numbers >= 0")
         check(self.image_size is None or self.image_size >= 4, f"image_size {self.image_size} must be at least 4 (or null)")
         check_sampling(self.sampler, self.sample_steps, self.eta, self.sample_batch)
@@ -191,6 +189,34 @@ class SweepConfig:
             return dataclasses.replace(base, **d)
         except TypeError as e:
             raise Mem2genError(f"bad config value: {e}") from None
+
+
+def _whole(v) -> bool:
+    import numbers
+
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def check_sizes(spec) -> None:
+    """The form of a size schedule, before any dataset is read: a non-empty list of whole numbers >= 2,
+    {"doubling": start >= 2} or {"paper": dataset | [start, A, B, N]}."""
+    if isinstance(spec, (list, tuple)):
+        check(len(spec) > 0, "sizes: give at least one training-set size")
+        bad = [k for k in spec if not _whole(k) or k < 2]
+        check(not bad, f"sizes: {bad[:3]} are not whole numbers >= 2")
+    elif isinstance(spec, dict) and len(spec) == 1 and "doubling" in spec:
+        check(_whole(spec["doubling"]) and spec["doubling"] >= 2,
+              f"sizes: doubling start {spec['doubling']!r} must be a whole number >= 2")
+    elif isinstance(spec, dict) and len(spec) == 1 and "paper" in spec:
+        p = spec["paper"]
+        check(p in _PAPER_POINTS if isinstance(p, str) else
+              isinstance(p, (list, tuple)) and len(p) == 4 and all(_whole(v) for v in p),
+              f"sizes: paper schedule {p!r}: give one of {sorted(_PAPER_POINTS)} or [start, A, B, N]")
+    else:
+        raise Mem2genError(f"sizes {spec!r} not understood; give a list, {{doubling: 500}} or {{paper: mnist}}")
+
+
+_PAPER_POINTS = {name: d.schedule for name, d in datasets.DATASETS.items() if d.schedule}
 
 
 def check_sampling(sampler: str, steps, eta, batch) -> None:

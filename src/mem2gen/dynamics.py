@@ -206,11 +206,6 @@ def crossing(steps, fractions, level: float) -> tuple[float | None, str]:
     return float(math.exp(math.log(s[i - 1]) + a * (math.log(s[i]) - math.log(s[i - 1])))), "ok"
 
 
-def tau_text(value, status: str) -> str:
-    """A crossing as text: '740', '≤ 93' (already there at the first snapshot) or 'never'."""
-    return "never" if status == "never" else f"≤ {value:.0f}" if status == "before" else f"{value:.0f}"
-
-
 def fit_power_law(k, tau) -> tuple[float, float]:
     """(a, c) of the least-squares line log τ = c + a log K."""
     k, tau = np.asarray(k, float), np.asarray(tau, float)

@@ -188,6 +188,12 @@ sitting on a training item. Mixture: a convex combination of the 3 nearest train
          f"{_img(run.point(k).path / 'landscape.png', f'landscape at K={k}', '90%')}" for k, _ in found)}"""
 
 
+def tau_text(value, status: str) -> str:
+    """A crossing time (:func:`mem2gen.dynamics.crossing`) as text: '740', '≤ 93' (already there at the
+    first snapshot) or 'never'."""
+    return "never" if status == "never" else f"≤ {value:.0f}" if status == "before" else f"{value:.0f}"
+
+
 def dynamics_section(run: Run) -> str:
     """The Dynamics section from dynamics.json (empty until `mem2gen dynamics` ran)."""
     f = run.path / "dynamics.json"
@@ -196,8 +202,7 @@ def dynamics_section(run: Run) -> str:
     d = read_json(f)
     st = d["settings"]
 
-    from .dynamics import tau_text as t
-
+    t = tau_text
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
             r["K"], t(r["tau_mem"], r["tau_mem_status"]), t(r["tau_mem_05"], r["tau_mem_05_status"]),

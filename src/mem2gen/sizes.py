@@ -28,31 +28,11 @@ def paper(a: int, b: int, n: int, *, start: int = 2) -> list[int]:
     return sorted({int(round(x)) for x in np.concatenate(parts)})
 
 
-def _whole(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def check_spec(spec) -> None:
-    """The form of a size schedule, before any dataset is read: a non-empty list of whole numbers >= 2,
-    {"doubling": start >= 2} or {"paper": dataset | [start, A, B, N]}."""
-    if isinstance(spec, (list, tuple)):
-        check(len(spec) > 0, "sizes: give at least one training-set size")
-        bad = [k for k in spec if not _whole(k) or k < 2]
-        check(not bad, f"sizes: {bad[:3]} are not whole numbers >= 2")
-    elif isinstance(spec, dict) and len(spec) == 1 and "doubling" in spec:
-        check(_whole(spec["doubling"]) and spec["doubling"] >= 2, f"sizes: doubling start {spec['doubling']!r} must be a whole number >= 2")
-    elif isinstance(spec, dict) and len(spec) == 1 and "paper" in spec:
-        p = spec["paper"]
-        check(p in PAPER_POINTS if isinstance(p, str) else
-              isinstance(p, (list, tuple)) and len(p) == 4 and all(_whole(v) for v in p),
-              f"sizes: paper schedule {p!r}: give one of {sorted(PAPER_POINTS)} or [start, A, B, N]")
-    else:
-        raise Mem2genError(f"sizes {spec!r} not understood; give a list, {{doubling: 500}} or {{paper: mnist}}")
-
-
 def resolve(spec, n_data: int) -> list[int]:
     """A schedule from a list of sizes, {"doubling": start} or {"paper": dataset | [start, A, B, N]}."""
-    check_spec(spec)
+    from .config import check_sizes
+
+    check_sizes(spec)
     if isinstance(spec, (list, tuple)):
         sizes = sorted({int(k) for k in spec})
     elif isinstance(spec, dict) and len(spec) == 1 and "doubling" in spec:
