@@ -67,6 +67,8 @@ def test_dynamics_rows_and_resume_after_a_kill(tiny_run, tmp_path):
         assert r["count_memorized"] + r["count_spurious"] + r["count_generalized"] == 20
         assert r["n_synthetic"] == min(4 * r["K"], 24)
         assert r["train_loss"] > 0 and (r["heldout_loss"] is None) == (r["K"] == 1797)
+        assert 0 <= r["null_spurious"] <= 1 and r["significant_spurious"] in (0, 1)  # the null at that K
+        assert r["excess_spurious"] == pytest.approx(r["frac_spurious"] - r["null_spurious"])
     run = Run(tiny_run)
     # the last step's record uses the finished model: its train loss differs from the first snapshot's
     k2 = [r for r in rows if r["K"] == 8]

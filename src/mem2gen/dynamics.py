@@ -17,7 +17,9 @@ Definitions (SPEC §8 style, stated here because the paper has none):
   reported at 0.05), interpolated linearly in log step between the two snapshots that bracket the
   crossing. Censored when the first snapshot is already at L ("≤ s₀") or no snapshot reaches it.
 - τ_gen(K): the snapshot step with the lowest held-out loss (undefined at K = N: nothing held out).
-- spurious onset: the first step whose spurious fraction reaches ``spurious_onset`` (1% by default).
+- spurious onset: the first step whose spurious fraction exceeds the rule's null at that K (held-out
+  real data, the same |S_eval| and |S'|) with a 95% interval above zero; at K = N, with nothing held
+  out, the first step whose spurious fraction reaches ``spurious_onset`` (1% by default).
 - the fit: least squares of log τ_mem on log K over the K with an uncensored τ_mem; its 95% interval
   resamples every (K, step)'s labels (binomially, as the sweep's bootstrap does) and refits. It shows
   the classification noise, not the coarseness of the snapshot grid, and needs three or more K.
@@ -162,6 +164,45 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     return row
 
 
+def point_null(point: Point, settings: DynamicsConfig) -> dict | None:
+    """The rule's null at this K with the dynamics' |S_eval| and |S'| (held-out real data in place of
+    samples, :func:`mem2gen.calibrate.null_rates`), kept in ``dynamics/null.json``; None at K = N."""
+    from .calibrate import null_rates
+
+    f = point.path / "dynamics" / "null.json"
+    if f.exists():
+        return read_json(f).get("null")
+    cfg = point.config
+    n_left = len(point.run.dataset) - point.k
+    n_syn = min(cfg.n_synthetic(point.k), settings.synthetic_cap)
+    null = None
+    if n_left >= 4:
+        n_ev = min(settings.n_eval, n_left - 2)
+        null = null_rates(point.run.dataset, point.k, n_eval=n_ev, n_synthetic=min(n_syn, n_left - n_ev),
+                          split_seed=cfg.split_seed, split=cfg.split, seed=_seed(point, 0, 3), distance=cfg.distance,
+                          delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=settings.bootstrap_iterations)
+    write_json(f, {"null": null})
+    return null
+
+
+def with_null(rows: list[dict], nulls: dict, *, iterations: int = 2000) -> list[dict]:
+    """Each (K, step) row with its K's null spurious fraction and the excess over it (95% interval,
+    :func:`mem2gen.calibrate.excess`): ``significant_spurious`` = the interval lies above 0."""
+    from .calibrate import excess
+
+    out = []
+    for r in rows:
+        n = nulls.get(r["K"])
+        if n is None:
+            out.append({**r, "null_spurious": None, "excess_spurious": None, "significant_spurious": None})
+            continue
+        e = excess([r[f"count_{x}"] for x in LABELS], [n["counts"][x] for x in LABELS], name="spurious",
+                   iterations=iterations, seed=int(r["step"]))
+        out.append({**r, "null_spurious": n["fractions"]["spurious"], "excess_spurious": e["excess"],
+                    "significant_spurious": int(e["significant"])})
+    return out
+
+
 class DynamicsJob:
     """``job(k, device=None)``: every missing (K, step) record of one point (picklable, for executors)."""
 
@@ -177,6 +218,7 @@ class DynamicsJob:
         self._run = self._run or Run(self.run_dir)
         point = self._run.point(k)
         t = time.perf_counter()
+        point_null(point, self.settings)
         for step in snapshot_steps(point):
             f = point.path / "dynamics" / f"step-{step}.json"
             if f.exists():
@@ -264,7 +306,10 @@ def analyse(rows: list[dict], settings: DynamicsConfig = DynamicsConfig(), *, se
         t_half, s_half = crossing(steps, [r["frac_memorized"] for r in rs], settings.level)
         t5, s5 = crossing(steps, [r["frac_memorized"] for r in rs], 0.05)
         held = [(r["heldout_loss"], r["step"]) for r in rs if r.get("heldout_loss") is not None]
-        onset = next((r["step"] for r in rs if r["frac_spurious"] >= settings.spurious_onset), None)
+        if rs[0].get("significant_spurious") is not None:  # against the null: the first significant excess
+            onset = next((r["step"] for r in rs if r["significant_spurious"]), None)
+        else:  # no held-out data (K = N): the first step at the threshold
+            onset = next((r["step"] for r in rs if r["frac_spurious"] >= settings.spurious_onset), None)
         per_k.append({"K": k, "steps": steps, "tau_mem": t_half, "tau_mem_status": s_half, "tau_mem_05": t5,
                       "tau_mem_05_status": s5, "tau_gen": min(held)[1] if held else None,
                       "spurious_onset": onset, "max_spurious": max(r["frac_spurious"] for r in rs)})
@@ -333,6 +378,8 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
         pass
     rows = collect(run)
     check(rows, f"{run.path}: nothing measured")
+    nulls = {p.k: point_null(p, settings) for p in run.points() if (p.path / "dynamics" / "null.json").exists()}
+    rows = with_null(rows, nulls, iterations=settings.bootstrap_iterations)
     buf = io.StringIO()  # timings stay in the per-step records: the table depends on the results alone
     w = csv.DictWriter(buf, fieldnames=[k for k in rows[0] if k != "seconds"], extrasaction="ignore", lineterminator="\n")
     w.writeheader()

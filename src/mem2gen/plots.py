@@ -445,6 +445,10 @@ def dynamics_figure(rows: list, analysis: dict, path, *, title: str = "") -> Non
         if tau:
             ax.plot(*zip(*tau), "o-", color="w", ms=4, lw=1.2, label="τ_mem (memorized = ½)")
         ax.set(xscale="log", yscale="log", xlabel="training-set size K", ylabel="training step", title=name)
+        sig = [(r["K"], r["step"]) for r in rows if r.get("significant_spurious")]
+        if name == "spurious" and sig:
+            ax.plot(*zip(*sig), "+", color="c", ms=7, mew=1.5, label="above the null (95%)")
+            ax.legend(fontsize=7, loc="lower right")
         if name == "memorized" and tau:
             ax.legend(fontsize=7, loc="lower right")
     ax = axes.flat[3]

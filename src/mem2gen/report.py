@@ -218,8 +218,9 @@ def dynamics_section(run: Run) -> str:
 <p>Each kept EMA snapshot of each point, sampled ({st['n_eval']} S_eval, |S'| ≤ {st['synthetic_cap']}) and labelled
 by the same rule. τ_mem: the first step at which the memorized fraction reaches {st['level']} (log-interpolated
 between snapshots; "≤" when the first snapshot is already there); "5%": where it first reaches 0.05; τ_gen: the
-snapshot with the lowest held-out denoising loss; spurious onset: the first snapshot with spurious ≥
-{st['spurious_onset']}. {fit_text}</p>
+snapshot with the lowest held-out denoising loss; spurious onset: the first snapshot whose spurious fraction
+exceeds the rule's null (held-out real data at the same |S_eval| and |S'|) with a 95% interval above zero
+(at K = N, with nothing held out: the first with spurious ≥ {st['spurious_onset']}); + marks those cells. {fit_text}</p>
 {_img(run.path / 'dynamics.png', 'dynamics', '90%')}
 <table><tr>{''.join(f'<th>{h}</th>' for h in ['K', 'τ_mem', 'memorized 5%', 'τ_gen', 'spurious onset', 'max spurious'])}</tr>{body}</table>"""
 
