@@ -9,7 +9,7 @@ LAYERS = [
     {"errors", "files", "kernels"},
     {"data", "datasets", "config", "sizes", "stats"},
     {"embed", "neighbors", "diffusion", "models", "memory", "memory.hopfield", "memory.dense", "memory.bridge"},
-    {"classify", "train", "sample", "memory.phase", "examples", "landscape", "calibrate"},
+    {"classify", "train", "sample", "memory.phase", "examples", "landscape", "calibrate", "quality"},
     {"run"},
     {"plots", "report"},
     {"executors", "sweep", "tasks", "toy", "dynamics", "compare"},

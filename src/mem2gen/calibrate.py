@@ -207,6 +207,10 @@ def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict
     held = np.asarray(data[pick]) if len(pick) >= 2 else None
     r = off_manifold(np.asarray(point.eval), point.train_set, held, quantile=quantile, distance=cfg.distance)
     labels = point.labels.labels
+    from .files import add_csv_columns
+
+    add_csv_columns(point.path / "labels.csv", {"off_manifold": r["off"].astype(int).tolist(),
+                                                "d_real": [repr(float(v)) for v in r["distance"]]})
     rng = np.random.default_rng(point.seed("bootstrap"))
 
     def frac(mask):

@@ -136,8 +136,11 @@ from .tasks import (calibrate, classify_files, dense_memory, hopfield_capacity, 
 @lib_option(classify_files, "seed", "--seed", type=int, help="Bootstrap seed.")
 @lib_option(classify_files, "device", "--device", help="cpu or cuda. [default: cuda when present]")
 @lib_option(classify_files, "grid", "--grid/--no-grid", help="Draw neighbors.png.")
+@lib_option(classify_files, "checks", "--checks/--no-checks",
+            help="Images: also flag off-manifold samples and score FD/KID against S (features trained on S).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@lib_option(classify_files, "overwrite", "--overwrite", is_flag=True, help="Write into an --out folder that holds files, replacing mem2gen's own earlier outputs there (nothing else).")
+@lib_option(classify_files, "overwrite", "--overwrite", is_flag=True, help="Write into an --out folder that holds files, replacing mem2gen's own earlier outputs there "
+                 "(nothing else).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def classify(quiet, **kw):
     """Label each evaluation sample memorized / spurious / generalized (paper eqs 4-6)."""
@@ -154,6 +157,13 @@ def classify(quiet, **kw):
                f"synthetic ({res.distance}, rule {res.rule}, delta_m={res.delta_m:.4g}, delta_s={res.delta_s:.4g}) "
                f"in {r.seconds:.1f} s")
     _print_table(res, r.bootstrap)
+    if r.checks:
+        o, q = r.checks["off_manifold"], r.checks["quality"]
+        gen = "-" if o["generalized"] is None else f"{o['generalized']:.1%}"
+        click.echo(f"off-manifold (farther from S than 99% of S's items are from each other): {o['fraction']:.1%} "
+                   f"of all, {gen} of the generalized")
+        click.echo(f"quality against S (features trained on S; lower is better; not Inception FID): FD {q['fd']:.3g} "
+                   f"(S against itself: {q['real_fd']:.3g}), KID {q['kid']:.3g} ± {q['kid_std']:.2g}")
     click.echo(f"wrote {kw['out']}/: " + ", ".join(r.files))
 
 

@@ -124,6 +124,7 @@ class SweepConfig:
     bootstrap_iterations: int = 10_000
     null_calibration: bool = True  # also apply the rule to held-out real data at each K (SPEC §8)
     manifold_check: bool = True  # flag samples farther from all real data than real items are (off-manifold)
+    quality_check: bool = True  # FD and KID of S_eval against real data in a dataset-trained feature space
     device: str | None = None  # where points run; does not change what they mean
 
     def __post_init__(self):

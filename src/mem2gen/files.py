@@ -240,6 +240,31 @@ def run_lock(folder, *, command: str = "mem2gen", name: str = ".lock") -> Iterat
             pass
 
 
+def add_csv_columns(path, columns: dict) -> None:
+    """Add (or replace) columns of a CSV file with a header row, atomically; one value per data row."""
+    import csv
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    head, body = rows[0], rows[1:]
+    for name, values in columns.items():
+        values = list(values)
+        if len(values) != len(body):
+            raise Mem2genError(f"{path}: {len(values)} values for {len(body)} rows in column {name!r}")
+        if name in head:
+            j = head.index(name)
+            for r, v in zip(body, values):
+                r[j] = str(v)
+        else:
+            head.append(name)
+            for r, v in zip(body, values):
+                r.append(str(v))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(head)
+        w.writerows(body)
+
+
 def changed_keys(old: dict, new: dict, *, nested: bool = False) -> list[str]:
     """The keys whose values differ between two settings dicts (for 'refuse to mix' errors); with
     ``nested``, mappings inside are compared key by key and named with dots (``train.steps``)."""

@@ -102,6 +102,10 @@ def format_table(rows, caps) -> str:
                  + ("; * spurious above the null (95% interval of the excess > 0)" if null else ""))
     for key, why in caps.get("reasons", {}).items():
         lines.append(f"{key} undetermined: {why}")
+    if all(r.get("quality_fd") is not None for r in rows):
+        lines.append("sample quality, FD to real data in features trained on the dataset (lower is better; real vs "
+                     f"real: {rows[0]['quality_real_fd']:.2f}; not Inception FID): "
+                     + ", ".join(f"K={r['K']} {r['quality_fd']:.2f}" for r in rows))
     if all(r.get("off_manifold") is not None for r in rows):
         worst = max(rows, key=lambda r: r["off_manifold"])
         lines.append(f"off-manifold samples (farther from all real data than 99% of real items): at most "
@@ -237,9 +241,11 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
     man = read_json(run.path / "manifest.json") if (run.path / "manifest.json").exists() else {"points": {}}
     null = all("null_spurious" in r for r in rows)
     on_data = all(r.get("off_manifold") is not None for r in rows)
+    scored = all(r.get("quality_fd") is not None for r in rows)
     head = "".join(f"<th>{h}</th>" for h in ["K", "|S'|"] + [f"{n} (mean ± std, 95%)" for n in LABELS]
                    + (["null spurious [95%]", "excess over the null [95%]"] if null else [])
                    + (["off-manifold [95%]", "of the generalized"] if on_data else [])
+                   + (["FD (real: " + f"{rows[0]['quality_real_fd']:.2f})" if scored else "", "KID"] if scored else [])
                    + ["train s", "sample s", "classify s"])
     body = []
     for r in rows:
@@ -253,7 +259,8 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
              ) + ([f"{r['off_manifold']:.3f} [{r['off_manifold_lo95']:.3f}, {r['off_manifold_hi95']:.3f}]",
                    "–" if r["generalized_off_manifold"] is None else f"{r['generalized_off_manifold']:.3f}"
                    + (" WARNING" if off_manifold_warning(r) else "")] if on_data else []
-                  ) + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]
+                  ) + ([f"{r['quality_fd']:.2f}", f"{r['quality_kid']:.4f}"] if scored else []
+                       ) + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     cap_rows = "".join(
         f"<tr><td>{key}</td><td>{caps.get(key) if caps.get(key) is not None else 'undetermined: ' + html.escape(caps.get('reasons', {}).get(key, ''))}</td>"
@@ -269,7 +276,10 @@ td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}pre{{background:#
 <h1>Memorization → spurious → generalization: {html.escape(cfg.name)}</h1>
 <p>Data <code>{html.escape(cfg.data)}</code>, distance <code>{html.escape(cfg.distance)}</code>,
 δm = {cfg.delta_m:.4g}, δs = {cfg.delta_s:.4g} (Pham et al. 2025, eqs 4-6); |S_eval| = {cfg.n_eval},
-|S'| = {cfg.synthetic_factor}·K; error bars: bootstrap, {cfg.bootstrap_iterations} iterations (App. B.1).</p>
+|S'| = {cfg.synthetic_factor}·K; error bars: bootstrap, {cfg.bootstrap_iterations} iterations (App. B.1).
+FD and KID (where shown) compare S_eval with real data in the features of a small autoencoder trained on the
+dataset (lower is better; "real" is real data against itself at the same size); they rank samples of this
+dataset and are not Inception FID.</p>
 {_img(run.path / 'phase.png', 'phase diagram', '75%')}
 <h2>Capacities (eqs 1-3, tolerance ε = {caps['tol']})</h2>
 <table><tr><th>capacity</th><th>estimate</th><th>bootstrap median</th><th>95% interval</th><th>defined in</th></tr>{cap_rows}</table>

@@ -148,7 +148,7 @@ class Point:
         return "classified"
 
     # what each stage of a point wrote (all that verify(repair=True) may delete, stage by stage)
-    CLASSIFIED_FILES = ("labels.csv", "summary.json", "neighbors.png", "null.json", "manifold.json",
+    CLASSIFIED_FILES = ("labels.csv", "summary.json", "neighbors.png", "null.json", "manifold.json", "quality.json",
                         "calibration.json", "landscape.json", "landscape.png")
 
     def verify(self, *, full: bool = False, repair: bool = False) -> list[str]:
@@ -302,4 +302,7 @@ class Point:
             m = read_json(self.path / "manifold.json")
             row |= {"off_manifold": m["all"]["fraction"], "off_manifold_lo95": m["all"]["ci95"][0],
                     "off_manifold_hi95": m["all"]["ci95"][1], "generalized_off_manifold": m["generalized"]["fraction"]}
+        if (self.path / "quality.json").exists():  # FD / KID against real data (mem2gen.quality)
+            q = read_json(self.path / "quality.json")
+            row |= {"quality_fd": q["fd"], "quality_kid": q["kid"], "quality_real_fd": q["real_fd"]}
         return row

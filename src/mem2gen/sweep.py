@@ -73,14 +73,18 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
 
 
 def point_checks(point: Point) -> None:
-    """The rule's null and the off-manifold check of a classified point, each computed once and kept in
-    the point's folder (null.json, manifold.json), as its config asks."""
+    """The rule's null, the off-manifold check and the quality score of a classified point, each computed
+    once and kept in the point's folder (null.json, manifold.json, quality.json), as its config asks."""
     from .calibrate import point_manifold, point_null
 
     if point.config.null_calibration:
         point_null(point)
     if point.config.manifold_check:
         point_manifold(point)
+    if point.config.quality_check and point.config.n_eval >= 2:
+        from .quality import point_quality
+
+        point_quality(point)
 
 
 def report(run_dir, *, echo=print) -> dict:
@@ -119,7 +123,7 @@ RUN_FILES = ("config.json", "manifest.json", "results.csv", "capacities.json", "
              "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png")
 # settings that may change in a run folder: they do not change what its finished points mean
 FREE_KEYS = ("name", "sizes", "device", "train.checkpoint_every", "train.save_steps", "null_calibration",
-             "manifold_check")
+             "manifold_check", "quality_check")
 
 
 def remove_run_files(run: Path) -> None:

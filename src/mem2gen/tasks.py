@@ -25,16 +25,19 @@ class Classified:
     files: list
     seconds: float
     agreement: float | None = None  # planted demo only
+    checks: dict | None = None  # classify_files: off-manifold fractions and FD/KID against S
 
 
 def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: str | None = None,
                    distance: str | None = None, delta_m: float | None = None, delta_s: float | None = None,
                    rule: str = "ratio", features_metric: str = "l2", lpips_net: str = "alex", lpips_backbone=None,
                    lpips_lin=None, k: int = 5, iterations: int = 10_000, seed: int = 0, device: str | None = None,
-                   grid: bool = True, overwrite: bool = False, progress: bool = True) -> Classified:
+                   grid: bool = True, checks: bool = True, overwrite: bool = False, progress: bool = True) -> Classified:
     """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
     it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
-    into ``out`` (see :func:`mem2gen.classify.classify` for the settings)."""
+    into ``out`` (see :func:`mem2gen.classify.classify` for the settings). With ``checks`` (images
+    only), also whether each sample is off-manifold (against S, leave-one-out: labels.csv, summary.json)
+    and the set's FD and KID against S in features trained on S (:mod:`mem2gen.quality`)."""
     from .classify import classify, rule_settings
     from .data import as_samples, load_array, parse_path_key
     from .files import prepare_out_dir, sha256_of, staged_dir
@@ -57,10 +60,28 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
              "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)}
     ev = as_samples(arrays["eval"], name="eval")
     syn = as_samples(arrays["synthetic"], name="synthetic") if synthetic_path else ev
+    tr = as_samples(arrays["train"], name="train")
+    off = None
+    if checks and distance != "features" and ev.ndim == 4 and min(ev.shape[2:]) >= 4:
+        from .calibrate import off_manifold
+        from .quality import quality, train_features
+
+        off = off_manifold(ev, tr, None, distance=distance, device=device)
+        extra["off_manifold"] = {"fraction": float(off["off"].mean()), "reference": off["reference"],
+                                 "quantile": off["quantile"], "threshold": off["threshold"],
+                                 **{name: float(off["off"][res.labels == j].mean()) if (res.labels == j).any() else None
+                                    for j, name in enumerate(("memorized", "spurious", "generalized"))}}
+        extra["quality"] = {**quality(ev, tr, train_features(tr, seed=seed), seed=seed), "reference": "S"}
     with staged_dir(out, overwrite=overwrite, inputs=paths.values()) as stage:  # feature vectors: no grid
-        files = write_classification(stage, res, ev, as_samples(arrays["train"], name="train"), syn, boot=boot,
-                                     extra=extra, grid=grid and distance != "features")
-    return Classified(res, boot, files, seconds)
+        files = write_classification(stage, res, ev, tr, syn, boot=boot, extra=extra,
+                                     grid=grid and distance != "features")
+        if off is not None:
+            from .files import add_csv_columns
+
+            add_csv_columns(stage / "labels.csv", {"off_manifold": off["off"].astype(int).tolist(),
+                                                   "d_real": [repr(float(v)) for v in off["distance"]]})
+    return Classified(res, boot, files, seconds,
+                      checks={k: extra[k] for k in ("off_manifold", "quality") if k in extra} or None)
 
 
 def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
