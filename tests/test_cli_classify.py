@@ -130,3 +130,23 @@ def test_outputs_have_usual_permissions(files, tmp_path):
     os.umask(mask)
     assert stat.S_IMODE((out / "summary.json").stat().st_mode) == 0o666 & ~mask
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask
+
+
+def test_released_protocol(tmp_path):
+    """--protocol released: the absolute rule with the eval set as S' (self-match dropped); --synthetic refused."""
+    from mem2gen import classify
+
+    rng = np.random.default_rng(0)
+    tr = rng.uniform(-1, 1, (20, 1, 8, 8)).astype(np.float32)
+    ev = np.concatenate([tr[:5] + 0.001, rng.uniform(-1, 1, (15, 1, 8, 8)).astype(np.float32)])
+    np.save(tmp_path / "tr.npy", tr)
+    np.save(tmp_path / "ev.npy", ev)
+    assert run("classify", "--train", tmp_path / "tr.npy", "--eval", tmp_path / "ev.npy", "--protocol", "released",
+               "--out", tmp_path / "o", "--quiet") == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    ref = classify(ev, tr, None, rule="absolute")  # the same thing from Python
+    assert (s["rule"], s["protocol"], s["leave_one_out"]) == ("absolute", "released", True)
+    assert s["counts"] == dict(zip(("memorized", "spurious", "generalized"), ref.counts.tolist()))
+    assert s["counts"]["memorized"] == 5
+    assert run("classify", "--train", tmp_path / "tr.npy", "--eval", tmp_path / "ev.npy", "--synthetic",
+               tmp_path / "ev.npy", "--protocol", "released", "--out", tmp_path / "o2") == 2

@@ -141,3 +141,30 @@ def test_paper_presets_use_the_authors_split():
 
     assert all(SWEEP_PRESETS[f"paper-{d}"].split == "authors" for d in ("mnist", "cifar10", "lsun-church"))
     assert SWEEP_PRESETS["quick"].split == "numpy"  # finished quick runs keep their subsets
+
+
+def test_lsun_lmdb_is_read_centre_cropped_and_resized(tmp_path):
+    """LSUN ships as LMDB (keys → encoded images): read in key order, largest centred square, 64×64."""
+    import io
+
+    lmdb = pytest.importorskip("lmdb")
+    from PIL import Image
+
+    from mem2gen.datasets import load_dataset
+
+    imgs = []
+    env = lmdb.open(str(tmp_path / "church"), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for i in range(3):
+            a = np.zeros((48, 80, 3), np.uint8)
+            a[:, 16:64] = 40 * (i + 1)  # the centred 48 × 48 square: one colour; the sides: black
+            buf = io.BytesIO()
+            Image.fromarray(a).save(buf, format="PNG")
+            txn.put(f"{i:04d}".encode(), buf.getvalue())
+            imgs.append(a)
+    env.close()
+    x = load_dataset(f"lsun-church:{tmp_path / 'church'}")
+    assert x.shape == (3, 3, 64, 64) and x.dtype == np.uint8
+    assert [int(v) for v in x[:, 0, 32, 32]] == [40, 80, 120]
+    assert all(int(x[i].min()) == 40 * (i + 1) for i in range(3))  # nothing of the black sides survives the crop
+    assert load_dataset(f"lsun-church:{tmp_path / 'church'}", image_size=32).shape == (3, 3, 32, 32)

@@ -355,3 +355,39 @@ def test_calibrate_command_on_a_sweep(uninterrupted, tmp_path):
     assert "<h2>Calibration</h2>" in (run / "report.html").read_text() and (run / "calibration.png").exists()
     for k in (2, 8, 40):  # every point has its null beside it
         assert json.loads((run / "points" / f"K={k}" / "null.json").read_text())["n_eval"] == 40
+
+
+def test_transition_points_and_refined_schedule():
+    from mem2gen.sweep import refine_sizes, transition_points
+
+    ks = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1797]
+    p = [1.0, 0.99, 0.97, 0.8, 0.5, 0.2, 0.06, 0.01, 0.0, 0.0, 0.0]
+    assert transition_points(ks, p) == (8, 256)
+    fine = refine_sizes(8, 256, 1797)
+    assert len(fine) == 38 and fine[0] == 2 and 8 in fine and 256 in fine and fine[-1] == 1797
+    assert refine_sizes(2, 64, 1797)[0] == 2 and 64 in refine_sizes(2, 64, 1797)  # A at the start: no first part
+    with pytest.raises(Mem2genError, match="does not fall"):
+        transition_points(ks, [1.0] * len(ks))
+
+
+def test_find_transition_refines_in_the_same_folder(tmp_path, monkeypatch):
+    """The coarse sweep runs first, then the refined sizes in the same run folder (sizes may change there);
+    the memorized fractions are stubbed so that the transition sits at K = 8 .. 32."""
+    import mem2gen.sweep as sw
+
+    calls = []
+
+    def fake(cfg, run, **kw):
+        ks = list(cfg.sizes)
+        calls.append(ks)
+        rows = [{"K": k, "frac_memorized": 1.0 if k <= 8 else 0.5 if k < 32 else 0.0} for k in ks]
+        return {"rows": rows, "capacities": {}}
+
+    monkeypatch.setattr(sw, "run_sweep", fake)
+    cfgf = tmp_path / "c.yaml"
+    cfgf.write_text("sizes: [2, 4, 8, 16, 32, 64]\n")
+    sw.sweep(config_file=cfgf, find_transition=True, out=tmp_path / "r", progress=False, echo=lambda *a: None)
+    assert calls[0] == [2, 4, 8, 16, 32, 64]
+    t = json.loads((tmp_path / "r" / "transition.json").read_text())
+    assert (t["A"], t["B"]) == (8, 32) and calls[1] == t["sizes"] and set(calls[0]) < set(calls[1])
+    assert cli("sweep", "--grid", "model.dropout=0,0.1", "--find-transition", "--out", tmp_path / "x") == 2

@@ -145,3 +145,46 @@ def test_optimal_denoiser_saves_and_loads(tmp_path):
     back = load_model(tmp_path / "opt")
     x, t = torch.randn(4, 1, 8, 8), torch.tensor([0, 10, 500, 999])
     torch.testing.assert_close(back(x, t), den(x, t))
+
+
+def test_epoch_batching_is_the_authors_loader():
+    """batching="epochs": every epoch is a permutation of S cut into n // b batches of b = min(batch, n),
+    the partial last batch dropped; it depends on (seed, step) only, so a resumed run continues exactly."""
+    import torch
+
+    from mem2gen.train import batch_indices
+
+    cfg = TrainConfig(steps=10, batch=4, batching="epochs", seed=3)
+    n = 10  # b = 4: two batches per epoch, two items of each epoch unused
+    steps = [batch_indices(cfg, n, s, torch.Generator()) for s in range(6)]
+    for e in range(3):
+        a, b = steps[2 * e], steps[2 * e + 1]
+        assert len(a) == len(b) == 4 and len(set(a.tolist()) | set(b.tolist())) == 8  # no repeat inside an epoch
+    assert not torch.equal(steps[0], steps[2])  # reshuffled per epoch
+    assert torch.equal(batch_indices(cfg, n, 5, torch.Generator()), steps[5])  # no state: resumable
+    small = TrainConfig(steps=10, batch=128, batching="epochs")
+    assert sorted(batch_indices(small, 2, 0, torch.Generator()).tolist()) == [0, 1]  # K = 2: batch of 2
+    # the paper presets train as the authors do: their loader, fp32 (TF32) on CUDA
+    from mem2gen.config import SWEEP_PRESETS
+
+    for name in ("paper-mnist", "paper-cifar10"):
+        t = SWEEP_PRESETS[name].train
+        assert (t.batching, t.bf16) == ("epochs", False)
+    # and training with it runs, resumes exactly
+    from mem2gen.config import ModelSpec
+    from mem2gen.models import build_model
+
+    x = (np.random.default_rng(0).random((6, 1, 8, 8)) * 255).astype(np.uint8)
+    cfg = TrainConfig(steps=8, batch=4, batching="epochs", checkpoint_every=3)
+
+    def model():
+        return build_model(ModelSpec(kind="mlp", hidden=16, depth=1), (1, 8, 8), seed=0)
+
+    full = train(model(), x, cfg, progress=False).model
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        train(model(), x, cfg, d, progress=False, stop_at=5)
+        resumed = train(model(), x, cfg, d, progress=False).model
+    for p, q in zip(full.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)

@@ -126,6 +126,9 @@ from .tasks import (calibrate, classify_files, dense_memory, hopfield_capacity, 
 @lib_option(classify_files, "rule", "--rule", type=click.Choice(RULES),
             help="ratio: the paper's eqs 4-5. absolute: raw d(x,x1) <= delta_m and d(x,x'1) <= delta_s, "
                  "the comparison of the authors' released code (README: what it does and does not reproduce).")
+@lib_option(classify_files, "protocol", "--protocol", type=click.Choice(["paper", "released"]),
+            help="released: the authors' released evaluation in full (rule absolute, the eval set as S' with "
+                 "self-matches dropped; no --synthetic). See README.")
 @lib_option(classify_files, "features_metric", "--features-metric", type=click.Choice(["l2", "cosine"]))
 @lib_option(classify_files, "lpips_net", "--lpips-net", type=click.Choice(["alex", "vgg"]))
 @lib_option(classify_files, "lpips_backbone", "--lpips-backbone",
@@ -252,6 +255,9 @@ def sample(quiet, **kw):
                  "[default: every GPU when there are several]")
 @lib_option(run_sweep, "grid", "--grid", help="One sweep per value of one setting, then compared, e.g. "
             "model.dropout=0,0.1,0.3 (runs in OUT/KEY=VALUE; OUT defaults to runs/NAME-KEY).")
+@lib_option(run_sweep, "find_transition", "--find-transition", is_flag=True,
+            help="Run the sizes given (e.g. a doubling), find the transition A..B, then add the paper's 5+30+5 "
+                 "sizes around it (App. B.1) in the same folder.")
 @lib_option(run_sweep, "overwrite", "--overwrite", is_flag=True,
             help="Start again in a folder made by another config: removes the run's own files (points/, config.json, "
                  "tables, figures), never other files.")

@@ -42,6 +42,7 @@ def check_fields(obj, prefix: str = "") -> None:
             check(math.isfinite(v), f"{prefix}{f.name} = {v}: must be a finite number")
 SAMPLERS = ("ddpm", "ddim")
 MODEL_KINDS = ("mlp", "unet", "optimal")
+BATCHING = ("sample", "epochs")
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     save_steps: tuple = ()  # keep EMA snapshots at these steps (read by `mem2gen dynamics`)
-    bf16: bool = True  # autocast on CUDA
+    bf16: bool = True  # bf16 autocast on CUDA; False: fp32 (with TF32 matmuls, as the authors train)
+    batching: str = "sample"  # "sample": each step draws `batch` items with replacement; "epochs": the
+    #                           authors' loader, batches of min(batch, K) from a reshuffled epoch, last partial dropped
     weight_decay: float = 0.0  # > 0: AdamW's decoupled weight decay (an intervention; the paper uses none)
     data_noise: float = 0.0  # > 0: Gaussian noise of this std added to each training image in [-1, 1] (augmentation)
 
@@ -94,6 +97,7 @@ class TrainConfig:
         check(all(isinstance(s, int) and 1 <= s <= self.steps for s in self.save_steps),
               f"save_steps must be whole steps between 1 and steps = {self.steps}")
         check(0 <= self.weight_decay < float("inf"), "weight_decay must be a finite number >= 0")
+        check(self.batching in BATCHING, f"batching {self.batching!r}: use one of {', '.join(BATCHING)}")
         check(0 <= self.data_noise < float("inf"), "data_noise must be a finite number >= 0")
 
 
@@ -262,7 +266,8 @@ def _paper_preset(name: str) -> SweepConfig:
         name=f"paper-{name}", data=f"{name}:{ds.default_path}", sizes={"paper": name}, split="authors",
         image_size=ds.shape[-1] if ds.loader is datasets._folder else None,
         model=ModelSpec(kind="unet", arch=ds.arch),
-        train=TrainConfig(steps=ds.train_steps, batch=ds.batch, lr=2e-4, ema_decay=0.9999, checkpoint_every=5000),
+        train=TrainConfig(steps=ds.train_steps, batch=ds.batch, lr=2e-4, ema_decay=0.9999, checkpoint_every=5000,
+                          bf16=False, batching="epochs"),
         sampler="ddpm", sample_steps=ds.sample_steps, sample_batch=512, n_eval=10_000,
         synthetic_factor=ds.synthetic_factor, distance=ds.distance, delta_s=ds.delta_s)
 

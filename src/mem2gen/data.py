@@ -206,22 +206,62 @@ def load_cifar10(where: Path) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def _crop_resize(im, size: int) -> np.ndarray:
+    """The paper's LSUN preprocessing: the largest centred square, resized (bicubic) to size × size, RGB."""
+    from PIL import Image
+
+    im = im.convert("RGB")
+    s = min(im.size)
+    left, top = (im.size[0] - s) // 2, (im.size[1] - s) // 2
+    return np.asarray(im.crop((left, top, left + s, top + s)).resize((size, size), Image.BICUBIC))
+
+
 def load_folder_resized(where: Path, size: int) -> np.ndarray:
+    """Every image under ``where`` (sorted by path), centre-cropped and resized; or, when ``where`` is
+    an LMDB database (LSUN ships as one: ``data.mdb``), every image it stores, in key order."""
     from PIL import Image, UnidentifiedImageError
 
     check(where.is_dir(), f"{where}: no such folder")
+    if (where / "data.mdb").exists():
+        return load_lmdb_resized(where, size)
     files = sorted(p for p in where.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    check(len(files) > 0, f"{where}: no PNG/JPEG images here")
+    check(len(files) > 0, f"{where}: no PNG/JPEG images here (nor an LMDB data.mdb)")
     out = np.empty((len(files), size, size, 3), dtype=np.uint8)
     for i, f in enumerate(files):
         try:
             with Image.open(f) as im:
-                im = im.convert("RGB")
-                s = min(im.size)
-                left, top = (im.size[0] - s) // 2, (im.size[1] - s) // 2
-                out[i] = np.asarray(im.crop((left, top, left + s, top + s)).resize((size, size), Image.BICUBIC))
+                out[i] = _crop_resize(im, size)
         except (UnidentifiedImageError, OSError) as e:
             raise Mem2genError(f"{f}: unreadable image ({e})") from None
+    return out.transpose(0, 3, 1, 2)
+
+
+def load_lmdb_resized(where: Path, size: int) -> np.ndarray:
+    """The images of an LMDB database (keys → encoded JPEG/WebP/PNG bytes, as LSUN's), in key order,
+    centre-cropped and resized. Needs the ``lmdb`` package (``pip install 'mem2gen[lsun]'``)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        import lmdb
+    except ImportError:
+        raise Mem2genError(f"{where} is an LMDB database; reading it needs the lmdb package: "
+                           "pip install 'mem2gen[lsun]'") from None
+    try:
+        env = lmdb.open(str(where), readonly=True, lock=False, readahead=False, subdir=True)
+    except lmdb.Error as e:
+        raise Mem2genError(f"{where}: unreadable LMDB database ({e})") from None
+    with env, env.begin() as txn:
+        n = txn.stat()["entries"]
+        check(n > 0, f"{where}: the LMDB database is empty")
+        out = np.empty((n, size, size, 3), dtype=np.uint8)
+        for i, (key, value) in enumerate(txn.cursor()):
+            try:
+                with Image.open(io.BytesIO(value)) as im:
+                    out[i] = _crop_resize(im, size)
+            except (UnidentifiedImageError, OSError) as e:
+                raise Mem2genError(f"{where}: entry {key[:40]!r} is not a readable image ({e})") from None
     return out.transpose(0, 3, 1, 2)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import sizes as sizes_mod
 from .config import SweepConfig, load_config
-from .errors import DamagedFile, Mem2genError
+from .errors import DamagedFile, Mem2genError, check
 from .files import changed_keys, read_json, write_json
 from .run import Point, Run
 
@@ -231,22 +231,25 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
 
 
 def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None, grid=None,
-          executor: str = "local", devices: list | None = None, slurm: dict | None = None, overwrite: bool = False,
+          find_transition: bool = False, executor: str = "local", devices: list | None = None, slurm: dict | None = None, overwrite: bool = False,
           progress: bool = True, echo=print) -> dict:
     """The ``mem2gen sweep`` command: a sweep preset, a config file and overrides (dotted keys for nested
     settings) resolved into one :class:`SweepConfig` and run in ``out`` (default ``runs/<name>``).
 
     ``grid`` (``"KEY=V1,V2"``, or a ``grid:`` mapping in the config file) runs one sweep per value in
     ``out/KEY=V`` (default ``runs/<name>-<KEY>``) and compares them (``out/compare``, the first value
-    the reference): an intervention study in one command. Every config is checked before any work."""
+    the reference): an intervention study in one command. Every config is checked before any work.
+    ``find_transition`` runs the config's (coarse) sizes, then the paper's schedule around the transition
+    they show (:func:`transition_sweep`)."""
     from .config import parse_grid
 
     cfg = load_config(preset, config_file, overrides)
     grid = grid or read_grid(config_file)
+    check(not (grid and find_transition), "--grid and --find-transition do not combine; run them one after the other")
     if not grid:
         run = Path(out) if out else Path("runs") / cfg.name
-        res = run_sweep(cfg, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
-                        devices=devices)
+        res = (transition_sweep if find_transition else run_sweep)(cfg, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
+                 devices=devices)
         return {**res, "report": run / "report.html"}
     from .compare import compare
 
@@ -264,6 +267,48 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
                   devices=devices)
     res = compare([r for r, _ in members], out=base / "compare", overwrite=True, echo=echo)
     return {**res, "report": base / "compare" / "compare.png"}
+
+
+def transition_points(ks, p_mem, *, tol: float = 0.05) -> tuple[int, int]:
+    """A and B of the paper's schedule (App. B.1) from a coarse sweep: A = the largest K where
+    P(memorized) ≥ 1 − tol (memorization has not started to fall; the smallest K if there is none),
+    B = the smallest K above A where P(memorized) ≤ tol (it has plateaued at ~0)."""
+    ks, p = [int(k) for k in ks], [float(x) for x in p_mem]
+    full = [k for k, x in zip(ks, p) if x >= 1 - tol]
+    a = max(full) if full else min(ks)
+    low = [k for k, x in zip(ks, p) if k > a and x <= tol]
+    check(len(low) > 0, f"memorization does not fall to {tol} above K = {a} in the coarse sweep "
+                        f"({', '.join(f'K={k}: {x:.2f}' for k, x in zip(ks, p))}); there is no transition to refine")
+    return a, min(low)
+
+
+def refine_sizes(a: int, b: int, n: int, *, start: int = 2) -> list[int]:
+    """The paper's schedule around a transition: 5 sizes from ``start`` to A, 30 from A to B, 5 from B to
+    N (:func:`mem2gen.sizes.paper`; without the first 5 when A = ``start``)."""
+    if a > start:
+        return sizes_mod.paper(a, b, n, start=start)
+    import numpy as np
+
+    return sorted({int(round(x)) for x in np.concatenate([np.linspace(a, b, 30), np.linspace(b, n, 5)[1:]])})
+
+
+def transition_sweep(cfg: SweepConfig, run_dir, *, echo=print, **kw) -> dict:
+    """``mem2gen sweep --find-transition``: run the coarse sweep of ``cfg`` (e.g. ``{doubling: 500}``),
+    find A and B (:func:`transition_points`), then add the paper's 5 + 30 + 5 sizes around them to the
+    same run folder and run those (transition.json records how). Resumable like any sweep."""
+    from .datasets import load_dataset
+
+    run = Path(run_dir)
+    res = run_sweep(cfg, run, echo=echo, **kw)
+    rows = res["rows"]
+    a, b = transition_points([r["K"] for r in rows], [r["frac_memorized"] for r in rows], tol=cfg.capacity_tol)
+    n = len(load_dataset(cfg.data, image_size=cfg.image_size))
+    fine = sorted({r["K"] for r in rows} | set(refine_sizes(a, b, n)))
+    write_json(run / "transition.json", {"A": a, "B": b, "tol": cfg.capacity_tol, "coarse": [r["K"] for r in rows],
+                                         "rule": "A = largest K with P(mem) >= 1 - tol; B = smallest K > A with "
+                                                 "P(mem) <= tol", "sizes": fine})
+    echo(f"transition: A = {a}, B = {b}; refining with {len(fine)} sizes")
+    return run_sweep(dataclasses.replace(cfg, sizes=tuple(fine)), run, echo=echo, **kw)
 
 
 def read_grid(config_file) -> dict | None:

@@ -32,17 +32,28 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                    distance: str | None = None, delta_m: float | None = None, delta_s: float | None = None,
                    rule: str = "ratio", features_metric: str = "l2", lpips_net: str = "alex", lpips_backbone=None,
                    lpips_lin=None, k: int = 5, iterations: int = 10_000, seed: int = 0, device: str | None = None,
-                   grid: bool = True, checks: bool = True, overwrite: bool = False, progress: bool = True) -> Classified:
+                   protocol: str = "paper", grid: bool = True, checks: bool = True, overwrite: bool = False,
+                   progress: bool = True) -> Classified:
     """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
     it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
     into ``out`` (see :func:`mem2gen.classify.classify` for the settings). With ``checks`` (images
     only), also whether each sample is off-manifold (against S, leave-one-out: labels.csv, summary.json)
-    and the set's FD and KID against S in features trained on S (:mod:`mem2gen.quality`)."""
+    and the set's FD and KID against S in features trained on S (:mod:`mem2gen.quality`).
+
+    ``protocol="released"`` is the authors' released evaluation in full: the absolute comparison
+    (``rule="absolute"``) with one generated set as both S_eval and S' (each sample's own match
+    dropped), so no ``synthetic_path``; their l2 path's ranking (by 1/(d + 1e-8) ascending, i.e. the
+    farthest items) is not reproduced: neighbours here are always the nearest."""
     from .classify import classify, rule_settings
     from .data import as_samples, load_array, parse_path_key
     from .files import prepare_out_dir, sha256_of, staged_dir
     from .report import write_classification
 
+    check(protocol in ("paper", "released"), f"protocol {protocol!r}: use paper or released")
+    if protocol == "released":
+        check(synthetic_path is None, "the released protocol uses the evaluation set as S' too: omit --synthetic")
+        check(rule in ("ratio", "absolute"), f"unknown rule {rule!r}")
+        rule = "absolute"
     distance, delta_m, delta_s = rule_settings(dataset=dataset, distance=distance, delta_m=delta_m, delta_s=delta_s,
                                                rule=rule)
     check(iterations >= 1, "bootstrap iterations must be at least 1")
@@ -57,6 +68,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     seconds = time.perf_counter() - t0
     boot = res.bootstrap(iterations=iterations, seed=seed)
     extra = {"inputs": {n: {"path": str(s), "sha256": sha256_of(parse_path_key(s)[0])} for n, s in paths.items()},
+             "protocol": protocol,
              "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)}
     ev = as_samples(arrays["eval"], name="eval")
     syn = as_samples(arrays["synthetic"], name="synthetic") if synthetic_path else ev

@@ -28,6 +28,21 @@ def _step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def batch_indices(cfg: TrainConfig, n: int, step: int, g: torch.Generator) -> torch.Tensor:
+    """The training items of ``step``. ``batching="sample"``: ``cfg.batch`` draws with replacement from
+    ``g``. ``"epochs"`` (the authors' DataLoader: shuffle, drop_last): batches of b = min(batch, n) taken
+    in order from a permutation of the n items drawn per epoch from (seed, epoch); an epoch has n // b
+    batches. Both depend on (seed, step) alone, so resuming stays exact."""
+    if cfg.batching == "sample":
+        return torch.randint(0, n, (cfg.batch,), generator=g)
+    b = min(cfg.batch, n)
+    per_epoch = n // b
+    epoch, i = divmod(step, per_epoch)
+    epoch_seed = int(np.random.SeedSequence([cfg.seed, epoch, 0xE90C]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed))
+    return perm[i * b:(i + 1) * b]
+
+
 def _as_batch(raw: torch.Tensor) -> torch.Tensor:
     return raw.float() / 127.5 - 1.0 if raw.dtype == torch.uint8 else raw.float()
 
@@ -121,6 +136,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
             raise Mem2genError(f"{state_file} was written by a different model or is damaged "
                                f"({str(e).splitlines()[0][:120]}); use another output directory") from None
     use_amp = cfg.bf16 and device.type == "cuda"
+    if device.type == "cuda" and not use_amp:  # fp32 with TF32 matmuls and convolutions, as the authors
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=1.0)
     window = []
@@ -130,7 +148,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
             seed = _step_seed(cfg.seed, step)
             g = torch.Generator().manual_seed(seed)
             torch.manual_seed(seed)  # dropout
-            idx = torch.randint(0, len(raw), (cfg.batch,), generator=g).to(device)
+            idx = batch_indices(cfg, len(raw), step, g).to(device)
             x0 = _as_batch(raw[idx])
             if cfg.data_noise:  # augmentation: drawn from the step's generator, so resuming stays exact
                 x0 = x0 + cfg.data_noise * torch.randn(x0.shape, generator=g).to(device)
