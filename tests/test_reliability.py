@@ -325,3 +325,47 @@ def test_fuzz_every_numeric_option(tmp_path, tiny_run, monkeypatch, capsys):
                 if value in NEVER_VALID:
                     assert code == 2, (key, flag, value, code, err)
     assert cases > 300
+
+
+# --- bring-your-own-model traps ------------------------------------------------------------------------
+
+def test_shared_samples_in_s_eval_and_s_prime_are_left_out(recwarn):
+    """S' holding S_eval (e.g. both sampled with one seed): each sample's own copy is left out, as
+    leave-one-out does, instead of every sample being 'spurious' at distance 0."""
+    from mem2gen import classify
+
+    rng = np.random.default_rng(0)
+    train = rng.uniform(-1, 1, (30, 1, 8, 8)).astype(np.float32)
+    ev = rng.uniform(-1, 1, (20, 1, 8, 8)).astype(np.float32)
+    other = rng.uniform(-1, 1, (60, 1, 8, 8)).astype(np.float32)
+    syn = np.concatenate([other, ev])
+    res = classify(ev, train, syn, check_duplicates=False)
+    assert res.info["shared_with_synthetic"] == 20 and any("exact copy" in str(w.message) for w in recwarn)
+    d = np.sqrt(((ev.reshape(20, 1, -1).astype(np.float64) - syn.reshape(1, 80, -1)) ** 2).sum(-1))
+    d[np.arange(20), 60 + np.arange(20)] = np.inf  # brute force, each sample's own copy left out
+    assert np.allclose(res.d_syn[:, 0], d.min(1)) and (res.d_syn[:, 0] > 0).all()
+
+
+def test_sample_seeds_differ_by_output_name(tmp_path, tiny_run):
+    model = tiny_run / "points" / "K=2" / "model"
+    for name in ("eval.npy", "synthetic.npy"):
+        assert cli("sample", "--model", model, "--n", "4", "--steps", "3", "--out", tmp_path / name, "--quiet") == 0
+    assert not np.array_equal(np.load(tmp_path / "eval.npy"), np.load(tmp_path / "synthetic.npy"))
+
+
+def test_zero_one_floats_are_refused_or_rescaled(tmp_path, capsys):
+    from mem2gen import classify
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (20, 1, 8, 8), dtype=np.uint8)
+    copies = train[:6].astype(np.float32) / 255  # exact training copies, as a pipeline's output_type="np" gives
+    with pytest.raises(Mem2genError, match=r"looks like \[0, 1\]"):
+        classify(copies, train, check_duplicates=False)
+    res = classify(copies, train, pixel_range="0,1", check_duplicates=False)
+    assert (res.label_names() == "memorized").all()
+    np.save(tmp_path / "t.npy", train)
+    np.save(tmp_path / "c.npy", copies)
+    assert cli("classify", "--train", tmp_path / "t.npy", "--eval", tmp_path / "c.npy", "--out", tmp_path / "o") == 2
+    assert "--range 0,1" in capsys.readouterr().err
+    assert cli("classify", "--train", tmp_path / "t.npy", "--eval", tmp_path / "c.npy", "--range", "0,1",
+               "--out", tmp_path / "o", "--quiet") == 0

@@ -17,6 +17,10 @@ from .errors import check
 from .stats import LABELS
 
 
+# the rule applied again and again to sets mem2gen made or read: no duplicate scan, pixels known to be in [-1, 1]
+_ONCE = {"check_duplicates": False, "pixel_range": "-1,1"}
+
+
 def null_sets(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, split: str = "numpy",
               seed: int = 0):
     """(S_eval, S_K, S') of the null: S = the first K of the ``split_seed`` permutation (the sweep's S_K),
@@ -46,7 +50,7 @@ def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int =
     ev, train, syn = null_sets(data, k, n_eval=n_eval, n_synthetic=n_synthetic, split_seed=split_seed, split=split,
                                seed=seed)
     c = classify(ev, train, syn, distance=distance, delta_m=delta_m, delta_s=delta_s, device=device,
-                 check_duplicates=False)
+                 **_ONCE)
     return {"K": int(k), "n_eval": int(len(ev)), "n_synthetic": int(len(syn)),
             "counts": dict(zip(LABELS, c.counts.tolist())), "fractions": c.fractions,
             "bootstrap": c.bootstrap(iterations=iterations, seed=seed)}
@@ -76,7 +80,7 @@ def synthetic_curve(eval_set, train, synthetic, sizes, *, distance: str = "l2", 
     for m in sizes:
         check(2 <= m <= len(synthetic), f"|S'| = {m} is not in [2, {len(synthetic)}]")
         c = classify(eval_set, train, np.asarray(synthetic[:m]), distance=distance, delta_m=delta_m,
-                     delta_s=delta_s, device=device, check_duplicates=False)
+                     delta_s=delta_s, device=device, **_ONCE)
         out.append({"m": int(m), "counts": dict(zip(LABELS, c.counts.tolist())), **c.fractions})
     return out
 
@@ -121,7 +125,7 @@ def point_null(point, *, iterations: int | None = None) -> dict:
         from .classify import classify
 
         c = classify(np.asarray(point.eval), point.train_set, np.asarray(point.synthetic[:res["n_synthetic"]]),
-                     distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, check_duplicates=False)
+                     distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, **_ONCE)
         model = dict(zip(LABELS, c.counts.tolist()))
     res["model_counts"] = model  # the model's labels at the null's |S'| (its own S', first n_synthetic)
     res["excess"] = {name: excess([model[n] for n in LABELS], [res["counts"][n] for n in LABELS], name=name,
@@ -147,7 +151,7 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     ms = [k * 2 ** i for i in range(30) if k * 2 ** i <= len(syn)]
     ms = sorted(set(ms + [len(syn)]))
     out = {"K": k, "n_synthetic": len(syn), "model_curve": synthetic_curve(ev, train, syn, ms, **kw),
-           "model_grid": delta_s_grid(classify(ev, train, syn, **kw, check_duplicates=False), grid), "null_curve": [], "null_grid": None}
+           "model_grid": delta_s_grid(classify(ev, train, syn, **kw, **_ONCE), grid), "null_curve": [], "null_grid": None}
     n_left = len(point.run.dataset) - k
     if n_left < 4:  # K = N: no held-out data for a null
         return out
@@ -159,8 +163,8 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     null_ms = sorted(set([m for m in (k * 2 ** i for i in range(30)) if 2 <= m <= len(nsyn)] + [len(nsyn)]))
     m_eq = min(len(nsyn), len(syn))  # the δs grids compare model and null at one |S'|
     return {**out, "grid_n_synthetic": m_eq, "null_curve": synthetic_curve(nev, ntr, nsyn, null_ms, **kw),
-            "model_grid": delta_s_grid(classify(ev, train, np.asarray(syn[:m_eq]), **kw, check_duplicates=False), grid),
-            "null_grid": delta_s_grid(classify(nev, ntr, nsyn[:m_eq], **kw, check_duplicates=False), grid)}
+            "model_grid": delta_s_grid(classify(ev, train, np.asarray(syn[:m_eq]), **kw, **_ONCE), grid),
+            "null_grid": delta_s_grid(classify(nev, ntr, nsyn[:m_eq], **kw, **_ONCE), grid)}
 
 
 # --- is a sample a plausible item at all? ----------------------------------------------------------------

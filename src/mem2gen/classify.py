@@ -137,7 +137,7 @@ class Classification:
         labels = np.array([index[r[col["label"]]] for r in body], dtype=np.int8)
         vec = lambda name: np.array([float(r[col[name]]) for r in body])  # noqa: E731
         info = {key: s[key] for key in ("n_train", "n_synthetic", "leave_one_out", "k", "sample_shape",
-                                        "refined_queries") if key in s}
+                                        "refined_queries", "shared_with_synthetic") if key in s}
         return cls(labels, block("d_train", np.float64, np.nan), block("train_nn", np.int64),
                    block("d_syn", np.float64, np.nan), block("syn_nn", np.int64), vec("ratio_m"), vec("ratio_s"),
                    float(s["delta_m"]), float(s["delta_s"]), s["distance"], s.get("rule", "ratio"), info)
@@ -165,6 +165,9 @@ def label(d1, d2, ds1, *, delta_m: float = DELTA_M, delta_s: float = DELTA_S, ru
     labels[spu & ~mem] = SPURIOUS
     labels[mem] = MEMORIZED
     return labels, ratio_m, ratio_s
+
+
+PIXEL_RANGES = ("auto", "-1,1", "0,1")
 
 
 def near_duplicates(train, *, space, factor: float = 0.1, max_checked: int = 2000, **search) -> dict:
@@ -197,7 +200,8 @@ def duplicate_warning(dup: dict) -> str:
 def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, distance: str | None = None,
              delta_m: float | None = None, delta_s: float | None = None, rule: str = "ratio", k: int = 5, space=None, features_metric: str = "l2",
              lpips_net: str = "alex", lpips_backbone=None, lpips_lin=None, device=None, chunk: int = 8192,
-             batch: int = 4096, check_duplicates: bool = True, progress: bool = False) -> Classification:
+             batch: int = 4096, check_duplicates: bool = True, pixel_range: str = "auto",
+             progress: bool = False) -> Classification:
     """Label every sample of ``eval_set`` against ``train`` (S) and ``synthetic`` (S').
 
     Sets are arrays (or memmaps) of images (N,H,W), (N,C,H,W), (N,H,W,C) or vectors (N,D); uint8
@@ -207,6 +211,8 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     ``dataset`` (a name of :data:`mem2gen.datasets.DATASETS`) sets the paper's distance and δs for
     it; explicit ``distance``, ``delta_m``, ``delta_s`` win. Unset thresholds are the rule's defaults
     (:func:`rule_settings`): 1/3 and 0.28 for the paper's ratios, 0.03 and 0.02 for ``rule="absolute"``.
+    ``pixel_range``: float pixels are read as [-1, 1]; "auto" refuses float sets that lie within [0, 1]
+    (most likely [0, 1] images), "0,1" rescales them, "-1,1" takes them as they are.
     ``check_duplicates`` looks for near-duplicate items inside S (:func:`near_duplicates`), which hide
     memorization under eq 4, and warns when there are any.
     """
@@ -228,8 +234,20 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
           + "; give all three the same image size and channels")
     check(len(sets["train"]) >= 2, f"the training set has {len(sets['train'])} item(s); the rule needs at least 2")
     check(not loo or len(sets["eval"]) >= 2, "leave-one-out needs at least 2 evaluation samples")
-    for name, a in sets.items():
-        check_values(a, name=name, pixels=images)
+    check(pixel_range in PIXEL_RANGES, f"pixel_range {pixel_range!r}: use one of {', '.join(PIXEL_RANGES)}")
+    for name, a in list(sets.items()):
+        span = check_values(a, name=name, pixels=images)
+        if not images or span is None:
+            continue
+        if pixel_range == "auto":
+            check(not (span[0] >= 0 and span[1] <= 1),
+                  f"{name}: float pixels lie in [{span[0]:.3g}, {span[1]:.3g}], which looks like [0, 1] (what diffusers "
+                  "pipelines and most image code give); mem2gen reads float pixels as [-1, 1]. Say which: "
+                  "--range 0,1 (pixel_range='0,1') rescales them, --range -1,1 takes them as they are")
+        elif pixel_range == "0,1":
+            check(span[0] >= -1e-6 and span[1] <= 1 + 1e-6, f"{name}: float pixels span [{span[0]:.3g}, "
+                                                             f"{span[1]:.3g}], not [0, 1]")
+            sets[name] = np.asarray(a, dtype=np.float32) * 2 - 1
     if hasattr(space, "check_shape"):
         space.check_shape(sets["eval"].shape)
     ev, tr = sets["eval"], sets["train"]
@@ -238,11 +256,25 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     common = dict(space=space, chunk=chunk, batch=batch, device=device, progress=progress)
     nt = nearest(ev, tr, k, desc="train", **common)
     ns = nearest(ev, syn, k, exclude_self=loo, desc="synthetic", **common)
+    shared = 0
+    if not loo and np.any(ns.distances[:, 0] == 0):
+        # an exact copy of a sample in S' is that sample itself (the same seed, or S' holding S_eval): it must
+        # not count as its neighbour, so leave it out, as leave-one-out does
+        same = ns.distances[:, 0] == 0
+        shared = int(same.sum())
+        self_ids = np.where(same, ns.indices[:, 0], -1)
+        ns = nearest(ev, syn, k, self_ids=self_ids, desc="synthetic", **common)
+        import warnings
+
+        warnings.warn(f"{shared} of the {len(ev)} evaluation samples have an exact copy in S' (the same samples in "
+                      "both sets, e.g. sampled with the same seed); each one's own copy was left out (leave-one-out). "
+                      "Sample S_eval and S' with different seeds", stacklevel=2)
     d_t = space.scale * nt.distances ** space.power
     d_s = space.scale * ns.distances ** space.power
     labels, ratio_m, ratio_s = label(d_t[:, 0], d_t[:, 1], d_s[:, 0], delta_m=delta_m, delta_s=delta_s, rule=rule)
     info = {"n_train": len(tr), "n_synthetic": len(syn), "leave_one_out": loo, "k": int(d_t.shape[1]),
-            "sample_shape": list(ev.shape[1:]), "refined_queries": nt.refined + ns.refined}
+            "sample_shape": list(ev.shape[1:]), "refined_queries": nt.refined + ns.refined,
+            "shared_with_synthetic": shared}
     if check_duplicates and rule == "ratio":
         info["near_duplicates"] = near_duplicates(tr, **common)
         dup = info["near_duplicates"]

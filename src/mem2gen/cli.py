@@ -129,6 +129,8 @@ from .tasks import (calibrate, classify_files, dense_memory, hopfield_capacity, 
 @lib_option(classify_files, "protocol", "--protocol", type=click.Choice(["paper", "released"]),
             help="released: the authors' released evaluation in full (rule absolute, the eval set as S' with "
                  "self-matches dropped; no --synthetic). See README.")
+@lib_option(classify_files, "pixel_range", "--range", type=click.Choice(["auto", "-1,1", "0,1"]),
+            help="Range of float pixels: auto reads [-1, 1] and refuses sets that look like [0, 1]; 0,1 rescales.")
 @lib_option(classify_files, "features_metric", "--features-metric", type=click.Choice(["l2", "cosine"]))
 @lib_option(classify_files, "lpips_net", "--lpips-net", type=click.Choice(["alex", "vgg"]))
 @lib_option(classify_files, "lpips_backbone", "--lpips-backbone",
@@ -153,6 +155,9 @@ def classify(quiet, **kw):
         warnings.simplefilter("ignore")
         r = classify_files(**kw, progress=not quiet)
     res = r.result
+    if res.info.get("shared_with_synthetic"):
+        click.echo(f"note: {res.info['shared_with_synthetic']} evaluation samples have an exact copy in S' (the same "
+                   "samples in both sets, e.g. the same seed); each one's own copy was left out", err=True)
     dup = res.info.get("near_duplicates")
     if dup and dup["near"]:
         click.echo(f"warning: {duplicate_warning(dup)}", err=True)
@@ -227,7 +232,7 @@ def train(quiet, **kw):
 @lib_option(sample_model, "steps", "--steps", type=int, help="Sampling steps (the paper: DDPM, 1000).")
 @lib_option(sample_model, "eta", "--eta", type=float, help="DDIM eta.")
 @lib_option(sample_model, "batch", "--batch", type=int)
-@lib_option(sample_model, "seed", "--seed", type=int)
+@lib_option(sample_model, "seed", "--seed", type=int, help="[default: derived from the --out file name]")
 @lib_option(sample_model, "device", "--device")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .npy (resumable).")
 @click.option("--quiet", is_flag=True)

@@ -102,10 +102,11 @@ def as_samples(arr: np.ndarray, *, name: str, images: bool = True) -> np.ndarray
     raise Mem2genError(f"{name}: shape {arr.shape} is not (N,H,W), (N,C,H,W), (N,H,W,C) or (N,D)")
 
 
-def check_values(arr: np.ndarray, *, name: str, pixels: bool) -> None:
-    """Reject NaN/Inf anywhere and, for float pixels, values outside [-1, 1]; scans in chunks."""
+def check_values(arr: np.ndarray, *, name: str, pixels: bool) -> tuple | None:
+    """Reject NaN/Inf anywhere and, for float pixels, values outside [-1, 1]; scans in chunks.
+    Returns the (min, max) of float data (None for uint8)."""
     if arr.dtype == np.uint8:
-        return
+        return None
     lo, hi = np.inf, -np.inf
     for start in range(0, arr.shape[0], _CHUNK):
         block = np.asarray(arr[start:start + _CHUNK])
@@ -116,6 +117,7 @@ def check_values(arr: np.ndarray, *, name: str, pixels: bool) -> None:
     if pixels:
         check(lo >= -1.001 and hi <= 1.001,
               f"{name}: float pixels span [{lo:.3g}, {hi:.3g}] but must lie in [-1, 1]; rescale them or pass uint8")
+    return lo, hi
 
 
 def to_float(block: np.ndarray, dtype=np.float32) -> np.ndarray:

@@ -148,7 +148,7 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     syn = _samples(model, n_syn, seed=_seed(point, step, 1), cfg=cfg, device=device)
     train = point.train_set
     c = classify(ev, train, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device,
-                 check_duplicates=False)
+                 check_duplicates=False, pixel_range="-1,1")
     boot = c.bootstrap(iterations=settings.bootstrap_iterations, seed=_seed(point, step, 2))
     loss_seed = int(np.random.SeedSequence([cfg.seed, point.k, 5, 77]).generate_state(1)[0])  # same for every step
     rng = np.random.default_rng([cfg.seed, point.k, 56])

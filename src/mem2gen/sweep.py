@@ -61,7 +61,8 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
     times["sample_s"] = time.perf_counter() - t
     t = time.perf_counter()
     if point.state != "classified":
-        c = classify(ev, data, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device)
+        c = classify(ev, data, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device,
+                     pixel_range="-1,1")
         boot = c.bootstrap(iterations=cfg.bootstrap_iterations, seed=point.seed("bootstrap"))
         made_from = {"model": weights_digest(model)} | {
             name: read_json(record_path(d / f"{name}.npy"))["sha256"] for name in ("eval", "synthetic")}

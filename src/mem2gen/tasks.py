@@ -32,7 +32,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                    distance: str | None = None, delta_m: float | None = None, delta_s: float | None = None,
                    rule: str = "ratio", features_metric: str = "l2", lpips_net: str = "alex", lpips_backbone=None,
                    lpips_lin=None, k: int = 5, iterations: int = 10_000, seed: int = 0, device: str | None = None,
-                   protocol: str = "paper", grid: bool = True, checks: bool = True, overwrite: bool = False,
+                   protocol: str = "paper", pixel_range: str = "auto", grid: bool = True, checks: bool = True, overwrite: bool = False,
                    progress: bool = True) -> Classified:
     """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
     it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
@@ -64,7 +64,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     t0 = time.perf_counter()
     res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), distance=distance, delta_m=delta_m,
                    delta_s=delta_s, rule=rule, k=k, features_metric=features_metric, lpips_net=lpips_net,
-                   lpips_backbone=lpips_backbone, lpips_lin=lpips_lin, device=device, progress=progress)
+                   lpips_backbone=lpips_backbone, lpips_lin=lpips_lin, device=device, pixel_range=pixel_range,
+                   progress=progress)
     seconds = time.perf_counter() - t0
     boot = res.bootstrap(iterations=iterations, seed=seed)
     extra = {"inputs": {n: {"path": str(s), "sha256": sha256_of(parse_path_key(s)[0])} for n, s in paths.items()},
@@ -181,9 +182,12 @@ def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_see
 
 
 def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int = 1000, eta: float = 0.0,
-                 batch: int = 256, seed: int = 0, device: str | None = None, progress: bool = True) -> np.ndarray:
+                 batch: int = 256, seed: int | None = None, device: str | None = None,
+                 progress: bool = True) -> np.ndarray:
     """``n`` samples of the model at ``model`` (any folder :func:`mem2gen.models.load_model` reads) into
-    one memory-mappable .npy, shard by shard (resumable)."""
+    one memory-mappable .npy, shard by shard (resumable). Without a ``seed`` it is derived from the
+    output's file name, so that S_eval and S' sampled into two files differ (the same seed would give
+    the same samples, and every sample would find itself in S')."""
     from .files import run_lock
     from .models import check_device, load_model
     from .sample import generate
@@ -193,6 +197,10 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int =
     check(n >= 1, "the number of samples must be at least 1")
     from .config import check_sampling
 
+    if seed is None:
+        import zlib
+
+        seed = zlib.crc32(out.name.encode())
     check(seed >= 0, "the seed must be a whole number >= 0")
     check_sampling(sampler, steps, eta, batch)
     check_device(device)
