@@ -75,7 +75,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     syn = as_samples(arrays["synthetic"], name="synthetic") if synthetic_path else ev
     tr = as_samples(arrays["train"], name="train")
     off = None
-    if checks and distance != "features" and ev.ndim == 4 and min(ev.shape[2:]) >= 4:
+    if checks and distance != "features" and ev.ndim == 4 and min(ev.shape[2:]) >= 4 and len(ev) >= 2 and len(tr) >= 4:
         from .calibrate import off_manifold
         from .quality import quality, train_features
 
