@@ -86,10 +86,44 @@ def test_model_round_trip_and_diffusers_layout(tmp_path):
         save_model(m.eval(), tmp_path / name)
         back = load_model(tmp_path / name)
         torch.testing.assert_close(back(x, t), m(x, t))
-    from diffusers import UNet2DModel
+    from diffusers import DDPMPipeline, UNet2DModel
 
-    assert isinstance(UNet2DModel.from_pretrained(tmp_path / "u"), UNet2DModel)
-    assert (tmp_path / "u" / "diffusion_pytorch_model.safetensors").exists()
+    pipe = DDPMPipeline.from_pretrained(tmp_path / "u")  # a full pipeline folder, as diffusers saves one
+    assert isinstance(pipe.unet, UNet2DModel) and pipe.scheduler.config.beta_schedule == "linear"
+    assert (tmp_path / "u" / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    torch.testing.assert_close(pipe.unet(x, t).sample, unet(x, t))
+
+
+def test_foreign_diffusers_models_refused_or_loaded(tmp_path, monkeypatch):
+    """A cosine-schedule or v-prediction pipeline and a class-conditional U-Net are refused (mem2gen would
+    sample them wrongly); a Hub id is read from the local cache only, offline."""
+    import json
+
+    from diffusers import DDPMPipeline, DDPMScheduler
+
+    from mem2gen import Mem2genError
+
+    unet = build_model(ModelSpec(kind="unet", arch="digits-small"), (1, 8, 8)).unet
+    for name, kw in (("cos", {"beta_schedule": "squaredcos_cap_v2"}), ("v", {"prediction_type": "v_prediction"})):
+        DDPMPipeline(unet=unet, scheduler=DDPMScheduler(**kw)).save_pretrained(tmp_path / name)
+        with pytest.raises(Mem2genError, match="another noise process"):
+            load_model(tmp_path / name)
+    unet.save_pretrained(tmp_path / "cond")
+    conf = json.loads((tmp_path / "cond" / "config.json").read_text())
+    (tmp_path / "cond" / "config.json").write_text(json.dumps({**conf, "num_class_embeds": 10}))
+    with pytest.raises(Mem2genError, match="class-conditional"):
+        load_model(tmp_path / "cond")
+    # a Hub id: refused with how to get it when not cached; read from a cache laid out as huggingface_hub's
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    with pytest.raises(Mem2genError, match="huggingface-cli download someone/tiny-ddpm"):
+        load_model("someone/tiny-ddpm")
+    snap = cache / "models--someone--tiny-ddpm" / "snapshots" / "abc123"
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler()).save_pretrained(snap)
+    (cache / "models--someone--tiny-ddpm" / "refs").mkdir()
+    (cache / "models--someone--tiny-ddpm" / "refs" / "main").write_text("abc123")
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 700])
+    torch.testing.assert_close(load_model("someone/tiny-ddpm")(x, t), unet(x, t).sample)
 
 
 def test_spec_rejects_wrong_shape():

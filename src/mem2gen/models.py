@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -165,8 +166,9 @@ def model_from_config(cfg: dict) -> nn.Module:
 
 
 def save_model(model: nn.Module, path, *, meta: dict | None = None) -> None:
-    """Weights as safetensors plus ``mem2gen.json`` (the model's configuration and ``meta``);
-    a U-Net in diffusers' ``save_pretrained`` layout (loadable by diffusers as is)."""
+    """Weights as safetensors plus ``mem2gen.json`` (the model's configuration and ``meta``); a U-Net as
+    a diffusers ``DDPMPipeline`` folder (``unet/``, ``scheduler/``, ``model_index.json``) that
+    ``DDPMPipeline.from_pretrained`` opens as is."""
     from safetensors.torch import save_file
 
     from .files import write_json
@@ -174,8 +176,13 @@ def save_model(model: nn.Module, path, *, meta: dict | None = None) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = model_config(model)
-    if isinstance(model, UNet):
-        model.unet.save_pretrained(path, safe_serialization=True)
+    if isinstance(model, UNet):  # a full DDPMPipeline folder: diffusers opens it as is
+        from diffusers import DDPMPipeline
+
+        from .diffusion import Schedule
+
+        DDPMPipeline(unet=model.unet, scheduler=Schedule().scheduler("ddpm")).save_pretrained(
+            path, safe_serialization=True)
     else:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(path / "model.safetensors"))
@@ -188,6 +195,8 @@ def load_model(path, *, device=None) -> nn.Module:
     the configuration it stores), or any diffusers ``UNet2DModel`` folder (also a ``DDPMPipeline``
     folder with ``unet/``). Never unpickles code."""
     path = Path(path)
+    if not path.exists() and _HUB_ID.fullmatch(str(path)):
+        path = hub_folder(str(path))
     check(path.exists(), f"{path}: no such model folder or checkpoint")
     if path.is_dir() and not (path / "mem2gen.json").exists() and (path / "model" / "mem2gen.json").exists():
         path = path / "model"
@@ -205,12 +214,62 @@ def load_model(path, *, device=None) -> nn.Module:
             sub = "unet" if (path / "unet" / "config.json").exists() else None
             check((path / (sub or "") / "config.json").exists(),
                   f"{path}: neither a mem2gen model nor a diffusers UNet2DModel folder")
-            model = UNet(UNet2DModel.from_pretrained(path, subfolder=sub, use_safetensors=None))
+            check_diffusers_model(path, sub)
+            from diffusers.utils import logging as dlog
+
+            level = dlog.get_verbosity()
+            dlog.set_verbosity_error()  # no notices about optional packages on every load
+            try:
+                model = UNet(UNet2DModel.from_pretrained(path, subfolder=sub, use_safetensors=None))
+            finally:
+                dlog.set_verbosity(level)
     except Mem2genError:
         raise
     except Exception as e:  # noqa: BLE001 - corrupt or foreign files are a user error
         raise Mem2genError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     return model.to(device or "cpu").eval()
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# the process mem2gen samples with (mem2gen.diffusion.Schedule); diffusers' defaults where a config is silent
+_PAPER_SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear",
+                    "prediction_type": "epsilon"}
+
+
+def hub_folder(repo_id: str) -> Path:
+    """The local folder of a Hugging Face Hub model from the local cache (``HF_HUB_CACHE`` or the default
+    one); nothing is downloaded: mem2gen runs offline."""
+    import os
+
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE")))
+    except Exception as e:  # noqa: BLE001 - not cached (huggingface_hub's own error types vary by version)
+        raise Mem2genError(
+            f"{repo_id} is not a folder here, and as a Hub id it is not in the local Hugging Face cache "
+            f"({type(e).__name__}). mem2gen does not download: on a machine with internet run "
+            f"`huggingface-cli download {repo_id}` and copy the cache (~/.cache/huggingface/hub, or set "
+            "HF_HUB_CACHE), or pass the model's folder") from None
+
+
+def check_diffusers_model(path: Path, sub: str | None) -> None:
+    """Refuse, before loading, a diffusers model mem2gen would sample wrongly: not an unconditional
+    ``UNet2DModel``, or trained with another noise process than the paper's (its scheduler config, where
+    the folder has one: linear β from 1e-4 to 0.02, T = 1000, ε-prediction)."""
+    conf = json.loads((path / (sub or "") / "config.json").read_text())
+    cls = conf.get("_class_name", "UNet2DModel")
+    check(cls == "UNet2DModel", f"{path} holds a {cls}; mem2gen samples unconditional DDPMs (a UNet2DModel)")
+    check(conf.get("num_class_embeds") is None and conf.get("class_embed_type") is None,
+          f"{path} is a class-conditional UNet2DModel; mem2gen samples unconditional models only")
+    for f in (path / "scheduler" / "scheduler_config.json", path / "scheduler_config.json"):
+        if f.exists():
+            sched = json.loads(f.read_text())
+            diff = [f"{k}={sched[k]!r}" for k, v in _PAPER_SCHEDULER.items()
+                    if k in sched and (sched[k] != v if isinstance(v, str) else not math.isclose(sched[k], v))]
+            check(not diff, f"{path} was trained with another noise process ({', '.join(diff)}); mem2gen samples with "
+                            "the paper's (linear beta 1e-4..0.02, T = 1000, epsilon), so its samples would be wrong")
+            break
 
 
 def _load_checkpoint(path: Path) -> nn.Module:
