@@ -69,6 +69,7 @@ def test_dynamics_rows_and_resume_after_a_kill(tiny_run, tmp_path):
         assert r["train_loss"] > 0 and (r["heldout_loss"] is None) == (r["K"] == 1797)
         assert 0 <= r["null_spurious"] <= 1 and r["significant_spurious"] in (0, 1)  # the null at that K
         assert r["excess_spurious"] == pytest.approx(r["frac_spurious"] - r["null_spurious"])
+        assert 0 <= r["off_manifold"] <= 1
     run = Run(tiny_run)
     # the last step's record uses the finished model: its train loss differs from the first snapshot's
     k2 = [r for r in rows if r["K"] == 8]

@@ -4,7 +4,8 @@ A phase diagram is one slice of a (K, training time) map: memorization sets in a
 grows with K, while the held-out loss is lowest at a time τ_gen that hardly does (Bonnaire et al.
 2025, arXiv 2505.17638). For every point and every saved snapshot (``train.save_steps``, plus the
 finished model) this module draws a smaller S_eval and S', applies the paper's rule (eqs 4-6, the
-run's distance and thresholds) and measures the denoising loss on S_K and on held-out items:
+run's distance and thresholds) and measures the denoising loss on S_K and on held-out items, and how many samples are off-manifold
+(:func:`mem2gen.calibrate.off_manifold`):
 
     runs/<name>/points/K=<k>/dynamics/step-<s>.json   one (K, step), written atomically (resume unit)
                 dynamics.json                          the settings, τ's and the power-law fit
@@ -66,7 +67,7 @@ class DynamicsConfig:
     def measure(self) -> dict:
         """The settings that change a (K, step) record (the rest only change the analysis)."""
         return {k: getattr(self, k) for k in ("n_eval", "synthetic_cap", "loss_items", "loss_draws",
-                                              "bootstrap_iterations")}
+                                              "bootstrap_iterations")} | {"record": 2}  # 2: with off-manifold
 
 
 # --- one (K, step) --------------------------------------------------------------------------------
@@ -160,6 +161,13 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     row["train_loss"] = denoising_loss(model, items, draws=settings.loss_draws, seed=loss_seed, device=device)
     row["heldout_loss"] = (None if other is None or not len(other) else
                            denoising_loss(model, other, draws=settings.loss_draws, seed=loss_seed, device=device))
+    from .calibrate import off_manifold
+
+    off = off_manifold(ev, train, other if other is not None and len(other) >= 2 else None, distance=cfg.distance,
+                       device=device)["off"]
+    row["off_manifold"] = float(off.mean())  # noise is "generalized" by eq 6: how much of it is unlike real data
+    gen = c.labels == LABELS.index("generalized")
+    row["generalized_off_manifold"] = float(off[gen].mean()) if gen.any() else None
     row["seconds"] = round(time.perf_counter() - t0, 2)
     return row
 

@@ -449,6 +449,11 @@ def dynamics_figure(rows: list, analysis: dict, path, *, title: str = "") -> Non
         if name == "spurious" and sig:
             ax.plot(*zip(*sig), "+", color="c", ms=7, mew=1.5, label="above the null (95%)")
             ax.legend(fontsize=7, loc="lower right")
+        noise = [(r["K"], r["step"]) for r in rows if (r.get("generalized_off_manifold") or 0) > 0.5
+                 and r["frac_generalized"] >= 0.1]
+        if name == "generalized" and noise:
+            ax.plot(*zip(*noise), "x", color="c", ms=6, mew=1.5, label="most of them off-manifold")
+            ax.legend(fontsize=7, loc="lower right")
         if name == "memorized" and tau:
             ax.legend(fontsize=7, loc="lower right")
     ax = axes.flat[3]
