@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import brute_knn
-from mem2gen.embed import FeatureSpace
+from mem2gen.embed import FeatureSpace, PixelSpace
 from mem2gen.neighbors import nearest
 
 
@@ -78,3 +78,25 @@ def test_cosine_features(rng):
     # cosine ignores the vectors' lengths
     scaled = nearest(a * 3.0, b * np.linspace(0.1, 5, 50)[:, None], 3, space=FeatureSpace(metric="cosine"))
     np.testing.assert_array_equal(scaled.indices, nb.indices)
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_uint8_integer_path_is_exact_with_ties_and_duplicates(exclude):
+    """uint8 pixels take the integer path: the same neighbours as a float64 brute force on the raw
+    values (ties by the lower index), and exactly its squared distances (in [-1, 1] units: /127.5)."""
+    from mem2gen.neighbors import integer_ok
+
+    rng = np.random.default_rng(3)
+    ref = rng.integers(0, 256, (700, 1, 7, 7), dtype=np.uint8)
+    ref[100:130] = ref[5]  # 31 exact duplicates: ties far beyond k + margin
+    ref[200] = ref[7]
+    q = ref[:60].copy() if exclude else np.concatenate([ref[:20], rng.integers(0, 256, (40, 1, 7, 7), dtype=np.uint8)])
+    assert integer_ok(PixelSpace(), q, ref, "cpu")
+    got = nearest(q, ref, 5, exclude_self=exclude, chunk=128, batch=32)
+    d = ((q.reshape(len(q), 1, -1).astype(np.int64) - ref.reshape(1, len(ref), -1)) ** 2).sum(-1)
+    if exclude:
+        d[np.arange(len(q)), np.arange(len(q))] = np.iinfo(np.int64).max
+    order = np.argsort(d, axis=1, kind="stable")[:, :5]
+    assert np.array_equal(got.indices, order)
+    assert np.array_equal(got.distances, np.sqrt(np.take_along_axis(d, order, 1).astype(np.float64)) / 127.5)
+    assert got.refined >= 1  # the query with 31 duplicate neighbours was redone in full
