@@ -257,10 +257,13 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     nt = nearest(ev, tr, k, desc="train", **common)
     ns = nearest(ev, syn, k, exclude_self=loo, desc="synthetic", **common)
     shared = 0
-    if not loo and np.any(ns.distances[:, 0] == 0):
+    d_t = space.scale * nt.distances ** space.power
+    memorized = label(d_t[:, 0], d_t[:, 1], np.ones(len(d_t)), delta_m=delta_m, delta_s=delta_s, rule=rule)[0] == MEMORIZED
+    same = (ns.distances[:, 0] == 0) & ~memorized
+    if not loo and same.any():
         # an exact copy of a sample in S' is that sample itself (the same seed, or S' holding S_eval): it must
-        # not count as its neighbour, so leave it out, as leave-one-out does
-        same = ns.distances[:, 0] == 0
+        # not count as its neighbour, so leave it out, as leave-one-out does. (Memorized samples are left
+        # alone: two copies of one training item are memorized whatever S' holds.)
         shared = int(same.sum())
         self_ids = np.where(same, ns.indices[:, 0], -1)
         ns = nearest(ev, syn, k, self_ids=self_ids, desc="synthetic", **common)
