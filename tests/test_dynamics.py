@@ -189,3 +189,20 @@ def test_capacity_shift_known_answers():
     same = capacity_shift(a, np.where(np.arange(100) % 2, 32.0, 64.0))
     assert not same["significant"] and same["ci95"] == [0.0, 1.0]
     assert capacity_shift(a, np.full(100, np.nan))["log2_ratio"] is None
+
+
+def test_fraction_shifts_known_answers():
+    from mem2gen.compare import fraction_shifts
+
+    def rows(counts):
+        return [{"K": k, **{f"count_{n}": c for n, c in zip(("memorized", "spurious", "generalized"), cs)}}
+                for k, cs in counts.items()]
+
+    ref = ("ref", rows({8: (90, 5, 5), 32: (50, 0, 50)}))
+    other = ("other", rows({8: (50, 5, 45), 32: (50, 0, 50), 64: (0, 0, 100)}))
+    out = fraction_shifts([ref, other], iterations=500)
+    assert [r["K"] for r in out] == [8, 32]  # only the sizes both have
+    k8, k32 = out
+    assert k8["memorized_change"] == pytest.approx(-0.4) and k8["memorized_significant"] == 1
+    assert k8["spurious_change"] == 0 and k8["spurious_significant"] == 0
+    assert all(k32[f"{n}_significant"] == 0 for n in ("memorized", "spurious", "generalized"))

@@ -1,6 +1,6 @@
 """Comparing sweeps that differ in one knob (an intervention: dropout, weight decay, width, training
-steps, data noise, EMA decay, learning rate): their phase curves overlaid, and MC, SC, GC with
-bootstrap intervals and whether each moved.
+steps, data noise, EMA decay, learning rate): their phase curves overlaid, MC, SC, GC with bootstrap
+intervals and whether each moved, and per K the change of each fraction with its interval.
 
 A shift is the median of log2(capacity / reference capacity) over paired bootstrap draws of the two
 runs (each run's labels resampled on their own, :func:`mem2gen.stats.capacity_draws`); it is
@@ -87,17 +87,46 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
             s = capacity_shift(draws[0][key], dr[key])
             row |= {f"{key}_shift_log2": s["log2_ratio"], f"{key}_shift_lo95": s["ci95"][0] if s["ci95"] else None,
                     f"{key}_shift_hi95": s["ci95"][1] if s["ci95"] else None, f"{key}_shift_significant": int(s["significant"])}
+    by_k = fraction_shifts(curves, iterations=iterations)
     out.mkdir(parents=True, exist_ok=True)
+    if by_k:
+        fk = list(by_k[0])
+        write_text(out / "compare_fractions.csv", ",".join(fk) + "\n" + "".join(
+            ",".join(str(r[k]).replace(",", ";") for k in fk) + "\n" for r in by_k))
     keys = list(table[0])
     write_text(out / "compare.csv", ",".join(keys) + "\n" + "".join(
         ",".join("" if r[k] is None else str(r[k]).replace(",", ";") for k in keys) + "\n" for r in table))
-    write_json(out / "compare.json", {"reference": str(runs[0].path), "iterations": iterations, "runs": table})
+    write_json(out / "compare.json", {"reference": str(runs[0].path), "iterations": iterations, "runs": table,
+                                      "fractions": by_k})
     compare_figure(curves, out / "compare.png")
-    echo(format_compare(table))
-    return {"runs": table, "out": out}
+    echo(format_compare(table, by_k))
+    return {"runs": table, "fractions": by_k, "out": out}
 
 
-def format_compare(table: list[dict]) -> str:
+def fraction_shifts(curves: list, *, iterations: int = 2000) -> list[dict]:
+    """Per run and per K it shares with the reference: the change of each fraction (run − reference)
+    with a 95% bootstrap interval (both sides' labels resampled, :func:`mem2gen.calibrate.excess`)."""
+    from .calibrate import excess
+
+    ref = {r["K"]: r for r in curves[0][1]}
+    out = []
+    for label, rows in curves[1:]:
+        for r in rows:
+            if r["K"] not in ref:
+                continue
+            a = [r[f"count_{n}"] for n in LABELS]
+            b = [ref[r["K"]][f"count_{n}"] for n in LABELS]
+            row = {"label": label, "K": r["K"]}
+            for name in LABELS:
+                e = excess(a, b, name=name, iterations=iterations, seed=r["K"])
+                row |= {f"{name}_change": round(e["excess"], 4), f"{name}_lo95": round(e["ci95"][0], 4),
+                        f"{name}_hi95": round(e["ci95"][1], 4),
+                        f"{name}_significant": int(e["ci95"][0] > 0 or e["ci95"][1] < 0)}
+            out.append(row)
+    return out
+
+
+def format_compare(table: list[dict], by_k: list[dict] = ()) -> str:
     def cap(r, key):
         if r[key] is None:
             return "undetermined"
@@ -109,4 +138,11 @@ def format_compare(table: list[dict]) -> str:
     lines = [f"{'run':<{width}}  " + "  ".join(f"{k + ' [95%]':>20}" for k in CAPS)]
     lines += [f"{r['label']:<{width}}  " + "  ".join(f"{cap(r, k):>20}" for k in CAPS) for r in table]
     lines.append("* moved against the reference: the 95% interval of log2(capacity ratio) excludes 0")
+    for label in dict.fromkeys(r["label"] for r in by_k):
+        rows = [r for r in by_k if r["label"] == label]
+        cells = []
+        for name in ("memorized", "spurious"):
+            sig = [f"K={r['K']} {r[f'{name}_change']:+.3f}" for r in rows if r[f"{name}_significant"]]
+            cells.append(f"{name} {', '.join(sig) if sig else 'unchanged'}")
+        lines.append(f"{label}: fractions that moved (95%): " + "; ".join(cells))
     return "\n".join(lines)
