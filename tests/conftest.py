@@ -25,3 +25,13 @@ def brute_knn(q, r, k, exclude_self=False):
         np.fill_diagonal(d, np.inf)
     i = np.argsort(d, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(d, i, 1), i
+
+
+def finished_sweep(tmp_path_factory, name: str, settings: dict):
+    """A sweep run to the end in a fresh folder (for module-scoped fixtures): its path."""
+    from mem2gen.config import SweepConfig
+    from mem2gen.sweep import run_sweep
+
+    d = tmp_path_factory.mktemp(name) / "run"
+    run_sweep(SweepConfig.from_dict(settings), d, progress=False, echo=lambda *a: None)
+    return d

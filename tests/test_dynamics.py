@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import cli
+from conftest import cli, finished_sweep
 from mem2gen import Mem2genError
 from mem2gen.compare import compare
 from mem2gen.config import SweepConfig, dynamics_steps, parse_grid
@@ -23,9 +23,7 @@ quiet = dict(progress=False, echo=lambda *a: None)
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dyn") / "run"
-    run_sweep(SweepConfig.from_dict(TINY), d, **quiet)
-    return d
+    return finished_sweep(tmp_path_factory, "dyn", TINY)
 
 
 def test_crossing_interpolates_in_log_step():

@@ -11,7 +11,7 @@ import click
 import numpy as np
 import pytest
 
-from conftest import cli
+from conftest import cli, finished_sweep
 from test_cli import ALL
 from mem2gen import Mem2genError
 from mem2gen.cli import Numbers, Ratio
@@ -27,9 +27,7 @@ quiet = dict(progress=False, echo=lambda *a: None)
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rel") / "run"
-    run_sweep(SweepConfig.from_dict(TINY), d, **quiet)
-    return d
+    return finished_sweep(tmp_path_factory, "rel", TINY)
 
 
 def copy_run(src, dst):
