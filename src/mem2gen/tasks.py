@@ -85,7 +85,10 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                                  **{name: float(off["off"][res.labels == j].mean()) if (res.labels == j).any() else None
                                     for j, name in enumerate(("memorized", "spurious", "generalized"))}}
         extra["quality"] = {**quality(ev, tr, train_features(tr, seed=seed), seed=seed), "reference": "S"}
-    with staged_dir(out, overwrite=overwrite, inputs=paths.values()) as stage:  # feature vectors: no grid
+    from .files import run_lock
+
+    with run_lock(Path(out).resolve().parent, command="mem2gen classify", name=Path(out).name + ".lock"), \
+            staged_dir(out, overwrite=overwrite, inputs=paths.values()) as stage:  # feature vectors: no grid
         files = write_classification(stage, res, ev, tr, syn, boot=boot, extra=extra,
                                      grid=grid and distance != "features")
         if off is not None:
