@@ -76,3 +76,14 @@ def test_library_rule_defaults_agree_with_cli(tmp_path):
     x = np.random.default_rng(0).uniform(-1, 1, (30, 4)).astype(np.float32)
     res = classify(x[:10], x[10:], distance="features", rule="absolute")
     assert (res.delta_m, res.delta_s) == (0.03, 0.02)
+
+
+def test_config_reference_is_current():
+    """docs/config.md documents every sweep config key: it is describe()'s output, regenerated."""
+    from pathlib import Path
+
+    from mem2gen.config import describe
+
+    text = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
+    assert text.endswith(describe()), "regenerate docs/config.md from mem2gen.config.describe()"
+    assert all(f"`{k}`" in text for k in ("sizes", "train.batching", "model.dropout", "quality_check"))

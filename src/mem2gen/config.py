@@ -51,7 +51,7 @@ class ModelSpec:
     or 'optimal' (the exact ε-model of the training set: the ideal memorizer, nothing to train).
     :func:`mem2gen.models.build_model` builds it."""
 
-    kind: str = "mlp"
+    kind: str = "mlp"  # mlp, unet or optimal (the exact denoiser of S_K: nothing to train)
     arch: str = "digits-small"  # U-Net architecture (kind 'unet')
     width: float = 1.0  # scales the U-Net's base channels or the MLP's hidden width
     hidden: int = 512  # MLP
@@ -72,18 +72,17 @@ class ModelSpec:
 class TrainConfig:
     """The training loop (paper App. B.3: Adam lr 2e-4, batch 128, clipping 1.0, EMA 0.9999)."""
 
-    steps: int = 2000
-    batch: int = 128
-    lr: float = 2e-4
-    grad_clip: float = 1.0
-    ema_decay: float = 0.9999
+    steps: int = 2000  # optimizer steps per model
+    batch: int = 128  # items per step (see batching)
+    lr: float = 2e-4  # Adam's learning rate
+    grad_clip: float = 1.0  # gradient-norm clipping (0: none)
+    ema_decay: float = 0.9999  # decay of the weights' moving average that is sampled
     ema_warmup: bool = True  # decay_t = min(decay, (1 + t) / (10 + t)): short runs still get a sensible EMA
-    seed: int = 0
-    checkpoint_every: int = 500
+    seed: int = 0  # the sweep sets each point's from (seed, K)
+    checkpoint_every: int = 500  # steps between resumable checkpoints (does not change results)
     save_steps: tuple = ()  # keep EMA snapshots at these steps (read by `mem2gen dynamics`)
     bf16: bool = True  # bf16 autocast on CUDA; False: fp32 (with TF32 matmuls, as the authors train)
-    batching: str = "sample"  # "sample": each step draws `batch` items with replacement; "epochs": the
-    #                           authors' loader, batches of min(batch, K) from a reshuffled epoch, last partial dropped
+    batching: str = "sample"  # sample: `batch` draws with replacement; epochs: the authors' (min(batch, K), drop_last)
     weight_decay: float = 0.0  # > 0: AdamW's decoupled weight decay (an intervention; the paper uses none)
     data_noise: float = 0.0  # > 0: Gaussian noise of this std added to each training image in [-1, 1] (augmentation)
 
@@ -105,7 +104,7 @@ class TrainConfig:
 class SweepConfig:
     """Everything a sweep depends on; a run directory belongs to exactly one of these."""
 
-    name: str = "quick"
+    name: str = "quick"  # the run's name: its default folder is runs/<name>
     data: str = "digits"  # a dataset spec: digits, mnist5k, mnist:DIR, cifar10:DIR, folder:DIR, FILE.npy
     image_size: int | None = None  # resize folder/LSUN images to this size
     sizes: object = (2, 8, 32, 128, 512, 1797)  # a list, {"doubling": start} or {"paper": dataset}
@@ -115,17 +114,17 @@ class SweepConfig:
     model: ModelSpec = ModelSpec(kind="mlp", hidden=512, depth=3)
     train: TrainConfig = TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500)
     sampler: str = "ddpm"  # ancestral, as the paper; DDIM-50 finds far less memorization (BENCHMARKS.md)
-    sample_steps: int = 250
+    sample_steps: int = 250  # sampler steps (DDPM at most T = 1000; the paper: DDPM-1000)
     eta: float = 0.0  # DDIM only
-    sample_batch: int = 512
+    sample_batch: int = 512  # samples per shard (each shard has its own seed: changing it changes the samples)
     n_eval: int = 500  # |S_eval|
     synthetic_factor: int = 4  # |S'| = factor·K (paper: 4 greyscale, 16 colour)
     synthetic_cap: int | None = None  # at most this many synthetic samples per point
-    distance: str = "l2"
-    delta_m: float = 1 / 3
-    delta_s: float = 0.28
+    distance: str = "l2"  # l2 (pixels in [-1, 1]) or lpips
+    delta_m: float = 1 / 3  # memorization threshold δm (eq 4)
+    delta_s: float = 0.28  # spurious threshold δs (eq 5; the dataset's, Table 3)
     capacity_tol: float = 0.05  # ε of eqs 1-3
-    bootstrap_iterations: int = 10_000
+    bootstrap_iterations: int = 10_000  # multinomial resamplings for the error bars (App. B.1)
     null_calibration: bool = True  # also apply the rule to held-out real data at each K (SPEC §8)
     manifold_check: bool = True  # flag samples farther from all real data than real items are (off-manifold)
     quality_check: bool = True  # FD and KID of S_eval against real data in a dataset-trained feature space
@@ -314,6 +313,33 @@ def parse_grid(grid) -> tuple[str, list]:
     check(len(values) >= 1 and len(set(map(str, values))) == len(values), f"grid {key}: give distinct values")
     check(key not in ("name", "device", "sizes"), f"grid over {key!r}: choose a setting of the model, training or rule")
     return str(key), values
+
+
+def describe() -> str:
+    """Every key of a sweep config (YAML/JSON or ``--config``) as Markdown: its default (the ``quick``
+    preset's where it differs) and its meaning, read from the comments on the dataclass fields. The
+    README's config reference is this text (a test keeps them equal)."""
+    import inspect
+    import re
+
+    quick = SWEEP_PRESETS["quick"].to_dict()
+    out = ["| key | default | quick preset | meaning |", "|---|---|---|---|"]
+    for cls, prefix in ((SweepConfig, ""), (ModelSpec, "model."), (TrainConfig, "train.")):
+        comments = {}
+        for line in inspect.getsource(cls).splitlines():
+            m = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.*)$", line)
+            if m:
+                comments[m.group(1)] = m.group(2).strip()
+        base = cls()
+        for f in dataclasses.fields(cls):
+            if f.name in ("model", "train") and prefix == "":
+                continue
+            default = getattr(base, f.name)
+            q = quick[f.name] if not prefix else quick[prefix[:-1]][f.name]
+            show = lambda v: json.dumps(list(v) if isinstance(v, tuple) else v)  # noqa: E731
+            out.append(f"| `{prefix}{f.name}` | `{show(default)}` | {'' if show(q) == show(default) else f'`{show(q)}`'} "
+                       f"| {comments.get(f.name, '').replace('|', chr(92) + '|')} |")
+    return "\n".join(out) + "\n"
 
 
 def load_config(preset: str | None = None, file=None, overrides: dict | None = None) -> SweepConfig:
