@@ -110,3 +110,18 @@ def test_bad_sets(example):
     for args, msg in cases:
         with pytest.raises(Mem2genError, match=msg):
             classify(*args)
+
+
+def test_to_frame_matches_the_classification():
+    pd = pytest.importorskip("pandas")
+    from mem2gen import classify
+
+    rng = np.random.default_rng(0)
+    tr = rng.uniform(-1, 1, (30, 4)).astype(np.float32)
+    ev = np.concatenate([tr[:5] + 1e-3, rng.uniform(-1, 1, (10, 4)).astype(np.float32)])
+    res = classify(ev, tr, distance="features")
+    df = res.to_frame()
+    assert isinstance(df, pd.DataFrame) and len(df) == 15
+    assert list(df["label"]) == list(res.label_names()) and (df["label"][:5] == "memorized").all()
+    assert np.array_equal(df["d_train1"].to_numpy(), res.d_train[:, 0])
+    assert np.array_equal(df["syn_nn1"].to_numpy(), res.i_syn[:, 0])

@@ -116,6 +116,8 @@ def test_loads_plain_diffusers_unet_and_pipeline_dirs(tmp_path):
 def test_snapshots_at_chosen_steps(tmp_path):
     cfg = TrainConfig(steps=12, batch=8, save_steps=log_spaced_steps(12, 4))
     train(tiny(), digits()[:16], cfg, tmp_path, progress=False)
+    lines = (tmp_path / "losses.csv").read_text().splitlines()  # the loss log, one row per 50 steps (and the last)
+    assert lines[0] == "step,loss" and lines[-1].startswith("12,")
     saved = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "snapshots").iterdir())
     assert saved == list(cfg.save_steps) and saved[0] == 1 and saved[-1] == 12
     last = load_model(tmp_path / "snapshots" / "step-12")

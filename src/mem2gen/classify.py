@@ -91,6 +91,20 @@ class Classification:
     def label_names(self) -> np.ndarray:
         return np.asarray(LABELS)[self.labels]
 
+    def to_frame(self):
+        """One row per evaluation sample as a pandas DataFrame (pandas must be installed): the label, the
+        rule's distances and ratios, and the nearest neighbours' indices in S and S'."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise Mem2genError("to_frame needs pandas: pip install pandas") from None
+        cols = {"label": self.label_names(), "ratio_m": self.ratio_m, "ratio_s": self.ratio_s}
+        cols |= {f"d_train{j + 1}": self.d_train[:, j] for j in range(self.d_train.shape[1])}
+        cols |= {f"d_syn{j + 1}": self.d_syn[:, j] for j in range(self.d_syn.shape[1])}
+        cols |= {f"train_nn{j + 1}": self.i_train[:, j] for j in range(self.i_train.shape[1])}
+        cols |= {f"syn_nn{j + 1}": self.i_syn[:, j] for j in range(self.i_syn.shape[1])}
+        return pd.DataFrame(cols)
+
     def write_csv(self, path) -> None:
         """One row per evaluation sample: label, the distances the rule uses, both ratios, then all k
         distances and neighbour indices in S and S' (floats written exactly: they read back bit for bit)."""

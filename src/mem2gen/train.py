@@ -180,6 +180,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     bar.close()
     seconds = time.perf_counter() - t0
     if out and step == cfg.steps:
+        from .files import write_text
+
+        write_text(out / "losses.csv", "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in losses))  # mean of 50 steps
         save_model(ema, out / "model", meta={"step": step, "losses": losses, "train_config": asdict(cfg),
                                               "seconds": round(seconds, 2), **(meta or {})})
     return TrainResult(ema, step, losses, seconds)
