@@ -28,6 +28,8 @@ bench: venv
 	$(BIN)/python benchmarks/bench_neighbors.py
 	$(BIN)/python benchmarks/bench_lpips.py
 	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_int8.py
+	$(BIN)/python benchmarks/bench_threads.py
 
 clean:
 	rm -rf $(VENV) runs
