@@ -40,7 +40,7 @@ def check_fields(obj, prefix: str = "") -> None:
         check(ok, f"{prefix}{f.name} = {v!r}: expected {' or '.join(parts)}")
         if isinstance(v, float):
             check(math.isfinite(v), f"{prefix}{f.name} = {v}: must be a finite number")
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")  # diffusers' DDPM, DDIM, DPM-Solver++ (2M) and its SDE form
 MODEL_KINDS = ("mlp", "unet", "optimal")
 BATCHING = ("sample", "epochs")
 
@@ -229,7 +229,7 @@ def check_sampling(sampler: str, steps, eta, batch) -> None:
 
     check(sampler in SAMPLERS, f"sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
     check(isinstance(steps, int) and steps >= 1, f"sampling steps {steps!r} must be a whole number >= 1")
-    check(sampler == "ddim" or steps <= 1000, "ddpm sampling steps must be at most T = 1000")
+    check(steps <= 1000, "sampling steps must be at most T = 1000")
     check(isinstance(eta, (int, float)) and math.isfinite(eta) and 0 <= eta <= 1,
           f"eta = {eta} must lie in [0, 1] (DDIM: 0 deterministic, 1 DDPM-like)")
     check(isinstance(batch, int) and batch >= 1, f"sampling batch {batch!r} must be a whole number >= 1")

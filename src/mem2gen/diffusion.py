@@ -1,7 +1,8 @@
 """DDPM (Ho et al. 2020; paper App. B.3): linear β from 1e-4 to 2e-2, T = 1000, ε-prediction.
 
-Samplers are diffusers' DDPM (ancestral, the paper's, 1000 steps) and DDIM (n steps, η) schedulers
-driven over any ε-model ``model(x, t) -> ε``. The empirical optimal denoiser of a finite training
+Samplers are diffusers' DDPM (ancestral, the paper's, 1000 steps), DDIM (n steps, η) and DPM-Solver++
+(2M, deterministic ``dpm++``, or its SDE form ``dpm++sde``) schedulers driven over any ε-model
+``model(x, t) -> ε``. The empirical optimal denoiser of a finite training
 set (SPEC §6) is an ε-model that needs no training and can only reproduce training points.
 """
 from __future__ import annotations
@@ -37,9 +38,16 @@ class Schedule:
         from diffusers import DDIMScheduler, DDPMScheduler
 
         kw = dict(num_train_timesteps=self.T, beta_start=self.beta_start, beta_end=self.beta_end,
-                  beta_schedule="linear", clip_sample=True, prediction_type="epsilon")
-        check(sampler in ("ddpm", "ddim"), f"unknown sampler {sampler!r}; use ddpm or ddim")
-        return DDPMScheduler(**kw) if sampler == "ddpm" else DDIMScheduler(**kw, set_alpha_to_one=True)
+                  beta_schedule="linear", prediction_type="epsilon")
+        check(sampler in ("ddpm", "ddim", "dpm++", "dpm++sde"), f"unknown sampler {sampler!r}; use ddpm, ddim, "
+                                                                 "dpm++ or dpm++sde")
+        if sampler.startswith("dpm++"):
+            from diffusers import DPMSolverMultistepScheduler
+
+            return DPMSolverMultistepScheduler(**kw, solver_order=2, algorithm_type="dpmsolver++" if sampler == "dpm++"
+                                               else "sde-dpmsolver++", lower_order_final=True)
+        return DDPMScheduler(**kw, clip_sample=True) if sampler == "ddpm" else DDIMScheduler(
+            **kw, clip_sample=True, set_alpha_to_one=True)
 
 
 def noisy(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -59,7 +67,7 @@ def sample(model, shape: tuple, *, schedule: Schedule = Schedule(), sampler: str
            eta: float = 0.0, seed: int = 0, device=None, dtype=torch.float32) -> torch.Tensor:
     """Generate ``shape[0]`` samples; deterministic for a given seed (noise drawn on the CPU)."""
     check(steps >= 1, "sampling steps must be at least 1")
-    check(sampler == "ddim" or steps <= schedule.T, f"ddpm steps must be at most T = {schedule.T}")
+    check(steps <= schedule.T, f"sampling steps must be at most T = {schedule.T}")
     device = torch.device(device or "cpu")
     sched = schedule.scheduler(sampler)
     sched.set_timesteps(steps)
