@@ -174,3 +174,21 @@ def test_bridge_distance_form_for_patterns_of_any_norm():
     ref_n = OptimalDenoiser(yn.reshape(50, 1, 8, 8)).denoise(torch.as_tensor(x).reshape(5, 1, 8, 8),
                                                             torch.full((5,), t)).reshape(5, -1).numpy()
     np.testing.assert_allclose(DenseAM(yn, beta=beta).update(x), ref_n, atol=1e-12)
+
+
+def test_bridge_command_on_the_exact_denoiser(tmp_path_factory, capsys):
+    """A sweep whose model is the exact denoiser of S_K: its learned energy is the DenseAM energy of S_K,
+    so the bridge must find them equal (up to the quadrature of the line integral)."""
+    from conftest import cli, finished_sweep
+
+    run = finished_sweep(tmp_path_factory, "bridge", dict(
+        sizes=[4, 16], n_eval=20, sample_steps=20, sample_batch=32, bootstrap_iterations=50, model={"kind": "optimal"},
+        null_calibration=False, manifold_check=False, quality_check=False))
+    assert cli("memory", "bridge", run, "--n-samples", "12", "--t", "100,300") == 0
+    import csv
+
+    rows = list(csv.DictReader(open(run / "bridge.csv")))
+    assert len(rows) == 4
+    for r in rows:
+        assert float(r["corr"]) > 0.999 and float(r["median_rel_error"]) < 1e-2 and float(r["sign_agreement"]) == 1.0
+    assert cli("memory", "bridge", run, "--t", "0") == 2

@@ -105,7 +105,7 @@ from .run import Run  # noqa: E402
 from .sizes import schedule  # noqa: E402
 from .sweep import report as build_report, sweep as run_sweep  # noqa: E402
 from .toy import run_toy  # noqa: E402
-from .tasks import (calibrate, classify_files, dense_memory, hopfield_capacity, landscape,  # noqa: E402
+from .tasks import (bridge, calibrate, classify_files, dense_memory, hopfield_capacity, landscape,  # noqa: E402
                     planted_demo, sample_model, train_model)
 
 
@@ -471,6 +471,19 @@ def dense(**kw):
         mix = "-" if row["mixture_fixed"] is None else f"{row['mixture_fixed']:.2f}"
         click.echo(f"  beta={row['beta']:<6g} K={row['K']:<6} retrieved {row['retrieved']:.2f}  mixture fixed point {mix}")
     click.echo(f"wrote {kw['out']}/ (results.csv, capacity.csv, dense.png)")
+
+
+@memory.command("bridge")
+@calls(bridge)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@lib_option(bridge, "sizes", "--sizes", type=Numbers(int), help="Sizes K. [default: every classified point]")
+@lib_option(bridge, "ts", "--t", type=Numbers(int), help="Diffusion steps t at which energies are compared.")
+@lib_option(bridge, "n_samples", "--n-samples", type=int, help="Samples of S_eval per point.")
+@lib_option(bridge, "seed", "--seed", type=int)
+def bridge_cmd(**kw):
+    """Eqs 10-13 on a sweep: the learned energy against the DenseAM (exact) energy of each point's S_K."""
+    bridge(**kw, echo=click.echo)
+    click.echo(f"wrote bridge.json per point and {kw['run_dir']}/bridge.csv")
 
 
 def main(argv=None) -> None:

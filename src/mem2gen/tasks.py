@@ -351,10 +351,60 @@ def _calibrate(run, *, sizes, overwrite, echo) -> list[dict]:
     return results
 
 
+def bridge(run_dir, *, sizes: tuple | None = None, ts: tuple = (50, 100, 300), n_samples: int = 100,
+           seed: int = 0, echo=print) -> list[dict]:
+    """Eqs 10-13 measured on a sweep: how close is each point's learned energy to the DenseAM energy of
+    its own training set? For ``n_samples`` samples x of S_eval and training items y (below), the
+    trained model's E_t(x) − E_t(y) (a line integral of its ε, :func:`mem2gen.landscape.relative_energy`;
+    y is x's second-nearest training item, x2 of eq 4, so that a copy of x1 still has a difference)
+    against the same difference of the exact energy of S_K — eq 11, which is the DenseAM energy (eq 10)
+    in its distance form at β(t) = √ᾱ_t/(1 − ᾱ_t) (:meth:`mem2gen.diffusion.OptimalDenoiser.energy`).
+    Per K and t: the correlation, the median relative error and how often the signs agree. Writes
+    ``bridge.json`` per point and ``bridge.csv`` in the run folder."""
+    import torch
+
+    from .diffusion import OptimalDenoiser
+    from .files import run_lock, write_json, write_text
+    from .landscape import relative_energy
+    from .neighbors import nearest
+    from .run import Run
+
+    check(len(ts) > 0 and all(0 < t < 1000 for t in ts), "t values must lie in (0, 1000)")
+    check(n_samples >= 2 and seed >= 0, "n_samples must be at least 2 and the seed >= 0")
+    run = Run(run_dir)
+    rows = []
+    with run_lock(run.path, command="mem2gen memory bridge"):
+        for p in run.classified(sizes, what="compare with the DenseAM energy"):
+            train = p.train_set
+            pick = np.sort(np.random.default_rng([seed, p.k]).permutation(len(p.eval))[:n_samples])
+            x = np.asarray(p.eval[pick], dtype=np.float32)
+            y = np.asarray(train[nearest(x, train, 2).indices[:, 1]], dtype=np.float32)  # x2: a copy of x1 still differs
+            exact = OptimalDenoiser(train)
+            res = {"K": p.k, "n": int(len(x)), "by_t": []}
+            for t in ts:
+                learned = relative_energy(p.model, y, x, int(t))
+                xt, yt = torch.from_numpy(x).double(), torch.from_numpy(y).double()
+                truth = (exact.energy(xt, int(t)) - exact.energy(yt, int(t))).numpy()
+                ok = np.abs(truth) > 1e-9
+                rel = np.abs(learned[ok] - truth[ok]) / np.abs(truth[ok])
+                corr = float(np.corrcoef(learned, truth)[0, 1]) if np.std(learned) > 0 and np.std(truth) > 0 else None
+                row = {"K": p.k, "t": int(t), "corr": corr, "median_rel_error": float(np.median(rel)) if ok.any() else None,
+                       "sign_agreement": float(np.mean(np.sign(learned) == np.sign(truth))),
+                       "median_exact": float(np.median(truth)), "median_learned": float(np.median(learned))}
+                res["by_t"].append(row)
+                rows.append(row)
+                fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+                echo(f"K={p.k:<6} t={t:<4} corr {fmt(corr, '.3f')}  median relative error "
+                     f"{fmt(row['median_rel_error'], '.3g')}  signs agree {row['sign_agreement']:.2f}")
+            write_json(p.path / "bridge.json", res)
+        write_text(run.path / "bridge.csv", _csv(rows))
+    return rows
+
+
 def _csv(table: list[dict]) -> str:
     keys = list(table[0])
     return ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in table)
 
 
-__all__ = ["Classified", "Mem2genError", "calibrate", "classify_files", "dense_memory", "hopfield_capacity", "landscape",
+__all__ = ["Classified", "Mem2genError", "bridge", "calibrate", "classify_files", "dense_memory", "hopfield_capacity", "landscape",
            "planted_demo", "sample_model", "train_model"]
