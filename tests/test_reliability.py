@@ -288,7 +288,8 @@ def test_fuzz_every_numeric_option(tmp_path, tiny_run, monkeypatch, capsys):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for mod, name in [("classify", "classify"), ("train", "train"), ("sample", "generate"), ("sweep", "update_manifest"),
                       ("calibrate", "point_calibration"), ("landscape", "analyze"), ("dynamics", "measure_step"),
-                      ("memory", "capacity_experiment"), ("memory.phase", "dense_phase"), ("compare", "capacity_draws")]:
+                      ("memory", "capacity_experiment"), ("memory.phase", "dense_phase"), ("compare", "capacity_draws"),
+                      ("landscape", "relative_energy")]:
         monkeypatch.setattr(importlib.import_module(f"mem2gen.{mod}"), name, _stop)
     d = sets(tmp_path)
     run = copy_run(tiny_run, tmp_path / "run")
@@ -296,7 +297,7 @@ def test_fuzz_every_numeric_option(tmp_path, tiny_run, monkeypatch, capsys):
             "train": ["--data", "digits", "--size", "8"], "sample": ["--model", run / "points/K=2/model", "--n", "2"],
             "sweep": ["--sizes", "2,8"], "sizes": ["--doubling", "2", "--n", "64"], "toy": [],
             "memory hopfield-capacity": [], "memory dense": [], "compare": [run, run],
-            "calibrate": [run], "landscape": [run], "dynamics": [run]}
+            "calibrate": [run], "landscape": [run], "dynamics": [run], "memory bridge": [run]}
     cases = 0
     for path, cmd in ((p, c) for p, c in ALL if " ".join(p) in base):
         key = " ".join(path)
