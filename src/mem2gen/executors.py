@@ -27,11 +27,14 @@ class Sequential:
         self.echo = echo
 
     def map(self, job: Callable, ks: list[int]) -> Iterator[dict]:
+        start = time.perf_counter()
         for i, k in enumerate(ks):
             t = time.perf_counter()
             self.echo(f"[{i + 1}/{len(ks)}] K={k}")
             yield job(k)
-            self.echo(f"    K={k} done in {time.perf_counter() - t:.0f} s")
+            left = len(ks) - i - 1
+            eta = f"; about {(time.perf_counter() - start) / (i + 1) * left / 60:.0f} min left at this pace" if left else ""
+            self.echo(f"    K={k} done in {time.perf_counter() - t:.0f} s{eta}")
 
 
 def _worker(job, device: str, wid: int, jobs, results) -> None:
