@@ -81,6 +81,7 @@ def test_sweep_points_carry_quality_and_per_sample_flags(tmp_path):
         assert flags.sum() == m["all"]["off"] and len(flags) == 40
         assert p.labels.labels.shape == (40,)  # the extra columns leave the classification readable
     assert "FD (real" in (tmp_path / "r" / "report.html").read_text()
+    assert (tmp_path / "r" / "samples.png").exists() and "the first 12 of S_eval" in (tmp_path / "r" / "report.html").read_text()
 
 
 def test_classify_command_reports_both(tmp_path, capsys):

@@ -506,3 +506,26 @@ def compare_figure(runs: list, path) -> None:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)
+
+
+def samples_figure(sets: list, path, *, per_row: int = 12) -> bool:
+    """A row of the first ``per_row`` samples of S_eval per K (``sets``: (K, samples) pairs), PNG at
+    ``path``; False (nothing drawn) when the samples are not images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not sets or _as_picture(np.asarray(sets[0][1][0])) is None:
+        return False
+    fig, axes = plt.subplots(len(sets), per_row, figsize=(per_row * 0.8, len(sets) * 0.85), squeeze=False)
+    for row, (k, x) in zip(axes, sets):
+        for j, ax in enumerate(row):
+            ax.axis("off")
+            if j < len(x):
+                pic = _as_picture(np.asarray(x[j]))
+                ax.imshow(pic, cmap="gray" if pic.ndim == 2 else None, vmin=0, vmax=255)
+        row[0].text(-0.15, 0.5, f"K={k}", transform=row[0].transAxes, ha="right", va="center", fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.99, top=0.98, bottom=0.02, wspace=0.05, hspace=0.1)
+    _save(fig, path, dpi=100)
+    return True

@@ -78,6 +78,9 @@ def aggregate(run_dir, *, echo=print) -> dict:
     write_json(run.path / "capacities.json", caps)
     phase_diagram(rows, caps, run.path / "phase.png", title=f"{cfg.name}: {cfg.data}, {cfg.distance}, "
                                                                f"δm={cfg.delta_m:.3g}, δs={cfg.delta_s:.3g}")
+    from .plots import samples_figure
+
+    samples_figure([(p.k, p.eval[:12]) for p in run.points() if p.state == "classified"], run.path / "samples.png")
     write_report(run, rows, caps)
     echo(format_table(rows, caps))
     echo(f"report: {run.path / 'report.html'}")
@@ -284,6 +287,7 @@ dataset and are not Inception FID.</p>
 <h2>Capacities (eqs 1-3, tolerance ε = {caps['tol']})</h2>
 <table><tr><th>capacity</th><th>estimate</th><th>bootstrap median</th><th>95% interval</th><th>defined in</th></tr>{cap_rows}</table>
 <h2>Fractions</h2><table><tr>{head}</tr>{''.join(body)}</table>
+<h2>Samples (the first 12 of S_eval at each K)</h2>{_img(run.path / 'samples.png', 'samples per K', '80%')}
 <h2>Neighbours (upper row: training set S; lower row: synthetic set S')</h2>{grids}
 {calibration_section(run)}
 {landscape_section(run)}

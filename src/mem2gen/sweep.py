@@ -121,6 +121,7 @@ class PointJob:
 
 # what a sweep writes at the top of its folder: all that --overwrite removes (with points/K=*/ and jobs/)
 RUN_FILES = ("config.json", "manifest.json", "results.csv", "capacities.json", "phase.png", "phase.pdf", "report.html",
+             "samples.png", "bridge.csv", "transition.json",
              "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png")
 # settings that may change in a run folder: they do not change what its finished points mean
 FREE_KEYS = ("name", "sizes", "device", "train.checkpoint_every", "train.save_steps", "null_calibration",
