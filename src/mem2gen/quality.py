@@ -15,6 +15,7 @@ or KID, nor across datasets.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -40,6 +41,21 @@ class FeatureNet(nn.Module):
         return self.decoder(self.encoder(x)).view(len(x), *self.shape)
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """One thread for torch and the BLAS while a score is computed: float sums then run in one order,
+    so a point's quality.json is the same bit for bit wherever it is made (a worker, a Slurm job)."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _images(x) -> torch.Tensor:
     from .data import as_samples, to_float
 
@@ -56,12 +72,13 @@ def train_features(data, *, steps: int = 400, batch: int = 128, seed: int = 0) -
         torch.manual_seed(seed)
         net = FeatureNet(tuple(x.shape[1:]))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for _ in range(steps):
-        xb = x[torch.randint(0, len(x), (min(batch, len(x)),), generator=g)]
-        loss = torch.nn.functional.mse_loss(net(xb), xb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    with _one_thread():
+        for _ in range(steps):
+            xb = x[torch.randint(0, len(x), (min(batch, len(x)),), generator=g)]
+            loss = torch.nn.functional.mse_loss(net(xb), xb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     return net.eval()
 
 
@@ -120,6 +137,11 @@ def quality(samples, real, net: FeatureNet, *, seed: int = 0) -> dict:
     data itself. ``real`` is split in two random halves A and B; the samples (at most |B| of them) are
     scored against A, and B (as many items as samples) against A: one size on both sides, so the two
     compare (FD is biased upward at small sizes; KID is not)."""
+    with _one_thread():
+        return _quality(samples, real, net, seed=seed)
+
+
+def _quality(samples, real, net: FeatureNet, *, seed: int) -> dict:
     fs, fr = features(net, samples), features(net, real)
     check(len(fr) >= 4, "quality needs at least 4 real items")
     perm = np.random.default_rng(seed).permutation(len(fr))
