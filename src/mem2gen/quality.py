@@ -47,13 +47,16 @@ def _one_thread():
     so a point's quality.json is the same bit for bit wherever it is made (a worker, a Slurm job)."""
     from threadpoolctl import threadpool_limits
 
-    before = torch.get_num_threads()
+    before, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     torch.set_num_threads(1)
+    # oneDNN caches convolution primitives made for the thread count of their first call: not used here
+    torch.backends.mkldnn.enabled = False
     try:
         with threadpool_limits(1):
             yield
     finally:
         torch.set_num_threads(before)
+        torch.backends.mkldnn.enabled = onednn
 
 
 def _images(x) -> torch.Tensor:
