@@ -43,8 +43,9 @@ class FeatureNet(nn.Module):
 
 @contextlib.contextmanager
 def _one_thread():
-    """One thread for torch and the BLAS while a score is computed: float sums then run in one order,
-    so a point's quality.json is the same bit for bit wherever it is made (a worker, a Slurm job)."""
+    """One thread for torch and the BLAS, and no oneDNN, while a score is computed: the features are then
+    the same bit for bit in any process; FD's eigendecompositions still follow the LAPACK build's own
+    order, so FD agrees across processes to about 1e-8 relative, not bit for bit."""
     from threadpoolctl import threadpool_limits
 
     before, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
