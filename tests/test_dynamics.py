@@ -102,11 +102,20 @@ def test_dynamics_refuses_other_settings_and_runs_without_snapshots(tiny_run, tm
     assert cli("dynamics", tiny_run, "--n-eval", "0") == 2
 
 
-def test_dynamics_job_is_picklable_and_runs_in_a_worker(tiny_run):
+def test_dynamics_job_survives_pickling_and_fills_in_a_missing_record(tiny_run, tmp_path):
+    """What an executor does with the job: pickle it (echo dropped), call it in another place; the
+    unpickled job remakes exactly the record that is missing."""
     import pickle
 
-    job = pickle.loads(pickle.dumps(DynamicsJob(tiny_run, SMALL, echo=print)))
+    dynamics(tiny_run, settings=SMALL, echo=lambda *a: None)
+    run = shutil.copytree(tiny_run, tmp_path / "copy")
+    f = run / "points" / "K=2" / "dynamics" / "step-6.json"
+    before = json.loads(f.read_text())
+    f.unlink()
+    job = pickle.loads(pickle.dumps(DynamicsJob(run, SMALL, echo=print)))
     assert job.echo is None and job(2)["K"] == 2
+    after = json.loads(f.read_text())
+    assert {k: v for k, v in after.items() if k != "seconds"} == {k: v for k, v in before.items() if k != "seconds"}
 
 
 def test_presets_keep_snapshots_for_the_map():

@@ -285,6 +285,13 @@ def test_fuzz_every_numeric_option(tmp_path, tiny_run, monkeypatch, capsys):
     import importlib
     import tempfile
 
+    import pkgutil
+
+    import mem2gen
+
+    # every module imported first, so that names bound at import time keep the real functions after the stubs go
+    for m in pkgutil.walk_packages(mem2gen.__path__, "mem2gen."):
+        importlib.import_module(m.name)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for mod, name in [("classify", "classify"), ("train", "train"), ("sample", "generate"), ("sweep", "update_manifest"),
                       ("calibrate", "point_calibration"), ("landscape", "analyze"), ("dynamics", "measure_step"),

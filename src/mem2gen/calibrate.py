@@ -199,16 +199,14 @@ def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict
     """The off-manifold fraction of one sweep point's S_eval (``manifold.json``, computed once), overall
     and per label, with 95% bootstrap intervals. The held-out real items are up to ``n_real`` drawn
     from outside S_K (S_K itself, leave-one-out, where K = N)."""
-    from .data import subset_indices
     from .files import read_json, write_json
 
     f = point.path / "manifold.json"
     if f.exists():
         return read_json(f)
-    data, k, cfg = point.run.dataset, point.k, point.config
-    rest = subset_indices(len(data), len(data), seed=cfg.split_seed, split=cfg.split)[k:]
-    pick = np.sort(np.random.default_rng([point.seed("bootstrap"), 1]).permutation(rest)[:n_real])
-    held = np.asarray(data[pick]) if len(pick) >= 2 else None
+    k, cfg = point.k, point.config
+    held = point.held_out(n_real, [point.seed("bootstrap"), 1])
+    held = held if len(held) >= 2 else None
     r = off_manifold(np.asarray(point.eval), point.train_set, held, quantile=quantile, distance=cfg.distance)
     labels = point.labels.labels
     from .files import add_csv_columns

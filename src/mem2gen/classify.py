@@ -272,9 +272,12 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     ns = nearest(ev, syn, k, exclude_self=loo, desc="synthetic", **common)
     shared = 0
     d_t = space.scale * nt.distances ** space.power
-    memorized = label(d_t[:, 0], d_t[:, 1], np.ones(len(d_t)), delta_m=delta_m, delta_s=delta_s, rule=rule)[0] == MEMORIZED
-    same = (ns.distances[:, 0] == 0) & ~memorized
-    if not loo and same.any():
+    same = np.zeros(len(d_t), bool)
+    if not loo:  # eq 4 alone (it does not involve S'): which samples are memorized whatever S' holds
+        memorized = label(d_t[:, 0], d_t[:, 1], np.ones(len(d_t)), delta_m=delta_m, delta_s=delta_s,
+                          rule=rule)[0] == MEMORIZED
+        same = (ns.distances[:, 0] == 0) & ~memorized
+    if same.any():
         # an exact copy of a sample in S' is that sample itself (the same seed, or S' holding S_eval): it must
         # not count as its neighbour, so leave it out, as leave-one-out does. (Memorized samples are left
         # alone: two copies of one training item are memorized whatever S' holds.)
@@ -286,7 +289,6 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
         warnings.warn(f"{shared} of the {len(ev)} evaluation samples have an exact copy in S' (the same samples in "
                       "both sets, e.g. sampled with the same seed); each one's own copy was left out (leave-one-out). "
                       "Sample S_eval and S' with different seeds", stacklevel=2)
-    d_t = space.scale * nt.distances ** space.power
     d_s = space.scale * ns.distances ** space.power
     labels, ratio_m, ratio_s = label(d_t[:, 0], d_t[:, 1], d_s[:, 0], delta_m=delta_m, delta_s=delta_s, rule=rule)
     info = {"n_train": len(tr), "n_synthetic": len(syn), "leave_one_out": loo, "k": int(d_t.shape[1]),

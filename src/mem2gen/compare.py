@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import check
-from .files import changed_keys, write_json, write_text
+from .files import changed_keys, dotted, write_csv, write_json
 from .run import Run
 from .stats import LABELS, capacities, capacity_draws
 
@@ -21,22 +21,12 @@ CAPS = ("MC", "SC", "GC")
 SAME_MEANING = ("data", "image_size", "split", "split_seed", "distance", "delta_m", "delta_s", "capacity_tol")
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and k in ("model", "train"):
-            out |= _flat(v, f"{k}.")
-        else:
-            out[prefix + k] = v
-    return out
-
-
 def run_labels(runs: list[Run]) -> list[str]:
     """A label per run: the settings where it differs from the first (its name when none do)."""
-    ref = _flat(runs[0].config.to_dict())
+    ref = dotted(runs[0].config.to_dict())
     labels = []
     for r in runs:
-        d = _flat(r.config.to_dict())
+        d = dotted(r.config.to_dict())
         diff = [k for k in changed_keys(ref, d) if k not in ("name", "device")]
         labels.append(", ".join(f"{k}={d.get(k)}" for k in diff) or r.config.name)
     if runs:
@@ -90,12 +80,8 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
     by_k = fraction_shifts(curves, iterations=iterations)
     out.mkdir(parents=True, exist_ok=True)
     if by_k:
-        fk = list(by_k[0])
-        write_text(out / "compare_fractions.csv", ",".join(fk) + "\n" + "".join(
-            ",".join(str(r[k]).replace(",", ";") for k in fk) + "\n" for r in by_k))
-    keys = list(table[0])
-    write_text(out / "compare.csv", ",".join(keys) + "\n" + "".join(
-        ",".join("" if r[k] is None else str(r[k]).replace(",", ";") for k in keys) + "\n" for r in table))
+        write_csv(out / "compare_fractions.csv", by_k)
+    write_csv(out / "compare.csv", table)
     write_json(out / "compare.json", {"reference": str(runs[0].path), "iterations": iterations, "runs": table,
                                       "fractions": by_k})
     compare_figure(curves, out / "compare.png")

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Mem2genError, check
-from .files import read_json, write_json, write_text
+from .files import read_json, write_csv, write_json
 from .run import Point, Run
 from .stats import LABELS
 
@@ -92,17 +92,6 @@ def _seed(point: Point, step: int, what: int) -> int:
     return int(np.random.SeedSequence([point.config.seed, point.k, 5, step, what]).generate_state(1)[0])
 
 
-def held_out(point: Point, n: int) -> np.ndarray:
-    """Up to ``n`` dataset items outside S_K (a fixed random draw), for the held-out loss."""
-    from .data import subset_indices
-
-    data = point.run.dataset
-    cfg = point.config
-    rest = subset_indices(len(data), len(data), seed=cfg.split_seed, split=cfg.split)[point.k:]
-    pick = np.random.default_rng([cfg.seed, point.k, 55]).permutation(rest)[:n]
-    return np.asarray(data[np.sort(pick)])
-
-
 def denoising_loss(model, items, *, draws: int, seed: int, device=None, batch: int = 512) -> float:
     """The DDPM loss ‖ε − ε_θ(x_t, t)‖² (per coordinate) of ``items``, averaged over ``draws`` fixed
     (t, ε) draws per item: the same draws for every snapshot, so steps compare without noise."""
@@ -154,7 +143,7 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     loss_seed = int(np.random.SeedSequence([cfg.seed, point.k, 5, 77]).generate_state(1)[0])  # same for every step
     rng = np.random.default_rng([cfg.seed, point.k, 56])
     items = train[np.sort(rng.permutation(len(train))[:settings.loss_items])]
-    other = held_out(point, settings.loss_items) if point.k < len(point.run.dataset) else None
+    other = point.held_out(settings.loss_items, [cfg.seed, point.k, 55]) if point.k < len(point.run.dataset) else None
     row = {"K": point.k, "step": step, "n_eval": settings.n_eval, "n_synthetic": n_syn}
     for j, name in enumerate(LABELS):
         row |= {f"count_{name}": int(c.counts[j]), f"frac_{name}": c.fractions[name], f"std_{name}": boot[name]["std"]}
@@ -351,8 +340,6 @@ def dynamics(run_dir, *, settings: DynamicsConfig = DynamicsConfig(), sizes=None
 
 
 def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, slurm, device, overwrite, echo) -> dict:
-    import csv
-    import io
     import shutil
 
     from .executors import make_executor
@@ -388,11 +375,8 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
     check(rows, f"{run.path}: nothing measured")
     nulls = {p.k: point_null(p, settings) for p in run.points() if (p.path / "dynamics" / "null.json").exists()}
     rows = with_null(rows, nulls, iterations=settings.bootstrap_iterations)
-    buf = io.StringIO()  # timings stay in the per-step records: the table depends on the results alone
-    w = csv.DictWriter(buf, fieldnames=[k for k in rows[0] if k != "seconds"], extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    write_text(run.path / "dynamics.csv", buf.getvalue())
+    # timings stay in the per-step records: the table depends on the results alone
+    write_csv(run.path / "dynamics.csv", rows, fields=[k for k in rows[0] if k != "seconds"])
     res = analyse(rows, settings, seed=cfg.seed)
     write_json(f, {"settings": {"measure": measure, **dataclasses.asdict(settings)}, **res})
     dynamics_figure(rows, res, run.path / "dynamics.png", title=f"{cfg.name}: {cfg.data}")

@@ -107,8 +107,8 @@ def prepare_out_dir(out, *, overwrite: bool, inputs=()) -> Path:
         raise Mem2genError(f"--out {out} already holds files; choose another directory or pass --overwrite "
                            "(which replaces only mem2gen's own outputs there)")
     mine = set(own_outputs(out)) if out.exists() else set()
-    for spec in inputs:
-        p = Path(str(spec).split(".npz:")[0] + (".npz" if ".npz:" in str(spec) else ""))
+    for spec in inputs:  # file paths (an .npz:KEY spec without its key)
+        p = Path(spec)
         if p.exists() and p.resolve().parent == out.resolve() and p.name in mine:
             raise Mem2genError(f"--out {out} holds this command's input {p.name}, an earlier output that --overwrite "
                                "would replace; choose another --out")
@@ -240,6 +240,19 @@ def run_lock(folder, *, command: str = "mem2gen", name: str = ".lock") -> Iterat
             pass
 
 
+def write_csv(path, rows: list[dict], *, fields=None) -> None:
+    """Rows of dicts as a CSV file with a header (atomically; ``fields``: the columns, default the first
+    row's keys; missing values are empty)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields or rows[0]), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
 def add_csv_columns(path, columns: dict) -> None:
     """Add (or replace) columns of a CSV file with a header row, atomically; one value per data row."""
     import csv
@@ -269,15 +282,16 @@ def changed_keys(old: dict, new: dict, *, nested: bool = False) -> list[str]:
     """The keys whose values differ between two settings dicts (for 'refuse to mix' errors); with
     ``nested``, mappings inside are compared key by key and named with dots (``train.steps``)."""
     if nested:
-        old, new = _dotted(old), _dotted(new)
+        old, new = dotted(old), dotted(new)
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def _dotted(d: dict, prefix: str = "") -> dict:
+def dotted(d: dict, prefix: str = "") -> dict:
+    """A sweep config dict with its nested ``model`` and ``train`` settings as dotted keys."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict) and v and all(isinstance(x, str) for x in v) and k in ("model", "train"):
-            out |= _dotted(v, f"{prefix}{k}.")
+            out |= dotted(v, f"{prefix}{k}.")
         else:
             out[prefix + k] = v
     return out

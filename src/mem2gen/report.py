@@ -10,7 +10,7 @@ import json
 import platform
 from pathlib import Path
 
-from .files import read_json, write_json, write_text
+from .files import read_json, write_csv, write_json, write_text
 from .run import Run
 from .stats import LABELS
 
@@ -50,9 +50,6 @@ def write_classification(out, res, eval_set, train, synthetic, *, boot, extra: d
 
 def aggregate(run_dir, *, echo=print) -> dict:
     """results.csv, capacities.json, the phase diagram and report.html from a run's finished points."""
-    import csv
-    import io
-
     import numpy as np
 
     from .errors import check
@@ -63,11 +60,7 @@ def aggregate(run_dir, *, echo=print) -> dict:
     cfg = run.config
     rows = run.results()
     check(len(rows) > 0, f"{run.path}: no point is classified yet; run the sweep first")
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    write_text(run.path / "results.csv", buf.getvalue())
+    write_csv(run.path / "results.csv", rows)
     K = [r["K"] for r in rows]
     fr = {name: [r[f"frac_{name}"] for r in rows] for name in LABELS}
     sig = [r["significant_spurious"] for r in rows] if all("significant_spurious" in r for r in rows) else None

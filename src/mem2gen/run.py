@@ -241,6 +241,15 @@ class Point:
 
         return nested_subset(self.run.dataset, self.k, seed=self.config.split_seed, split=self.config.split)
 
+    def held_out(self, n: int, draw) -> np.ndarray:
+        """Up to ``n`` dataset items outside S_K, a fixed random draw (``draw``: its seed, e.g. a list),
+        in dataset order; empty at K = N."""
+        from .data import subset_indices
+
+        data = self.run.dataset
+        rest = subset_indices(len(data), len(data), seed=self.config.split_seed, split=self.config.split)[self.k:]
+        return np.asarray(data[np.sort(np.random.default_rng(draw).permutation(rest)[:n])])
+
     def load_model(self, *, device=None):
         """The finished EMA model on ``device`` (default CPU)."""
         from .models import load_model

@@ -59,7 +59,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     check(iterations >= 1, "bootstrap iterations must be at least 1")
     check(seed >= 0 and k >= 2, "the seed must be >= 0 and k >= 2")
     paths = {"eval": eval_path, "train": train_path} | ({"synthetic": synthetic_path} if synthetic_path else {})
-    prepare_out_dir(out, overwrite=overwrite, inputs=paths.values())
+    input_files = [parse_path_key(spec)[0] for spec in paths.values()]
+    prepare_out_dir(out, overwrite=overwrite, inputs=input_files)
     arrays = {name: load_array(spec) for name, spec in paths.items()}
     t0 = time.perf_counter()
     res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), distance=distance, delta_m=delta_m,
@@ -88,7 +89,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     from .files import run_lock
 
     with run_lock(Path(out).resolve().parent, command="mem2gen classify", name=Path(out).name + ".lock"), \
-            staged_dir(out, overwrite=overwrite, inputs=paths.values()) as stage:  # feature vectors: no grid
+            staged_dir(out, overwrite=overwrite, inputs=input_files) as stage:  # feature vectors: no grid
         files = write_classification(stage, res, ev, tr, syn, boot=boot, extra=extra,
                                      grid=grid and distance != "features")
         if off is not None:
@@ -216,7 +217,7 @@ def hopfield_capacity(*, out, ns: tuple = (100, 200, 400, 800), trials: int = 6,
                       overwrite: bool = False) -> dict:
     """Retrieval overlap against the load α = K/N for several N, α_c(N) and its extrapolation, and a
     census of end states from random starts; retrieval.csv, census.csv, summary.json, hopfield.png."""
-    from .files import staged_dir, write_json, write_text
+    from .files import staged_dir, write_csv, write_json
     from .memory import capacity_experiment, spurious_census
     from .plots import hopfield_figure
 
@@ -229,10 +230,10 @@ def hopfield_capacity(*, out, ns: tuple = (100, 200, 400, 800), trials: int = 6,
     exp = capacity_experiment(list(ns), trials=trials, probes=probes, seed=seed)
     census = spurious_census(max(ns), [0.02, 0.05, 0.1, 0.138, 0.2, 0.3], seed=seed)
     with staged_dir(out, overwrite=overwrite) as stage:
-        write_text(stage / "retrieval.csv", _csv([{"N": r["N"], "alpha": a, "overlap": m, "success": s}
-                                                  for r in exp["by_n"] for a, m, s in zip(
-                                                      r["curve"]["alpha"], r["curve"]["overlap"], r["curve"]["success"])]))
-        write_text(stage / "census.csv", _csv(census))
+        write_csv(stage / "retrieval.csv", [{"N": r["N"], "alpha": a, "overlap": m, "success": s}
+                                            for r in exp["by_n"] for a, m, s in zip(
+                                                r["curve"]["alpha"], r["curve"]["overlap"], r["curve"]["success"])])
+        write_csv(stage / "census.csv", census)
         write_json(stage / "summary.json", {"alpha_c_by_n": {r["N"]: r["alpha_c"] for r in exp["by_n"]},
                                             "alpha_c_infinite": exp["alpha_c_infinite"], "census": census})
         hopfield_figure(exp, census, stage / "hopfield.png")
@@ -246,7 +247,7 @@ def dense_memory(*, out, data: str = "digits", betas: tuple = (20.0, 60.0, 200.0
     (β, K), plus noisy-cue retrieval and 3-mixture fixed points; results.csv, capacity.csv, dense.png."""
     from .data import nested_subset, to_float
     from .datasets import load_dataset
-    from .files import prepare_out_dir, staged_dir, write_text
+    from .files import prepare_out_dir, staged_dir, write_csv
     from .memory.phase import capacity_table, dense_phase
     from .plots import dense_figure
 
@@ -262,8 +263,8 @@ def dense_memory(*, out, data: str = "digits", betas: tuple = (20.0, 60.0, 200.0
     rows = dense_phase(flat, list(sizes), list(betas), n_eval=n_eval, steps=steps, delta_s=delta_s, seed=seed)
     caps = capacity_table(flat, list(sizes), list(betas), steps=max(steps, 50), seed=seed)
     with staged_dir(out, overwrite=overwrite) as stage:
-        write_text(stage / "results.csv", _csv(rows))
-        write_text(stage / "capacity.csv", _csv(caps))
+        write_csv(stage / "results.csv", rows)
+        write_csv(stage / "capacity.csv", caps)
         dense_figure(rows, stage / "dense.png")
     return {"rows": rows, "capacity": caps}
 
@@ -364,7 +365,7 @@ def bridge(run_dir, *, sizes: tuple | None = None, ts: tuple = (50, 100, 300), n
     import torch
 
     from .diffusion import OptimalDenoiser
-    from .files import run_lock, write_json, write_text
+    from .files import run_lock, write_csv, write_json
     from .landscape import relative_energy
     from .neighbors import nearest
     from .run import Run
@@ -397,13 +398,8 @@ def bridge(run_dir, *, sizes: tuple | None = None, ts: tuple = (50, 100, 300), n
                 echo(f"K={p.k:<6} t={t:<4} corr {fmt(corr, '.3f')}  median relative error "
                      f"{fmt(row['median_rel_error'], '.3g')}  signs agree {row['sign_agreement']:.2f}")
             write_json(p.path / "bridge.json", res)
-        write_text(run.path / "bridge.csv", _csv(rows))
+        write_csv(run.path / "bridge.csv", rows)
     return rows
-
-
-def _csv(table: list[dict]) -> str:
-    keys = list(table[0])
-    return ",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in table)
 
 
 __all__ = ["Classified", "Mem2genError", "bridge", "calibrate", "classify_files", "dense_memory", "hopfield_capacity", "landscape",
