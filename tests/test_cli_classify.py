@@ -150,3 +150,20 @@ def test_released_protocol(tmp_path):
     assert s["counts"]["memorized"] == 5
     assert run("classify", "--train", tmp_path / "tr.npy", "--eval", tmp_path / "ev.npy", "--synthetic",
                tmp_path / "ev.npy", "--protocol", "released", "--out", tmp_path / "o2") == 2
+
+
+def test_verbose_logs_what_each_stage_chose(files, tmp_path, capsys):
+    """-v routes the "mem2gen" logger to stderr (which search ran, on what); without it, stderr stays empty."""
+    from mem2gen.cli import set_verbosity
+
+    d, _ = files
+    args = ["classify", "--train", str(d / "train.npy"), "--synthetic", str(d / "synthetic.npy"),
+            "--eval", str(d / "eval.npy"), "--iterations", "10", "--quiet", "--no-grid"]
+    try:
+        assert run("-v", *args, "--out", str(tmp_path / "a")) == 0
+        err = capsys.readouterr().err
+        assert "mem2gen.neighbors: " in err and "300 queries x 300 references, certified float32 search" in err
+        assert run(*args, "--out", str(tmp_path / "b")) == 0
+        assert capsys.readouterr().err == ""
+    finally:
+        set_verbosity(0)

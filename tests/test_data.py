@@ -168,3 +168,25 @@ def test_lsun_lmdb_is_read_centre_cropped_and_resized(tmp_path):
     assert [int(v) for v in x[:, 0, 32, 32]] == [40, 80, 120]
     assert all(int(x[i].min()) == 40 * (i + 1) for i in range(3))  # nothing of the black sides survives the crop
     assert load_dataset(f"lsun-church:{tmp_path / 'church'}", image_size=32).shape == (3, 3, 32, 32)
+
+
+def test_builtin_digits_are_the_uci_set():
+    """The shipped digits are the UCI set byte for byte (its recorded sha256, assets/README.md), in
+    scikit-learn's order when scikit-learn is installed, and map 0..16 onto [-1, 1] as x/8 − 1."""
+    import hashlib
+
+    from mem2gen.datasets import DIGITS_FILE, load_dataset
+
+    with np.load(DIGITS_FILE) as f:
+        images, target = f["images"], f["target"]
+    assert images.shape == (1797, 8, 8) and images.dtype == np.uint8 and images.max() == 16
+    assert hashlib.sha256(images.tobytes()).hexdigest() == "8f26b2bd9d135c256808f68f14fdabddde6d9c7f869ae419704b051f0f14b3b3"
+    assert np.bincount(target).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    x = load_dataset("digits")
+    assert x.shape == (1797, 1, 8, 8) and x.min() == -1.0 and x.max() == 1.0
+    np.testing.assert_array_equal(x[:, 0], images / np.float32(8) - 1)
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        return
+    np.testing.assert_array_equal(load_digits().images, images)

@@ -5,7 +5,11 @@
     p = mem2gen.Run("runs/quick").point(128)                              # a finished sweep point
 
 Names are imported on first use, so ``import mem2gen`` (and the CLI's --help) does not load torch.
+Diagnostics go to the standard ``logging`` logger ``"mem2gen"`` (silent unless configured;
+``mem2gen -v`` shows INFO, ``-vv`` DEBUG).
 """
+import logging as _logging
+
 from .classify import Classification, classify, label  # eager: the function `classify` shadows its module
 from .errors import Mem2genError
 
@@ -20,6 +24,7 @@ _EXPORTS = {
 }
 __all__ = ["Classification", "Mem2genError", "classify", "label", *_EXPORTS]
 __version__ = "0.1.0"
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 
 def __getattr__(name):

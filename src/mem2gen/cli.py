@@ -73,10 +73,40 @@ class Ratio(click.ParamType):
 @click.option("--threads", type=click.IntRange(min=1), default=None, envvar="MEM2GEN_THREADS", show_envvar=True,
               help="CPU threads for torch. [default: torch's (one per core)]. With another process busy on "
                    "the machine, 1 can be 10x faster (BENCHMARKS.md).")
-def cli(threads):
+@click.option("-v", "--verbose", count=True,
+              help="Diagnostics on stderr: -v what each stage chose and how long it took (INFO), -vv more (DEBUG).")
+def cli(threads, verbose):
     """mem2gen: memorization -> spurious states -> generalization in diffusion models."""
     if threads:
         set_threads(threads)
+    set_verbosity(verbose)
+
+
+def set_verbosity(n: int) -> None:
+    """Route the "mem2gen" logger to stderr at INFO (1) or DEBUG (≥ 2); 0 leaves it silent. Only
+    mem2gen's logger is touched (not the root logger); at DEBUG diffusers' own notices show too."""
+    import logging
+
+    log = logging.getLogger("mem2gen")
+    for h in [h for h in log.handlers if getattr(h, "_mem2gen_cli", False)]:
+        log.removeHandler(h)
+    if n <= 0:
+        log.setLevel(logging.NOTSET)
+        return
+    class Stderr(logging.StreamHandler):  # the stderr of the moment (not the one at set-up)
+        def emit(self, record):
+            self.stream = sys.stderr
+            super().emit(record)
+
+    h = Stderr()
+    h.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    h._mem2gen_cli = True
+    log.addHandler(h)
+    log.setLevel(logging.INFO if n == 1 else logging.DEBUG)
+    if n >= 2:
+        import os
+
+        os.environ["MEM2GEN_DIFFUSERS_NOTICES"] = "1"
 
 
 def set_threads(n: int) -> None:

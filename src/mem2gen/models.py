@@ -5,7 +5,9 @@ Every model here is an ε-model: ``model(x, t) -> ε̂`` with x of shape (B, C, 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import re
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from torch import nn
 
 from .datasets import ARCHITECTURES, UNetArch
 from .errors import Mem2genError, check
+
+log = logging.getLogger(__name__)
 
 
 class UNet(nn.Module):
@@ -218,7 +222,8 @@ def load_model(path, *, device=None) -> nn.Module:
             from diffusers.utils import logging as dlog
 
             level = dlog.get_verbosity()
-            dlog.set_verbosity_error()  # no notices about optional packages on every load
+            if not os.environ.get("MEM2GEN_DIFFUSERS_NOTICES"):  # shown with mem2gen -vv
+                dlog.set_verbosity_error()  # no notices about optional packages on every load
             try:
                 model = UNet(UNet2DModel.from_pretrained(path, subfolder=sub, use_safetensors=None))
             finally:
@@ -227,6 +232,8 @@ def load_model(path, *, device=None) -> nn.Module:
         raise
     except Exception as e:  # noqa: BLE001 - corrupt or foreign files are a user error
         raise Mem2genError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    log.info("loaded %s (%s, %.2fM parameters) onto %s", path, type(model).__name__,
+             sum(p.numel() for p in model.parameters()) / 1e6, device or "cpu")
     return model.to(device or "cpu").eval()
 
 

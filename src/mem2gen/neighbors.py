@@ -20,6 +20,7 @@ with int32 accumulation give every squared distance exactly, so there is nothing
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .embed import PixelSpace, default_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,13 @@ def nearest(queries, references, k: int, *, space=None, exclude_self: bool = Fal
     if k < 1 or n == 0:
         return Neighbors(np.zeros((n, max(k, 0))), np.zeros((n, max(k, 0)), dtype=np.int64))
     if integer_ok(space, queries, references, device) and not double:
+        log.info("%s: %d queries x %d references, exact 8-bit integer search on %s", desc, n, m, device)
         return _nearest_uint8(queries, references, k, self_ids=self_ids, chunk=chunk, batch=min(batch, 2048),
                               margin=margin, progress=progress, desc=desc)
     kk = min(k + margin, m - (1 if self_ids is not None else 0))
     dtype = torch.float64 if double else torch.float32
+    log.info("%s: %d queries x %d references, %s search on %s (%s)", desc, n, m, "float64" if double else
+             "certified float32", device, type(space).__name__)
 
     # Scores ‖r‖² − 2 q·r as ONE matrix product: q' = [−2q, 1], r' = [r, ‖r‖²] on centred vectors.
     q = _embed_all(space, queries, dtype, batch).to(device)
@@ -120,6 +126,7 @@ def nearest(queries, references, k: int, *, space=None, exclude_self: bool = Fal
                       margin=margin, device=device, desc=desc + " (float64)", double=True,
                       self_ids=None if self_ids is None else np.asarray(self_ids)[unsure])
         dist[unsure], idx[unsure] = sub.distances, sub.indices
+    log.info("%s: %d of %d queries not certified by float32, searched again in float64", desc, len(unsure), n)
     return Neighbors(dist, idx, refined=len(unsure))
 
 

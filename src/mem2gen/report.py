@@ -26,7 +26,7 @@ def versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("mem2gen", "torch", "numpy", "diffusers", "scikit-learn", "matplotlib"):
+    for pkg in ("mem2gen", "torch", "numpy", "diffusers", "matplotlib"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

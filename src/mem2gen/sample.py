@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -14,6 +15,8 @@ from tqdm.auto import tqdm
 from . import diffusion
 from .errors import check
 from .files import changed_keys, fingerprint, read_json, sha256_of, write_json
+
+log = logging.getLogger(__name__)
 
 
 def shard_seed(seed: int, shard: int) -> int:
@@ -50,6 +53,7 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
                         f"{record.name}) or choose another path")
         check(made.get("fingerprint") == fingerprint(path), f"{path} does not match its record (damaged or "
                                                              "replaced); delete it and its record to make it again")
+        log.info("%s: reusing %d samples (its record matches: same model, sampler and seed)", path, n)
         return np.load(path, mmap_mode="r")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(device).eval()
@@ -66,6 +70,7 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
               "delete it (and its .progress.json) or rerun with those settings")
         done = prog["done"]
         out = np.load(partial, mmap_mode="r+")
+        log.info("%s: resuming after %d of %d batches", partial, len(done), -(-n // batch))
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, *shape))

@@ -13,6 +13,7 @@ business (:mod:`mem2gen.executors`); what is written about them is :mod:`mem2gen
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from .config import SweepConfig, load_config
 from .errors import DamagedFile, Mem2genError, check
 from .files import changed_keys, read_json, write_json
 from .run import Point, Run
+
+log = logging.getLogger(__name__)
 
 
 def run_point(point: Point, *, progress: bool = True, device: str | None = None) -> dict:
@@ -70,6 +73,8 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
                              extra={"K": k, "made_from": made_from})  # summary.json last
     point_checks(point)
     times["classify_s"] = time.perf_counter() - t
+    log.info("K=%d: train %.1f s, sample %.1f s, classify and checks %.1f s", k, times["train_s"], times["sample_s"],
+             times["classify_s"])
     return {"K": k, **times}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from .errors import DamagedFile, Mem2genError, check
 from .files import atomic_path, read_json
 from .config import TrainConfig, log_spaced_steps  # noqa: F401 - log_spaced_steps re-exported
 from .models import load_model, model_config, save_model
+
+log = logging.getLogger(__name__)
 
 
 def _step_seed(seed: int, step: int) -> int:
@@ -120,6 +123,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
         except DamagedFile:
             done = {}  # damaged: trained again (or finished from the checkpoint)
         if done.get("step") == cfg.steps:
+            log.info("%s: already trained (%d steps); loading it", out / "model", cfg.steps)
             return TrainResult(load_model(out / "model", device=device), cfg.steps, done.get("losses", []))
     raw = torch.as_tensor(np.ascontiguousarray(data)).to(device)
     check(len(raw) >= 1, "the training set is empty")
@@ -135,6 +139,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
         except (RuntimeError, KeyError, ValueError) as e:
             raise Mem2genError(f"{state_file} was written by a different model or is damaged "
                                f"({str(e).splitlines()[0][:120]}); use another output directory") from None
+        log.info("%s: resuming at step %d of %d", state_file, step, cfg.steps)
     use_amp = cfg.bf16 and device.type == "cuda"
     if device.type == "cuda" and not use_amp:  # fp32 with TF32 matmuls and convolutions, as the authors
         torch.backends.cuda.matmul.allow_tf32 = True
