@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 #   make venv TORCH_SPEC="torch" (or install your CUDA torch into .venv first).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench bench-gpu clean
 
 $(BIN)/mem2gen: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: venv
 	$(BIN)/python benchmarks/bench_memory.py
 	$(BIN)/python benchmarks/bench_int8.py
 	$(BIN)/python benchmarks/bench_threads.py
+
+bench-gpu: venv  # on a CUDA machine (install a CUDA torch into .venv first)
+	$(BIN)/python benchmarks/bench_gpu.py benchmarks/last_gpu.json
 
 clean:
 	rm -rf $(VENV) runs
