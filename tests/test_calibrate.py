@@ -92,3 +92,21 @@ def test_off_manifold_noise_and_real_data():
     assert not copies["off"].any() and copies["distance"].max() == 0
     loo = off_manifold(noise, train, None)  # no held-out data: S plays both roles
     assert loo["reference"] == "S, leave-one-out" and loo["off"].mean() >= 0.99
+
+
+def test_off_manifold_threshold_from_a_subsample():
+    """n_real draws the items that set the threshold, each still compared with all real data
+    (leave-one-out): their distances are exactly those of the full computation at the drawn rows."""
+    from mem2gen.calibrate import off_manifold
+
+    train = DIGITS[:400]
+    full = off_manifold(DIGITS[400:500], train, None)
+    sub = off_manifold(DIGITS[400:500], train, None, n_real=150, seed=3)
+    ids = np.sort(np.random.default_rng(3).choice(400, 150, replace=False))
+    np.testing.assert_array_equal(sub["real_distance"], full["real_distance"][ids])
+    assert sub["threshold"] == pytest.approx(np.quantile(full["real_distance"][ids], 0.99))
+    np.testing.assert_array_equal(sub["distance"], full["distance"])
+    # eq 4's d(x̂, x1) from the classification is the same distance: passing it skips a search
+    d1 = classify(DIGITS[400:500], train, DIGITS[500:900]).d_train[:, 0]
+    np.testing.assert_array_equal(off_manifold(DIGITS[400:500], train, None, sample_distance=d1)["off"], full["off"])
+    np.testing.assert_allclose(d1, full["distance"], rtol=0, atol=0)

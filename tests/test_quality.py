@@ -88,8 +88,12 @@ def test_classify_command_reports_both(tmp_path, capsys):
     assert cli("demo", "--out", tmp_path / "d") == 0
     capsys.readouterr()
     d = tmp_path / "d"
-    assert cli("classify", "--train", d / "train.npy", "--eval", d / "eval.npy", "--synthetic", d / "synthetic.npy",
-               "--out", tmp_path / "o", "--quiet") == 0
+    args = ["classify", "--train", d / "train.npy", "--eval", d / "eval.npy", "--synthetic", d / "synthetic.npy", "--quiet"]
+    assert cli(*args, "--out", tmp_path / "plain") == 0  # the default: off-manifold only (quality trains a network)
+    out = capsys.readouterr().out
+    assert "off-manifold" in out and "FD" not in out
+    assert "quality" not in __import__("json").loads((tmp_path / "plain" / "summary.json").read_text())
+    assert cli(*args, "--quality", "--out", tmp_path / "o") == 0
     out = capsys.readouterr().out
     assert "off-manifold" in out and "FD" in out
     s = __import__("json").loads((tmp_path / "o" / "summary.json").read_text())
@@ -97,6 +101,6 @@ def test_classify_command_reports_both(tmp_path, capsys):
     noise = np.random.default_rng(0).integers(0, 256, (50, 1, 8, 8), dtype=np.uint8)
     np.save(tmp_path / "noise.npy", noise)
     assert cli("classify", "--train", d / "train.npy", "--eval", tmp_path / "noise.npy", "--synthetic", tmp_path / "noise.npy",
-               "--out", tmp_path / "o2", "--quiet") == 0
+               "--out", tmp_path / "o2", "--quiet", "--quality") == 0
     s2 = __import__("json").loads((tmp_path / "o2" / "summary.json").read_text())
     assert s2["off_manifold"]["fraction"] >= 0.99 and s2["quality"]["fd"] > 10 * s["quality"]["fd"]

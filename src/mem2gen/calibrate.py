@@ -169,14 +169,19 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
 
 # --- is a sample a plausible item at all? ----------------------------------------------------------------
 
-def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: str = "l2", device=None) -> dict:
+def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: str = "l2", device=None,
+                 n_real: int | None = None, seed: int = 0, sample_distance=None) -> dict:
     """Which samples lie off the data: farther from every real item (S ∪ held-out) than ``quantile`` of
     real held-out items are from their nearest other real item. Dataset-agnostic and offline; by
     construction about 1 − ``quantile`` of real held-out items are off-manifold themselves. Eq 6 calls
     noise "generalized": this is the check that generalized samples are data-like.
 
     Returns the per-sample flags and distances, the threshold and the real items' distances. With
-    ``held_out=None`` (no data outside S) the training set plays both roles, leave-one-out."""
+    ``held_out=None`` (no data outside S) the training set plays both roles, leave-one-out.
+    ``n_real`` caps the real items whose distances set the threshold (a seeded draw; each is still
+    compared with all real data): a percentile from 5,000 items is as good as from 60,000, and a
+    60,000 × 60,000 search is not needed for it. ``sample_distance``: the samples' distances (the rule's
+    units) to their nearest item of S, when already known (eq 4's d(x̂, x1); only with ``held_out=None``)."""
     from .embed import make_space
     from .neighbors import nearest
 
@@ -187,10 +192,17 @@ def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: 
     real = train if loo else np.asarray(held_out)
     ref = train if loo else np.concatenate([real, train])  # the real items come first in ref: self_ids below
     kw = dict(space=space, device=device)
-    d_real = nearest(real, ref, 1, self_ids=np.arange(len(real)), **kw).distances[:, 0]
+    ids = np.arange(len(real))
+    if n_real is not None and n_real < len(real):
+        ids = np.sort(np.random.default_rng(seed).choice(len(real), n_real, replace=False))
+    d_real = nearest(real[ids], ref, 1, self_ids=ids, **kw).distances[:, 0]
     d_real = space.scale * d_real ** space.power
     tau = float(np.quantile(d_real, quantile))
-    d = space.scale * nearest(samples, ref, 1, **kw).distances[:, 0] ** space.power
+    if sample_distance is not None:
+        check(loo, "sample_distance is the distance to S: only without held-out data")
+        d = np.asarray(sample_distance, dtype=np.float64)
+    else:
+        d = space.scale * nearest(samples, ref, 1, **kw).distances[:, 0] ** space.power
     return {"off": d > tau, "distance": d, "threshold": tau, "real_distance": d_real, "quantile": quantile,
             "reference": "S, leave-one-out" if loo else "S and held-out data"}
 

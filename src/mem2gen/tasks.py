@@ -32,13 +32,15 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                    distance: str | None = None, delta_m: float | None = None, delta_s: float | None = None,
                    rule: str = "ratio", features_metric: str = "l2", lpips_net: str = "alex", lpips_backbone=None,
                    lpips_lin=None, k: int = 5, iterations: int = 10_000, seed: int = 0, device: str | None = None,
-                   protocol: str = "paper", pixel_range: str = "auto", grid: bool = True, checks: bool = True, overwrite: bool = False,
-                   progress: bool = True) -> Classified:
+                   protocol: str = "paper", pixel_range: str = "auto", grid: bool = True, checks: bool = True,
+                   quality: bool = False, overwrite: bool = False, progress: bool = True) -> Classified:
     """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
     it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
     into ``out`` (see :func:`mem2gen.classify.classify` for the settings). With ``checks`` (images
-    only), also whether each sample is off-manifold (against S, leave-one-out: labels.csv, summary.json)
-    and the set's FD and KID against S in features trained on S (:mod:`mem2gen.quality`).
+    only), also whether each sample is off-manifold (against S, leave-one-out, the threshold from up to
+    5,000 of S's items: labels.csv, summary.json); with ``quality``, the set's FD and KID against up to
+    2,000 items of S in features of a network trained on S at run time (:mod:`mem2gen.quality`; it costs
+    a training run, ~1 min at MNIST's size on one core, so it is asked for, not the default).
 
     ``protocol="released"`` is the authors' released evaluation in full: the absolute comparison
     (``rule="absolute"``) with one generated set as both S_eval and S' (each sample's own match
@@ -76,16 +78,23 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     syn = as_samples(arrays["synthetic"], name="synthetic") if synthetic_path else ev
     tr = as_samples(arrays["train"], name="train")
     off = None
-    if checks and distance != "features" and ev.ndim == 4 and min(ev.shape[2:]) >= 4 and len(ev) >= 2 and len(tr) >= 4:
+    images = distance != "features" and ev.ndim == 4 and min(ev.shape[2:]) >= 4 and len(ev) >= 2 and len(tr) >= 4
+    check(not quality or images, "the quality score needs images (at least 4x4, 2 samples, 4 training items)")
+    if checks and images:
         from .calibrate import off_manifold
-        from .quality import quality, train_features
 
-        off = off_manifold(ev, tr, None, distance=distance, device=device)
+        off = off_manifold(ev, tr, None, distance=distance, device=device, n_real=5000, seed=seed,
+                           sample_distance=res.d_train[:, 0])  # eq 4's search already found it
         extra["off_manifold"] = {"fraction": float(off["off"].mean()), "reference": off["reference"],
                                  "quantile": off["quantile"], "threshold": off["threshold"],
                                  **{name: float(off["off"][res.labels == j].mean()) if (res.labels == j).any() else None
                                     for j, name in enumerate(("memorized", "spurious", "generalized"))}}
-        extra["quality"] = {**quality(ev, tr, train_features(tr, seed=seed), seed=seed), "reference": "S"}
+    if quality:
+        from .quality import quality as score, train_features
+
+        ref = tr[np.sort(np.random.default_rng(seed).choice(len(tr), 2000, replace=False))] if len(tr) > 2000 else tr
+        extra["quality"] = {**score(ev, ref, train_features(tr, seed=seed), seed=seed),
+                            "reference": "S" if len(tr) <= 2000 else "2,000 items of S"}
     from .files import run_lock
 
     with run_lock(Path(out).resolve().parent, command="mem2gen classify", name=Path(out).name + ".lock"), \
