@@ -8,7 +8,7 @@ ROOT = Path(mem2gen.__file__).parent
 LAYERS = [
     {"errors", "files", "kernels"},
     {"data", "datasets", "config", "sizes", "stats"},
-    {"embed", "neighbors", "diffusion", "models", "memory", "memory.hopfield", "memory.dense", "memory.bridge"},
+    {"embed", "neighbors", "diffusion", "checkpoints", "models", "memory", "memory.hopfield", "memory.dense", "memory.bridge"},
     {"classify", "train", "sample", "memory.phase", "examples", "landscape", "calibrate", "quality"},
     {"run"},
     {"plots", "report"},

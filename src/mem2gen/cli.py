@@ -260,8 +260,9 @@ def train(quiet, **kw):
 
 @cli.command()
 @calls(sample_model)
-@click.option("--model", required=True, help="A model folder (mem2gen or diffusers UNet2DModel/DDPMPipeline) "
-                                             "or a training checkpoint state.safetensors.")
+@click.option("--model", required=True, help="A model folder (mem2gen or diffusers UNet2DModel/DDPMPipeline), "
+                                             "a training checkpoint state.safetensors, a Hub id in the local cache, "
+                                             "or an authors' K.pt (read without running code).")
 @click.option("--n", type=int, required=True, help="Number of samples.")
 @lib_option(sample_model, "sampler", "--sampler", type=click.Choice(SAMPLERS))
 @lib_option(sample_model, "steps", "--steps", type=int, help="Sampling steps (the paper: DDPM, 1000).")

@@ -196,8 +196,9 @@ def save_model(model: nn.Module, path, *, meta: dict | None = None) -> None:
 def load_model(path, *, device=None) -> nn.Module:
     """A model from ``path``, needing nothing else: a folder written by :func:`save_model`, a training
     folder (its ``model/``), a training checkpoint ``state.safetensors`` (its EMA weights, rebuilt from
-    the configuration it stores), or any diffusers ``UNet2DModel`` folder (also a ``DDPMPipeline``
-    folder with ``unet/``). Never unpickles code."""
+    the configuration it stores), any diffusers ``UNet2DModel`` folder (also a ``DDPMPipeline``
+    folder with ``unet/``), or an authors' ``K.pt`` whose weights are UNet2DModel's (:func:`_load_authors`).
+    Never runs code from a file."""
     path = Path(path)
     if not path.exists() and _HUB_ID.fullmatch(str(path)):
         path = hub_folder(str(path))
@@ -205,7 +206,9 @@ def load_model(path, *, device=None) -> nn.Module:
     if path.is_dir() and not (path / "mem2gen.json").exists() and (path / "model" / "mem2gen.json").exists():
         path = path / "model"
     try:
-        if path.is_file():
+        if path.is_file() and path.suffix in (".pt", ".pth"):
+            model = _load_authors(path)
+        elif path.is_file():
             model = _load_checkpoint(path)
         elif (path / "mem2gen.json").exists() and json.loads((path / "mem2gen.json").read_text())["kind"] != "unet":
             from safetensors.torch import load_file
@@ -277,6 +280,28 @@ def check_diffusers_model(path: Path, sub: str | None) -> None:
             check(not diff, f"{path} was trained with another noise process ({', '.join(diff)}); mem2gen samples with "
                             "the paper's (linear beta 1e-4..0.02, T = 1000, epsilon), so its samples would be wrong")
             break
+
+
+def _load_authors(path: Path) -> nn.Module:
+    """A ``K.pt`` of the paper's authors (:mod:`mem2gen.checkpoints`: read without running code): its EMA
+    weights in the diffusers ``UNet2DModel`` that its ``args.model`` names. Loaded only when every
+    parameter name and shape is that model's; another layout is refused, naming the first mismatch."""
+    from .checkpoints import authors_arch, read, strip_prefix
+
+    ck = read(path)
+    check(isinstance(ck, dict) and "ema" in ck and "args" in ck,
+          f"{path}: not a checkpoint in the authors' format (a dict with 'ema' weights and 'args')")
+    arch = authors_arch(ck["args"])
+    model = build_unet(arch)
+    state, ours = strip_prefix(dict(ck["ema"])), model.unet.state_dict()
+    odd = (sorted(set(state) - set(ours)) + sorted(set(ours) - set(state))
+           + sorted(k for k in set(ours) & set(state) if tuple(ours[k].shape) != tuple(state[k].shape)))
+    check(not odd, f"{path}: its {len(state)} weights are not laid out as diffusers' UNet2DModel for {arch} "
+                   f"({len(ours)} tensors; first mismatch {odd[0] if odd else ''!r}). mem2gen maps a K.pt only when "
+                   "its names and shapes are UNet2DModel's: the layout of the authors' own U-Net class is not "
+                   "published with their code, so no other mapping can be checked")
+    model.unet.load_state_dict(state)
+    return model
 
 
 def _load_checkpoint(path: Path) -> nn.Module:
