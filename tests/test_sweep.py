@@ -404,3 +404,24 @@ def test_find_transition_refines_in_the_same_folder(tmp_path, monkeypatch):
     t = json.loads((tmp_path / "r" / "transition.json").read_text())
     assert (t["A"], t["B"]) == (8, 32) and calls[1] == t["sizes"] and set(calls[0]) < set(calls[1])
     assert cli("sweep", "--grid", "model.dropout=0,0.1", "--find-transition", "--out", tmp_path / "x") == 2
+
+
+def test_sweep_over_brought_models(tmp_path):
+    """checkpoints: each K's model taken from a folder (K=<k>/ or <k>/) instead of trained; with the
+    models of a finished sweep and the same seeds, the samples and labels are that sweep's exactly. A
+    size without a model is refused before anything is written."""
+    cfg = tiny_cfg(sizes=(2, 8))
+    run_sweep(cfg, tmp_path / "a", **quiet)
+    brought = tmp_path / "models"
+    shutil.copytree(tmp_path / "a" / "points" / "K=2" / "model", brought / "K=2")
+    shutil.copytree(tmp_path / "a" / "points" / "K=8" / "model", brought / "8")
+    res = run_sweep(dataclasses.replace(cfg, checkpoints=str(brought)), tmp_path / "b", **quiet)
+    assert [r["frac_memorized"] for r in res["rows"]] == [r["frac_memorized"] for r in Run(tmp_path / "a").results()]
+    for k in (2, 8):
+        assert np.array_equal(np.load(tmp_path / "a" / "points" / f"K={k}" / "eval.npy"),
+                              np.load(tmp_path / "b" / "points" / f"K={k}" / "eval.npy"))
+    assert json.loads((tmp_path / "b" / "points" / "K=8" / "model" / "mem2gen.json").read_text())["source"].endswith("8")
+    with pytest.raises(Mem2genError, match="has no model for K = 40"):
+        run_sweep(dataclasses.replace(cfg, sizes=(2, 40), checkpoints=str(brought)), tmp_path / "c", **quiet)
+    assert not (tmp_path / "c").exists()
+    assert cli("sweep", "--preset", "quick", "--checkpoints", tmp_path / "nowhere", "--out", tmp_path / "d") == 2

@@ -112,6 +112,7 @@ class SweepConfig:
     split: str = "numpy"  # numpy's permutation, or "authors": torch.randperm as the authors' random_split
     seed: int = 0  # every point's training, sampling and bootstrap seeds derive from (seed, K)
     model: ModelSpec = ModelSpec(kind="mlp", hidden=512, depth=3)
+    checkpoints: str | None = None  # a folder of one model per K (K.pt, K=<K>/ or <K>/): sampled and classified, not trained
     train: TrainConfig = TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500)
     sampler: str = "ddpm"  # ancestral, as the paper; DDIM-50 finds far less memorization (BENCHMARKS.md)
     sample_steps: int = 250  # sampler steps (DDPM at most T = 1000; the paper: DDPM-1000)

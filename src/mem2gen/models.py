@@ -193,6 +193,18 @@ def save_model(model: nn.Module, path, *, meta: dict | None = None) -> None:
     write_json(path / "mem2gen.json", {**(meta or {}), **cfg, "weights_sha256": weights_digest(model)})
 
 
+def model_for_size(folder, k: int) -> Path:
+    """The model for training size ``k`` in a folder of one model per K: ``<k>.pt`` (the authors'
+    checkpoints), ``K=<k>/`` or ``<k>/`` (any folder :func:`load_model` reads)."""
+    folder = Path(folder)
+    check(folder.is_dir(), f"checkpoints: {folder} is not a folder")
+    found = [p for p in (folder / f"{k}.pt", folder / f"K={k}", folder / str(k)) if p.exists()]
+    check(len(found) > 0, f"checkpoints: {folder} has no model for K = {k} (looked for {k}.pt, K={k}/, {k}/)")
+    check(len(found) == 1, f"checkpoints: {folder} has {len(found)} models for K = {k}: "
+                           f"{', '.join(p.name for p in found)}; keep one")
+    return found[0]
+
+
 def load_model(path, *, device=None) -> nn.Module:
     """A model from ``path``, needing nothing else: a folder written by :func:`save_model`, a training
     folder (its ``model/``), a training checkpoint ``state.safetensors`` (its EMA weights, rebuilt from

@@ -124,8 +124,9 @@ class Point:
 
     @property
     def expected_steps(self) -> int:
-        """Training steps of a finished model (the optimal denoiser is not trained)."""
-        return 0 if self.config.model.kind == "optimal" else self.config.train.steps
+        """Training steps of a finished model (the optimal denoiser and models taken from ``checkpoints``
+        are not trained here)."""
+        return 0 if self.config.model.kind == "optimal" or self.config.checkpoints else self.config.train.steps
 
     @property
     def n_synthetic(self) -> int:

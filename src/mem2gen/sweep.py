@@ -43,7 +43,17 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
     times = {}
     data = point.train_set
     t = time.perf_counter()
-    if cfg.model.kind == "optimal":  # the exact ε-model of S_K: nothing to train
+    if cfg.checkpoints:  # a model brought along: copied into the point (its digest then guards the samples)
+        if point.state in ("pending", "started"):
+            from .models import load_model, model_for_size, save_model
+
+            src = model_for_size(cfg.checkpoints, k)
+            brought = load_model(src)
+            check(tuple(brought.sample_shape) == tuple(data.shape[1:]),
+                  f"{src} makes samples of shape {tuple(brought.sample_shape)}; the data's items are {tuple(data.shape[1:])}")
+            save_model(brought, d / "model", meta={"step": 0, "size": k, "data": cfg.data, "source": str(src)})
+        model = point.load_model(device=device)
+    elif cfg.model.kind == "optimal":  # the exact ε-model of S_K: nothing to train
         if point.state in ("pending", "started"):
             from .models import save_model
 
@@ -164,6 +174,11 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
     check_device(cfg.device)
     n_data = len(load_dataset(cfg.data, image_size=cfg.image_size))
     ks = sizes_mod.resolve(list(cfg.sizes) if isinstance(cfg.sizes, tuple) else cfg.sizes, n_data)
+    if cfg.checkpoints:  # every size has its model before any work
+        from .models import model_for_size
+
+        for k in ks:
+            model_for_size(cfg.checkpoints, k)
     cfg_file = run / "config.json"
     if cfg_file.exists():
         try:
