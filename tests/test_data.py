@@ -190,3 +190,18 @@ def test_builtin_digits_are_the_uci_set():
     except ImportError:
         return
     np.testing.assert_array_equal(load_digits().images, images)
+
+
+def test_image_size_shrinks_by_block_means():
+    """mnist5k at 14x14: each pixel the rounded mean of a 2x2 block of the 28x28 images; a size that
+    does not divide the side is refused."""
+    from mem2gen.datasets import block_mean
+
+    full, small = load_dataset("mnist5k"), load_dataset("mnist5k", image_size=14)
+    assert small.shape == (5000, 1, 14, 14) and small.dtype == np.uint8
+    blocks = full[:, :, :2, :2].astype(np.float64).mean(axis=(2, 3))
+    np.testing.assert_array_equal(small[:, :, 0, 0], np.floor(blocks + 0.5))
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    np.testing.assert_array_equal(block_mean(x, 2)[0, 0], [[2.5, 4.5], [10.5, 12.5]])
+    with pytest.raises(Mem2genError, match="whole factor"):
+        load_dataset("mnist5k", image_size=10)

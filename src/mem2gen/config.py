@@ -106,7 +106,7 @@ class SweepConfig:
 
     name: str = "quick"  # the run's name: its default folder is runs/<name>
     data: str = "digits"  # a dataset spec: digits, mnist5k, mnist:DIR, cifar10:DIR, folder:DIR, FILE.npy
-    image_size: int | None = None  # resize folder/LSUN images to this size
+    image_size: int | None = None  # folder/LSUN images: crop+resize to it; others: s×s block means (MNIST 28 → 14)
     sizes: object = (2, 8, 32, 128, 512, 1797)  # a list, {"doubling": start} or {"paper": dataset}
     split_seed: int = 3407  # the permutation whose prefixes are the nested subsets S_K
     split: str = "numpy"  # numpy's permutation, or "authors": torch.randperm as the authors' random_split

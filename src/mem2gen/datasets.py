@@ -158,7 +158,8 @@ def load_dataset(spec: str, *, image_size: int | None = None) -> np.ndarray:
     Built in (no download): ``digits``, ``mnist5k``. From local files: ``mnist:DIR`` /
     ``fashion-mnist:DIR`` (IDX, gzipped or not), ``cifar10:DIR`` (python batches),
     ``lsun-church:DIR`` or ``folder:DIR`` (images, centre-cropped and resized to ``image_size``,
-    default 64), ``array:FILE`` or a plain ``.npy``/``.npz`` path.
+    default 64), ``array:FILE`` or a plain ``.npy``/``.npz`` path. Any other dataset with ``image_size``
+    is shrunk by averaging s×s pixel blocks (s = its side / ``image_size``, a whole number: MNIST 28 → 14).
     """
     name, where = parse_spec(spec)
     known = list(DATASETS) + list(LOADERS)
@@ -167,4 +168,17 @@ def load_dataset(spec: str, *, image_size: int | None = None) -> np.ndarray:
     if entry is None or not entry.builtin:
         check(where != "", f"dataset {name} needs a local path: {name}:/path/to/files")
     loader = entry.loader if entry else LOADERS[name]
-    return loader(where, image_size)
+    x = loader(where, image_size)
+    if image_size is None or x.shape[-1] == image_size:
+        return x
+    side = x.shape[-1]
+    check(x.shape[-2] == side and side % image_size == 0,
+          f"image_size {image_size}: {name}'s {x.shape[-2]}x{side} images shrink only by a whole factor of their side")
+    return block_mean(x, side // image_size)
+
+
+def block_mean(x: np.ndarray, s: int) -> np.ndarray:
+    """(N, C, H, W) → (N, C, H/s, W/s), each pixel the mean of an s×s block (uint8 rounded half up)."""
+    n, c, h, w = x.shape
+    m = x.reshape(n, c, h // s, s, w // s, s).astype(np.float64).mean(axis=(3, 5))
+    return np.floor(m + 0.5).astype(np.uint8) if x.dtype == np.uint8 else m.astype(x.dtype)
