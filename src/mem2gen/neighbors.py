@@ -142,8 +142,9 @@ def integer_ok(space, queries, references, device) -> bool:
 
 def _int8(block) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 rows shifted to int8 (x − 128: distances unchanged) and their squared norms (int64)."""
-    x = torch.from_numpy((np.asarray(block).reshape(len(block), -1).astype(np.int16) - 128).astype(np.int8))
-    return x, (x.to(torch.int32) ** 2).sum(dim=1, dtype=torch.int64)
+    u = np.asarray(block).reshape(len(block), -1)
+    x = torch.from_numpy((u ^ np.uint8(0x80)).view(np.int8))  # x − 128 in one pass: flip the top bit
+    return x, (x.to(torch.int16) ** 2).sum(dim=1, dtype=torch.int64)  # 128² fits an int16
 
 
 def _nearest_uint8(queries, references, k: int, *, self_ids, chunk: int, batch: int, margin: int, progress: bool,
@@ -171,7 +172,7 @@ def _nearest_uint8(queries, references, k: int, *, self_ids, chunk: int, batch: 
             if sid is not None:
                 rows = torch.nonzero((sid[q0:q1] >= r0) & (sid[q0:q1] < r1)).flatten()
                 s[rows, sid[q0:q1][rows] - r0] = torch.iinfo(torch.int32).max
-            v, i = torch.topk(s, take, dim=1, largest=False, sorted=False)
+            v, i = _smallest(s, take)
             v = torch.cat([best_v[q0:q1], v], dim=1)
             i = torch.cat([best_i[q0:q1], i + r0], dim=1)
             v, pos = torch.topk(v, kk, dim=1, largest=False, sorted=False)
