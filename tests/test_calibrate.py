@@ -47,6 +47,24 @@ def test_excess_known_answers():
     assert not excess([0, 1, 499], [0, 0, 500], iterations=2000)["significant"]  # one sample is no evidence
 
 
+def test_exact_test_and_holm_known_answers():
+    """exceeds is Fisher's one-sided exact test (checked against the hypergeometric sum by hand); 5 of
+    500 against 0 of 500 is p = C(500,5)/C(1000,5) ≈ 0.031 — 'significant' alone at 5%, though a
+    bootstrap interval would call 1 of 500 against 0 of 500 the same; Holm over 40 sizes needs far more."""
+    from math import comb
+
+    from mem2gen.stats import exceeds, holm
+
+    p = exceeds(5, 500, 0, 500)
+    assert p == pytest.approx(comb(500, 5) / comb(1000, 5), rel=1e-9)
+    by_hand = sum(comb(15, x) * comb(185, 100 - x) for x in range(10, 16)) / comb(200, 100)  # 10 of 100 vs 5 of 100
+    assert exceeds(10, 100, 5, 100) == pytest.approx(by_hand, rel=1e-9)
+    assert exceeds(0, 500, 0, 500) == 1.0 and exceeds(1, 500, 0, 500) == pytest.approx(0.5)
+    assert holm([0.01, 0.04, 0.03, None]).tolist() == [True, False, False, False]  # 0.01 < 0.05/3, then 0.03 > 0.05/2
+    assert holm([0.001, 0.02, 0.04]).tolist() == [True, True, True]  # 0.001 < .05/3, 0.02 < .05/2, 0.04 < .05
+    assert not holm([p] + [1.0] * 39).any()  # one 'significant' size among 40 is not evidence
+
+
 def test_spurious_capacity_undetermined_without_significant_excess():
     K = [2, 10, 100]
     caps = capacities(K, [1, 0.5, 0], [0, 0.002, 0.001], [0, 0.498, 0.999], spurious_significant=[0, 0, 0])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import check
-from .stats import LABELS
+from .stats import ALPHA, LABELS, exceeds
 
 
 # the rule applied again and again to sets mem2gen made or read: no duplicate scan, pixels known to be in [-1, 1]
@@ -58,7 +58,9 @@ def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int =
 
 def excess(model_counts, null_counts, *, name: str = "spurious", iterations: int = 10_000, seed: int = 0) -> dict:
     """Model fraction − null fraction for one class, with a 95% bootstrap interval (each side's labels
-    resampled, multinomially, on its own) and whether the interval excludes zero from above."""
+    resampled, multinomially, on its own) to show its size, and the one-sided exact p-value that the
+    model's rate is higher (:func:`mem2gen.stats.exceeds`) to decide it. ``significant``: p < α for
+    this comparison alone; over a table of K, :func:`mem2gen.stats.holm` decides (Run.results does)."""
     a, b = np.asarray(model_counts, dtype=np.int64), np.asarray(null_counts, dtype=np.int64)
     check(a.sum() > 0 and b.sum() > 0, "both sides need labelled samples")
     j = LABELS.index(name)
@@ -68,7 +70,8 @@ def excess(model_counts, null_counts, *, name: str = "spurious", iterations: int
     diff = da - db
     lo, hi = np.percentile(diff, [2.5, 97.5])
     value = a[j] / a.sum() - b[j] / b.sum()
-    return {"excess": float(value), "ci95": [float(lo), float(hi)], "significant": bool(lo > 0)}
+    p = exceeds(int(a[j]), int(a.sum()), int(b[j]), int(b.sum()))
+    return {"excess": float(value), "ci95": [float(lo), float(hi)], "p": p, "significant": bool(p < ALPHA)}
 
 
 def synthetic_curve(eval_set, train, synthetic, sizes, *, distance: str = "l2", delta_m: float = 1 / 3,

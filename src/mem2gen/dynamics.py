@@ -19,7 +19,8 @@ Definitions (SPEC §8 style, stated here because the paper has none):
   crossing. Censored when the first snapshot is already at L ("≤ s₀") or no snapshot reaches it.
 - τ_gen(K): the snapshot step with the lowest held-out loss (undefined at K = N: nothing held out).
 - spurious onset: the first step whose spurious fraction exceeds the rule's null at that K (held-out
-  real data, the same |S_eval| and |S'|) with a 95% interval above zero; at K = N, with nothing held
+  real data, the same |S_eval| and |S'|; Fisher's one-sided exact test, Holm-corrected over every
+  (K, step) cell, family-wise 5%); at K = N, with nothing held
   out, the first step whose spurious fraction reaches ``spurious_onset`` (1% by default).
 - the fit: least squares of log τ_mem on log K over the K with an uncensored τ_mem; its 95% interval
   resamples every (K, step)'s labels (binomially, as the sweep's bootstrap does) and refits. It shows
@@ -183,9 +184,11 @@ def point_null(point: Point, settings: DynamicsConfig) -> dict | None:
 
 
 def with_null(rows: list[dict], nulls: dict, *, iterations: int = 2000) -> list[dict]:
-    """Each (K, step) row with its K's null spurious fraction and the excess over it (95% interval,
-    :func:`mem2gen.calibrate.excess`): ``significant_spurious`` = the interval lies above 0."""
+    """Each (K, step) row with its K's null spurious fraction and the excess over it (95% interval and
+    exact one-sided p-value, :func:`mem2gen.calibrate.excess`): ``significant_spurious`` = above the
+    null after Holm's correction over every (K, step) cell of the table."""
     from .calibrate import excess
+    from .stats import holm
 
     out = []
     for r in rows:
@@ -196,7 +199,10 @@ def with_null(rows: list[dict], nulls: dict, *, iterations: int = 2000) -> list[
         e = excess([r[f"count_{x}"] for x in LABELS], [n["counts"][x] for x in LABELS], name="spurious",
                    iterations=iterations, seed=int(r["step"]))
         out.append({**r, "null_spurious": n["fractions"]["spurious"], "excess_spurious": e["excess"],
-                    "significant_spurious": int(e["significant"])})
+                    "p_spurious": e["p"], "significant_spurious": int(e["significant"])})
+    tested = [i for i, r in enumerate(out) if r.get("p_spurious") is not None]
+    for i, sig in zip(tested, holm([out[i]["p_spurious"] for i in tested])):
+        out[i]["significant_spurious"] = int(sig)
     return out
 
 

@@ -109,7 +109,7 @@ def phase_diagram(rows, caps, path, *, title: str = "") -> None:
         sig = [r["K"] for r in nrows if r.get("significant_spurious")]
         if sig:
             top = max(r["hi95_spurious"] for r in rows)
-            zoom.plot(sig, [top * 1.1] * len(sig), "*", color="k", ms=6, label="excess over the null > 0 (95%)")
+            zoom.plot(sig, [top * 1.1] * len(sig), "*", color="k", ms=6, label="above the null (exact test, Holm, 5%)")
         zoom.set_ylabel("spurious")
         zoom.set_xlabel("training-set size K")
         zoom.legend(fontsize=7, loc="center right")

@@ -95,7 +95,7 @@ def format_table(rows, caps) -> str:
         lines.append(f"{r['K']:>7} " + " ".join(f"{c:>16}" for c in cells[:3]) + "".join(
             f" {c:>14}" if i == 0 else f" {c:>22}" for i, c in enumerate(cells[3:])))
     lines.append(f"MC = {caps['MC']}, SC = {caps['SC']}, GC = {caps['GC']} (tolerance {caps['tol']})"
-                 + ("; * spurious above the null (95% interval of the excess > 0)" if null else ""))
+                 + ("; * spurious above the null (one-sided exact test, Holm-corrected over the table, family-wise 5%)" if null else ""))
     for key, why in caps.get("reasons", {}).items():
         lines.append(f"{key} undetermined: {why}")
     if all(r.get("quality_fd") is not None for r in rows):
@@ -219,7 +219,7 @@ def dynamics_section(run: Run) -> str:
 by the same rule. τ_mem: the first step at which the memorized fraction reaches {st['level']} (log-interpolated
 between snapshots; "≤" when the first snapshot is already there); "5%": where it first reaches 0.05; τ_gen: the
 snapshot with the lowest held-out denoising loss; spurious onset: the first snapshot whose spurious fraction
-exceeds the rule's null (held-out real data at the same |S_eval| and |S'|) with a 95% interval above zero
+exceeds the rule's null (held-out real data at the same |S_eval| and |S'|; one-sided exact test, Holm-corrected over the table, family-wise 5%)
 (at K = N, with nothing held out: the first with spurious ≥ {st['spurious_onset']}); + marks those cells. {fit_text}</p>
 {_img(run.path / 'dynamics.png', 'dynamics', '90%')}
 <table><tr>{''.join(f'<th>{h}</th>' for h in ['K', 'τ_mem', 'memorized 5%', 'τ_gen', 'spurious onset', 'max spurious'])}</tr>{body}</table>"""

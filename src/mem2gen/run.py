@@ -23,7 +23,7 @@ from . import sizes as sizes_mod
 from .config import SweepConfig
 from .errors import DamagedFile, Mem2genError, check
 from .files import read_json
-from .stats import LABELS
+from .stats import ALPHA, LABELS, exceeds, holm
 
 STAGES = ("pending", "started", "trained", "sampled", "classified")
 # what each of a point's seeds is for: seed(cfg, K, purpose)
@@ -105,7 +105,12 @@ class Run:
     def results(self) -> list[dict]:
         """One record per classified point (K, sizes, counts, fractions, bootstrap mean/std/95%):
         plain dicts, so ``pandas.DataFrame(run.results())`` takes them as they are."""
-        return [p.result() for p in self.points() if p.state == "classified"]
+        rows = [p.result() for p in self.points() if p.state == "classified"]
+        for name in ("memorized", "spurious"):  # significant over the run's sizes: Holm, family-wise α
+            if rows and all(f"p_{name}" in r for r in rows):
+                for r, sig in zip(rows, holm([r[f"p_{name}"] for r in rows])):
+                    r[f"significant_{name}"] = int(sig)
+        return rows
 
 
 class Point:
@@ -288,7 +293,8 @@ class Point:
         return read_json(self.path / "summary.json")
 
     def result(self) -> dict:
-        """This point's record of :meth:`Run.results`."""
+        """This point's record of :meth:`Run.results`; its ``significant_*`` judge this point alone
+        (p < α), where :meth:`Run.results` corrects them for the run's number of sizes."""
         s = self.summary
         row = {"K": self.k, "n_eval": s["n_eval"], "n_synthetic": s["n_synthetic"]}
         for name in LABELS:
@@ -301,12 +307,16 @@ class Point:
             if n["fractions"] is None:  # no held-out data at this K (K = N): nothing to compare with
                 n = {"fractions": {}, "bootstrap": {}, "excess": {}, "n_synthetic": 0}
             for name in ("memorized", "spurious"):
-                e = n["excess"].get(name, {"excess": None, "ci95": [None, None], "significant": False})
+                e = n["excess"].get(name, {"excess": None, "ci95": [None, None]})
                 ci = n["bootstrap"].get(name, {"ci95": [None, None]})["ci95"]
+                p = None
+                if n.get("counts") and n.get("model_counts"):  # the exact test, from the counts (any version's file)
+                    mc, nc = n["model_counts"], n["counts"]
+                    p = exceeds(mc[name], sum(mc.values()), nc[name], sum(nc.values()))
                 row |= {f"null_{name}": n["fractions"].get(name), f"null_lo95_{name}": ci[0],
                         f"null_hi95_{name}": ci[1], f"excess_{name}": e["excess"],
                         f"excess_lo95_{name}": e["ci95"][0], f"excess_hi95_{name}": e["ci95"][1],
-                        f"significant_{name}": int(e["significant"])}
+                        f"p_{name}": p, f"significant_{name}": int(p is not None and p < ALPHA)}
             row["null_n_synthetic"] = n["n_synthetic"]
         if (self.path / "manifold.json").exists():  # samples unlike any real data (mem2gen.calibrate)
             m = read_json(self.path / "manifold.json")

@@ -6,6 +6,32 @@ import numpy as np
 from .errors import check
 
 LABELS = ("memorized", "spurious", "generalized")
+ALPHA = 0.05  # family-wise level of "significantly above the null" over one table's cells (one-sided)
+
+
+def exceeds(count: int, n: int, null_count: int, null_n: int) -> float:
+    """One-sided p-value that a class's rate in the model's samples (count of n) exceeds its rate in the
+    rule's null (null_count of null_n): Fisher's exact test, conditional on the total count. Exact for
+    the small counts where a bootstrap interval is not (0 of 500 on the null side has no bootstrap
+    spread at all, though the rate behind it may well be 0.5%)."""
+    from scipy.stats import fisher_exact
+
+    check(0 <= count <= n and 0 <= null_count <= null_n and n > 0 and null_n > 0, "counts must lie in [0, n], n > 0")
+    return float(fisher_exact([[count, n - count], [null_count, null_n - null_count]], alternative="greater")[1])
+
+
+def holm(pvalues, *, alpha: float = ALPHA) -> np.ndarray:
+    """Holm's step-down correction: which of the tests (None: not tested) reject at family-wise ``alpha``.
+    A table of many K (or K × step) is many tests; without it, 40 sizes would show a 'significant'
+    excess at one or two K by chance alone."""
+    p = np.array([np.inf if x is None else float(x) for x in pvalues])
+    m = int(np.isfinite(p).sum())
+    out = np.zeros(len(p), bool)
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        if not np.isfinite(p[i]) or p[i] > alpha / (m - rank):
+            break
+        out[i] = True
+    return out
 
 
 def bootstrap_fractions(counts, *, iterations: int = 10_000, seed: int = 0, size: int | None = None) -> dict:
