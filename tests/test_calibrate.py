@@ -128,3 +128,16 @@ def test_off_manifold_threshold_from_a_subsample():
     d1 = classify(DIGITS[400:500], train, DIGITS[500:900]).d_train[:, 0]
     np.testing.assert_array_equal(off_manifold(DIGITS[400:500], train, None, sample_distance=d1)["off"], full["off"])
     np.testing.assert_allclose(d1, full["distance"], rtol=0, atol=0)
+
+
+def test_pooled_excess_sums_the_window():
+    """pooled_excess adds the counts the per-K tests compared over lo < K < hi only, and tests the sums."""
+    from mem2gen.stats import exceeds, pooled_excess
+
+    rows = [{"K": k, "null_count_spurious": b, "model_count_spurious_at_null": a, "null_n": 500}
+            for k, a, b in ((8, 9, 9), (32, 5, 1), (64, 6, 2), (128, 4, 1), (512, 0, 3))]
+    w = pooled_excess(rows, 8, 512)
+    assert w["sizes"] == [32, 64, 128] and (w["model"], w["null"], w["n"]) == (15, 4, 1500)
+    assert w["p"] == exceeds(15, 1500, 4, 1500) < 0.05 and all(exceeds(a, 500, b, 500) > 0.05 / 3
+                                                              for a, b in ((5, 1), (6, 2), (4, 1)))
+    assert pooled_excess(rows, 600, 700) is None

@@ -316,7 +316,11 @@ class Point:
                 row |= {f"null_{name}": n["fractions"].get(name), f"null_lo95_{name}": ci[0],
                         f"null_hi95_{name}": ci[1], f"excess_{name}": e["excess"],
                         f"excess_lo95_{name}": e["ci95"][0], f"excess_hi95_{name}": e["ci95"][1],
-                        f"p_{name}": p, f"significant_{name}": int(p is not None and p < ALPHA)}
+                        f"p_{name}": p, f"significant_{name}": int(p is not None and p < ALPHA),
+                        # the counts the test compared (the model's at the null's |S'|), for pooled tests
+                        f"null_count_{name}": n["counts"].get(name) if n.get("counts") else None,
+                        f"model_count_{name}_at_null": n["model_counts"].get(name) if n.get("model_counts") else None}
+            row["null_n"] = sum(n["counts"].values()) if n.get("counts") else None
             row["null_n_synthetic"] = n["n_synthetic"]
         if (self.path / "manifold.json").exists():  # samples unlike any real data (mem2gen.calibrate)
             m = read_json(self.path / "manifold.json")

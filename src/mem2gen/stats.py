@@ -20,6 +20,20 @@ def exceeds(count: int, n: int, null_count: int, null_n: int) -> float:
     return float(fisher_exact([[count, n - count], [null_count, null_n - null_count]], alternative="greater")[1])
 
 
+def pooled_excess(rows, lo, hi, *, name: str = "spurious") -> dict | None:
+    """The model's and the null's counts of one class summed over the sizes lo < K < hi (e.g. between MC
+    and GC) and the one-sided exact p-value of the pooled excess: a small excess spread over the
+    transition that no single K resolves. None when no size in the window has a null."""
+    sel = [r for r in rows if lo < r["K"] < hi and r.get(f"null_count_{name}") is not None]
+    if not sel:
+        return None
+    a = sum(r[f"model_count_{name}_at_null"] for r in sel)
+    b = sum(r[f"null_count_{name}"] for r in sel)
+    n = sum(r["null_n"] for r in sel)
+    return {"sizes": [r["K"] for r in sel], "model": a, "null": b, "n": n, "model_fraction": a / n,
+            "null_fraction": b / n, "p": exceeds(a, n, b, n)}
+
+
 def holm(pvalues, *, alpha: float = ALPHA) -> np.ndarray:
     """Holm's step-down correction: which of the tests (None: not tested) reject at family-wise ``alpha``.
     A table of many K (or K × step) is many tests; without it, 40 sizes would show a 'significant'
