@@ -190,3 +190,29 @@ def test_epoch_batching_is_the_authors_loader():
         resumed = train(model(), x, cfg, d, progress=False).model
     for p, q in zip(full.parameters(), resumed.parameters()):
         assert torch.equal(p, q)
+
+
+def test_unet_resumes_whatever_diffusers_bookkeeping_it_recorded(tmp_path):
+    """A U-Net checkpoint whose recorded config carries diffusers' own keys ("_use_default_values",
+    which depends on how the model object was made) resumes: only the shape is compared."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from mem2gen.config import ModelSpec
+
+    spec, data = ModelSpec(kind="unet", arch="digits-small"), digits()[:16]
+    cfg = TrainConfig(steps=4, batch=4, checkpoint_every=2)
+    train(build_model(spec, (1, 8, 8), seed=0), data, cfg, tmp_path / "a", progress=False, stop_at=2)
+    state = tmp_path / "a" / "state.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(state), "pt") as f:
+        meta = f.metadata()
+    model = json.loads(meta["model"])
+    model["config"]["_use_default_values"] = ["act_fn", "mid_block_type"]
+    save_file(load_file(str(state)), str(state), metadata={**meta, "model": json.dumps(model)})
+    resumed = train(build_model(spec, (1, 8, 8), seed=0), data, cfg, tmp_path / "a", progress=False)
+    whole = train(build_model(spec, (1, 8, 8), seed=0), data, cfg, tmp_path / "b", progress=False)
+    for p, q in zip(resumed.model.parameters(), whole.model.parameters()):
+        assert torch.equal(p, q)

@@ -142,8 +142,9 @@ def weights_digest(model: nn.Module) -> str:
 def model_config(model: nn.Module) -> dict:
     """What rebuilds ``model`` without its weights: ``{"kind": ..., "config": {...}}`` (JSON-able).
     Stored with every saved model and in every training checkpoint."""
-    if isinstance(model, UNet):
-        return {"kind": "unet", "config": json.loads(json.dumps(dict(model.unet.config), default=list))}
+    if isinstance(model, UNet):  # diffusers' own bookkeeping ("_use_default_values", ...) is not the shape
+        conf = {k: v for k, v in dict(model.unet.config).items() if not k.startswith("_")}
+        return {"kind": "unet", "config": json.loads(json.dumps(conf, default=list))}
     if isinstance(model, MLP):
         return {"kind": "mlp", "config": model.config}
     from .diffusion import OptimalDenoiser

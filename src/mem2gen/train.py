@@ -81,6 +81,8 @@ def _load_state(path: Path, model, ema, opt) -> tuple[int, list]:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     if "model" in meta:  # checkpoints record their model; older ones are checked by loading
         saved, now = json.loads(meta["model"]), model_config(model)
+        # diffusers' bookkeeping keys ("_use_default_values", ...) vary with how a model was made: not its shape
+        saved["config"] = {k: v for k, v in saved.get("config", {}).items() if not str(k).startswith("_")}
         if saved != now:
             from .files import changed_keys
 
