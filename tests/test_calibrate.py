@@ -134,10 +134,15 @@ def test_pooled_excess_sums_the_window():
     """pooled_excess adds the counts the per-K tests compared over lo < K < hi only, and tests the sums."""
     from mem2gen.stats import exceeds, pooled_excess
 
-    rows = [{"K": k, "null_count_spurious": b, "model_count_spurious_at_null": a, "null_n": 500}
+    rows = [{"K": k, "null_count_spurious": b, "model_count_spurious_at_null": a, "null_n": 500, "model_n_at_null": 500}
             for k, a, b in ((8, 9, 9), (32, 5, 1), (64, 6, 2), (128, 4, 1), (512, 0, 3))]
     w = pooled_excess(rows, 8, 512)
-    assert w["sizes"] == [32, 64, 128] and (w["model"], w["null"], w["n"]) == (15, 4, 1500)
+    assert w["sizes"] == [32, 64, 128] and (w["model"], w["null"], w["model_n"], w["null_n"]) == (15, 4, 1500, 1500)
     assert w["p"] == exceeds(15, 1500, 4, 1500) < 0.05 and all(exceeds(a, 500, b, 500) > 0.05 / 3
                                                               for a, b in ((5, 1), (6, 2), (4, 1)))
     assert pooled_excess(rows, 600, 700) is None
+    # near K = N the null has fewer held-out items than the model has samples: each side keeps its own n
+    rows[2] |= {"null_n": 300, "null_count_spurious": 1}
+    w = pooled_excess(rows, 8, 512)
+    assert (w["model_n"], w["null_n"], w["null"]) == (1500, 1300, 3) and w["null_fraction"] == 3 / 1300
+    assert w["p"] == exceeds(15, 1500, 3, 1300)

@@ -103,10 +103,6 @@ def set_verbosity(n: int) -> None:
     h._mem2gen_cli = True
     log.addHandler(h)
     log.setLevel(logging.INFO if n == 1 else logging.DEBUG)
-    if n >= 2:
-        import os
-
-        os.environ["MEM2GEN_DIFFUSERS_NOTICES"] = "1"
 
 
 def set_threads(n: int) -> None:

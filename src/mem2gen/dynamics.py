@@ -188,7 +188,7 @@ def with_null(rows: list[dict], nulls: dict, *, iterations: int = 2000) -> list[
     exact one-sided p-value, :func:`mem2gen.calibrate.excess`): ``significant_spurious`` = above the
     null after Holm's correction over every (K, step) cell of the table."""
     from .calibrate import excess
-    from .stats import holm
+    from .stats import mark_significant
 
     out = []
     for r in rows:
@@ -199,11 +199,8 @@ def with_null(rows: list[dict], nulls: dict, *, iterations: int = 2000) -> list[
         e = excess([r[f"count_{x}"] for x in LABELS], [n["counts"][x] for x in LABELS], name="spurious",
                    iterations=iterations, seed=int(r["step"]))
         out.append({**r, "null_spurious": n["fractions"]["spurious"], "excess_spurious": e["excess"],
-                    "p_spurious": e["p"], "significant_spurious": int(e["significant"])})
-    tested = [i for i, r in enumerate(out) if r.get("p_spurious") is not None]
-    for i, sig in zip(tested, holm([out[i]["p_spurious"] for i in tested])):
-        out[i]["significant_spurious"] = int(sig)
-    return out
+                    "p_spurious": e["p"]})
+    return mark_significant(out)
 
 
 class DynamicsJob:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 from pathlib import Path
 
@@ -139,12 +138,17 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def shape_only(conf: dict) -> dict:
+    """A model config without diffusers' bookkeeping keys ("_use_default_values", "_class_name", ...),
+    which depend on how the model object was made, not on its shape."""
+    return {k: v for k, v in conf.items() if not str(k).startswith("_")}
+
+
 def model_config(model: nn.Module) -> dict:
     """What rebuilds ``model`` without its weights: ``{"kind": ..., "config": {...}}`` (JSON-able).
     Stored with every saved model and in every training checkpoint."""
-    if isinstance(model, UNet):  # diffusers' own bookkeeping ("_use_default_values", ...) is not the shape
-        conf = {k: v for k, v in dict(model.unet.config).items() if not k.startswith("_")}
-        return {"kind": "unet", "config": json.loads(json.dumps(conf, default=list))}
+    if isinstance(model, UNet):
+        return {"kind": "unet", "config": json.loads(json.dumps(shape_only(dict(model.unet.config)), default=list))}
     if isinstance(model, MLP):
         return {"kind": "mlp", "config": model.config}
     from .diffusion import OptimalDenoiser
@@ -238,7 +242,7 @@ def load_model(path, *, device=None) -> nn.Module:
             from diffusers.utils import logging as dlog
 
             level = dlog.get_verbosity()
-            if not os.environ.get("MEM2GEN_DIFFUSERS_NOTICES"):  # shown with mem2gen -vv
+            if not log.isEnabledFor(logging.DEBUG):  # diffusers' notices are shown with mem2gen -vv
                 dlog.set_verbosity_error()  # no notices about optional packages on every load
             try:
                 model = UNet(UNet2DModel.from_pretrained(path, subfolder=sub, use_safetensors=None))

@@ -172,7 +172,7 @@ def _nearest_uint8(queries, references, k: int, *, self_ids, chunk: int, batch: 
             if sid is not None:
                 rows = torch.nonzero((sid[q0:q1] >= r0) & (sid[q0:q1] < r1)).flatten()
                 s[rows, sid[q0:q1][rows] - r0] = torch.iinfo(torch.int32).max
-            v, i = _smallest(s, take)
+            v, i = torch.topk(s, take, dim=1, largest=False, sorted=False)
             v = torch.cat([best_v[q0:q1], v], dim=1)
             i = torch.cat([best_i[q0:q1], i + r0], dim=1)
             v, pos = torch.topk(v, kk, dim=1, largest=False, sorted=False)

@@ -102,7 +102,7 @@ def format_table(rows, caps) -> str:
     w = caps.get("pooled_spurious")
     if w:
         lines.append(f"between MC and GC ({len(w['sizes'])} sizes pooled): spurious {w['model_fraction']:.2%} "
-                     f"({w['model']}/{w['n']}) against the null's {w['null_fraction']:.2%} ({w['null']}/{w['n']}), "
+                     f"({w['model']}/{w['model_n']}) against the null's {w['null_fraction']:.2%} ({w['null']}/{w['null_n']}), "
                      f"one-sided exact p = {w['p']:.2g}")
     if all(r.get("quality_fd") is not None for r in rows):
         lines.append("sample quality, FD to real data in features trained on the dataset (lower is better; real vs "
@@ -271,7 +271,7 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
         for key in ("MC", "SC", "GC"))
     w = caps.get("pooled_spurious")
     pooled = (f"<p>Between MC and GC ({len(w['sizes'])} sizes pooled) the spurious fraction is {w['model_fraction']:.2%} "
-              f"({w['model']}/{w['n']}) against the null's {w['null_fraction']:.2%} ({w['null']}/{w['n']}); one-sided "
+              f"({w['model']}/{w['model_n']}) against the null's {w['null_fraction']:.2%} ({w['null']}/{w['null_n']}); one-sided "
               f"exact p = {w['p']:.2g}. Per K, an excess is marked only when it survives Holm's correction over all "
               "sizes (family-wise 5%), so a small excess spread over the transition can show here and at no single K."
               "</p>") if w else ""

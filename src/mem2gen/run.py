@@ -23,7 +23,7 @@ from . import sizes as sizes_mod
 from .config import SweepConfig
 from .errors import DamagedFile, Mem2genError, check
 from .files import read_json
-from .stats import ALPHA, LABELS, exceeds, holm
+from .stats import ALPHA, LABELS, exceeds, mark_significant
 
 STAGES = ("pending", "started", "trained", "sampled", "classified")
 # what each of a point's seeds is for: seed(cfg, K, purpose)
@@ -108,8 +108,7 @@ class Run:
         rows = [p.result() for p in self.points() if p.state == "classified"]
         for name in ("memorized", "spurious"):  # significant over the run's sizes: Holm, family-wise α
             if rows and all(f"p_{name}" in r for r in rows):
-                for r, sig in zip(rows, holm([r[f"p_{name}"] for r in rows])):
-                    r[f"significant_{name}"] = int(sig)
+                mark_significant(rows, name)
         return rows
 
 
@@ -321,6 +320,7 @@ class Point:
                         f"null_count_{name}": n["counts"].get(name) if n.get("counts") else None,
                         f"model_count_{name}_at_null": n["model_counts"].get(name) if n.get("model_counts") else None}
             row["null_n"] = sum(n["counts"].values()) if n.get("counts") else None
+            row["model_n_at_null"] = sum(n["model_counts"].values()) if n.get("model_counts") else None
             row["null_n_synthetic"] = n["n_synthetic"]
         if (self.path / "manifold.json").exists():  # samples unlike any real data (mem2gen.calibrate)
             m = read_json(self.path / "manifold.json")

@@ -27,11 +27,10 @@ def pooled_excess(rows, lo, hi, *, name: str = "spurious") -> dict | None:
     sel = [r for r in rows if lo < r["K"] < hi and r.get(f"null_count_{name}") is not None]
     if not sel:
         return None
-    a = sum(r[f"model_count_{name}_at_null"] for r in sel)
-    b = sum(r[f"null_count_{name}"] for r in sel)
-    n = sum(r["null_n"] for r in sel)
-    return {"sizes": [r["K"] for r in sel], "model": a, "null": b, "n": n, "model_fraction": a / n,
-            "null_fraction": b / n, "p": exceeds(a, n, b, n)}
+    a, na = sum(r[f"model_count_{name}_at_null"] for r in sel), sum(r["model_n_at_null"] for r in sel)
+    b, nb = sum(r[f"null_count_{name}"] for r in sel), sum(r["null_n"] for r in sel)
+    return {"sizes": [r["K"] for r in sel], "model": a, "model_n": na, "null": b, "null_n": nb,
+            "model_fraction": a / na, "null_fraction": b / nb, "p": exceeds(a, na, b, nb)}
 
 
 def holm(pvalues, *, alpha: float = ALPHA) -> np.ndarray:
@@ -46,6 +45,15 @@ def holm(pvalues, *, alpha: float = ALPHA) -> np.ndarray:
             break
         out[i] = True
     return out
+
+
+def mark_significant(rows, name: str = "spurious") -> list[dict]:
+    """Set ``significant_<name>`` of every tested row (``p_<name>`` not None) from its p-value,
+    Holm-corrected over the rows: one table, one family of tests. Untested rows keep theirs."""
+    tested = [r for r in rows if r.get(f"p_{name}") is not None]
+    for r, sig in zip(tested, holm([r[f"p_{name}"] for r in tested])):
+        r[f"significant_{name}"] = int(sig)
+    return rows
 
 
 def bootstrap_fractions(counts, *, iterations: int = 10_000, seed: int = 0, size: int | None = None) -> dict:

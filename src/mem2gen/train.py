@@ -22,7 +22,7 @@ from . import diffusion
 from .errors import DamagedFile, Mem2genError, check
 from .files import atomic_path, read_json
 from .config import TrainConfig, log_spaced_steps  # noqa: F401 - log_spaced_steps re-exported
-from .models import load_model, model_config, save_model
+from .models import load_model, model_config, save_model, shape_only
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,7 @@ def _load_state(path: Path, model, ema, opt) -> tuple[int, list]:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     if "model" in meta:  # checkpoints record their model; older ones are checked by loading
         saved, now = json.loads(meta["model"]), model_config(model)
-        # diffusers' bookkeeping keys ("_use_default_values", ...) vary with how a model was made: not its shape
-        saved["config"] = {k: v for k, v in saved.get("config", {}).items() if not str(k).startswith("_")}
+        saved["config"] = shape_only(saved.get("config", {}))  # files written before it left diffusers' keys out
         if saved != now:
             from .files import changed_keys
 
