@@ -420,6 +420,7 @@ def test_sweep_over_brought_models(tmp_path):
     for k in (2, 8):
         assert np.array_equal(np.load(tmp_path / "a" / "points" / f"K={k}" / "eval.npy"),
                               np.load(tmp_path / "b" / "points" / f"K={k}" / "eval.npy"))
+        assert np.array_equal(Run(tmp_path / "a").point(k).labels.labels, Run(tmp_path / "b").point(k).labels.labels)
     assert json.loads((tmp_path / "b" / "points" / "K=8" / "model" / "mem2gen.json").read_text())["source"].endswith("8")
     with pytest.raises(Mem2genError, match="has no model for K = 40"):
         run_sweep(dataclasses.replace(cfg, sizes=(2, 40), checkpoints=str(brought)), tmp_path / "c", **quiet)
