@@ -160,7 +160,8 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path, tiny_r
     ({"train": {"checkpoint_every": 0}}, "checkpoint_every"), ({"train": {"lr": float("nan")}}, "finite"),
     ({"sizes": {"doubling": 0}}, "doubling"), ({"distance": "l3"}, "distance"), ({"sample_steps": 5000}, "1000"),
     ({"name": "../../x"}, "plain folder"), ({"device": "gpu7"}, "device"), ({"device": "cuda:0"}, "device"),
-    ({"image_size": -4}, "image_size"), ({"seed": -1}, "seed"), ({"n_eval": True}, "expected int")])
+    ({"image_size": -4}, "image_size"), ({"seed": -1}, "seed"), ({"n_eval": True}, "expected int"),
+    ({"train": {"seed": 1}}, "set seed instead")])
 def test_bad_settings_are_refused_before_any_work(tmp_path, bad, msg):
     if bad.get("device") == "cuda:0":
         import torch

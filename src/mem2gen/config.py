@@ -78,7 +78,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # gradient-norm clipping (0: none)
     ema_decay: float = 0.9999  # decay of the weights' moving average that is sampled
     ema_warmup: bool = True  # decay_t = min(decay, (1 + t) / (10 + t)): short runs still get a sensible EMA
-    seed: int = 0  # the sweep sets each point's from (seed, K)
+    seed: int = 0  # batches and noise; a sweep sets each point's from (seed, K) and refuses another value
     checkpoint_every: int = 500  # steps between resumable checkpoints (does not change results)
     save_steps: tuple = ()  # keep EMA snapshots at these steps (read by `mem2gen dynamics`)
     bf16: bool = True  # bf16 autocast on CUDA; False: fp32 (with TF32 matmuls, as the authors train)
@@ -136,6 +136,8 @@ class SweepConfig:
         check(isinstance(self.model, ModelSpec) and isinstance(self.train, TrainConfig), "model and train must be mappings")
         check_sizes(self.sizes)
         check(self.seed >= 0 and self.split_seed >= 0, "seed and split_seed must be whole numbers >= 0")
+        check(self.train.seed == TrainConfig.seed, f"train.seed = {self.train.seed}: a sweep derives each point's "
+              "training seed from seed and K; set seed instead (e.g. --grid seed=0,1,2)")
         check(self.image_size is None or self.image_size >= 4, f"image_size {self.image_size} must be at least 4 (or null)")
         check_sampling(self.sampler, self.sample_steps, self.eta, self.sample_batch)
         check(self.split in SPLITS, f"split {self.split!r}: use one of {', '.join(SPLITS)}")
