@@ -177,6 +177,23 @@ def test_grid_sweep_then_compare(tmp_path):
         sweep(config_file=cfg, grid="model.dropout=0,0.5", out=tmp_path / "g", overrides={"n_eval": 31}, **quiet)
 
 
+def test_grid_over_a_knob_that_changes_nothing_is_refused(tmp_path):
+    """A grid whose sweeps would all be the same is refused before any folder exists: MLP knobs on a
+    U-Net, the U-Net architecture on an MLP, η without DDIM, training knobs with brought models, and
+    train.seed (a sweep sets it per point); seed itself varies the models and their samples."""
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(TINY | {"sizes": [2]}))
+    for grid, overrides in (("model.arch=mnist,cifar10", {}), ("eta=0,1", {}), ("train.seed=0,1", {}),
+                            ("model.hidden=8,16", {"model": {"kind": "unet", "arch": "digits-small"}}),
+                            ("train.steps=2,4", {"checkpoints": str(tmp_path)})):
+        with pytest.raises(Mem2genError, match="same|set seed instead"):
+            sweep(config_file=cfg, grid=grid, overrides=overrides, out=tmp_path / "g", **quiet)
+        assert not (tmp_path / "g").exists()
+    sweep(config_file=cfg, grid="seed=0,1", out=tmp_path / "s", **quiet)
+    a, b = (np.load(tmp_path / "s" / f"seed={v}" / "points" / "K=2" / "eval.npy") for v in (0, 1))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
 def test_compare_refuses_runs_on_different_datasets(tiny_run, tmp_path):
     other = tmp_path / "other"
     other.mkdir()

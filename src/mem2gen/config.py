@@ -326,6 +326,23 @@ def parse_grid(grid) -> tuple[str, list]:
     return str(key), values
 
 
+def inert_keys(cfg: SweepConfig) -> dict[str, str]:
+    """The dotted keys that change nothing in a sweep of ``cfg``, each with the reason: a grid over one
+    of them would run identical sweeps."""
+    kind, out = cfg.model.kind, {}
+    if kind != "mlp":
+        out.update({k: f"it shapes MLPs; this model is kind {kind}" for k in ("model.hidden", "model.depth")})
+    if kind != "unet":
+        out["model.arch"] = f"it names a U-Net; this model is kind {kind}"
+    if kind == "optimal" or cfg.checkpoints:
+        why = "the exact denoiser is not trained" if kind == "optimal" else "the models come from checkpoints"
+        out.update({f"train.{f.name}": why for f in dataclasses.fields(TrainConfig)})
+        out.update({f"model.{k}": why for k in ("width", "dropout")})
+    if cfg.sampler != "ddim":
+        out["eta"] = f"only DDIM reads it; the sampler is {cfg.sampler}"
+    return out
+
+
 def describe() -> str:
     """Every key of a sweep config (YAML/JSON or ``--config``) as Markdown: its default (the ``quick``
     preset's where it differs) and its meaning, read from the comments on the dataclass fields. The

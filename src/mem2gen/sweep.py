@@ -263,7 +263,7 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
     the reference): an intervention study in one command. Every config is checked before any work.
     ``find_transition`` runs the config's (coarse) sizes, then the paper's schedule around the transition
     they show (:func:`transition_sweep`)."""
-    from .config import parse_grid
+    from .config import inert_keys, parse_grid
 
     cfg = load_config(preset, config_file, overrides)
     grid = grid or read_grid(config_file)
@@ -276,6 +276,7 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
     from .compare import compare
 
     key, values = parse_grid(grid)
+    check(key not in inert_keys(cfg), f"grid over {key}: {inert_keys(cfg).get(key)}, so every sweep would be the same")
     base = Path(out) if out else Path("runs") / f"{cfg.name}-{key}"
     members = [(base / f"{key}={v}", load_config(preset, config_file, {**(overrides or {}), key: v,
                                                                          "name": f"{cfg.name}-{key}={v}"}))
