@@ -124,7 +124,7 @@ def phase_diagram(rows, caps, path, *, title: str = "") -> None:
         if caps.get(key) is not None:
             ax.axvline(caps[key], color="k", ls=style, lw=1)
             ax.text(caps[key], 1.02, key, ha="center", va="bottom", fontsize=8, transform=ax.get_xaxis_transform())
-    ax.set_xscale("log")
+    _k_axis(ax, k)
     if not nrows:
         ax.set_xlabel("training-set size K")
     ax.set_ylabel("fraction of samples")
@@ -411,6 +411,21 @@ def _save(fig, path, *, dpi: int = 120) -> None:
     plt.close(fig)
 
 
+def _k_axis(ax, ks) -> None:
+    """A log axis of training-set sizes labelled in plain numbers: at the sizes themselves when there
+    are few, else at powers of ten; never the crowded minor labels matplotlib adds to a short span."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    ax.set_xscale("log")
+    ks = sorted({int(k) for k in ks})
+    if 1 < len(ks) <= 10:
+        ax.xaxis.set_major_locator(FixedLocator(ks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.tick_params(axis="x", labelsize=8 if len(ks) <= 6 else 7)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _log_edges(values) -> np.ndarray:
     """Cell edges for values on a log axis: geometric midpoints, extended half a step at each end."""
     v = np.log(np.asarray(sorted(values), float))
@@ -500,7 +515,8 @@ def compare_figure(runs: list, path) -> None:
             ax.fill_between(k, [r[f"lo95_{name}"] for r in rows], [r[f"hi95_{name}"] for r in rows],
                             color=f"C{i}", alpha=0.12, lw=0)
     for ax, name in zip(axes, LABELS):
-        ax.set(xscale="log", xlabel="training-set size K", title=name)
+        _k_axis(ax, [r["K"] for _, rows in runs for r in rows])
+        ax.set(xlabel="training-set size K", title=name)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("fraction of samples")
     axes[0].legend(fontsize=7)
