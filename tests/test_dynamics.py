@@ -206,6 +206,38 @@ def test_compare_refuses_runs_on_different_datasets(tiny_run, tmp_path):
     assert cli("compare", tiny_run, "--out", tmp_path / "c3") == 2
 
 
+def test_replicates_are_judged_over_models_not_samples():
+    """Runs differing only in seed (and name, device, sizes) are replicates of one setting; a change
+    between settings with replicates is judged by a pooled t-test over the models' fractions
+    (reference: the textbook formula), which a seed-to-seed spread can make insignificant where the
+    bootstrap of one model each calls it moved."""
+    from scipy.stats import t as student
+
+    from mem2gen.compare import fraction_shifts, replicate_groups
+
+    base = {"data": "digits", "seed": 0, "name": "a", "model": {"hidden": 512}}
+    cfgs = [base, base | {"seed": 1, "name": "b", "sizes": [2]}, base | {"model": {"hidden": 128}},
+            base | {"model": {"hidden": 128}, "seed": 5}, base | {"seed": 2}]
+    assert replicate_groups(cfgs) == [[0, 1, 4], [2, 3]]
+
+    def run(mem):
+        return [{"K": 8, "count_memorized": mem, "count_spurious": 0, "count_generalized": 100 - mem},
+                {"K": 32, "count_memorized": 0, "count_spurious": 0, "count_generalized": 100}]
+
+    curves = [(f"r{i}", run(m)) for i, m in enumerate((90, 80, 70, 50, 60))]
+    groups = [[0, 1, 2], [3, 4]]
+    k8, k32 = fraction_shifts(curves, groups=groups, names=["ref", "", "", "narrow", ""], iterations=300)
+    assert (k8["label"], k8["test"], k8["models"]) == ("narrow", "t over models", "2 vs 3")
+    sp2 = (2 * np.var([0.9, 0.8, 0.7], ddof=1) + np.var([0.5, 0.6], ddof=1)) / 3
+    half = student.ppf(0.975, 3) * np.sqrt(sp2 * (1 / 2 + 1 / 3))
+    assert k8["memorized_change"] == pytest.approx(-0.25)
+    assert (k8["memorized_lo95"], k8["memorized_hi95"]) == (pytest.approx(-0.25 - half, abs=1e-4),
+                                                            pytest.approx(-0.25 + half, abs=1e-4))
+    assert k8["memorized_significant"] == 0 and k32["memorized_significant"] == 0 and k32["memorized_change"] == 0
+    alone = fraction_shifts([curves[0], curves[3]], iterations=300)[0]  # one model each: the bootstrap
+    assert alone["test"] == "bootstrap" and alone["memorized_significant"] == 1
+
+
 def test_capacity_shift_known_answers():
     a = np.full(100, 32.0)
     assert capacity_shift(a, np.full(100, 128.0)) == {"log2_ratio": 2.0, "ci95": [2.0, 2.0], "significant": True,

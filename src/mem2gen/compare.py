@@ -6,6 +6,14 @@ A shift is the median of log2(capacity / reference capacity) over paired bootstr
 runs (each run's labels resampled on their own, :func:`mem2gen.stats.capacity_draws`); it is
 significant when its 95% interval excludes 0. On a coarse size grid a capacity can only move by a
 grid step, so a true shift smaller than that shows as none.
+
+Runs that differ only in ``seed`` are replicates (``--grid seed=0,1,2``). A bootstrap interval
+resamples one model's samples and knows nothing of its training seed, and seeds alone can move a
+fraction several times further (docs/spurious-study.md). So where the reference or a setting has
+replicates, the change of each fraction at K is the difference of the replicates' means, judged by a
+two-sample t-test over models (pooled variance: the seed spread taken as the same in both settings,
+so that one model against several replicates is still judged); with one model on each side it is
+the bootstrap of their labels, and the output says that seeds were not replicated.
 """
 from __future__ import annotations
 
@@ -19,15 +27,27 @@ from .stats import LABELS, capacities, capacity_draws
 CAPS = ("MC", "SC", "GC")
 # keys that must agree for two runs' fractions to mean the same thing
 SAME_MEANING = ("data", "image_size", "split", "split_seed", "distance", "delta_m", "delta_s", "capacity_tol")
+# keys in which replicates of one setting may differ
+REPLICATE_FREE = ("name", "device", "seed", "sizes")
 
 
-def run_labels(runs: list[Run]) -> list[str]:
+def replicate_groups(configs: list[dict]) -> list[list[int]]:
+    """Indices of runs grouped as replicates of one setting (configs equal but for
+    :data:`REPLICATE_FREE`), in the order the settings first appear."""
+    import json
+
+    keys = [json.dumps({k: v for k, v in dotted(c).items() if k not in REPLICATE_FREE}, sort_keys=True, default=str)
+            for c in configs]
+    return [[i for i, k in enumerate(keys) if k == key] for key in dict.fromkeys(keys)]
+
+
+def run_labels(runs: list[Run], *, ignore=("name", "device")) -> list[str]:
     """A label per run: the settings where it differs from the first (its name when none do)."""
     ref = dotted(runs[0].config.to_dict())
     labels = []
     for r in runs:
         d = dotted(r.config.to_dict())
-        diff = [k for k in changed_keys(ref, d) if k not in ("name", "device")]
+        diff = [k for k in changed_keys(ref, d) if k not in ignore]
         labels.append(", ".join(f"{k}={d.get(k)}" for k in diff) or r.config.name)
     if runs:
         labels[0] = f"{labels[0]} (reference)"
@@ -51,6 +71,8 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
                         ": their fractions do not compare; compare runs on one dataset with one rule")
     out = prepare_out_dir(out, overwrite=overwrite)
     labels = run_labels(runs)
+    groups = replicate_groups([r.config.to_dict() for r in runs])
+    setting_of = {i: n for n, g in enumerate(groups) for i in g}
     table, curves, draws = [], [], []
     for label, run in zip(labels, runs):
         rows = run.results()
@@ -64,7 +86,7 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
                             spurious_significant=sig)
         draws.append(dr)
         curves.append((label, rows))
-        row = {"run": str(run.path), "label": label, "sizes": len(k)}
+        row = {"run": str(run.path), "label": label, "sizes": len(k), "setting": setting_of[len(table)]}
         for key in CAPS:
             v = dr[key][~np.isnan(dr[key])]
             row |= {key: caps[key], f"{key}_lo95": float(np.percentile(v, 2.5)) if len(v) else None,
@@ -77,39 +99,63 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
             s = capacity_shift(draws[0][key], dr[key])
             row |= {f"{key}_shift_log2": s["log2_ratio"], f"{key}_shift_lo95": s["ci95"][0] if s["ci95"] else None,
                     f"{key}_shift_hi95": s["ci95"][1] if s["ci95"] else None, f"{key}_shift_significant": int(s["significant"])}
-    by_k = fraction_shifts(curves, iterations=iterations)
+    settings = run_labels(runs, ignore=REPLICATE_FREE)  # a replicate group's label: its first run's
+    by_k = fraction_shifts(curves, groups=groups, names=settings, iterations=iterations)
     out.mkdir(parents=True, exist_ok=True)
     if by_k:
         write_csv(out / "compare_fractions.csv", by_k)
     write_csv(out / "compare.csv", table)
     write_json(out / "compare.json", {"reference": str(runs[0].path), "iterations": iterations, "runs": table,
-                                      "fractions": by_k})
+                                      "replicates": [[labels[i] for i in g] for g in groups], "fractions": by_k})
     compare_figure(curves, out / "compare.png")
     echo(format_compare(table, by_k))
     return {"runs": table, "fractions": by_k, "out": out}
 
 
-def fraction_shifts(curves: list, *, iterations: int = 2000) -> list[dict]:
-    """Per run and per K it shares with the reference: the change of each fraction (run − reference)
-    with a 95% bootstrap interval (both sides' labels resampled, :func:`mem2gen.calibrate.excess`)."""
+def fraction_shifts(curves: list, *, groups: list | None = None, names: list | None = None,
+                    iterations: int = 2000) -> list[dict]:
+    """Per setting and per K it shares with the reference: the change of each fraction (setting −
+    reference) with its 95% interval. ``groups`` (:func:`replicate_groups`; default: every run its own)
+    names the replicates: with one model on each side the interval is the bootstrap of both sides'
+    labels (:func:`mem2gen.calibrate.excess`); with more, a pooled two-sample t-test over the models'
+    fractions (``test`` says which; ``models`` how many on each side). ``names``: a label per run
+    (default: the curves'), the first of a group's labelling its rows."""
+    from scipy.stats import ttest_ind
+
     from .calibrate import excess
 
-    ref = {r["K"]: r for r in curves[0][1]}
+    groups = groups or [[i] for i in range(len(curves))]
+    by_k = [{r["K"]: r for r in rows} for _, rows in curves]
+    ref = groups[0]
     out = []
-    for label, rows in curves[1:]:
-        for r in rows:
-            if r["K"] not in ref:
-                continue
-            a = [r[f"count_{n}"] for n in LABELS]
-            b = [ref[r["K"]][f"count_{n}"] for n in LABELS]
-            row = {"label": label, "K": r["K"]}
+    for g in groups[1:]:
+        common = sorted(set.intersection(*(set(by_k[i]) for i in ref + g)))
+        for k in common:
+            row = {"label": (names or [c[0] for c in curves])[g[0]], "K": k, "models": f"{len(g)} vs {len(ref)}"}
+            if len(g) == 1 and len(ref) == 1:
+                row["test"] = "bootstrap"
+                a, b = ([by_k[i][k][f"count_{n}"] for n in LABELS] for i in (g[0], ref[0]))
+            else:
+                row["test"] = "t over models"
             for name in LABELS:
-                e = excess(a, b, name=name, iterations=iterations, seed=r["K"])
-                row |= {f"{name}_change": round(e["excess"], 4), f"{name}_lo95": round(e["ci95"][0], 4),
-                        f"{name}_hi95": round(e["ci95"][1], 4),
-                        f"{name}_significant": int(e["ci95"][0] > 0 or e["ci95"][1] < 0)}
+                if row["test"] == "bootstrap":
+                    e = excess(a, b, name=name, iterations=iterations, seed=k)
+                    change, (lo, hi) = e["excess"], e["ci95"]
+                else:
+                    fa, fb = ([frac(by_k[i][k], name) for i in grp] for grp in (g, ref))
+                    change = float(np.mean(fa) - np.mean(fb))
+                    lo, hi = ((change, change) if np.ptp(fa + fb) == 0 else
+                              map(float, ttest_ind(fa, fb, equal_var=True).confidence_interval(0.95)))
+                row |= {f"{name}_change": round(change, 4), f"{name}_lo95": round(lo, 4), f"{name}_hi95": round(hi, 4),
+                        f"{name}_significant": int(lo > 0 or hi < 0)}
             out.append(row)
     return out
+
+
+def frac(row: dict, name: str) -> float:
+    """A results row's fraction of one class, from its counts."""
+    n = sum(row[f"count_{c}"] for c in LABELS)
+    return row[f"count_{name}"] / n
 
 
 def format_compare(table: list[dict], by_k: list[dict] = ()) -> str:
@@ -124,11 +170,16 @@ def format_compare(table: list[dict], by_k: list[dict] = ()) -> str:
     lines = [f"{'run':<{width}}  " + "  ".join(f"{k + ' [95%]':>20}" for k in CAPS)]
     lines += [f"{r['label']:<{width}}  " + "  ".join(f"{cap(r, k):>20}" for k in CAPS) for r in table]
     lines.append("* moved against the reference: the 95% interval of log2(capacity ratio) excludes 0")
+    if len({r.get("setting") for r in table}) < len(table):
+        lines.append("  (an interval resamples one model's samples: a * between replicates of one setting is the "
+                     "training seed's doing)")
     for label in dict.fromkeys(r["label"] for r in by_k):
         rows = [r for r in by_k if r["label"] == label]
         cells = []
         for name in ("memorized", "spurious"):
             sig = [f"K={r['K']} {r[f'{name}_change']:+.3f}" for r in rows if r[f"{name}_significant"]]
             cells.append(f"{name} {', '.join(sig) if sig else 'unchanged'}")
-        lines.append(f"{label}: fractions that moved (95%): " + "; ".join(cells))
+        how = ("bootstrap of one model each: training seeds not replicated, so seeds alone may move more "
+               "(replicate: --grid seed=0,1,2)") if rows[0]["test"] == "bootstrap" else f"t-test over {rows[0]['models']} models"
+        lines.append(f"{label}: fractions that moved (95%, {how}): " + "; ".join(cells))
     return "\n".join(lines)
