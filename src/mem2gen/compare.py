@@ -107,7 +107,7 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
     write_csv(out / "compare.csv", table)
     write_json(out / "compare.json", {"reference": str(runs[0].path), "iterations": iterations, "runs": table,
                                       "replicates": [[labels[i] for i in g] for g in groups], "fractions": by_k})
-    compare_figure(curves, out / "compare.png")
+    compare_figure(curves, out / "compare.png", settings=[setting_of[i] for i in range(len(runs))])
     echo(format_compare(table, by_k))
     return {"runs": table, "fractions": by_k, "out": out}
 
@@ -144,7 +144,7 @@ def fraction_shifts(curves: list, *, groups: list | None = None, names: list | N
                 else:
                     fa, fb = ([frac(by_k[i][k], name) for i in grp] for grp in (g, ref))
                     change = float(np.mean(fa) - np.mean(fb))
-                    lo, hi = ((change, change) if np.ptp(fa + fb) == 0 else
+                    lo, hi = ((change, change) if np.ptp(fa) == np.ptp(fb) == 0 else  # no spread: exact
                               map(float, ttest_ind(fa, fb, equal_var=True).confidence_interval(0.95)))
                 row |= {f"{name}_change": round(change, 4), f"{name}_lo95": round(lo, 4), f"{name}_hi95": round(hi, 4),
                         f"{name}_significant": int(lo > 0 or hi < 0)}

@@ -498,8 +498,9 @@ def dynamics_figure(rows: list, analysis: dict, path, *, title: str = "") -> Non
     _save(fig, path)
 
 
-def compare_figure(runs: list, path) -> None:
-    """Phase curves of several runs overlaid (one panel per class; line style per run, 95% bands)."""
+def compare_figure(runs: list, path, *, settings: list | None = None) -> None:
+    """Phase curves of several runs overlaid (one panel per class; line style per run, 95% bands);
+    ``settings`` (an index per run) gives replicates of one setting one colour."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -510,17 +511,20 @@ def compare_figure(runs: list, path) -> None:
     for i, (label, rows) in enumerate(runs):
         k = [r["K"] for r in rows]
         for ax, name in zip(axes, LABELS):
+            color = f"C{settings[i] if settings else i}"
             ax.plot(k, [r[f"mean_{name}"] for r in rows], styles[i % len(styles)], ms=4, lw=1.2,
-                    color=f"C{i}", label=label)
+                    color=color, label=label)
             ax.fill_between(k, [r[f"lo95_{name}"] for r in rows], [r[f"hi95_{name}"] for r in rows],
-                            color=f"C{i}", alpha=0.12, lw=0)
+                            color=color, alpha=0.12, lw=0)
     for ax, name in zip(axes, LABELS):
         _k_axis(ax, [r["K"] for _, rows in runs for r in rows])
         ax.set(xlabel="training-set size K", title=name)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("fraction of samples")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    rows = (len(runs) + 1) // 2  # the legend below the panels, two runs a row: labels can be long
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(2, len(runs)), fontsize=7,
+               frameon=False)
+    fig.tight_layout(rect=(0, min(0.4, 0.02 + 0.05 * rows), 1, 1))
     _save(fig, path)
 
 
