@@ -221,8 +221,10 @@ def test_replicates_are_judged_over_models_not_samples():
     assert replicate_groups(cfgs) == [[0, 1, 4], [2, 3]]
 
     def run(mem):
-        return [{"K": 8, "count_memorized": mem, "count_spurious": 0, "count_generalized": 100 - mem},
+        rows = [{"K": 8, "count_memorized": mem, "count_spurious": 0, "count_generalized": 100 - mem},
                 {"K": 32, "count_memorized": 0, "count_spurious": 0, "count_generalized": 100}]
+        return [r | {f"frac_{n}": r[f"count_{n}"] / 100 for n in ("memorized", "spurious", "generalized")}
+                for r in rows]
 
     curves = [(f"r{i}", run(m)) for i, m in enumerate((90, 80, 70, 50, 60))]
     groups = [[0, 1, 2], [3, 4]]

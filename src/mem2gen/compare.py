@@ -142,7 +142,7 @@ def fraction_shifts(curves: list, *, groups: list | None = None, names: list | N
                     e = excess(a, b, name=name, iterations=iterations, seed=k)
                     change, (lo, hi) = e["excess"], e["ci95"]
                 else:
-                    fa, fb = ([frac(by_k[i][k], name) for i in grp] for grp in (g, ref))
+                    fa, fb = ([by_k[i][k][f"frac_{name}"] for i in grp] for grp in (g, ref))
                     change = float(np.mean(fa) - np.mean(fb))
                     lo, hi = ((change, change) if np.ptp(fa) == np.ptp(fb) == 0 else  # no spread: exact
                               map(float, ttest_ind(fa, fb, equal_var=True).confidence_interval(0.95)))
@@ -150,12 +150,6 @@ def fraction_shifts(curves: list, *, groups: list | None = None, names: list | N
                         f"{name}_significant": int(lo > 0 or hi < 0)}
             out.append(row)
     return out
-
-
-def frac(row: dict, name: str) -> float:
-    """A results row's fraction of one class, from its counts."""
-    n = sum(row[f"count_{c}"] for c in LABELS)
-    return row[f"count_{name}"] / n
 
 
 def format_compare(table: list[dict], by_k: list[dict] = ()) -> str:
