@@ -183,10 +183,12 @@ def test_grid_over_a_knob_that_changes_nothing_is_refused(tmp_path):
     train.seed (a sweep sets it per point); seed itself varies the models and their samples."""
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(TINY | {"sizes": [2]}))
-    for grid, overrides in (("model.arch=mnist,cifar10", {}), ("eta=0,1", {}), ("train.seed=0,1", {}),
-                            ("model.hidden=8,16", {"model": {"kind": "unet", "arch": "digits-small"}}),
-                            ("train.steps=2,4", {"checkpoints": str(tmp_path)})):
-        with pytest.raises(Mem2genError, match="same|set seed instead"):
+    for grid, overrides, msg in (
+            ("model.arch=mnist,cifar10", {}, "names a U-Net; this model is kind mlp"),
+            ("eta=0,1", {}, "only DDIM reads it"), ("train.seed=0,1", {}, "set seed instead"),
+            ("model.hidden=8,16", {"model": {"kind": "unet", "arch": "digits-small"}}, "shapes MLPs; this model is kind unet"),
+            ("train.steps=2,4", {"checkpoints": str(tmp_path)}, "the models come from checkpoints")):
+        with pytest.raises(Mem2genError, match=msg):
             sweep(config_file=cfg, grid=grid, overrides=overrides, out=tmp_path / "g", **quiet)
         assert not (tmp_path / "g").exists()
     sweep(config_file=cfg, grid="seed=0,1", out=tmp_path / "s", **quiet)

@@ -125,20 +125,19 @@ def fraction_shifts(curves: list, *, groups: list | None = None, names: list | N
     from .calibrate import excess
 
     groups = groups or [[i] for i in range(len(curves))]
+    names = names or [label for label, _ in curves]
     by_k = [{r["K"]: r for r in rows} for _, rows in curves]
     ref = groups[0]
     out = []
     for g in groups[1:]:
         common = sorted(set.intersection(*(set(by_k[i]) for i in ref + g)))
         for k in common:
-            row = {"label": (names or [c[0] for c in curves])[g[0]], "K": k, "models": f"{len(g)} vs {len(ref)}"}
-            if len(g) == 1 and len(ref) == 1:
-                row["test"] = "bootstrap"
-                a, b = ([by_k[i][k][f"count_{n}"] for n in LABELS] for i in (g[0], ref[0]))
-            else:
-                row["test"] = "t over models"
+            one_each = len(g) == 1 and len(ref) == 1
+            row = {"label": names[g[0]], "K": k, "models": f"{len(g)} vs {len(ref)}",
+                   "test": "bootstrap" if one_each else "t over models"}
             for name in LABELS:
-                if row["test"] == "bootstrap":
+                if one_each:
+                    a, b = ([by_k[i][k][f"count_{n}"] for n in LABELS] for i in (g[0], ref[0]))
                     e = excess(a, b, name=name, iterations=iterations, seed=k)
                     change, (lo, hi) = e["excess"], e["ci95"]
                 else:

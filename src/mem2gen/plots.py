@@ -521,10 +521,10 @@ def compare_figure(runs: list, path, *, settings: list | None = None) -> None:
         ax.set(xlabel="training-set size K", title=name)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("fraction of samples")
-    rows = (len(runs) + 1) // 2  # the legend below the panels, two runs a row: labels can be long
+    legend_rows = (len(runs) + 1) // 2  # the legend below the panels, two runs a row: labels can be long
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(2, len(runs)), fontsize=7,
                frameon=False)
-    fig.tight_layout(rect=(0, min(0.4, 0.02 + 0.05 * rows), 1, 1))
+    fig.tight_layout(rect=(0, min(0.4, 0.02 + 0.05 * legend_rows), 1, 1))
     _save(fig, path)
 
 

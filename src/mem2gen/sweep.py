@@ -276,7 +276,8 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
     from .compare import compare
 
     key, values = parse_grid(grid)
-    check(key not in inert_keys(cfg), f"grid over {key}: {inert_keys(cfg).get(key)}, so every sweep would be the same")
+    why = inert_keys(cfg).get(key)
+    check(why is None, f"grid over {key}: {why}, so every sweep would be the same")
     base = Path(out) if out else Path("runs") / f"{cfg.name}-{key}"
     members = [(base / f"{key}={v}", load_config(preset, config_file, {**(overrides or {}), key: v,
                                                                          "name": f"{cfg.name}-{key}={v}"}))
