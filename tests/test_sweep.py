@@ -199,7 +199,7 @@ def test_run_of_an_earlier_version_opens(uninterrupted, tmp_path):
         Run(old)
 
 
-def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path):
+def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path, capsys):
     """Crash inside training (K=8), inside sampling (K=40) and during classification (K=2); the
     resumed sweep reproduces the uninterrupted results.csv byte for byte."""
     import dataclasses
@@ -229,7 +229,16 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path):
     (run.point(2).path / "summary.json").unlink()  # as if killed while writing the classification,
     (run.point(2).path / "labels.csv.tmp-x").write_text("half a fi")  # with a temporary file left behind
     assert run.point(2).state == "sampled"
-    assert cli("status", path) == 0
+    capsys.readouterr()
+    assert cli("status", path) == 0  # how far each interrupted stage got, from its files
+    out = capsys.readouterr().out
+    assert "K=8        started     training: step 7 of 12 saved" in out
+    assert "K=40       trained     sampling: eval 16 of 40, synthetic 0 of 160" in out
+    state = run.point(8).path / "state.safetensors"
+    saved = state.read_bytes()
+    state.write_bytes(b"half a checkpoint")  # unreadable: no step claimed
+    assert run.point(8).progress == "training: no checkpoint saved yet"
+    state.write_bytes(saved)  # the resume below starts from the real checkpoint
     run_sweep(cfg, path, **quiet)
     assert (path / "results.csv").read_text() == (full / "results.csv").read_text()
     for k in cfg.sizes:  # not only the fractions: the same weights and samples
@@ -310,9 +319,11 @@ def test_local_parallel_devices(uninterrupted, tmp_path):
     """Several devices: one worker process each (two CPU 'devices' here), same results as sequential."""
     full, _ = uninterrupted
     run = tmp_path / "par"
-    res = run_sweep(tiny_cfg(), run, devices=["cpu", "cpu"], **quiet)
+    said = []
+    res = run_sweep(tiny_cfg(), run, devices=["cpu", "cpu"], progress=False, echo=said.append)
     assert [r["K"] for r in res["rows"]] == [2, 8, 40]
     same_results(run, full)
+    assert f"each point's progress: mem2gen status {run}" in said  # no progress bars from the workers
 
 
 class DieAt:

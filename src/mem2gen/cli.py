@@ -378,7 +378,8 @@ def compare_cmd(run_dirs, **kw):
 @click.option("--verify", is_flag=True, help="Also check every point's files against their records (full "
               "checksums); exit 1 if any is inconsistent. The next sweep redoes what is.")
 def status(run_dir, verify):
-    """Show each point's progress: pending, started, trained, sampled, classified."""
+    """Show each point's progress: pending, started, trained, sampled, classified; for a point under way,
+    the last saved training step or the samples made so far."""
     run = Run(run_dir)
     lock = run.lock_holder()
     if lock:
@@ -387,7 +388,7 @@ def status(run_dir, verify):
     for p in run.points():
         problems = p.verify(full=True) if verify else []
         bad += bool(problems)
-        click.echo(f"K={p.k:<8} {p.state}" + "".join(f"\n           {x}" for x in problems))
+        click.echo(f"K={p.k:<8} {p.state:<11} {p.progress}".rstrip() + "".join(f"\n           {x}" for x in problems))
     states = [p.state for p in run.points()]
     click.echo(f"{states.count('classified')}/{len(states)} points classified"
                + (f"; {bad} inconsistent (the next sweep redoes them)" if bad else "; all consistent" if verify else ""))

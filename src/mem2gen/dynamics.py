@@ -345,7 +345,7 @@ def dynamics(run_dir, *, settings: DynamicsConfig = DynamicsConfig(), sizes=None
 def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, slurm, device, overwrite, echo) -> dict:
     import shutil
 
-    from .executors import make_executor
+    from .executors import Sequential, make_executor
     from .models import check_device
     from .plots import dynamics_figure
     from .report import aggregate
@@ -371,7 +371,7 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
     ks = [p.k for p in points]
     ex = make_executor(executor, folder=run.path / "jobs" / "dynamics", devices=devices, slurm=slurm, echo=echo)
     job = DynamicsJob(run.path, settings, device=device or cfg.device,
-                      echo=echo if executor == "local" and not devices else None)
+                      echo=echo if isinstance(ex, Sequential) else None)
     for _ in ex.map(job, ks):
         pass
     rows = collect(run)

@@ -152,6 +152,24 @@ class Point:
             return "sampled"
         return "classified"
 
+    @property
+    def progress(self) -> str:
+        """How far the stage under way has gone, read from its files in progress ('' when nothing is under
+        way): the last saved training step, or the samples made so far."""
+        state = self.state
+        if state == "started":
+            from .train import saved_step
+
+            step = saved_step(self.path / "state.safetensors")
+            return (f"training: step {step:,} of {self.expected_steps:,} saved" if step is not None
+                    else "training: no checkpoint saved yet")
+        if state == "trained":
+            from .sample import samples_made
+
+            return "sampling: " + ", ".join(f"{name} {samples_made(self.path / f'{name}.npy'):,} of {n:,}" for name, n
+                                            in (("eval", self.config.n_eval), ("synthetic", self.n_synthetic)))
+        return ""
+
     # what each stage of a point wrote (all that verify(repair=True) may delete, stage by stage)
     CLASSIFIED_FILES = ("labels.csv", "summary.json", "neighbors.png", "null.json", "manifold.json", "quality.json",
                         "calibration.json", "landscape.json", "landscape.png")

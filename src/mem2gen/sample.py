@@ -61,7 +61,7 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
     check(need < free, f"{n} samples of shape {shape} need {need / 1e9:.3g} GB; {path.parent} has {free / 1e9:.3g} GB free")
     partial = path.with_name(path.name + ".partial.npy")
-    prog_file = path.with_name(path.name + ".progress.json")
+    prog_file = progress_path(path)
     done: list[int] = []
     if prog_file.exists() and partial.exists():
         prog = json.loads(prog_file.read_text())
@@ -104,3 +104,22 @@ def record_path(path) -> Path:
     that made it, and its checksums."""
     path = Path(path)
     return path.with_name(path.name + ".json")
+
+
+def progress_path(path) -> Path:
+    """Where an unfinished generate() keeps the shards done so far (``eval.npy`` → ``eval.npy.progress.json``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".progress.json")
+
+
+def samples_made(path) -> int:
+    """How many samples of ``path`` exist: all of a finished file, those of the finished shards of one in
+    progress, else 0."""
+    path = Path(path)
+    if path.exists():
+        return len(np.load(path, mmap_mode="r"))
+    try:
+        prog = read_json(progress_path(path))
+        return sum(min(prog["batch"], prog["n"] - s * prog["batch"]) for s in set(prog["done"]))
+    except (ValueError, OSError, KeyError, TypeError):
+        return 0

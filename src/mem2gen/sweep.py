@@ -229,7 +229,7 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     ``executor``: local (one point after another, or one worker process per device given several
     ``devices``; by default every visible GPU when there are several), slurm or submitit-local.
     """
-    from .executors import make_executor
+    from .executors import Sequential, make_executor
 
     from .files import check_folder, clean_leftovers, run_lock
 
@@ -246,7 +246,10 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
         todo = [p.k for p in handle.points() if p.state != "classified"]
         echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}; {len(ks) - len(todo)} done, {len(todo)} to run ({executor})")
         ex = make_executor(executor, folder=run / "jobs", devices=devices, slurm=slurm, echo=echo)
-        job = PointJob(run, progress=progress and executor == "local" and not devices)
+        bars = isinstance(ex, Sequential)  # one point at a time in this process: its progress bars
+        job = PointJob(run, progress=progress and bars)
+        if todo and not bars:
+            echo(f"each point's progress: mem2gen status {run}")
         for record in ex.map(job, todo):
             update_manifest(run, ks, record)
         return report(run, echo=echo)  # completes points finished by a version without the checks

@@ -73,6 +73,18 @@ def _save_state(path: Path, model, ema, opt, step: int, losses: list) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
 
+def saved_step(path) -> int | None:
+    """The step of the training checkpoint at ``path`` (``state.safetensors``), read from its header alone;
+    None when there is none or it cannot be read."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            return int((f.metadata() or {})["step"])
+    except (OSError, KeyError, ValueError, SafetensorError):  # absent, half-written or foreign
+        return None
+
+
 def _load_state(path: Path, model, ema, opt) -> tuple[int, list]:
     from safetensors import safe_open
 
