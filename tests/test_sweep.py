@@ -199,6 +199,16 @@ def test_run_of_an_earlier_version_opens(uninterrupted, tmp_path):
         Run(old)
 
 
+def test_status_claims_no_training_for_models_not_trained_here(tmp_path):
+    """A point of the exact denoiser (nothing to train) is started before its model is written: its
+    progress says nothing of training."""
+    cfg = tiny_cfg(model={"kind": "optimal"})
+    update_manifest(tmp_path, prepare(cfg, tmp_path))
+    p = Run(tmp_path).point(8)
+    p.path.mkdir(parents=True)
+    assert p.state == "started" and p.progress == ""
+
+
 def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path, capsys):
     """Crash inside training (K=8), inside sampling (K=40) and during classification (K=2); the
     resumed sweep reproduces the uninterrupted results.csv byte for byte."""

@@ -157,7 +157,7 @@ class Point:
         """How far the stage under way has gone, read from its files in progress ('' when nothing is under
         way): the last saved training step, or the samples made so far."""
         state = self.state
-        if state == "started":
+        if state == "started" and self.expected_steps:  # brought or exact models are not trained here
             from .train import saved_step
 
             step = saved_step(self.path / "state.safetensors")
