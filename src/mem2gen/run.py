@@ -160,7 +160,7 @@ class Point:
         if state == "started" and self.expected_steps:  # brought or exact models are not trained here
             from .train import saved_step
 
-            step = saved_step(self.path / "state.safetensors")
+            step = saved_step(self.path)
             return (f"training: step {step:,} of {self.expected_steps:,} saved" if step is not None
                     else "training: no checkpoint saved yet")
         if state == "trained":

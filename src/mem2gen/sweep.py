@@ -3,8 +3,9 @@
 
     runs/<name>/config.json             the resolved configuration (:class:`mem2gen.config.SweepConfig`)
                 manifest.json           each point's stage and times
-                points/K=<k>/model/     EMA model (diffusers layout for U-Nets) + state.safetensors
-                             eval.npy, synthetic.npy, labels.csv, summary.json, neighbors.png
+                points/K=<k>/model/     EMA model (diffusers layout for U-Nets)
+                             state.safetensors (training checkpoint), eval.npy, synthetic.npy, labels.csv,
+                             summary.json, neighbors.png
                 results.csv, capacities.json, phase.png, phase.pdf, report.html
 
 Finished points are read back with :class:`mem2gen.run.Run`; where they run is an executor's

@@ -73,13 +73,16 @@ def _save_state(path: Path, model, ema, opt, step: int, losses: list) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
 
-def saved_step(path) -> int | None:
-    """The step of the training checkpoint at ``path`` (``state.safetensors``), read from its header alone;
-    None when there is none or it cannot be read."""
+STATE_FILE = "state.safetensors"  # a resumable run's checkpoint, in its ``out`` folder
+
+
+def saved_step(out) -> int | None:
+    """The step of the training checkpoint in the run folder ``out`` (see :func:`train`), read from its header
+    alone; None when there is none or it cannot be read."""
     from safetensors import SafetensorError, safe_open
 
     try:
-        with safe_open(str(path), framework="np") as f:
+        with safe_open(str(Path(out) / STATE_FILE), framework="np") as f:
             return int((f.metadata() or {})["step"])
     except (OSError, KeyError, ValueError, SafetensorError):  # absent, half-written or foreign
         return None
@@ -145,7 +148,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.weight_decay
            else torch.optim.Adam(model.parameters(), lr=cfg.lr))
     step, losses = 0, []
-    state_file = out / "state.safetensors" if out else None
+    state_file = out / STATE_FILE if out else None
     if state_file and state_file.exists():
         try:
             step, losses = _load_state(state_file, model, ema, opt)
