@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 #   make venv TORCH_SPEC="torch" (or install your CUDA torch into .venv first).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test bench bench-gpu clean
+.PHONY: venv demo test test-fast bench bench-gpu clean
 
 $(BIN)/mem2gen: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,9 @@ demo: venv
 
 test: venv
 	$(BIN)/pytest
+
+test-fast: venv  # all but the ten slowest tests
+	$(BIN)/pytest -m "not slow"
 
 bench: venv
 	$(BIN)/python benchmarks/bench_neighbors.py

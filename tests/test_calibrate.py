@@ -75,7 +75,7 @@ def test_spurious_capacity_undetermined_without_significant_excess():
 
 
 def test_delta_s_grid_is_monotone_and_matches_the_rule():
-    from mem2gen.examples import planted
+    from mem2gen.planted import planted
 
     ev, tr, syn, _ = planted()
     res = classify(ev, tr, syn)
@@ -87,7 +87,7 @@ def test_delta_s_grid_is_monotone_and_matches_the_rule():
 
 
 def test_synthetic_curve_uses_prefixes_of_s_prime():
-    from mem2gen.examples import planted
+    from mem2gen.planted import planted
 
     ev, tr, syn, _ = planted()
     curve = synthetic_curve(ev, tr, syn, [50, 300, len(syn)])

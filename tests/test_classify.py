@@ -3,7 +3,7 @@ import pytest
 
 from mem2gen import Mem2genError, bootstrap_fractions, classify, label
 from mem2gen.classify import GENERALIZED, MEMORIZED, SPURIOUS
-from mem2gen.examples import planted
+from mem2gen.planted import planted
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import cli as run
 from mem2gen.data import load_array
-from mem2gen.examples import planted
+from mem2gen.planted import planted
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,7 @@ def test_optimal_denoiser_matches_brute_force(t):
 
 def test_optimal_denoiser_reproduces_training_points():
     """The ideal memorizer: every DDPM sample is (within a tiny distance of) a training item."""
-    from mem2gen.examples import digits
+    from mem2gen.planted import digits
 
     y = digits()[:20]
     x = sample(OptimalDenoiser(y), (16, 1, 8, 8), sampler="ddim", steps=100, seed=1, dtype=torch.float64)

@@ -57,6 +57,7 @@ def test_fit_says_why_it_is_not_made():
     assert fit["a"] is None and "two or more" in fit["reason"]
 
 
+@pytest.mark.slow
 def test_dynamics_rows_and_resume_after_a_kill(tiny_run, tmp_path):
     res = dynamics(tiny_run, settings=SMALL, **{"echo": lambda *a: None})
     rows = res["rows"]
@@ -160,6 +161,7 @@ def test_parse_grid():
             parse_grid(bad)
 
 
+@pytest.mark.slow
 def test_grid_sweep_then_compare(tmp_path):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({k: v for k, v in TINY.items()} | {"sizes": [2, 8]}))

@@ -6,7 +6,7 @@ import torch
 
 from mem2gen import landscape as L
 from mem2gen.diffusion import OptimalDenoiser, Schedule
-from mem2gen.examples import digits
+from mem2gen.planted import digits
 
 Y = digits()[:20].astype(np.float64)
 DEN = OptimalDenoiser(Y)
@@ -134,6 +134,7 @@ def test_toy_counting_rule_on_the_exact_model():
     assert c.n_attractors == c.n_training == 12
 
 
+@pytest.mark.slow
 def test_toy_command(tmp_path):
     import csv
 

@@ -1,19 +1,24 @@
-"""The package's layers (README, Design): every import, also one inside a function, points down."""
+"""The package's layers: the one map of what may import what. Every import, also one inside a function,
+points down (or stays within its layer without a circle). The README's design section points here."""
 import ast
 from pathlib import Path
 
 import mem2gen
 
 ROOT = Path(mem2gen.__file__).parent
+COMMANDS = {f"commands.{f.stem}" for f in (ROOT / "commands").glob("*.py") if f.stem != "__init__"} | {"commands"}
 LAYERS = [
-    {"errors", "files", "kernels"},
-    {"data", "datasets", "config", "sizes", "stats"},
-    {"embed", "neighbors", "diffusion", "checkpoints", "models", "memory", "memory.hopfield", "memory.dense", "memory.bridge"},
-    {"classify", "train", "sample", "memory.phase", "examples", "landscape", "calibrate", "quality"},
-    {"run"},
-    {"plots", "report"},
-    {"executors", "sweep", "tasks", "toy", "dynamics", "compare"},
-    {"cli"},
+    {"errors", "files", "kernels", "layout"},  # files on disk, written atomically; the names of a run's files
+    {"data", "datasets", "config", "sizes", "stats"},  # arrays in, the dataset registry, settings, statistics
+    {"embed", "neighbors", "diffusion", "checkpoints", "models",  # distances, exact search, networks, schedules
+     "memory", "memory.hopfield", "memory.dense", "memory.bridge"},  # associative memories
+    {"classify", "train", "sample", "planted", "calibrate", "quality", "memory.phase"},  # make and measure
+    {"landscape", "landscape_study"},  # analyse one model: energies, basins, attractors
+    {"run", "results"},  # read a run folder
+    {"plots", "report", "verify"},  # figures, results.csv and report.html; a point's files checked
+    {"executors", "sweep", "toy", "dynamics", "compare"},  # run sweeps and analyses over them
+    COMMANDS,  # one module per command group
+    {"cli"},  # registers the commands
 ]
 LAYER = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 

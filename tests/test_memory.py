@@ -143,7 +143,7 @@ def test_memory_cli(tmp_path, capsys):
 
 
 def test_capacity_table_known_limits():
-    from mem2gen.examples import digits
+    from mem2gen.planted import digits
     from mem2gen.memory.phase import capacity_table
 
     flat = digits().reshape(-1, 64)[:64].astype(np.float64)
@@ -156,7 +156,7 @@ def test_capacity_table_known_limits():
 def test_bridge_distance_form_for_patterns_of_any_norm():
     """The optimal denoiser is a DenseAM step with a per-pattern bias −(β√ᾱ/2)‖y‖², β = √ᾱ/(1−ᾱ);
     the plain update Σ softmax(β xᵀy) y equals it only when all patterns share one norm."""
-    from mem2gen.examples import digits
+    from mem2gen.planted import digits
 
     y = digits()[:50].reshape(50, -1).astype(np.float64)  # raw digits: norms differ
     t = 300

@@ -12,6 +12,7 @@ from mem2gen.config import ModelSpec, SweepConfig, TrainConfig
 from mem2gen.datasets import load_dataset
 from mem2gen.models import build_model
 from mem2gen.quality import frechet_distance, kid, quality, train_features
+from mem2gen.results import point_row
 from mem2gen.run import Run
 from mem2gen.sweep import run_sweep
 from mem2gen.train import train
@@ -44,6 +45,7 @@ def test_kid_against_the_formula():
     assert abs(same) < 0.01 < kid(x, y)[0]
 
 
+@pytest.mark.slow
 def test_quality_ranks_noise_poor_good_real():
     """On digits: uniform noise scores worst, then a model trained 60 steps, then one trained 600 steps,
     then real held-out digits (FD and KID both)."""
@@ -72,7 +74,7 @@ def test_sweep_points_carry_quality_and_per_sample_flags(tmp_path):
     run_sweep(cfg, tmp_path / "r", progress=False, echo=lambda *a: None)
     run = Run(tmp_path / "r")
     for p in run.points():
-        q = p.result()
+        q = point_row(p)
         assert q["quality_fd"] > 0 and q["quality_real_fd"] > 0
         with open(p.path / "labels.csv") as f:
             rows = list(csv.DictReader(f))
@@ -84,6 +86,7 @@ def test_sweep_points_carry_quality_and_per_sample_flags(tmp_path):
     assert (tmp_path / "r" / "samples.png").exists() and "the first 12 of S_eval" in (tmp_path / "r" / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_classify_command_reports_both(tmp_path, capsys):
     assert cli("demo", "--out", tmp_path / "d") == 0
     capsys.readouterr()

@@ -14,10 +14,11 @@ import pytest
 from conftest import cli, finished_sweep
 from test_cli import ALL
 from mem2gen import Mem2genError
-from mem2gen.cli import Numbers, Ratio
+from mem2gen.commands.options import Numbers, Ratio
 from mem2gen.config import SweepConfig
 from mem2gen.files import MARKER, run_lock
 from mem2gen.run import Run
+from mem2gen.verify import verify
 from mem2gen.sweep import run_sweep
 
 TINY = dict(sizes=[2, 8], n_eval=20, sample_steps=3, sample_batch=16, bootstrap_iterations=50,
@@ -103,18 +104,18 @@ def test_swapped_or_truncated_files_are_found_and_redone(tmp_path, tiny_run):
     p8 = run / "points" / "K=8"
     shutil.copy(run / "points" / "K=2" / "eval.npy", p8 / "eval.npy")  # another point's S_eval
     assert cli("status", run, "--verify") == 1
-    problems = Run(run).point(8).verify()
+    problems = verify(Run(run).point(8))
     assert problems and "eval.npy" in problems[0]
     before = json.loads((p8 / "summary.json").read_text())
     run_sweep(SweepConfig.from_dict(TINY), run, **quiet)  # resume: the point is redone from sampling
-    assert Run(run).point(8).verify(full=True) == [] and cli("status", run, "--verify") == 0
+    assert verify(Run(run).point(8), full=True) == [] and cli("status", run, "--verify") == 0
     assert json.loads((p8 / "summary.json").read_text())["counts"] == before["counts"]  # same seeds, same result
     # a truncated model of a finished point
     w = run / "points" / "K=2" / "model" / "model.safetensors"
     w.write_bytes(w.read_bytes()[:100])
-    assert "cannot be read" in Run(run).point(2).verify()[0]
+    assert "cannot be read" in verify(Run(run).point(2))[0]
     run_sweep(SweepConfig.from_dict(TINY), run, **quiet)
-    assert Run(run).point(2).verify(full=True) == []
+    assert verify(Run(run).point(2), full=True) == []
 
 
 def test_truncated_run_files_give_one_line(tmp_path, tiny_run, capsys):
@@ -295,7 +296,7 @@ def test_fuzz_every_numeric_option(tmp_path, tiny_run, monkeypatch, capsys):
         importlib.import_module(m.name)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     for mod, name in [("classify", "classify"), ("train", "train"), ("sample", "generate"), ("sweep", "update_manifest"),
-                      ("calibrate", "point_calibration"), ("landscape", "analyze"), ("dynamics", "measure_step"),
+                      ("calibrate", "point_calibration"), ("landscape_study", "analyze"), ("dynamics", "measure_step"),
                       ("memory", "capacity_experiment"), ("memory.phase", "dense_phase"), ("compare", "capacity_draws"),
                       ("landscape", "relative_energy")]:
         monkeypatch.setattr(importlib.import_module(f"mem2gen.{mod}"), name, _stop)

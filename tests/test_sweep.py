@@ -15,6 +15,7 @@ from mem2gen.datasets import DATASETS
 from mem2gen.executors import Devices
 from mem2gen.models import build_model
 from mem2gen.sizes import PAPER_POINTS, doubling, paper, resolve
+from mem2gen.results import point_row
 from mem2gen.stats import LABELS, capacities, capacity_bootstrap
 from mem2gen.sweep import prepare, run_point, run_sweep, update_manifest
 
@@ -168,7 +169,7 @@ def test_run_handle_reopens_every_point_exactly(uninterrupted):
         np.testing.assert_array_equal(lab.i_syn, again.i_syn)
         np.testing.assert_array_equal(lab.ratio_s, again.ratio_s)
         assert [int(row[f"count_{n}"]) for n in LABELS] == np.bincount(again.labels, minlength=3).tolist()
-        assert p.result() == {key: type(p.result()[key])(v) for key, v in row.items()}
+        assert point_row(p) == {key: type(point_row(p)[key])(v) for key, v in row.items()}
         x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 800])
         assert p.model(x, t).shape == (2, 1, 8, 8)
     assert run.results() == res["rows"]
@@ -293,6 +294,7 @@ def test_cli_sizes(capsys):
     assert cli("sizes") == 2
 
 
+@pytest.mark.slow
 def test_submitit_local_executor(tmp_path):
     pytest.importorskip("submitit")
     run = tmp_path / "sub"
@@ -325,6 +327,7 @@ def test_slurm_executor_on_a_real_cluster(tmp_path, uninterrupted):
     same_results(run, full)
 
 
+@pytest.mark.slow
 def test_local_parallel_devices(uninterrupted, tmp_path):
     """Several devices: one worker process each (two CPU 'devices' here), same results as sequential."""
     full, _ = uninterrupted
@@ -359,6 +362,7 @@ def test_dead_worker_fails_its_point_without_hanging():
         list(Devices(["cpu"], echo=lambda *a: None, poll_s=0.1, grace_s=0.5).map(DieAt(2), [2, 3]))
 
 
+@pytest.mark.slow
 def test_landscape_command_on_a_sweep(uninterrupted, tmp_path, capsys):
     full, _ = uninterrupted
     run = tmp_path / "land"
@@ -427,6 +431,7 @@ def test_find_transition_refines_in_the_same_folder(tmp_path, monkeypatch):
     assert cli("sweep", "--grid", "model.dropout=0,0.1", "--find-transition", "--out", tmp_path / "x") == 2
 
 
+@pytest.mark.slow
 def test_sweep_over_brought_models(tmp_path):
     """checkpoints: each K's model taken from a folder (K=<k>/ or <k>/) instead of trained; with the
     models of a finished sweep and the same seeds, the samples and labels are that sweep's exactly. A

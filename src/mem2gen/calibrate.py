@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .classify import classify, label
+from .data import subset_indices
 from .errors import check
+from .files import add_csv_columns, read_json, write_json
 from .stats import ALPHA, LABELS, exceeds
-
 
 # the rule applied again and again to sets mem2gen made or read: no duplicate scan, pixels known to be in [-1, 1]
 _ONCE = {"check_duplicates": False, "pixel_range": "-1,1"}
@@ -26,8 +28,6 @@ def null_sets(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 
     """(S_eval, S_K, S') of the null: S = the first K of the ``split_seed`` permutation (the sweep's S_K),
     S_eval and S' = disjoint random draws from the other N − K items (S' gets what is left when fewer
     than n_eval + n_synthetic remain). S' grows by prefix with ``n_synthetic``."""
-    from .data import subset_indices
-
     n = len(data)
     check(2 <= k < n, f"K={k}: the null needs 2 <= K < N = {n}")
     order = subset_indices(n, n, seed=split_seed, split=split)
@@ -45,8 +45,6 @@ def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int =
                distance: str = "l2", delta_m: float = 1 / 3, delta_s: float = 0.28, iterations: int = 10_000,
                device=None) -> dict:
     """Fractions the rule gives to real held-out items in place of a model's samples (:func:`null_sets`)."""
-    from .classify import classify
-
     ev, train, syn = null_sets(data, k, n_eval=n_eval, n_synthetic=n_synthetic, split_seed=split_seed, split=split,
                                seed=seed)
     c = classify(ev, train, syn, distance=distance, delta_m=delta_m, delta_s=delta_s, device=device,
@@ -77,8 +75,6 @@ def excess(model_counts, null_counts, *, name: str = "spurious", iterations: int
 def synthetic_curve(eval_set, train, synthetic, sizes, *, distance: str = "l2", delta_m: float = 1 / 3,
                     delta_s: float = 0.28, device=None) -> list[dict]:
     """Eq 5's spurious fraction (and the other two) with S' = its first m samples, for each m of ``sizes``."""
-    from .classify import classify
-
     out = []
     for m in sizes:
         check(2 <= m <= len(synthetic), f"|S'| = {m} is not in [2, {len(synthetic)}]")
@@ -91,8 +87,6 @@ def synthetic_curve(eval_set, train, synthetic, sizes, *, distance: str = "l2", 
 def delta_s_grid(result, grid) -> list[dict]:
     """The three fractions for each δs of ``grid``, from one classification's distances (δm kept).
     Non-decreasing in δs for the spurious fraction by construction of eq 5."""
-    from .classify import label
-
     out = []
     for ds in grid:
         labels, _, _ = label(result.d_train[:, 0], result.d_train[:, 1], result.d_syn[:, 0],
@@ -107,8 +101,6 @@ def point_null(point, *, iterations: int | None = None) -> dict:
     point's ``null.json`` (computed once), with the point's excess over it. Where the dataset holds too
     few items outside S_K for the point's |S'|, the null's S' is smaller and the model is re-labelled
     with the same number of its own samples (the first ones of its S'), so both sides see one |S'|."""
-    from .files import read_json, write_json
-
     f = point.path / "null.json"
     if f.exists():
         return read_json(f)
@@ -125,7 +117,6 @@ def point_null(point, *, iterations: int | None = None) -> dict:
                      delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=it)
     model = point.summary["counts"]
     if res["n_synthetic"] < point.n_synthetic:  # too little held-out data for the full |S'|: compare like with like
-        from .classify import classify
 
         c = classify(np.asarray(point.eval), point.train_set, np.asarray(point.synthetic[:res["n_synthetic"]]),
                      distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, **_ONCE)
@@ -146,8 +137,6 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
     with S' = the first m samples for m = K, 2K, 4K, … up to the run's |S'| (and, for the null, up to
     ``max_factor``·K or what the dataset holds), and for each δs of ``grid`` at one |S'| for both: the
     run's, or the null's where the dataset cannot fill it (``grid_n_synthetic``)."""
-    from .classify import classify
-
     cfg, k = point.config, point.k
     kw = dict(distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s)
     ev, train, syn = np.asarray(point.eval), point.train_set, point.synthetic
@@ -214,8 +203,6 @@ def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict
     """The off-manifold fraction of one sweep point's S_eval (``manifold.json``, computed once), overall
     and per label, with 95% bootstrap intervals. The held-out real items are up to ``n_real`` drawn
     from outside S_K (S_K itself, leave-one-out, where K = N)."""
-    from .files import read_json, write_json
-
     f = point.path / "manifold.json"
     if f.exists():
         return read_json(f)
@@ -224,7 +211,6 @@ def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict
     held = held if len(held) >= 2 else None
     r = off_manifold(np.asarray(point.eval), point.train_set, held, quantile=quantile, distance=cfg.distance)
     labels = point.labels.labels
-    from .files import add_csv_columns
 
     add_csv_columns(point.path / "labels.csv", {"off_manifold": r["off"].astype(int).tolist(),
                                                 "d_real": [repr(float(v)) for v in r["distance"]]})

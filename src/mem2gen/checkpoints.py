@@ -16,6 +16,7 @@ import pickle
 import types
 from pathlib import Path
 
+from .datasets import UNetArch
 from .errors import Mem2genError, check
 
 # torch's own rebuild functions and containers a state dict pickles with (storages are resolved by torch)
@@ -96,8 +97,6 @@ def field(obj, *names, default=None):
 def authors_arch(args):
     """The :class:`mem2gen.datasets.UNetArch` named by a checkpoint's ``args.model`` (their ``Unet``
     options: image_size, in_channels, dim, dim_mults, attn_resolutions, num_res_blocks, dropout)."""
-    from .datasets import UNetArch
-
     model = field(args, "model")
     check(model is not None, "the checkpoint's args hold no model options (args.model)")
     need = ("image_size", "in_channels", "dim", "dim_mults")

@@ -10,6 +10,7 @@ x'1 its nearest in the synthetic set S' (ε = 1e-6):
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +21,7 @@ from . import datasets
 from .config import check_thresholds
 from .data import as_samples, check_values
 from .errors import Mem2genError, check
+from .files import atomic_path, read_json
 from .stats import LABELS, bootstrap_fractions
 
 EPS = 1e-6
@@ -108,8 +110,6 @@ class Classification:
     def write_csv(self, path) -> None:
         """One row per evaluation sample: label, the distances the rule uses, both ratios, then all k
         distances and neighbour indices in S and S' (floats written exactly: they read back bit for bit)."""
-        from .files import atomic_path
-
         k_t, k_s = self.i_train.shape[1], self.i_syn.shape[1]
         head = (["index", "label", "d_train1", "d_train2", "d_syn1", "ratio_m", "ratio_s"]
                 + [f"d_train{j + 1}" for j in range(2, k_t)] + [f"d_syn{j + 1}" for j in range(1, k_s)]
@@ -127,8 +127,6 @@ class Classification:
     def read(cls, folder) -> "Classification":
         """The classification written into ``folder`` (labels.csv + summary.json). Files written before
         labels.csv kept all k distances read back with NaN for the distances they lack."""
-        from .files import read_json
-
         folder = Path(folder)
         check((folder / "labels.csv").exists() and (folder / "summary.json").exists(),
               f"{folder}: no labels.csv and summary.json here (not classified yet?)")
@@ -284,7 +282,6 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
         shared = int(same.sum())
         self_ids = np.where(same, ns.indices[:, 0], -1)
         ns = nearest(ev, syn, k, self_ids=self_ids, desc="synthetic", **common)
-        import warnings
 
         warnings.warn(f"{shared} of the {len(ev)} evaluation samples have an exact copy in S' (the same samples in "
                       "both sets, e.g. sampled with the same seed); each one's own copy was left out (leave-one-out). "
@@ -298,8 +295,6 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
         info["near_duplicates"] = near_duplicates(tr, **common)
         dup = info["near_duplicates"]
         if dup["near"]:
-            import warnings
-
             warnings.warn(duplicate_warning(dup), stacklevel=2)
     return Classification(labels, d_t, nt.indices, d_s, ns.indices, ratio_m, ratio_s, delta_m, delta_s,
                           space.name, rule, info)

@@ -17,12 +17,16 @@ the bootstrap of their labels, and the output says that seeds were not replicate
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
+from .calibrate import excess
 from .errors import check
-from .files import changed_keys, dotted, write_csv, write_json
+from .files import changed_keys, dotted, prepare_out_dir, write_csv, write_json
+from .plots import k_axis, pyplot, save
 from .run import Run
-from .stats import LABELS, capacities, capacity_draws
+from .stats import LABELS, capacities, capacity_draws, capacity_shift
 
 CAPS = ("MC", "SC", "GC")
 # keys that must agree for two runs' fractions to mean the same thing
@@ -34,8 +38,6 @@ REPLICATE_FREE = ("name", "device", "seed", "sizes")
 def replicate_groups(configs: list[dict]) -> list[list[int]]:
     """Indices of runs grouped as replicates of one setting (configs equal but for
     :data:`REPLICATE_FREE`), in the order the settings first appear."""
-    import json
-
     keys = [json.dumps({k: v for k, v in dotted(c).items() if k not in REPLICATE_FREE}, sort_keys=True, default=str)
             for c in configs]
     return [[i for i, k in enumerate(keys) if k == key] for key in dict.fromkeys(keys)]
@@ -57,9 +59,6 @@ def run_labels(runs: list[Run], *, ignore=("name", "device")) -> list[str]:
 def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, echo=print) -> dict:
     """The ``mem2gen compare`` command: the first run is the reference. Writes compare.csv,
     compare.json and compare.png into ``out``; refuses runs whose fractions mean different things."""
-    from .files import prepare_out_dir
-    from .plots import compare_figure
-
     check(len(run_dirs) >= 2, "compare needs at least two run folders")
     check(iterations >= 1, "iterations must be at least 1")
     runs = [Run(d) for d in run_dirs]
@@ -92,7 +91,6 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
             row |= {key: caps[key], f"{key}_lo95": float(np.percentile(v, 2.5)) if len(v) else None,
                     f"{key}_hi95": float(np.percentile(v, 97.5)) if len(v) else None}
         table.append(row)
-    from .stats import capacity_shift
 
     for row, dr in zip(table, draws):
         for key in CAPS:
@@ -121,8 +119,6 @@ def fraction_shifts(curves: list, *, groups: list | None = None, names: list | N
     fractions (``test`` says which; ``models`` how many on each side). ``names``: a label per run
     (default: the curves'), the first of a group's labelling its rows."""
     from scipy.stats import ttest_ind
-
-    from .calibrate import excess
 
     groups = groups or [[i] for i in range(len(curves))]
     names = names or [label for label, _ in curves]
@@ -176,3 +172,30 @@ def format_compare(table: list[dict], by_k: list[dict] = ()) -> str:
                "(replicate: --grid seed=0,1,2)") if rows[0]["test"] == "bootstrap" else f"t-test over {rows[0]['models']} models"
         lines.append(f"{label}: fractions that moved (95%, {how}): " + "; ".join(cells))
     return "\n".join(lines)
+
+
+def compare_figure(runs: list, path, *, settings: list | None = None) -> None:
+    """Phase curves of several runs overlaid (one panel per class; line style per run, 95% bands);
+    ``settings`` (an index per run) gives replicates of one setting one colour."""
+    plt = pyplot()
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharex=True)
+    styles = ["o-", "s--", "^-.", "v:", "D-", "P--", "X-."]
+    for i, (label, rows) in enumerate(runs):
+        k = [r["K"] for r in rows]
+        for ax, name in zip(axes, LABELS):
+            color = f"C{settings[i] if settings else i}"
+            ax.plot(k, [r[f"mean_{name}"] for r in rows], styles[i % len(styles)], ms=4, lw=1.2,
+                    color=color, label=label)
+            ax.fill_between(k, [r[f"lo95_{name}"] for r in rows], [r[f"hi95_{name}"] for r in rows],
+                            color=color, alpha=0.12, lw=0)
+    for ax, name in zip(axes, LABELS):
+        k_axis(ax, [r["K"] for _, rows in runs for r in rows])
+        ax.set(xlabel="training-set size K", title=name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fraction of samples")
+    legend_rows = (len(runs) + 1) // 2  # the legend below the panels, two runs a row: labels can be long
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(2, len(runs)), fontsize=7,
+               frameon=False)
+    fig.tight_layout(rect=(0, min(0.4, 0.02 + 0.05 * legend_rows), 1, 1))
+    save(fig, path)

@@ -13,9 +13,16 @@ Imports no torch: the CLI reads these without loading it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import math
+import numbers
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
+import yaml
 
 from . import datasets
 from .data import SPLITS
@@ -28,8 +35,6 @@ _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), 
 def check_fields(obj, prefix: str = "") -> None:
     """Every field of a settings dataclass has its declared type (an int is a float; a bool is not a
     number) and every number is finite: the first check of each ``__post_init__``."""
-    import math
-
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         parts = [p.strip() for p in str(f.type).split("|")]
@@ -199,8 +204,6 @@ class SweepConfig:
 
 
 def _whole(v) -> bool:
-    import numbers
-
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
@@ -228,8 +231,6 @@ _PAPER_POINTS = {name: d.schedule for name, d in datasets.DATASETS.items() if d.
 
 def check_sampling(sampler: str, steps, eta, batch) -> None:
     """A sampler, its number of steps, DDIM's η and the batch: validated before anything is sampled."""
-    import math
-
     check(sampler in SAMPLERS, f"sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
     check(isinstance(steps, int) and steps >= 1, f"sampling steps {steps!r} must be a whole number >= 1")
     check(steps <= 1000, "sampling steps must be at most T = 1000")
@@ -250,8 +251,6 @@ def check_thresholds(delta_m: float, delta_s: float, rule: str) -> None:
 
 def log_spaced_steps(total: int, n: int, *, start: int = 1) -> tuple:
     """About ``n`` steps spaced logarithmically from ``start`` to ``total`` (both included)."""
-    import numpy as np
-
     return tuple(sorted({int(round(s)) for s in np.geomspace(max(1, start), total, n)}))
 
 
@@ -311,8 +310,6 @@ SWEEP_PRESETS = {
 def parse_grid(grid) -> tuple[str, list]:
     """A grid over one knob: ``"train.weight_decay=0,0.01,0.1"`` or ``{"train.weight_decay": [0, 0.01, 0.1]}``;
     values are read as YAML scalars (0.1 → float, null → None)."""
-    import yaml
-
     if isinstance(grid, dict):
         check(len(grid) == 1, f"a grid varies one knob; this one names {len(grid)}: {sorted(grid)}")
         (key, values), = grid.items()
@@ -347,9 +344,6 @@ def describe() -> str:
     """Every key of a sweep config (YAML/JSON or ``--config``) as Markdown: its default (the ``quick``
     preset's where it differs) and its meaning, read from the comments on the dataclass fields. The
     README's config reference is this text (a test keeps them equal)."""
-    import inspect
-    import re
-
     quick = SWEEP_PRESETS["quick"].to_dict()
     out = ["| key | default | quick preset | meaning |", "|---|---|---|---|"]
     for cls, prefix in ((SweepConfig, ""), (ModelSpec, "model."), (TrainConfig, "train.")):
@@ -377,8 +371,6 @@ def load_config(preset: str | None = None, file=None, overrides: dict | None = N
           f"unknown sweep preset {preset!r}; use one of {', '.join(SWEEP_PRESETS)}")
     cfg = SWEEP_PRESETS[preset or "quick"]
     if file:
-        import yaml
-
         path = Path(file)
         check(path.is_file(), f"config file {path} not found")
         try:

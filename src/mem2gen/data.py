@@ -9,6 +9,9 @@ pixels must already be in [-1, 1]. Feature vectors are (N, D) and are used as gi
 """
 from __future__ import annotations
 
+import gzip
+import io
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -143,8 +146,6 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 
 def read_idx(path) -> np.ndarray:
     """An IDX file (MNIST's format), gzipped or not."""
-    import gzip
-
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
@@ -181,8 +182,6 @@ class _NumpyOnlyUnpickler:
 
     @classmethod
     def load(cls, f):
-        import pickle
-
         class U(pickle.Unpickler):
             def find_class(self, module, name):
                 if (module, name) in cls.ALLOWED:
@@ -193,8 +192,6 @@ class _NumpyOnlyUnpickler:
 
 
 def load_cifar10(where: Path) -> np.ndarray:
-    import pickle
-
     files = sorted(where.glob("data_batch_*")) if where.is_dir() else []
     check(len(files) > 0, f"{where}: no CIFAR-10 python batches (data_batch_1..5) here")
     parts = []
@@ -241,8 +238,6 @@ def load_folder_resized(where: Path, size: int) -> np.ndarray:
 def load_lmdb_resized(where: Path, size: int) -> np.ndarray:
     """The images of an LMDB database (keys → encoded JPEG/WebP/PNG bytes, as LSUN's), in key order,
     centre-cropped and resized. Needs the ``lmdb`` package (``pip install 'mem2gen[lsun]'``)."""
-    import io
-
     from PIL import Image, UnidentifiedImageError
 
     try:

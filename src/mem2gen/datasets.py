@@ -21,6 +21,14 @@ from typing import Callable
 
 import numpy as np
 
+from .data import (
+    as_samples,
+    check_values,
+    load_array,
+    load_cifar10,
+    load_folder_resized,
+    load_idx_dir,
+)
 from .errors import Mem2genError, check
 
 
@@ -92,26 +100,18 @@ def _mnist5k(where, image_size):
 
 
 def _idx(where, image_size):
-    from .data import load_idx_dir
-
     return load_idx_dir(Path(where))
 
 
 def _cifar(where, image_size):
-    from .data import load_cifar10
-
     return load_cifar10(Path(where))
 
 
 def _folder(where, image_size):
-    from .data import load_folder_resized
-
     return load_folder_resized(Path(where), image_size or 64)
 
 
 def _array(where, image_size):
-    from .data import as_samples, check_values, load_array
-
     arr = as_samples(load_array(where), name=where)
     check(arr.ndim == 4, f"{where}: a dataset must hold images (N,H,W), (N,C,H,W) or (N,H,W,C)")
     check_values(arr, name=where, pixels=True)

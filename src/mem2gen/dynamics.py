@@ -30,16 +30,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .calibrate import excess, null_rates, off_manifold
+from .classify import classify
+from .config import check_fields
+from .data import to_float
 from .errors import Mem2genError, check
-from .files import read_json, write_csv, write_json
+from .executors import Sequential, make_executor
+from .files import read_json, run_lock, write_csv, write_json
+from .plots import COLORS, log_edges, pyplot, save
+from .report import aggregate
 from .run import Point, Run
-from .stats import LABELS
+from .stats import LABELS, mark_significant
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,6 @@ class DynamicsConfig:
     fit_iterations: int = 1000  # bootstrap draws of the exponent
 
     def __post_init__(self):
-        from .config import check_fields
-
         check_fields(self)
         for name in ("n_eval", "synthetic_cap", "loss_items", "loss_draws", "bootstrap_iterations", "fit_iterations"):
             v = getattr(self, name)
@@ -99,7 +105,6 @@ def denoising_loss(model, items, *, draws: int, seed: int, device=None, batch: i
     import torch
 
     from . import diffusion
-    from .data import to_float
 
     x = torch.from_numpy(to_float(items)).reshape(len(items), *model.sample_shape)
     g = torch.Generator().manual_seed(seed)
@@ -128,7 +133,6 @@ def _samples(model, n: int, *, seed: int, cfg, device) -> np.ndarray:
 def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsConfig(), *, device=None) -> dict:
     """One (K, step) record: the three fractions (with bootstrap std) of the snapshot's samples, and
     its denoising loss on S_K and on held-out items."""
-    from .classify import classify
     from .models import load_model
 
     cfg = point.config
@@ -151,7 +155,6 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     row["train_loss"] = denoising_loss(model, items, draws=settings.loss_draws, seed=loss_seed, device=device)
     row["heldout_loss"] = (None if other is None or not len(other) else
                            denoising_loss(model, other, draws=settings.loss_draws, seed=loss_seed, device=device))
-    from .calibrate import off_manifold
 
     off = off_manifold(ev, train, other if other is not None and len(other) >= 2 else None, distance=cfg.distance,
                        device=device)["off"]
@@ -162,11 +165,9 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     return row
 
 
-def point_null(point: Point, settings: DynamicsConfig) -> dict | None:
+def dynamics_null(point: Point, settings: DynamicsConfig) -> dict | None:
     """The rule's null at this K with the dynamics' |S_eval| and |S'| (held-out real data in place of
     samples, :func:`mem2gen.calibrate.null_rates`), kept in ``dynamics/null.json``; None at K = N."""
-    from .calibrate import null_rates
-
     f = point.path / "dynamics" / "null.json"
     if f.exists():
         return read_json(f).get("null")
@@ -187,9 +188,6 @@ def with_null(rows: list[dict], nulls: dict, *, iterations: int = 2000) -> list[
     """Each (K, step) row with its K's null spurious fraction and the excess over it (95% interval and
     exact one-sided p-value, :func:`mem2gen.calibrate.excess`): ``significant_spurious`` = above the
     null after Holm's correction over every (K, step) cell of the table."""
-    from .calibrate import excess
-    from .stats import mark_significant
-
     out = []
     for r in rows:
         n = nulls.get(r["K"])
@@ -218,7 +216,7 @@ class DynamicsJob:
         self._run = self._run or Run(self.run_dir)
         point = self._run.point(k)
         t = time.perf_counter()
-        point_null(point, self.settings)
+        dynamics_null(point, self.settings)
         for step in snapshot_steps(point):
             f = point.path / "dynamics" / f"step-{step}.json"
             if f.exists():
@@ -297,7 +295,7 @@ def fit_tau_mem(rows: list[dict], *, level: float = 0.5, iterations: int = 1000,
     return out
 
 
-def analyse(rows: list[dict], settings: DynamicsConfig = DynamicsConfig(), *, seed: int = 0) -> dict:
+def analyze(rows: list[dict], settings: DynamicsConfig = DynamicsConfig(), *, seed: int = 0) -> dict:
     """Per K: τ_mem (at ``level`` and 0.05), τ_gen, spurious onset; and the power-law fit of τ_mem."""
     per_k = []
     for k in sorted({r["K"] for r in rows}):
@@ -334,8 +332,6 @@ def dynamics(run_dir, *, settings: DynamicsConfig = DynamicsConfig(), sizes=None
              overwrite: bool = False, echo=print) -> dict:
     """The ``mem2gen dynamics`` command: every (K, step) of a sweep's trained points (or of ``sizes``),
     resumable per (K, step); then dynamics.csv, dynamics.json, dynamics.png and the report's section."""
-    from .files import run_lock
-
     run = Run(run_dir)
     with run_lock(run.path, command="mem2gen dynamics"):
         return _dynamics(run, settings, sizes=sizes, executor=executor, devices=devices, slurm=slurm, device=device,
@@ -343,12 +339,7 @@ def dynamics(run_dir, *, settings: DynamicsConfig = DynamicsConfig(), sizes=None
 
 
 def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, slurm, device, overwrite, echo) -> dict:
-    import shutil
-
-    from .executors import Sequential, make_executor
     from .models import check_device
-    from .plots import dynamics_figure
-    from .report import aggregate
 
     check_device(device)
     cfg = run.config
@@ -376,13 +367,73 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
         pass
     rows = collect(run)
     check(rows, f"{run.path}: nothing measured")
-    nulls = {p.k: point_null(p, settings) for p in run.points() if (p.path / "dynamics" / "null.json").exists()}
+    nulls = {p.k: dynamics_null(p, settings) for p in run.points() if (p.path / "dynamics" / "null.json").exists()}
     rows = with_null(rows, nulls, iterations=settings.bootstrap_iterations)
     # timings stay in the per-step records: the table depends on the results alone
     write_csv(run.path / "dynamics.csv", rows, fields=[k for k in rows[0] if k != "seconds"])
-    res = analyse(rows, settings, seed=cfg.seed)
+    res = analyze(rows, settings, seed=cfg.seed)
     write_json(f, {"settings": {"measure": measure, **dataclasses.asdict(settings)}, **res})
     dynamics_figure(rows, res, run.path / "dynamics.png", title=f"{cfg.name}: {cfg.data}")
     if any(p.state == "classified" for p in run.points()):
         aggregate(run.path, echo=lambda *a: None)
     return {"rows": rows, **res}
+
+
+def dynamics_figure(rows: list, analysis: dict, path, *, title: str = "") -> None:
+    """The (K, training step) map: one panel per class (colour = fraction; white line: τ_mem(K)), and
+    τ_mem(K), τ_gen(K), the spurious onset with the power-law fit."""
+    plt = pyplot()
+
+    ks = sorted({r["K"] for r in rows})
+    steps = sorted({r["step"] for r in rows})
+    grid = {name: np.full((len(steps), len(ks)), np.nan) for name in LABELS}
+    for r in rows:
+        for name in LABELS:
+            grid[name][steps.index(r["step"]), ks.index(r["K"])] = r[f"frac_{name}"]
+    per_k = analysis["per_K"]
+    tau = [(d["K"], d["tau_mem"]) for d in per_k if d["tau_mem_status"] == "ok"]
+    fig, axes = plt.subplots(2, 2, figsize=(9.6, 7.2))
+    xe, ye = log_edges(ks), log_edges(steps)
+    for ax, name in zip(axes.flat, LABELS):
+        vmax = 1.0 if name != "spurious" else max(0.05, float(np.nanmax(grid[name])))
+        im = ax.pcolormesh(xe, ye, np.ma.masked_invalid(grid[name]), cmap="magma", vmin=0, vmax=vmax, shading="flat")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        if tau:
+            ax.plot(*zip(*tau), "o-", color="w", ms=4, lw=1.2, label="τ_mem (memorized = ½)")
+        ax.set(xscale="log", yscale="log", xlabel="training-set size K", ylabel="training step", title=name)
+        sig = [(r["K"], r["step"]) for r in rows if r.get("significant_spurious")]
+        if name == "spurious" and sig:
+            ax.plot(*zip(*sig), "+", color="c", ms=7, mew=1.5, label="above the null (95%)")
+            ax.legend(fontsize=7, loc="lower right")
+        noise = [(r["K"], r["step"]) for r in rows if (r.get("generalized_off_manifold") or 0) > 0.5
+                 and r["frac_generalized"] >= 0.1]
+        if name == "generalized" and noise:
+            ax.plot(*zip(*noise), "x", color="c", ms=6, mew=1.5, label="most of them off-manifold")
+            ax.legend(fontsize=7, loc="lower right")
+        if name == "memorized" and tau:
+            ax.legend(fontsize=7, loc="lower right")
+    ax = axes.flat[3]
+    for key, status, style, label in (("tau_mem", "tau_mem_status", "o", "τ_mem (½)"),
+                                      ("tau_mem_05", "tau_mem_05_status", "s", "memorized reaches 5%")):
+        pts = [(d["K"], d[key]) for d in per_k if d[status] == "ok"]
+        if pts:
+            ax.plot(*zip(*pts), style, color=COLORS["memorized"], mfc="none" if style == "s" else None, label=label)
+    gen = [(d["K"], d["tau_gen"]) for d in per_k if d["tau_gen"] is not None]
+    if gen:
+        ax.plot(*zip(*gen), "x", color=COLORS["generalized"], ms=8, label="τ_gen (lowest held-out loss)")
+    onset = [(d["K"], d["spurious_onset"]) for d in per_k if d["spurious_onset"] is not None]
+    if onset:
+        ax.plot(*zip(*onset), "^", color=COLORS["spurious"], label="spurious onset")
+    fit = analysis["fit"]
+    if fit["a"] is not None:
+        kk = np.geomspace(min(fit["K"]), max(fit["K"]), 50)
+        ci = "" if not fit.get("ci95") else f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]"
+        ax.plot(kk, np.exp(fit["c"]) * kk ** fit["a"], "-", color="0.3", lw=1, label=f"τ_mem ∝ K^{fit['a']:.2f}{ci}")
+    ax.set(xscale="log", yscale="log", xlabel="training-set size K", ylabel="training step",
+           xlim=(xe[0], xe[-1]), ylim=(ye[0], ye[-1]), title="times")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save(fig, path)

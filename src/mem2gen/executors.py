@@ -12,6 +12,7 @@ every size and yields each finished point's record (``{"K": k, ...times}``) as i
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
 from typing import Callable, Iterator
 
@@ -57,8 +58,6 @@ class Devices:
         self.devices, self.echo, self.poll_s, self.grace_s = list(devices), echo, poll_s, grace_s
 
     def map(self, job: Callable, ks: list[int]) -> Iterator[dict]:
-        import multiprocessing as mp
-
         ctx = mp.get_context("spawn")
         jobs, results = ctx.SimpleQueue(), ctx.SimpleQueue()
         for k in [*ks, *[None] * len(self.devices)]:  # one stop sign per worker

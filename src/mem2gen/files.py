@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -186,9 +190,6 @@ def run_lock(folder, *, command: str = "mem2gen", name: str = ".lock") -> Iterat
     """Hold ``folder/.lock`` (pid, host, start, command) for the block, so that a second writer is refused
     with who holds it. Re-entrant within a process; a lock whose process is gone (same host) is stale and
     taken over."""
-    import socket
-    import time
-
     folder = check_folder(folder)
     f = folder / name
     key = str(f.resolve())
@@ -243,9 +244,6 @@ def run_lock(folder, *, command: str = "mem2gen", name: str = ".lock") -> Iterat
 def write_csv(path, rows: list[dict], *, fields=None) -> None:
     """Rows of dicts as a CSV file with a header (atomically; ``fields``: the columns, default the first
     row's keys; missing values are empty)."""
-    import csv
-    import io
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(fields or rows[0]), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -255,8 +253,6 @@ def write_csv(path, rows: list[dict], *, fields=None) -> None:
 
 def add_csv_columns(path, columns: dict) -> None:
     """Add (or replace) columns of a CSV file with a header row, atomically; one value per data row."""
-    import csv
-
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     head, body = rows[0], rows[1:]

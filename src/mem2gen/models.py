@@ -4,17 +4,22 @@ Every model here is an ε-model: ``model(x, t) -> ε̂`` with x of shape (B, C, 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .checkpoints import authors_arch, read, strip_prefix
 from .datasets import ARCHITECTURES, UNetArch
+from .diffusion import OptimalDenoiser, Schedule
 from .errors import Mem2genError, check
+from .files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +96,6 @@ def build_model(spec, sample_shape: tuple, *, seed: int = 0, train=None) -> nn.M
     """The ε-network a :class:`mem2gen.config.ModelSpec` describes, its initial weights drawn from
     ``seed`` (the global RNG is left untouched). Kind 'optimal' is built from the training set."""
     if spec.kind == "optimal":
-        from .diffusion import OptimalDenoiser
-
         check(train is not None, "the optimal denoiser is built from the training set; pass train=")
         return OptimalDenoiser(train)
     with torch.random.fork_rng(devices=[]):
@@ -128,8 +131,6 @@ def check_device(device) -> None:
 def weights_digest(model: nn.Module) -> str:
     """sha256 of a model's weights (names, dtypes, shapes and bytes of its state dict, in order): what
     identifies the model that made a set of samples, whatever files it came from."""
-    import hashlib
-
     h = hashlib.sha256()
     for name, t in model.state_dict().items():
         t = t.detach().cpu().contiguous()
@@ -151,7 +152,6 @@ def model_config(model: nn.Module) -> dict:
         return {"kind": "unet", "config": json.loads(json.dumps(shape_only(dict(model.unet.config)), default=list))}
     if isinstance(model, MLP):
         return {"kind": "mlp", "config": model.config}
-    from .diffusion import OptimalDenoiser
 
     if isinstance(model, OptimalDenoiser):
         return {"kind": "optimal", "config": {"sample_shape": list(model.sample_shape), "n": int(len(model.y))}}
@@ -168,8 +168,6 @@ def model_from_config(cfg: dict) -> nn.Module:
 
         return UNet(UNet2DModel.from_config({k: v for k, v in conf.items() if not k.startswith("_")}))
     if kind == "optimal":
-        from .diffusion import OptimalDenoiser
-
         return OptimalDenoiser(torch.zeros((conf["n"], *conf["sample_shape"])))
     raise Mem2genError(f"unknown model kind {kind!r} in a saved model")
 
@@ -180,15 +178,11 @@ def save_model(model: nn.Module, path, *, meta: dict | None = None) -> None:
     ``DDPMPipeline.from_pretrained`` opens as is."""
     from safetensors.torch import save_file
 
-    from .files import write_json
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = model_config(model)
     if isinstance(model, UNet):  # a full DDPMPipeline folder: diffusers opens it as is
         from diffusers import DDPMPipeline
-
-        from .diffusion import Schedule
 
         DDPMPipeline(unet=model.unet, scheduler=Schedule().scheduler("ddpm")).save_pretrained(
             path, safe_serialization=True)
@@ -266,8 +260,6 @@ _PAPER_SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end":
 def hub_folder(repo_id: str) -> Path:
     """The local folder of a Hugging Face Hub model from the local cache (``HF_HUB_CACHE`` or the default
     one); nothing is downloaded: mem2gen runs offline."""
-    import os
-
     from huggingface_hub import snapshot_download
 
     try:
@@ -303,8 +295,6 @@ def _load_authors(path: Path) -> nn.Module:
     """A ``K.pt`` of the paper's authors (:mod:`mem2gen.checkpoints`: read without running code): its EMA
     weights in the diffusers ``UNet2DModel`` that its ``args.model`` names. Loaded only when every
     parameter name and shape is that model's; another layout is refused, naming the first mismatch."""
-    from .checkpoints import authors_arch, read, strip_prefix
-
     ck = read(path)
     check(isinstance(ck, dict) and "ema" in ck and "args" in ck,
           f"{path}: not a checkpoint in the authors' format (a dict with 'ema' weights and 'args')")

@@ -20,9 +20,13 @@ import functools
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
+from .data import as_samples, to_float
+from .datasets import load_dataset
 from .errors import check
+from .files import read_json, write_json
 
 
 class FeatureNet(nn.Module):
@@ -46,8 +50,6 @@ def _one_thread():
     """One thread for torch and the BLAS, and no oneDNN, while a score is computed: the features are then
     the same bit for bit in any process; FD's eigendecompositions still follow the LAPACK build's own
     order, so FD agrees across processes to about 1e-8 relative, not bit for bit."""
-    from threadpoolctl import threadpool_limits
-
     before, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     torch.set_num_threads(1)
     # oneDNN caches convolution primitives made for the thread count of their first call: not used here
@@ -61,8 +63,6 @@ def _one_thread():
 
 
 def _images(x) -> torch.Tensor:
-    from .data import as_samples, to_float
-
     x = as_samples(np.asarray(x), name="samples")
     check(x.ndim == 4 and min(x.shape[2:]) >= 4, f"quality needs images of at least 4x4; got {x.shape[1:]}")
     return torch.from_numpy(to_float(x)).view(*x.shape)
@@ -89,8 +89,6 @@ def train_features(data, *, steps: int = 400, batch: int = 128, seed: int = 0) -
 @functools.lru_cache(maxsize=4)
 def dataset_features(spec: str, image_size: int | None = None) -> FeatureNet:
     """The feature network of a registered dataset, trained once per process on all of it."""
-    from .datasets import load_dataset
-
     return train_features(load_dataset(spec, image_size=image_size))
 
 
@@ -163,8 +161,6 @@ def _quality(samples, real, net: FeatureNet, *, seed: int) -> dict:
 def point_quality(point, *, n_real: int = 1000) -> dict:
     """The quality of one sweep point's S_eval (``quality.json``, computed once) against a fixed random
     draw of up to ``n_real`` items of the whole dataset (the same for every K, so points compare)."""
-    from .files import read_json, write_json
-
     f = point.path / "quality.json"
     if f.exists():
         return read_json(f)

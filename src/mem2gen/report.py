@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.metadata as md
 import json
 import platform
 from pathlib import Path
 
+import numpy as np
+
+from .errors import check
 from .files import read_json, write_csv, write_json, write_text
+from .plots import neighbor_grid, phase_diagram, samples_figure
 from .run import Run
-from .stats import LABELS
+from .stats import LABELS, capacities, capacity_bootstrap, pooled_excess
 
 
 def _img(path: Path, alt: str, width: str = "100%") -> str:
@@ -23,8 +28,6 @@ def _img(path: Path, alt: str, width: str = "100%") -> str:
 
 
 def versions() -> dict:
-    import importlib.metadata as md
-
     out = {"python": platform.python_version()}
     for pkg in ("mem2gen", "torch", "numpy", "diffusers", "matplotlib"):
         try:
@@ -37,8 +40,6 @@ def versions() -> dict:
 def write_classification(out, res, eval_set, train, synthetic, *, boot, extra: dict, grid: bool) -> list[str]:
     """labels.csv, neighbors.png and, last, summary.json (with the bootstrap and ``extra``) into ``out``.
     Each file is written atomically, so an existing summary.json means the rest is complete."""
-    from .plots import neighbor_grid
-
     out = Path(out)
     res.write_csv(out / "labels.csv")
     files = ["labels.csv", "summary.json"]
@@ -50,12 +51,6 @@ def write_classification(out, res, eval_set, train, synthetic, *, boot, extra: d
 
 def aggregate(run_dir, *, echo=print) -> dict:
     """results.csv, capacities.json, the phase diagram and report.html from a run's finished points."""
-    import numpy as np
-
-    from .errors import check
-    from .plots import phase_diagram
-    from .stats import capacities, capacity_bootstrap, pooled_excess
-
     run = Run(run_dir)
     cfg = run.config
     rows = run.results()
@@ -72,7 +67,6 @@ def aggregate(run_dir, *, echo=print) -> dict:
     write_json(run.path / "capacities.json", caps)
     phase_diagram(rows, caps, run.path / "phase.png", title=f"{cfg.name}: {cfg.data}, {cfg.distance}, "
                                                                f"δm={cfg.delta_m:.3g}, δs={cfg.delta_s:.3g}")
-    from .plots import samples_figure
 
     samples_figure([(p.k, p.eval[:12]) for p in run.points() if p.state == "classified"], run.path / "samples.png")
     write_report(run, rows, caps)

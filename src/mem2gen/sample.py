@@ -13,8 +13,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import diffusion
+from .config import check_sampling
 from .errors import check
 from .files import changed_keys, fingerprint, read_json, sha256_of, write_json
+from .models import weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,6 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     depend on interruptions. Work in progress lives in ``path.partial.npy`` and ``path.progress.json``.
     ``stop_after`` ends after that many new shards (as a crash would), for tests.
     """
-    from .models import weights_digest
-
-    from .config import check_sampling
-
     check(n >= 1, "the number of samples must be at least 1")
     check_sampling(sampler, steps, eta, batch)
     path = Path(path)

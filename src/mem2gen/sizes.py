@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import check_sizes, load_config
 from .datasets import DATASETS
 from .errors import Mem2genError, check
 
@@ -30,8 +31,6 @@ def paper(a: int, b: int, n: int, *, start: int = 2) -> list[int]:
 
 def resolve(spec, n_data: int) -> list[int]:
     """A schedule from a list of sizes, {"doubling": start} or {"paper": dataset | [start, A, B, N]}."""
-    from .config import check_sizes
-
     check_sizes(spec)
     if isinstance(spec, (list, tuple)):
         sizes = sorted({int(k) for k in spec})
@@ -61,8 +60,6 @@ def schedule(*, preset: str | None = None, paper: str | None = None, doubling_fr
         check(n is not None, "a doubling schedule needs the dataset size n")
         return doubling(n, start=doubling_from)
     if preset is not None:
-        from .config import load_config
-
         spec = load_config(preset).sizes
         if isinstance(spec, (list, tuple)):
             return resolve(list(spec), max(spec))

@@ -18,11 +18,30 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+import yaml
+
+from . import layout
 from . import sizes as sizes_mod
-from .config import SweepConfig, load_config
+from .calibrate import point_manifold, point_null
+from .classify import classify
+from .compare import compare
+from .config import SweepConfig, inert_keys, load_config, parse_grid
+from .datasets import load_dataset
 from .errors import DamagedFile, Mem2genError, check
-from .files import changed_keys, read_json, write_json
+from .executors import Sequential, make_executor
+from .files import (
+    _remove,
+    changed_keys,
+    check_folder,
+    clean_leftovers,
+    read_json,
+    run_lock,
+    write_json,
+)
+from .report import aggregate, write_classification
 from .run import Point, Run
+from .verify import verify
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +49,8 @@ log = logging.getLogger(__name__)
 def run_point(point: Point, *, progress: bool = True, device: str | None = None) -> dict:
     """Train, sample and classify one point; each stage resumes or is skipped when finished.
     ``device`` overrides the config's (where a point runs does not change its results' meaning)."""
-    from .classify import classify
-    from .models import build_model
     from .diffusion import Schedule
-    from .report import write_classification
-    from .models import weights_digest
+    from .models import build_model, weights_digest
     from .sample import generate, record_path
     from .train import train
 
@@ -52,13 +68,13 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
             brought = load_model(src)
             check(tuple(brought.sample_shape) == tuple(data.shape[1:]),
                   f"{src} makes samples of shape {tuple(brought.sample_shape)}; the data's items are {tuple(data.shape[1:])}")
-            save_model(brought, d / "model", meta={"step": 0, "size": k, "data": cfg.data, "source": str(src)})
+            save_model(brought, d / layout.MODEL, meta={"step": 0, "size": k, "data": cfg.data, "source": str(src)})
         model = point.load_model(device=device)
     elif cfg.model.kind == "optimal":  # the exact ε-model of S_K: nothing to train
         if point.state in ("pending", "started"):
             from .models import save_model
 
-            save_model(build_model(cfg.model, data.shape[1:], train=data), d / "model",
+            save_model(build_model(cfg.model, data.shape[1:], train=data), d / layout.MODEL,
                        meta={"step": 0, "size": k, "data": cfg.data})
         model = point.load_model(device=device)
     else:
@@ -70,8 +86,8 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
     t = time.perf_counter()
     kw = dict(sampler=cfg.sampler, steps=cfg.sample_steps, eta=cfg.eta, batch=cfg.sample_batch,
               device=device, schedule=Schedule(), progress=progress)
-    ev = generate(model, cfg.n_eval, d / "eval.npy", seed=point.seed("eval"), **kw)
-    syn = generate(model, point.n_synthetic, d / "synthetic.npy", seed=point.seed("synthetic"), **kw)
+    ev = generate(model, cfg.n_eval, d / layout.EVAL, seed=point.seed("eval"), **kw)
+    syn = generate(model, point.n_synthetic, d / layout.SYNTHETIC, seed=point.seed("synthetic"), **kw)
     times["sample_s"] = time.perf_counter() - t
     t = time.perf_counter()
     if point.state != "classified":
@@ -92,8 +108,6 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
 def point_checks(point: Point) -> None:
     """The rule's null, the off-manifold check and the quality score of a classified point, each computed
     once and kept in the point's folder (null.json, manifold.json, quality.json), as its config asks."""
-    from .calibrate import point_manifold, point_null
-
     if point.config.null_calibration:
         point_null(point)
     if point.config.manifold_check:
@@ -104,12 +118,9 @@ def point_checks(point: Point) -> None:
         point_quality(point)
 
 
-def report(run_dir, *, echo=print) -> dict:
+def rebuild_report(run_dir, *, echo=print) -> dict:
     """The ``mem2gen report`` command: complete the checks of classified points made before they existed,
     then rebuild results.csv, capacities.json, the phase diagram and report.html."""
-    from .files import run_lock
-    from .report import aggregate
-
     with run_lock(run_dir, command="mem2gen report"):
         for p in Run(run_dir).points():
             if p.state == "classified":
@@ -136,7 +147,7 @@ class PointJob:
 # --- the whole sweep ---------------------------------------------------------------------------------
 
 # what a sweep writes at the top of its folder: all that --overwrite removes (with points/K=*/ and jobs/)
-RUN_FILES = ("config.json", "manifest.json", "results.csv", "capacities.json", "phase.png", "phase.pdf", "report.html",
+RUN_FILES = (layout.CONFIG, layout.MANIFEST, "results.csv", "capacities.json", "phase.png", "phase.pdf", "report.html",
              "samples.png", "bridge.csv", "transition.json",
              "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png")
 # settings that may change in a run folder: they do not change what its finished points mean
@@ -146,8 +157,6 @@ FREE_KEYS = ("name", "sizes", "device", "train.checkpoint_every", "train.save_st
 
 def remove_run_files(run: Path) -> None:
     """Delete what a sweep wrote in ``run`` (its known names), leaving every other file."""
-    from .files import _remove
-
     for name in RUN_FILES:
         _remove(run / name)
     _remove(run / "jobs")
@@ -164,7 +173,6 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
     the sizes. A run folder accepts a config that differs only in :data:`FREE_KEYS` (more sizes, another
     device, ...); any other difference is refused with the keys named, or, with ``overwrite``, the run's
     own files are removed and it starts again."""
-    from .datasets import load_dataset
     from .models import check_device
 
     run = Path(run_dir)
@@ -180,7 +188,7 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
 
         for k in ks:
             model_for_size(cfg.checkpoints, k)
-    cfg_file = run / "config.json"
+    cfg_file = run / layout.CONFIG
     if cfg_file.exists():
         try:
             old = SweepConfig.from_dict(read_json(cfg_file)).to_dict()  # a run of an earlier version reads the same
@@ -205,7 +213,7 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
 
 def update_manifest(run: Path, ks: list[int], record: dict | None = None) -> dict:
     """manifest.json: each point's stage (read from its files) and, for ``record``'s K, its times."""
-    f = run / "manifest.json"
+    f = run / layout.MANIFEST
     try:
         man = read_json(f) if f.exists() else {"points": {}}
     except DamagedFile:  # derived from the points' files: rebuilt
@@ -230,10 +238,6 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     ``executor``: local (one point after another, or one worker process per device given several
     ``devices``; by default every visible GPU when there are several), slurm or submitit-local.
     """
-    from .executors import Sequential, make_executor
-
-    from .files import check_folder, clean_leftovers, run_lock
-
     run = check_folder(run_dir)
     with run_lock(run, command="mem2gen sweep"):
         ks = prepare(cfg, run, overwrite=overwrite)
@@ -242,7 +246,7 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
         update_manifest(run, ks)
         handle = Run(run)
         for p in handle.points():
-            for problem in p.verify(repair=True):
+            for problem in verify(p, repair=True):
                 echo(f"K={p.k}: {problem}")
         todo = [p.k for p in handle.points() if p.state != "classified"]
         echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}; {len(ks) - len(todo)} done, {len(todo)} to run ({executor})")
@@ -253,7 +257,7 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
             echo(f"each point's progress: mem2gen status {run}")
         for record in ex.map(job, todo):
             update_manifest(run, ks, record)
-        return report(run, echo=echo)  # completes points finished by a version without the checks
+        return rebuild_report(run, echo=echo)  # completes points finished by a version without the checks
 
 
 def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None, grid=None,
@@ -267,8 +271,6 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
     the reference): an intervention study in one command. Every config is checked before any work.
     ``find_transition`` runs the config's (coarse) sizes, then the paper's schedule around the transition
     they show (:func:`transition_sweep`)."""
-    from .config import inert_keys, parse_grid
-
     cfg = load_config(preset, config_file, overrides)
     grid = grid or read_grid(config_file)
     check(not (grid and find_transition), "--grid and --find-transition do not combine; run them one after the other")
@@ -277,7 +279,6 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
         res = (transition_sweep if find_transition else run_sweep)(cfg, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
                  devices=devices)
         return {**res, "report": run / "report.html"}
-    from .compare import compare
 
     key, values = parse_grid(grid)
     why = inert_keys(cfg).get(key)
@@ -287,7 +288,7 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
                                                                          "name": f"{cfg.name}-{key}={v}"}))
                for v in values]
     for run, c in members:  # every member's folder is checked before the first one starts
-        if (run / "config.json").exists():
+        if (run / layout.CONFIG).exists():
             prepare(c, run, overwrite=overwrite)
     for i, (run, c) in enumerate(members):
         echo(f"== {key} = {values[i]} ({i + 1}/{len(members)}) ==")
@@ -315,7 +316,6 @@ def refine_sizes(a: int, b: int, n: int, *, start: int = 2) -> list[int]:
     N (:func:`mem2gen.sizes.paper`; without the first 5 when A = ``start``)."""
     if a > start:
         return sizes_mod.paper(a, b, n, start=start)
-    import numpy as np
 
     return sorted({int(round(x)) for x in np.concatenate([np.linspace(a, b, 30), np.linspace(b, n, 5)[1:]])})
 
@@ -324,8 +324,6 @@ def transition_sweep(cfg: SweepConfig, run_dir, *, echo=print, **kw) -> dict:
     """``mem2gen sweep --find-transition``: run the coarse sweep of ``cfg`` (e.g. ``{doubling: 500}``),
     find A and B (:func:`transition_points`), then add the paper's 5 + 30 + 5 sizes around them to the
     same run folder and run those (transition.json records how). Resumable like any sweep."""
-    from .datasets import load_dataset
-
     run = Path(run_dir)
     res = run_sweep(cfg, run, echo=echo, **kw)
     rows = res["rows"]
@@ -343,7 +341,6 @@ def read_grid(config_file) -> dict | None:
     """The ``grid:`` mapping of a sweep config file, if it has one."""
     if not config_file:
         return None
-    import yaml
 
     d = yaml.safe_load(Path(config_file).read_text()) or {}
     return d.get("grid") if isinstance(d, dict) else None

@@ -17,6 +17,8 @@ import numpy as np
 
 from .config import ModelSpec, TrainConfig
 from .errors import check
+from .files import prepare_out_dir, staged_dir, write_json, write_text
+from .plots import pyplot, save
 
 SHAPES = ("circle", "gmm")
 
@@ -44,9 +46,7 @@ def run_toy(*, out="runs/toy", data: str = "circle", sizes: tuple = (2, 4, 8, 16
 
     from . import landscape as L
     from .diffusion import OptimalDenoiser, Schedule, sample
-    from .files import prepare_out_dir, staged_dir, write_json, write_text
     from .models import build_model
-    from .plots import toy_figure
     from .train import train
 
     check(len(sizes) > 0 and min(sizes) >= 2, "give sizes of at least 2")
@@ -100,3 +100,37 @@ def run_toy(*, out="runs/toy", data: str = "circle", sizes: tuple = (2, 4, 8, 16
                                         "extent": [-1.2, 1.2], "points": results})
         toy_figure(results, stage / "toy.png", extent=(-1.2, 1.2), t=t_energy)
     return [{key: r[key] for key in keys} for r in results]
+
+
+def toy_figure(results: list, path, *, extent=(-1.2, 1.2), t: int = 50) -> None:
+    """One row per K: the learned energy with samples, the exact energy of the training points, and the
+    basins of the attractors (training items ●, attractors off the training set ×)."""
+    plt = pyplot()
+
+    n = len(results)
+    fig, axes = plt.subplots(n, 3, figsize=(10, 3.1 * n), squeeze=False)
+    ext = (extent[0], extent[1], extent[0], extent[1])
+    for row, r in zip(axes, results):
+        y = np.asarray(r["train"])
+        for ax, key, title in ((row[0], "learned_energy", f"K={r['K']}: learned E_t (t={t}; light = low), samples"),
+                               (row[1], "exact_energy", "exact E_t of the training points (o)")):
+            e = np.asarray(r[key])
+            lo, hi = np.percentile(e, [1, 99])
+            ax.imshow(np.clip(e, lo, hi), origin="lower", extent=ext, cmap="magma_r")
+            ax.set_title(title, fontsize=8)
+        s = np.asarray(r["samples"])
+        row[0].scatter(s[:, 0], s[:, 1], s=2, c="c", alpha=0.5)
+        basin = np.asarray(r["basin"], dtype=float)
+        row[2].imshow(np.where(basin < 0, 0.5, 1.0), origin="lower", extent=ext, cmap="gray", vmin=0, vmax=1)
+        basin[basin < 0] = np.nan
+        row[2].imshow(basin % 20, origin="lower", extent=ext, cmap="tab20", interpolation="nearest", vmin=0, vmax=19)
+        a = np.asarray(r["attractors_xy"])
+        on = np.asarray(r["attractor_on_item"]) >= 0
+        row[2].scatter(a[~on, 0], a[~on, 1], marker="x", c="k", s=30, label="attractor off the training set")
+        row[2].set_title(f"basins of training items (grey: ends off them)\nsamples end at {r['attractors']} "
+                         f"attractors, {r['off_training']} off the items (x)", fontsize=8)
+        for ax in row:
+            ax.scatter(y[:, 0], y[:, 1], s=14, facecolors="none", edgecolors="w" if ax is not row[2] else "k", lw=1)
+            ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    save(fig, path, dpi=100)

@@ -19,9 +19,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import diffusion
-from .errors import DamagedFile, Mem2genError, check
-from .files import atomic_path, read_json
 from .config import TrainConfig, log_spaced_steps  # noqa: F401 - log_spaced_steps re-exported
+from .errors import DamagedFile, Mem2genError, check
+from .files import atomic_path, changed_keys, read_json, write_text
 from .models import load_model, model_config, save_model, shape_only
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,6 @@ def _load_state(path: Path, model, ema, opt) -> tuple[int, list]:
         saved, now = json.loads(meta["model"]), model_config(model)
         saved["config"] = shape_only(saved.get("config", {}))  # files written before it left diffusers' keys out
         if saved != now:
-            from .files import changed_keys
-
             diff = changed_keys(saved.get("config", {}), now.get("config", {})) if saved["kind"] == now["kind"] else ["kind"]
             raise Mem2genError(f"{path} was written for another model ({saved['kind']}, differing in "
                                f"{', '.join(diff)}); use another output directory")
@@ -201,8 +199,6 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     bar.close()
     seconds = time.perf_counter() - t0
     if out and step == cfg.steps:
-        from .files import write_text
-
         write_text(out / "losses.csv", "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in losses))  # mean of 50 steps
         save_model(ema, out / "model", meta={"step": step, "losses": losses, "train_config": asdict(cfg),
                                               "seconds": round(seconds, 2), **(meta or {})})

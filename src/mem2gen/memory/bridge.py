@@ -51,3 +51,18 @@ def normalize(patterns) -> np.ndarray:
     norms = np.linalg.norm(p, axis=1, keepdims=True)
     check(bool((norms > 0).all()), "patterns must be non-zero to be normalised")
     return p / norms
+
+
+def energy_agreement(learned, exact) -> dict:
+    """How well a learned energy difference matches the exact one (eq 11 against a model's E_t), over
+    pairs: their correlation (None when either is constant), the median relative error over pairs whose
+    exact difference is not ~0 (None when none is), how often their signs agree, and both medians."""
+    learned, exact = np.asarray(learned, dtype=np.float64), np.asarray(exact, dtype=np.float64)
+    check(learned.shape == exact.shape and learned.ndim == 1 and len(learned) >= 2,
+          "give two equally long 1-D arrays of at least 2 energy differences")
+    ok = np.abs(exact) > 1e-9
+    rel = np.abs(learned[ok] - exact[ok]) / np.abs(exact[ok])
+    corr = float(np.corrcoef(learned, exact)[0, 1]) if np.std(learned) > 0 and np.std(exact) > 0 else None
+    return {"corr": corr, "median_rel_error": float(np.median(rel)) if ok.any() else None,
+            "sign_agreement": float(np.mean(np.sign(learned) == np.sign(exact))),
+            "median_exact": float(np.median(exact)), "median_learned": float(np.median(learned))}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .datasets import load_dataset
+
 
 def digits(seed: int = 3407) -> np.ndarray:
     """scikit-learn's 1,797 digits as float32 (N, 1, 8, 8) in [-1, 1], in a fixed-seed order."""
-    from .datasets import load_dataset
-
     x = load_dataset("digits")
     return x[np.random.default_rng(seed).permutation(len(x))]
 

@@ -1,0 +1,154 @@
+"""``mem2gen train`` and ``mem2gen sample``: one model on S_K, and samples of any model into one .npy."""
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .. import datasets
+from ..config import SAMPLERS, ModelSpec, TrainConfig, check_sampling, log_spaced_steps
+from ..data import SPLITS, nested_subset
+from ..datasets import load_dataset
+from ..errors import check
+from ..files import changed_keys, read_json, run_lock, write_json
+from .options import calls, lib_option
+
+
+def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: str = ModelSpec.arch,
+                width: float = ModelSpec.width, dropout: float | None = None, steps: int = TrainConfig.steps,
+                batch: int = TrainConfig.batch, lr: float = TrainConfig.lr, ema_decay: float = TrainConfig.ema_decay,
+                weight_decay: float = TrainConfig.weight_decay, data_noise: float = TrainConfig.data_noise,
+                seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None,
+                snapshots: int = 0, device: str | None = None, progress: bool = True) -> dict:
+    """Train one DDPM on S_K (the first ``size`` items of the ``split_seed`` permutation of ``data``) into
+    ``out``; resumes if interrupted, refuses a folder started with other settings. ``snapshots`` keeps
+    that many log-spaced EMA snapshots. Returns what was trained."""
+    from ..models import check_device  # torch
+
+    spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout)
+    check(snapshots >= 0, "snapshots must be 0 or more")
+    check(image_size is None or image_size >= 4, f"--image-size {image_size} must be at least 4")
+    check(seed >= 0 and split_seed >= 0, "seeds must be whole numbers >= 0")
+    check_device(device)
+    cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed, weight_decay=weight_decay,
+                      data_noise=data_noise,
+                      save_steps=log_spaced_steps(steps, snapshots) if snapshots else ())
+    out = Path(out)
+    check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
+    check(not (out.is_symlink() and not out.exists()), f"--out {out} is a dangling symbolic link")
+    with run_lock(out, command="mem2gen train"):
+        return _train_into(out, data, size, spec, cfg, kind=kind, image_size=image_size, split_seed=split_seed,
+                           split=split, seed=seed, device=device, progress=progress)
+
+
+def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_seed, split, seed, device, progress):
+    from ..models import build_model, n_params, save_model  # torch
+    from ..train import train
+
+    steps = cfg.steps
+    subset = nested_subset(load_dataset(data, image_size=image_size), size, seed=split_seed, split=split)
+    settings = json.loads(json.dumps({"data": data, "size": size, "model": spec.__dict__, "train": cfg.__dict__,
+                                      "split_seed": split_seed, **({"split": split} if split != "numpy" else {})},
+                                     default=list))
+    f = out / "train.json"
+    if f.exists():
+        before = read_json(f)
+        # keys added to TrainConfig since that run was started take their defaults (which it used)
+        before["train"] = {**json.loads(json.dumps(TrainConfig(steps=steps).__dict__, default=list)),
+                           **before.get("train", {})}
+        diff = changed_keys(before, settings)
+        check(not diff, f"{out} holds a run with other settings ({', '.join(diff)}); use another --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(f, settings)
+    meta = {"data": data, "size": size, "split_seed": split_seed, "split": split}
+    model = build_model(spec, subset.shape[1:], seed=seed, train=subset)
+    if kind == "optimal":
+        save_model(model, out / "model", meta={**meta, "step": 0})
+        return {"kind": kind, "params": 0, "size": size, "step": 0, "loss": None, "model": out / "model"}
+    res = train(model, subset, cfg, out, device=device, progress=progress, meta=meta)
+    return {"kind": kind, "params": n_params(model), "size": size, "step": res.step,
+            "loss": res.losses[-1][1] if res.losses else None, "model": out / "model"}
+
+
+def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int = 1000, eta: float = 0.0,
+                 batch: int = 256, seed: int | None = None, device: str | None = None,
+                 progress: bool = True) -> np.ndarray:
+    """``n`` samples of the model at ``model`` (any folder :func:`mem2gen.models.load_model` reads) into
+    one memory-mappable .npy, shard by shard (resumable). Without a ``seed`` it is derived from the
+    output's file name, so that S_eval and S' sampled into two files differ (the same seed would give
+    the same samples, and every sample would find itself in S')."""
+    from ..models import check_device, load_model  # torch
+    from ..sample import generate
+
+    out = Path(out)
+    check(out.suffix == ".npy", f"--out {out} must end in .npy")
+    check(n >= 1, "the number of samples must be at least 1")
+    if seed is None:
+        seed = zlib.crc32(out.name.encode())
+    check(seed >= 0, "the seed must be a whole number >= 0")
+    check_sampling(sampler, steps, eta, batch)
+    check_device(device)
+    with run_lock(out.parent, command="mem2gen sample", name=out.name + ".lock"):
+        return generate(load_model(model, device=device), n, out, sampler=sampler, steps=steps, eta=eta,
+                        batch=batch, seed=seed, device=device, progress=progress)
+
+
+@click.command()
+@calls(train_model)
+@click.option("--data", required=True,
+              help="digits | mnist5k | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | lsun-church:DIR | folder:DIR | FILE.npy")
+@click.option("--size", type=int, required=True, help="Training-set size K (nested subsets of one permutation).")
+@lib_option(train_model, "kind", "--kind", type=click.Choice(["mlp", "unet", "optimal"]),
+            help="mlp, unet, or optimal (the exact denoiser of S_K: nothing to train).")
+@lib_option(train_model, "arch", "--arch", type=click.Choice(list(datasets.ARCHITECTURES)), help="U-Net architecture.")
+@lib_option(train_model, "width", "--width", type=float, help="Width multiplier of the network.")
+@lib_option(train_model, "dropout", "--dropout", type=float, help="Dropout. [default: the architecture's]")
+@lib_option(train_model, "steps", "--steps", type=int)
+@lib_option(train_model, "batch", "--batch", type=int)
+@lib_option(train_model, "lr", "--lr", type=float)
+@lib_option(train_model, "ema_decay", "--ema-decay", type=float)
+@lib_option(train_model, "weight_decay", "--weight-decay", type=float, help="AdamW weight decay (0: Adam, the paper's).")
+@lib_option(train_model, "data_noise", "--data-noise", type=float,
+            help="Std of Gaussian noise added to training images in [-1, 1] (augmentation).")
+@lib_option(train_model, "seed", "--seed", type=int, help="Training seed.")
+@lib_option(train_model, "split_seed", "--split-seed", type=int, help="Seed of the permutation that defines S_K.")
+@lib_option(train_model, "split", "--split", type=click.Choice(SPLITS),
+            help="numpy's permutation, or the authors' (torch.randperm, their random_split).")
+@lib_option(train_model, "image_size", "--image-size", type=int, help="Resize folder/LSUN images to this size.")
+@lib_option(train_model, "snapshots", "--snapshots", type=int, help="Keep this many log-spaced EMA snapshots.")
+@lib_option(train_model, "device", "--device")
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--quiet", is_flag=True)
+def train(quiet, **kw):
+    """Train one DDPM on S_K; resumes from OUT if interrupted."""
+    r = train_model(**kw, progress=not quiet)
+    loss = "" if r["loss"] is None else f" (final loss {r['loss']:.4f})"
+    click.echo(f"trained {r['params'] / 1e6:.2f}M-parameter {r['kind']} on K={r['size']} for {r['step']} steps"
+               f"{loss}; model in {r['model']}")
+
+
+@click.command()
+@calls(sample_model)
+@click.option("--model", required=True, help="A model folder (mem2gen or diffusers UNet2DModel/DDPMPipeline), "
+                                             "a training checkpoint state.safetensors, a Hub id in the local cache, "
+                                             "or an authors' K.pt (read without running code).")
+@click.option("--n", type=int, required=True, help="Number of samples.")
+@lib_option(sample_model, "sampler", "--sampler", type=click.Choice(SAMPLERS))
+@lib_option(sample_model, "steps", "--steps", type=int, help="Sampling steps (the paper: DDPM, 1000).")
+@lib_option(sample_model, "eta", "--eta", type=float, help="DDIM eta.")
+@lib_option(sample_model, "batch", "--batch", type=int)
+@lib_option(sample_model, "seed", "--seed", type=int, help="[default: derived from the --out file name]")
+@lib_option(sample_model, "device", "--device")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .npy (resumable).")
+@click.option("--quiet", is_flag=True)
+def sample(quiet, **kw):
+    """Generate N samples into one memory-mappable .npy, shard by shard (resumable)."""
+    arr = sample_model(**kw, progress=not quiet)
+    click.echo(f"{len(arr)} samples of shape {arr.shape[1:]} in {kw['out']}")
+
+
+COMMANDS = [train, sample]

@@ -1,0 +1,100 @@
+"""``mem2gen sweep``, ``status``, ``report`` and ``sizes``: one model per training-set size, its
+progress, its report, and the size schedules."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .. import datasets
+from ..config import SWEEP_PRESETS
+from ..executors import EXECUTORS, Submitit
+from ..run import Run
+from ..sizes import schedule
+from ..sweep import rebuild_report, sweep as run_sweep
+from ..verify import verify
+from .options import Numbers, calls, lib_option
+
+
+@click.command()
+@calls(run_sweep, Submitit.__init__)
+@lib_option(run_sweep, "preset", "--preset", type=click.Choice(list(SWEEP_PRESETS)), help="A sweep preset.")
+@lib_option(run_sweep, "config_file", "--config", help="YAML/JSON file overriding the preset's keys.")
+@click.option("--data", default=None, help="Dataset spec, e.g. mnist:/data/mnist (paper presets need one).")
+@click.option("--sizes", default=None, type=Numbers(int), help="Comma-separated training-set sizes.")
+@click.option("--steps", type=int, default=None, help="Training steps per model.")
+@click.option("--checkpoints", default=None, type=click.Path(path_type=str),
+              help="Take each K's model from this folder (K.pt, K=<K>/ or <K>/) instead of training one.")
+@click.option("--device", default=None, help="Where points run. [default: cuda when present]")
+@lib_option(run_sweep, "out", "--out", type=click.Path(path_type=Path), help="Run folder. [default: runs/PRESET]")
+@lib_option(run_sweep, "executor", "--executor", type=click.Choice(EXECUTORS))
+@lib_option(Submitit.__init__, "partition", "--partition", help="Slurm partition.")
+@lib_option(Submitit.__init__, "gpus_per_node", "--gpus", type=int, help="GPUs per Slurm job.")
+@lib_option(Submitit.__init__, "timeout_min", "--timeout-min", type=int, help="Slurm time limit per job.")
+@lib_option(run_sweep, "devices", "--devices", type=click.STRING,
+            help="Local executor: run points in parallel, one process per device, e.g. cuda:0,cuda:1. "
+                 "[default: every GPU when there are several]")
+@lib_option(run_sweep, "grid", "--grid", help="One sweep per value of one setting, then compared, e.g. "
+            "model.dropout=0,0.1,0.3 (runs in OUT/KEY=VALUE; OUT defaults to runs/NAME-KEY).")
+@lib_option(run_sweep, "find_transition", "--find-transition", is_flag=True,
+            help="Run the sizes given (e.g. a doubling), find the transition A..B, then add the paper's 5+30+5 "
+                 "sizes around it (App. B.1) in the same folder.")
+@lib_option(run_sweep, "overwrite", "--overwrite", is_flag=True,
+            help="Start again in a folder made by another config: removes the run's own files (points/, config.json, "
+                 "tables, figures), never other files.")
+@click.option("--quiet", is_flag=True)
+def sweep(data, sizes, steps, checkpoints, device, partition, gpus_per_node, timeout_min, devices, executor, quiet, **kw):
+    """Train, sample and classify one model per training-set size; phase diagram and report.
+    Re-running the same command resumes."""
+    t = time.perf_counter()
+    overrides = {"data": data, "sizes": list(sizes) if sizes else None, "device": device, "train.steps": steps,
+                 "checkpoints": checkpoints}
+    slurm = {"partition": partition, "gpus_per_node": gpus_per_node, "timeout_min": timeout_min}
+    res = run_sweep(**kw, overrides=overrides, executor=executor, progress=not quiet, echo=click.echo,
+                    slurm=slurm if executor == "slurm" else None, devices=devices.split(",") if devices else None)
+    click.echo(f"finished in {time.perf_counter() - t:.0f} s; see {res['report']}")
+
+
+@click.command()
+@click.option("--preset", default=None, type=click.Choice(list(SWEEP_PRESETS)), help="A sweep preset.")
+@click.option("--paper", default=None, type=click.Choice(list(datasets.PAPER_DATASETS)),
+              help="The paper's 38-size schedule of a dataset (Table 1).")
+@click.option("--doubling", "doubling_from", default=None, type=int, help="Doubling from this start up to --n.")
+@click.option("--n", default=None, type=int, help="Dataset size for --doubling.")
+def sizes(**kw):
+    """Print a training-set size schedule (paper App. B.1, Table 1)."""
+    ks = schedule(**kw)
+    click.echo(f"{len(ks)} sizes: " + ",".join(map(str, ks)))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir):
+    """Rebuild results.csv, the phase diagram and report.html from a sweep folder."""
+    rebuild_report(run_dir, echo=click.echo)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--verify", "full", is_flag=True, help="Also check every point's files against their records (full "
+              "checksums); exit 1 if any is inconsistent. The next sweep redoes what is.")
+def status(run_dir, full):
+    """Show each point's progress: pending, started, trained, sampled, classified; for a point under way,
+    the last saved training step or the samples made so far."""
+    run = Run(run_dir)
+    lock = run.lock_holder()
+    if lock:
+        click.echo(f"in use by `{lock.get('command')}` (pid {lock.get('pid')} on {lock.get('host')} since {lock.get('since')})")
+    bad = 0
+    for p in run.points():
+        problems = verify(p, full=True) if full else []
+        bad += bool(problems)
+        click.echo(f"K={p.k:<8} {p.state:<11} {p.progress}".rstrip() + "".join(f"\n           {x}" for x in problems))
+    states = [p.state for p in run.points()]
+    click.echo(f"{states.count('classified')}/{len(states)} points classified"
+               + (f"; {bad} inconsistent (the next sweep redoes them)" if bad else "; all consistent" if full else ""))
+    return 1 if bad else 0
+
+
+COMMANDS = [sweep, status, report, sizes]
