@@ -24,7 +24,7 @@ demo: venv
 test: venv
 	$(BIN)/pytest
 
-test-fast: venv  # all but the ten slowest tests
+test-fast: venv  # all but the slow tests (under a minute)
 	$(BIN)/pytest -m "not slow"
 
 bench: venv

@@ -192,6 +192,7 @@ def test_builtin_digits_are_the_uci_set():
     np.testing.assert_array_equal(load_digits().images, images)
 
 
+@pytest.mark.slow
 def test_image_size_shrinks_by_block_means():
     """mnist5k at 14x14: each pixel the rounded mean of a 2x2 block of the 28x28 images; a size that
     does not divide the side is refused."""

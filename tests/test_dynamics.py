@@ -89,6 +89,7 @@ def test_dynamics_rows_and_resume_after_a_kill(tiny_run, tmp_path):
     assert "Dynamics" in (tiny_run / "report.html").read_text() and (tiny_run / "dynamics.png").exists()
 
 
+@pytest.mark.slow
 def test_dynamics_refuses_other_settings_and_runs_without_snapshots(tiny_run, tmp_path):
     dynamics(tiny_run, settings=SMALL, echo=lambda *a: None)  # measured (or resumed: nothing to do)
     with pytest.raises(Mem2genError, match="other settings"):
@@ -103,6 +104,7 @@ def test_dynamics_refuses_other_settings_and_runs_without_snapshots(tiny_run, tm
     assert cli("dynamics", tiny_run, "--n-eval", "0") == 2
 
 
+@pytest.mark.slow
 def test_dynamics_job_survives_pickling_and_fills_in_a_missing_record(tiny_run, tmp_path):
     """What an executor does with the job: pickle it (echo dropped), call it in another place; the
     unpickled job remakes exactly the record that is missing."""
@@ -179,6 +181,7 @@ def test_grid_sweep_then_compare(tmp_path):
         sweep(config_file=cfg, grid="model.dropout=0,0.5", out=tmp_path / "g", overrides={"n_eval": 31}, **quiet)
 
 
+@pytest.mark.slow
 def test_grid_over_a_knob_that_changes_nothing_is_refused(tmp_path):
     """A grid whose sweeps would all be the same is refused before any folder exists: MLP knobs on a
     U-Net, the U-Net architecture on an MLP, η without DDIM, training knobs with brought models, and
@@ -198,6 +201,7 @@ def test_grid_over_a_knob_that_changes_nothing_is_refused(tmp_path):
     assert a.shape == b.shape and not np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_compare_refuses_runs_on_different_datasets(tiny_run, tmp_path):
     other = tmp_path / "other"
     other.mkdir()

@@ -38,6 +38,7 @@ def test_planted_three_mixture_is_fixed_point():
     assert end_state_kind(net.overlaps(end))[0] == "mixture"
 
 
+@pytest.mark.slow
 def test_critical_load_from_experiment():
     """α_c comes out of the retrieval experiment (extrapolated in 1/√N), not typed in."""
     exp = capacity_experiment(ns=(100, 200, 400), trials=4, probes=12, seed=0)

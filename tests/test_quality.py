@@ -68,6 +68,7 @@ def test_quality_ranks_noise_poor_good_real():
     assert scores[3]["fd"] == pytest.approx(scores[3]["real_fd"], rel=0.5)  # real data scores like its own floor
 
 
+@pytest.mark.slow
 def test_sweep_points_carry_quality_and_per_sample_flags(tmp_path):
     cfg = SweepConfig.from_dict(dict(sizes=[2, 64], n_eval=40, sample_steps=4, sample_batch=32, bootstrap_iterations=50,
                                      train={"steps": 10, "batch": 16, "checkpoint_every": 5}))

@@ -22,7 +22,8 @@ from mem2gen.verify import verify
 from mem2gen.sweep import run_sweep
 
 TINY = dict(sizes=[2, 8], n_eval=20, sample_steps=3, sample_batch=16, bootstrap_iterations=50,
-            null_calibration=False, manifold_check=False, train={"steps": 6, "batch": 8, "checkpoint_every": 3})
+            null_calibration=False, manifold_check=False, quality_check=False,
+            train={"steps": 6, "batch": 8, "checkpoint_every": 3})
 quiet = dict(progress=False, echo=lambda *a: None)
 
 

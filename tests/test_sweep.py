@@ -210,6 +210,7 @@ def test_status_claims_no_training_for_models_not_trained_here(tmp_path):
     assert p.state == "started" and p.progress == ""
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path, capsys):
     """Crash inside training (K=8), inside sampling (K=40) and during classification (K=2); the
     resumed sweep reproduces the uninterrupted results.csv byte for byte."""
@@ -351,6 +352,7 @@ class DieAt:
         return {"K": k, "device": device}
 
 
+@pytest.mark.slow
 def test_dead_worker_fails_its_point_without_hanging():
     ex = Devices(["cpu", "cpu"], echo=lambda *a: None, poll_s=0.1, grace_s=0.5)
     got = []

@@ -10,7 +10,11 @@ Diagnostics go to the standard ``logging`` logger ``"mem2gen"`` (silent unless c
 """
 import logging as _logging
 
-from .classify import Classification, classify, label  # eager: the function `classify` shadows its module
+from .classify import (  # eager: the function `classify` shadows its module
+    Classification,
+    classify,
+    label,
+)
 from .errors import Mem2genError
 
 _EXPORTS = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import layout
 from .classify import classify, label
 from .data import subset_indices
 from .errors import check
@@ -101,7 +102,7 @@ def point_null(point, *, iterations: int | None = None) -> dict:
     point's ``null.json`` (computed once), with the point's excess over it. Where the dataset holds too
     few items outside S_K for the point's |S'|, the null's S' is smaller and the model is re-labelled
     with the same number of its own samples (the first ones of its S'), so both sides see one |S'|."""
-    f = point.path / "null.json"
+    f = point.path / layout.NULL
     if f.exists():
         return read_json(f)
     cfg = point.config
@@ -203,7 +204,7 @@ def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict
     """The off-manifold fraction of one sweep point's S_eval (``manifold.json``, computed once), overall
     and per label, with 95% bootstrap intervals. The held-out real items are up to ``n_real`` drawn
     from outside S_K (S_K itself, leave-one-out, where K = N)."""
-    f = point.path / "manifold.json"
+    f = point.path / layout.MANIFOLD
     if f.exists():
         return read_json(f)
     k, cfg = point.k, point.config
@@ -212,7 +213,7 @@ def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict
     r = off_manifold(np.asarray(point.eval), point.train_set, held, quantile=quantile, distance=cfg.distance)
     labels = point.labels.labels
 
-    add_csv_columns(point.path / "labels.csv", {"off_manifold": r["off"].astype(int).tolist(),
+    add_csv_columns(point.path / layout.LABELS_CSV, {"off_manifold": r["off"].astype(int).tolist(),
                                                 "d_real": [repr(float(v)) for v in r["distance"]]})
     rng = np.random.default_rng(point.seed("bootstrap"))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets
+from . import datasets, layout
 from .config import check_thresholds
 from .data import as_samples, check_values
 from .errors import Mem2genError, check
@@ -128,10 +128,10 @@ class Classification:
         """The classification written into ``folder`` (labels.csv + summary.json). Files written before
         labels.csv kept all k distances read back with NaN for the distances they lack."""
         folder = Path(folder)
-        check((folder / "labels.csv").exists() and (folder / "summary.json").exists(),
+        check((folder / layout.LABELS_CSV).exists() and (folder / layout.SUMMARY).exists(),
               f"{folder}: no labels.csv and summary.json here (not classified yet?)")
-        s = read_json(folder / "summary.json")
-        with open(folder / "labels.csv", newline="") as f:
+        s = read_json(folder / layout.SUMMARY)
+        with open(folder / layout.LABELS_CSV, newline="") as f:
             rows = list(csv.reader(f))
         head, body = rows[0], rows[1:]
         col = {name: j for j, name in enumerate(head)}

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import layout
 from .calibrate import excess, null_rates, off_manifold
 from .classify import classify
 from .config import check_fields
@@ -85,7 +86,7 @@ def snapshot_steps(point: Point) -> list[int]:
     if cfg.model.kind == "optimal":
         return []
     snaps = point.path / "snapshots"
-    steps = {s for s in cfg.train.save_steps if (snaps / f"step-{s}" / "mem2gen.json").exists()}
+    steps = {s for s in cfg.train.save_steps if (snaps / f"step-{s}" / layout.MODEL_RECORD).exists()}
     if point.state in ("trained", "sampled", "classified"):
         steps.add(cfg.train.steps)
     return sorted(steps)
@@ -168,7 +169,7 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
 def dynamics_null(point: Point, settings: DynamicsConfig) -> dict | None:
     """The rule's null at this K with the dynamics' |S_eval| and |S'| (held-out real data in place of
     samples, :func:`mem2gen.calibrate.null_rates`), kept in ``dynamics/null.json``; None at K = N."""
-    f = point.path / "dynamics" / "null.json"
+    f = point.path / "dynamics" / layout.NULL
     if f.exists():
         return read_json(f).get("null")
     cfg = point.config
@@ -367,7 +368,7 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
         pass
     rows = collect(run)
     check(rows, f"{run.path}: nothing measured")
-    nulls = {p.k: dynamics_null(p, settings) for p in run.points() if (p.path / "dynamics" / "null.json").exists()}
+    nulls = {p.k: dynamics_null(p, settings) for p in run.points() if (p.path / "dynamics" / layout.NULL).exists()}
     rows = with_null(rows, nulls, iterations=settings.bootstrap_iterations)
     # timings stay in the per-step records: the table depends on the results alone
     write_csv(run.path / "dynamics.csv", rows, fields=[k for k in rows[0] if k != "seconds"])

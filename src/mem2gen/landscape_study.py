@@ -12,7 +12,16 @@ from .config import check_fields
 from .data import to_float
 from .diffusion import Schedule
 from .errors import check
-from .landscape import barrier, census, energy_profile, follow, hessian_eigs, mixture_fit, nn_spacing, recovery_times
+from .landscape import (
+    barrier,
+    census,
+    energy_profile,
+    follow,
+    hessian_eigs,
+    mixture_fit,
+    nn_spacing,
+    recovery_times,
+)
 from .stats import LABELS
 
 

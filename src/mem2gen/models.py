@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import layout
 from .checkpoints import authors_arch, read, strip_prefix
 from .datasets import ARCHITECTURES, UNetArch
 from .diffusion import OptimalDenoiser, Schedule
@@ -189,7 +190,7 @@ def save_model(model: nn.Module, path, *, meta: dict | None = None) -> None:
     else:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(path / "model.safetensors"))
-    write_json(path / "mem2gen.json", {**(meta or {}), **cfg, "weights_sha256": weights_digest(model)})
+    write_json(path / layout.MODEL_RECORD, {**(meta or {}), **cfg, "weights_sha256": weights_digest(model)})
 
 
 def model_for_size(folder, k: int) -> Path:
@@ -214,17 +215,17 @@ def load_model(path, *, device=None) -> nn.Module:
     if not path.exists() and _HUB_ID.fullmatch(str(path)):
         path = hub_folder(str(path))
     check(path.exists(), f"{path}: no such model folder or checkpoint")
-    if path.is_dir() and not (path / "mem2gen.json").exists() and (path / "model" / "mem2gen.json").exists():
-        path = path / "model"
+    if path.is_dir() and not (path / layout.MODEL_RECORD).exists() and (path / layout.MODEL / layout.MODEL_RECORD).exists():
+        path = path / layout.MODEL
     try:
         if path.is_file() and path.suffix in (".pt", ".pth"):
             model = _load_authors(path)
         elif path.is_file():
             model = _load_checkpoint(path)
-        elif (path / "mem2gen.json").exists() and json.loads((path / "mem2gen.json").read_text())["kind"] != "unet":
+        elif (path / layout.MODEL_RECORD).exists() and json.loads((path / layout.MODEL_RECORD).read_text())["kind"] != "unet":
             from safetensors.torch import load_file
 
-            model = model_from_config(json.loads((path / "mem2gen.json").read_text()))
+            model = model_from_config(json.loads((path / layout.MODEL_RECORD).read_text()))
             model.load_state_dict(load_file(str(path / "model.safetensors")))
         else:
             from diffusers import UNet2DModel

@@ -153,7 +153,12 @@ def save(fig, path, *, dpi: int = 120) -> None:
 def k_axis(ax, ks) -> None:
     """A log axis of training-set sizes labelled in plain numbers: at the sizes themselves when there
     are few, else at powers of ten; never the crowded minor labels matplotlib adds to a short span."""
-    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+    from matplotlib.ticker import (
+        FixedLocator,
+        NullFormatter,
+        NullLocator,
+        ScalarFormatter,
+    )
 
     ax.set_xscale("log")
     ks = sorted({int(k) for k in ks})

@@ -23,6 +23,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from . import layout
 from .data import as_samples, to_float
 from .datasets import load_dataset
 from .errors import check
@@ -161,7 +162,7 @@ def _quality(samples, real, net: FeatureNet, *, seed: int) -> dict:
 def point_quality(point, *, n_real: int = 1000) -> dict:
     """The quality of one sweep point's S_eval (``quality.json``, computed once) against a fixed random
     draw of up to ``n_real`` items of the whole dataset (the same for every K, so points compare)."""
-    f = point.path / "quality.json"
+    f = point.path / layout.QUALITY
     if f.exists():
         return read_json(f)
     cfg = point.config

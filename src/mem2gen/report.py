@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import layout
 from .errors import check
 from .files import read_json, write_csv, write_json, write_text
 from .plots import neighbor_grid, phase_diagram, samples_figure
@@ -41,11 +42,11 @@ def write_classification(out, res, eval_set, train, synthetic, *, boot, extra: d
     """labels.csv, neighbors.png and, last, summary.json (with the bootstrap and ``extra``) into ``out``.
     Each file is written atomically, so an existing summary.json means the rest is complete."""
     out = Path(out)
-    res.write_csv(out / "labels.csv")
-    files = ["labels.csv", "summary.json"]
-    if grid and neighbor_grid(res, eval_set, train, synthetic, out / "neighbors.png"):
-        files.append("neighbors.png")
-    write_json(out / "summary.json", {**res.summary(), "bootstrap": boot, **extra})
+    res.write_csv(out / layout.LABELS_CSV)
+    files = [layout.LABELS_CSV, layout.SUMMARY]
+    if grid and neighbor_grid(res, eval_set, train, synthetic, out / layout.GRID):
+        files.append(layout.GRID)
+    write_json(out / layout.SUMMARY, {**res.summary(), "bootstrap": boot, **extra})
     return files
 
 
@@ -121,7 +122,7 @@ def off_manifold_warning(row) -> bool:
 
 def calibration_section(run: Run) -> str:
     """The Calibration section from the points' calibration.json (after `mem2gen calibrate`)."""
-    found = [read_json(p.path / "calibration.json") for p in run.points() if (p.path / "calibration.json").exists()]
+    found = [read_json(p.path / layout.CALIBRATION) for p in run.points() if (p.path / layout.CALIBRATION).exists()]
     if not found:
         return ""
     rows = []
@@ -144,7 +145,7 @@ samples); middle and right: over δs (dashed: the run's δs = {run.config.delta_
 
 def landscape_section(run: Run) -> str:
     """The Landscape section from the points' landscape.json (empty until `mem2gen landscape` ran)."""
-    found = [(p.k, read_json(p.path / "landscape.json")) for p in run.points() if (p.path / "landscape.json").exists()]
+    found = [(p.k, read_json(p.path / layout.LANDSCAPE)) for p in run.points() if (p.path / layout.LANDSCAPE).exists()]
     if not found:
         return ""
 
@@ -185,7 +186,7 @@ sitting on a training item. Mixture: a convex combination of the 3 nearest train
 {_img(run.path / 'landscape.png', 'landscape', '100%')}
 <table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{''.join(body)}</table>
 {''.join(f"<h3>K = {k}: energy profiles and the best-explained mixtures</h3>"
-         f"{_img(run.point(k).path / 'landscape.png', f'landscape at K={k}', '90%')}" for k, _ in found)}"""
+         f"{_img(run.point(k).path / layout.LANDSCAPE_FIGURE, f'landscape at K={k}', '90%')}" for k, _ in found)}"""
 
 
 def tau_text(value, status: str) -> str:
@@ -234,7 +235,7 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
                      ("generalization (largest K)", ks[-1])):
         if k is not None and (k, label) not in picks:
             picks.append((k, label))
-    man = read_json(run.path / "manifest.json") if (run.path / "manifest.json").exists() else {"points": {}}
+    man = read_json(run.path / layout.MANIFEST) if (run.path / layout.MANIFEST).exists() else {"points": {}}
     null = all("null_spurious" in r for r in rows)
     on_data = all(r.get("off_manifold") is not None for r in rows)
     scored = all(r.get("quality_fd") is not None for r in rows)
@@ -270,7 +271,7 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
               "sizes (family-wise 5%), so a small excess spread over the transition can show here and at no single K."
               "</p>") if w else ""
     grids = "".join(f"<h3>K = {k}: {html.escape(label)}</h3>"
-                    f"{_img(run.point(k).path / 'neighbors.png', f'neighbours at K={k}', '60%')}"
+                    f"{_img(run.point(k).path / layout.GRID, f'neighbours at K={k}', '60%')}"
                     for k, label in picks)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>mem2gen sweep {html.escape(cfg.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}table{{border-collapse:collapse;font-size:13px}}

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import diffusion
+from . import diffusion, layout
 from .config import TrainConfig, log_spaced_steps  # noqa: F401 - log_spaced_steps re-exported
 from .errors import DamagedFile, Mem2genError, check
 from .files import atomic_path, changed_keys, read_json, write_text
@@ -131,9 +131,9 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(out) if out else None
-    if out and (out / "model" / "mem2gen.json").exists():
+    if out and (out / layout.MODEL / layout.MODEL_RECORD).exists():
         try:
-            done = read_json(out / "model" / "mem2gen.json")
+            done = read_json(out / layout.MODEL / layout.MODEL_RECORD)
         except DamagedFile:
             done = {}  # damaged: trained again (or finished from the checkpoint)
         if done.get("step") == cfg.steps:

@@ -16,7 +16,14 @@ from ..classify import classify, duplicate_warning, rule_settings
 from ..config import RULES
 from ..data import as_samples, load_array, parse_path_key
 from ..errors import check
-from ..files import add_csv_columns, prepare_out_dir, run_lock, save_npy, sha256_of, staged_dir
+from ..files import (
+    add_csv_columns,
+    prepare_out_dir,
+    run_lock,
+    save_npy,
+    sha256_of,
+    staged_dir,
+)
 from ..planted import planted
 from ..report import write_classification
 from .options import Ratio, calls, lib_option, print_table
@@ -89,7 +96,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                                  **{name: float(off["off"][res.labels == j].mean()) if (res.labels == j).any() else None
                                     for j, name in enumerate(("memorized", "spurious", "generalized"))}}
     if quality:
-        from ..quality import quality as score, train_features  # torch
+        from ..quality import quality as score  # torch
+        from ..quality import train_features
 
         ref = tr[np.sort(np.random.default_rng(seed).choice(len(tr), 2000, replace=False))] if len(tr) > 2000 else tr
         extra["quality"] = {**score(ev, ref, train_features(tr, seed=seed), seed=seed),

@@ -12,7 +12,8 @@ from ..config import SWEEP_PRESETS
 from ..executors import EXECUTORS, Submitit
 from ..run import Run
 from ..sizes import schedule
-from ..sweep import rebuild_report, sweep as run_sweep
+from ..sweep import rebuild_report
+from ..sweep import sweep as run_sweep
 from ..verify import verify
 from .options import Numbers, calls, lib_option
 
