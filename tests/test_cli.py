@@ -21,13 +21,13 @@ def commands(g=group, prefix=()):
 ALL = list(commands())
 # options a command has for itself, not for its library call
 CLI_ONLY = {"out", "quiet", "help", "data", "sizes", "steps", "device", "n", "size", "model", "train_path",
-            "eval_path", "synthetic_path", "paper", "doubling_from", "run_dir", "run_dirs", "verify", "threads"}
+            "eval_path", "synthetic_path", "paper", "doubling_from", "run_dir", "run_dirs", "verify", "threads", "runs"}
 
 
 def test_every_command_is_listed():
     names = {" ".join(p) for p, _ in ALL}
     assert names == {"classify", "demo", "train", "sample", "sweep", "sizes", "report", "status", "landscape", "calibrate", "toy",
-                     "dynamics", "compare", "memory hopfield-capacity", "memory dense", "memory bridge"}
+                     "dynamics", "compare", "memory hopfield-capacity", "memory dense", "memory bridge", "pool"}
 
 
 @pytest.mark.parametrize("path,cmd", ALL, ids=[" ".join(p) for p, _ in ALL])

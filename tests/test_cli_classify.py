@@ -167,3 +167,47 @@ def test_verbose_logs_what_each_stage_chose(files, tmp_path, capsys):
         assert capsys.readouterr().err == ""
     finally:
         set_verbosity(0)
+
+
+def test_held_out_null_beside_each_fraction(tmp_path, capsys):
+    """`classify --held-out`: the null of real items outside S at the same |S_eval| and |S'|, the excess
+    and its exact p-value, as calibrate computes them on the same arrays; a held-out set too small for
+    the full |S'| makes the model be labelled again at the null's |S'|."""
+    import json
+
+    from scipy.stats import fisher_exact
+
+    from mem2gen import classify
+    from mem2gen.calibrate import held_out_null
+    from mem2gen.planted import digits
+
+    ev, tr, syn, _ = planted()
+    syn = syn[np.random.default_rng(1).permutation(len(syn))[:600]]  # the planted S', shuffled: blends in any prefix
+    held = digits()[600:]  # 1,197 real items outside S (and outside S_eval's real digits)
+    for name, a in (("ev", ev), ("tr", tr), ("syn", syn), ("held", held), ("few", held[:500])):
+        np.save(tmp_path / f"{name}.npy", a)
+    for held_name, m in (("held", len(syn)), ("few", 250)):
+        out = tmp_path / f"out-{held_name}"
+        assert run("classify", "--train", tmp_path / "tr.npy", "--eval", tmp_path / "ev.npy", "--synthetic",
+                   tmp_path / "syn.npy", "--held-out", tmp_path / f"{held_name}.npy", "--iterations", "200",
+                   "--out", out) == 0
+        text = capsys.readouterr().out
+        assert "null (held-out real data" in text and "one-sided exact p" in text and "this one model" in text
+        null = json.loads((out / "summary.json").read_text())["null"]
+        assert null["n_synthetic"] == m and null["n_eval"] == min(len(ev), len(np.load(tmp_path / f"{held_name}.npy")) // 2)
+        model = classify(ev, tr, syn)
+        ref = held_out_null(ev, tr, syn, np.load(tmp_path / f"{held_name}.npy"), model_counts=model.counts,
+                            iterations=200, seed=0)
+        assert json.loads(json.dumps(ref)) == null
+        perm = np.random.default_rng(0).permutation(len(np.load(tmp_path / f"{held_name}.npy")))
+        h = np.load(tmp_path / f"{held_name}.npy")[perm]
+        n = null["n_eval"]
+        by_hand = classify(h[:n], tr, h[n:n + m], check_duplicates=False).counts.tolist()
+        assert [null["counts"][k] for k in ("memorized", "spurious", "generalized")] == by_hand
+        at = classify(ev, tr, syn[:m]).counts if m < len(syn) else model.counts
+        mc = null["model_counts"]
+        assert [mc[k] for k in ("memorized", "spurious", "generalized")] == list(at)
+        p = fisher_exact([[mc["spurious"], len(ev) - mc["spurious"]],
+                          [null["counts"]["spurious"], n - null["counts"]["spurious"]]], alternative="greater")[1]
+        assert null["excess"]["spurious"]["p"] == pytest.approx(p, rel=1e-9)
+        assert null["excess"]["spurious"]["excess"] > 0.15 and null["excess"]["spurious"]["p"] < 1e-6  # planted blends

@@ -75,12 +75,14 @@ def test_capacity_bootstrap_known_answers():
     K = [2, 10, 100, 1000]
     clear = np.array([[1000, 0, 0], [990, 5, 5], [100, 800, 100], [0, 0, 1000]])
     b = capacity_bootstrap(K, clear, tol=0.05, iterations=300)
-    assert b["MC"] == {"median": 10.0, "ci95": [10.0, 10.0], "defined": 1.0}
+    assert b["MC"] == {"median": 10.0, "ci95": [10.0, 10.0], "defined": 1.0, "distribution": {"10": 1.0}}
     assert b["SC"]["median"] == 100 and b["GC"]["median"] == 1000 and b["GC"]["defined"] == 1.0
     border = clear.copy()
     border[1] = [950, 25, 25]  # P(mem) exactly 1 − tol: MC is 10 or 2 with roughly equal odds
     b = capacity_bootstrap(K, border, tol=0.05, iterations=1000, seed=1)
     assert b["MC"]["ci95"] == [2.0, 10.0] and b["MC"]["defined"] == 1.0
+    d = b["MC"]["distribution"]
+    assert set(d) == {"2", "10"} and sum(d.values()) == pytest.approx(1) and 0.3 < d["10"] < 0.7
     none = np.array([[500, 0, 500]] * 4)
     assert capacity_bootstrap(K, none, iterations=50)["MC"] == {"median": None, "ci95": None, "defined": 0.0}
 
@@ -169,7 +171,8 @@ def test_run_handle_reopens_every_point_exactly(uninterrupted):
         np.testing.assert_array_equal(lab.i_syn, again.i_syn)
         np.testing.assert_array_equal(lab.ratio_s, again.ratio_s)
         assert [int(row[f"count_{n}"]) for n in LABELS] == np.bincount(again.labels, minlength=3).tolist()
-        assert point_row(p) == {key: type(point_row(p)[key])(v) for key, v in row.items()}
+        want = {k: v for k, v in point_row(p).items() if k != "replicate"} | {"n_replicates": 1, "inference": "one model"}
+        assert want == {key: type(want[key])(v) for key, v in row.items()}
         x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 800])
         assert p.model(x, t).shape == (2, 1, 8, 8)
     assert run.results() == res["rows"]

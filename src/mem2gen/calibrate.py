@@ -55,6 +55,38 @@ def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int =
             "bootstrap": c.bootstrap(iterations=iterations, seed=seed)}
 
 
+def held_out_null(eval_set, train, synthetic, held_out, *, model_counts, iterations: int = 10_000, seed: int = 0,
+                  **rule) -> dict:
+    """The rule's null for anyone's samples: real items ``held_out`` (outside the training set ``train``)
+    labelled by the same rule in place of the model's samples, at the model's |S_eval| and |S'| where
+    ``held_out`` holds enough (a seeded shuffle of it: the first part stands in for S_eval, the next for
+    S'; with ``synthetic=None``, S_eval with leave-one-out as the model's). Where it holds too few for
+    the full |S'|, the model is labelled again with as many of its own S' (its first samples), so both
+    sides see one |S'|. ``model_counts``: the model's label counts at its full |S'|; ``rule``: the
+    settings of :func:`mem2gen.classify.classify`. Returns the null's counts and fractions, the model's
+    counts at the null's |S'|, and per tested class the excess with its interval and exact p-value
+    (one model: the test is over its samples)."""
+    h = np.asarray(held_out)
+    n_eval = len(eval_set)
+    check(len(h) >= 4, f"the held-out set has {len(h)} items; the null needs at least 4")
+    h = h[np.random.default_rng(seed).permutation(len(h))]
+    if synthetic is None:
+        null_ev, null_syn = h[:min(n_eval, len(h))], None
+    else:
+        n_ev = min(n_eval, len(h) // 2)
+        null_ev, null_syn = h[:n_ev], h[n_ev:n_ev + len(synthetic)]
+    c = classify(null_ev, train, null_syn, check_duplicates=False, **rule)
+    model = dict(zip(LABELS, np.asarray(model_counts).tolist()))
+    if null_syn is not None and len(null_syn) < len(synthetic):
+        m = classify(eval_set, train, np.asarray(synthetic[:len(null_syn)]), check_duplicates=False, **rule)
+        model = dict(zip(LABELS, m.counts.tolist()))
+    counts = dict(zip(LABELS, c.counts.tolist()))
+    return {"n_eval": int(len(null_ev)), "n_synthetic": int(len(null_ev) if null_syn is None else len(null_syn)),
+            "counts": counts, "fractions": c.fractions, "model_counts": model,
+            "excess": {name: excess([model[n] for n in LABELS], [counts[n] for n in LABELS], name=name,
+                                    iterations=iterations, seed=seed) for name in ("memorized", "spurious")}}
+
+
 def excess(model_counts, null_counts, *, name: str = "spurious", iterations: int = 10_000, seed: int = 0) -> dict:
     """Model fraction − null fraction for one class, with a 95% bootstrap interval (each side's labels
     resampled, multinomially, on its own) to show its size, and the one-sided exact p-value that the
@@ -114,7 +146,7 @@ def point_null(point, *, iterations: int | None = None) -> dict:
         return res
     res = null_rates(point.run.dataset, point.k, n_eval=min(cfg.n_eval, n_left - 2),
                      n_synthetic=min(point.n_synthetic, n_left - min(cfg.n_eval, n_left - 2)),
-                     split_seed=cfg.split_seed, split=cfg.split, seed=point.seed("bootstrap"), distance=cfg.distance,
+                     split_seed=point.split_seed, split=cfg.split, seed=point.seed("bootstrap"), distance=cfg.distance,
                      delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=it)
     model = point.summary["counts"]
     if res["n_synthetic"] < point.n_synthetic:  # too little held-out data for the full |S'|: compare like with like
@@ -150,7 +182,7 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
         return out
     n_eval = min(cfg.n_eval, n_left - 2)
     null_max = min(max_factor * k, n_left - n_eval)
-    nev, ntr, nsyn = null_sets(point.run.dataset, k, n_eval=n_eval, n_synthetic=null_max, split_seed=cfg.split_seed,
+    nev, ntr, nsyn = null_sets(point.run.dataset, k, n_eval=n_eval, n_synthetic=null_max, split_seed=point.split_seed,
                                split=cfg.split,
                                seed=point.seed("bootstrap"))
     null_ms = sorted(set([m for m in (k * 2 ** i for i in range(30)) if 2 <= m <= len(nsyn)] + [len(nsyn)]))

@@ -32,7 +32,7 @@ CAPS = ("MC", "SC", "GC")
 # keys that must agree for two runs' fractions to mean the same thing
 SAME_MEANING = ("data", "image_size", "split", "split_seed", "distance", "delta_m", "delta_s", "capacity_tol")
 # keys in which replicates of one setting may differ
-REPLICATE_FREE = ("name", "device", "seed", "sizes")
+REPLICATE_FREE = ("name", "device", "seed", "sizes", "replicates")
 
 
 def replicate_groups(configs: list[dict]) -> list[list[int]]:

@@ -115,7 +115,9 @@ class SweepConfig:
     sizes: object = (2, 8, 32, 128, 512, 1797)  # a list, {"doubling": start} or {"paper": dataset}
     split_seed: int = 3407  # the permutation whose prefixes are the nested subsets S_K
     split: str = "numpy"  # numpy's permutation, or "authors": torch.randperm as the authors' random_split
-    seed: int = 0  # every point's training, sampling and bootstrap seeds derive from (seed, K)
+    seed: int = 0  # every point's training, sampling and bootstrap seeds derive from (seed, K, replicate)
+    replicates: int = 1  # models per K, each trained on the same S_K with its own seeds: the unit of inference
+    replicate_subsets: bool = False  # also draw S_K anew per replicate (nested within each replicate)
     model: ModelSpec = ModelSpec(kind="mlp", hidden=512, depth=3)
     checkpoints: str | None = None  # a folder of one model per K (K.pt, K=<K>/ or <K>/): sampled and classified, not trained
     train: TrainConfig = TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500)
@@ -141,6 +143,7 @@ class SweepConfig:
         check(isinstance(self.model, ModelSpec) and isinstance(self.train, TrainConfig), "model and train must be mappings")
         check_sizes(self.sizes)
         check(self.seed >= 0 and self.split_seed >= 0, "seed and split_seed must be whole numbers >= 0")
+        check(1 <= self.replicates <= 1000, f"replicates = {self.replicates}: give 1 to 1000 models per K")
         check(self.train.seed == TrainConfig.seed, f"train.seed = {self.train.seed}: a sweep derives each point's "
               "training seed from seed and K; set seed instead (e.g. --grid seed=0,1,2)")
         check(self.image_size is None or self.image_size >= 4, f"image_size {self.image_size} must be at least 4 (or null)")

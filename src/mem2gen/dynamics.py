@@ -179,7 +179,7 @@ def dynamics_null(point: Point, settings: DynamicsConfig) -> dict | None:
     if n_left >= 4:
         n_ev = min(settings.n_eval, n_left - 2)
         null = null_rates(point.run.dataset, point.k, n_eval=n_ev, n_synthetic=min(n_syn, n_left - n_ev),
-                          split_seed=cfg.split_seed, split=cfg.split, seed=_seed(point, 0, 3), distance=cfg.distance,
+                          split_seed=point.split_seed, split=cfg.split, seed=_seed(point, 0, 3), distance=cfg.distance,
                           delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=settings.bootstrap_iterations)
     write_json(f, {"null": null})
     return null
@@ -264,9 +264,18 @@ def tau_table(rows: list[dict], *, level: float = 0.5) -> dict:
     return out
 
 
+def bracket(steps, fractions, level: float) -> tuple[float, float] | None:
+    """The two snapshots between which ``fractions`` first reaches ``level`` (None if not bracketed)."""
+    hit = np.flatnonzero(np.asarray(fractions, float) >= level)
+    return None if not len(hit) or hit[0] == 0 else (float(steps[hit[0] - 1]), float(steps[hit[0]]))
+
+
 def fit_tau_mem(rows: list[dict], *, level: float = 0.5, iterations: int = 1000, seed: int = 0) -> dict:
-    """τ_mem(K) ∝ K^a: the exponent from the uncensored τ's, and a 95% interval from resampling each
-    (K, step)'s labels (memorized count ~ Binomial(n_eval, fraction)) and refitting."""
+    """τ_mem(K) ∝ K^a: the exponent from the τ's bracketed by two snapshots, and a 95% interval from
+    draws that resample each (K, step)'s labels (memorized count ~ Binomial(n_eval, fraction)) and place
+    each τ anywhere in its bracket (uniform in log step: snapshots only tell that τ lies between them,
+    so the interval holds that censoring too; ``ci95_labels_only`` is the interpolated τ's); and the
+    local slopes between neighbouring sizes with theirs."""
     taus = tau_table(rows, level=level)
     ok = {k: t for k, (t, status) in taus.items() if status == "ok"}
     out = {"level": level, "K": sorted(ok), "tau": [ok[k] for k in sorted(ok)], "a": None, "c": None, "ci95": None,
@@ -277,20 +286,32 @@ def fit_tau_mem(rows: list[dict], *, level: float = 0.5, iterations: int = 1000,
     out["a"], out["c"] = fit_power_law(list(ok), list(ok.values()))
     rng = np.random.default_rng(seed)
     by_k = {k: sorted((r for r in rows if r["K"] == k), key=lambda r: r["step"]) for k in taus}
-    draws = []
+    draws, plain, local = [], [], {pair: [] for pair in zip(out["K"], out["K"][1:])}
     for _ in range(iterations):
-        kk, tt = [], []
+        kk, tt, tc = [], [], []
         for k, rs in by_k.items():
             f = [rng.binomial(r["n_eval"], r["frac_memorized"]) / r["n_eval"] for r in rs]
-            t, status = crossing([r["step"] for r in rs], f, level)
+            steps = [r["step"] for r in rs]
+            t, status = crossing(steps, f, level)
             if status == "ok":
+                lo, hi = bracket(steps, f, level)
                 kk.append(k)
                 tt.append(t)
+                tc.append(math.exp(rng.uniform(math.log(lo), math.log(hi))))
         if len(set(kk)) >= 2:
-            draws.append(fit_power_law(kk, tt)[0])
+            draws.append(fit_power_law(kk, tc)[0])
+            plain.append(fit_power_law(kk, tt)[0])
+            at = dict(zip(kk, tc))
+            for a, b in local:
+                if a in at and b in at:
+                    local[(a, b)].append(math.log(at[b] / at[a]) / math.log(b / a))
     if draws:
         out["ci95"] = [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
+        out["ci95_labels_only"] = [float(np.percentile(plain, 2.5)), float(np.percentile(plain, 97.5))]
         out["defined"] = len(draws) / iterations
+    out["local"] = [{"K": [a, b], "slope": math.log(ok[b] / ok[a]) / math.log(b / a),
+                     "ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else None}
+                    for (a, b), v in local.items()]
     if len(ok) < 3:
         out["reason"] = "two sizes only: the line passes through both, and the interval reflects label noise alone"
     return out
@@ -321,7 +342,7 @@ def analyze(rows: list[dict], settings: DynamicsConfig = DynamicsConfig(), *, se
 def collect(run: Run) -> list[dict]:
     """Every (K, step) record of a run, sorted."""
     rows = []
-    for p in run.points():
+    for p in run.points(replicate=0):
         d = p.path / "dynamics"
         if d.is_dir():
             rows += [read_json(f) for f in d.glob("step-*.json")]
@@ -345,7 +366,7 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
     check_device(device)
     cfg = run.config
     check(cfg.model.kind != "optimal", f"{run.path}: the optimal denoiser is not trained; it has no dynamics")
-    points = [run.point(k) for k in sizes] if sizes else run.points()
+    points = [run.point(k) for k in sizes] if sizes else run.points(replicate=0)  # the first model of each K
     points = [p for p in points if p.state in ("trained", "sampled", "classified")]
     check(points, f"{run.path}: no trained point yet; run the sweep first")
     check(any(len(snapshot_steps(p)) > 1 for p in points),
@@ -357,7 +378,7 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
         if not overwrite:
             raise Mem2genError(f"{run.path} holds dynamics measured with other settings "
                                f"({read_json(f)['settings'].get('measure')}); pass --overwrite to measure again")
-        for p in run.points():
+        for p in run.points(replicate=0):
             shutil.rmtree(p.path / "dynamics", ignore_errors=True)
     write_json(f, {"settings": {"measure": measure, **dataclasses.asdict(settings)}, "status": "running"})
     ks = [p.k for p in points]
@@ -368,7 +389,7 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
         pass
     rows = collect(run)
     check(rows, f"{run.path}: nothing measured")
-    nulls = {p.k: dynamics_null(p, settings) for p in run.points() if (p.path / "dynamics" / layout.NULL).exists()}
+    nulls = {p.k: dynamics_null(p, settings) for p in run.points(replicate=0) if (p.path / "dynamics" / layout.NULL).exists()}
     rows = with_null(rows, nulls, iterations=settings.bootstrap_iterations)
     # timings stay in the per-step records: the table depends on the results alone
     write_csv(run.path / "dynamics.csv", rows, fields=[k for k in rows[0] if k != "seconds"])

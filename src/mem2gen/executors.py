@@ -1,5 +1,6 @@
 """Where a sweep's points run. One small interface: ``executor.map(job, ks)`` runs ``job(k)`` for
-every size and yields each finished point's record (``{"K": k, ...times}``) as it arrives.
+every point (``k``: its key, the size K or "K.r<replicate>") and yields each finished point's record
+(``{"K": k, ...times}``) as it arrives.
 
 - :class:`Sequential`: one point after another in this process;
 - :class:`Devices`: one worker process per device (``cuda:0``, ``cuda:1``, ...), each taking the next
@@ -84,7 +85,7 @@ class Devices:
                             errors.append(f"K={k}: the worker on {self.devices[i]} died (exit code {p.exitcode})")
                             self.echo(f"    {errors[-1]}")
                     if not running and not any(p.is_alive() for p in procs) and results.empty():
-                        errors.append(f"K={sorted(set(ks) - finished)}: not run (no worker left)")
+                        errors.append(f"K={sorted(set(ks) - finished, key=str)}: not run (no worker left)")
                         break
                     continue
                 yield from self._handle(results.get(), running, finished, errors)

@@ -73,9 +73,11 @@ def neighbor_grid(result, eval_set, train, synthetic, path, *, per_class: int = 
 COLORS = {"memorized": "#d62728", "spurious": "#2ca02c", "generalized": "#1f77b4"}
 
 
-def phase_diagram(rows, caps, path, *, title: str = "") -> None:
-    """Fractions against K (log scale) with bootstrap 95% bands and MC, SC, GC marked (paper Fig. 2).
-    Writes ``path`` (PNG) and the same figure as PDF beside it."""
+def phase_diagram(rows, caps, path, *, title: str = "", replicates=None) -> None:
+    """Fractions against K (log scale) with 95% bands and MC, SC, GC marked (paper Fig. 2); with
+    ``replicates`` (one row per point) each model as a thin line under the mean and its model-level band.
+    The lower panel compares the spurious fraction with the null at equal |S_eval| and |S'|. Writes
+    ``path`` (PNG) and the same figure as PDF beside it."""
     plt = pyplot()
     k = np.array([r["K"] for r in rows])
     nrows = [r for r in rows if r.get("null_spurious") is not None]
@@ -89,18 +91,32 @@ def phase_diagram(rows, caps, path, *, title: str = "") -> None:
         hi = np.array([r[f"hi95_{name}"] for r in rows])
         ax.plot(k, m, "o-", color=COLORS[name], label=name, ms=4)
         ax.fill_between(k, lo, hi, color=COLORS[name], alpha=0.2, lw=0)
+    for rep in sorted({r["replicate"] for r in replicates or []}):
+        mine = sorted((r for r in replicates if r["replicate"] == rep), key=lambda r: r["K"])
+        for name in LABELS:
+            ax.plot([r["K"] for r in mine], [r[f"frac_{name}"] for r in mine], "-", color=COLORS[name], lw=0.6,
+                    alpha=0.45, label="each model" if rep == 0 and name == "memorized" else None)
     if nrows:
         kn = [r["K"] for r in nrows]
-        zoom.plot(k, [r["mean_spurious"] for r in rows], "o-", color=COLORS["spurious"], ms=4, label="spurious")
-        zoom.fill_between(k, [r["lo95_spurious"] for r in rows], [r["hi95_spurious"] for r in rows],
-                          color=COLORS["spurious"], alpha=0.2, lw=0)
-        zoom.fill_between(kn, [r["null_lo95_spurious"] for r in nrows], [r["null_hi95_spurious"] for r in nrows],
+        models = any(r.get("n_replicates", 1) > 1 for r in rows)
+        zoom.plot(kn, [r["frac_spurious_at_null"] for r in nrows], "o-", color=COLORS["spurious"], ms=4,
+                  label="spurious (mean over models)" if models else "spurious")
+        if models:
+            zoom.fill_between(kn, [r["excess_lo95_spurious"] + r["null_spurious"] for r in nrows],
+                              [r["excess_hi95_spurious"] + r["null_spurious"] for r in nrows],
+                              color=COLORS["spurious"], alpha=0.2, lw=0)
+        zoom.fill_between(kn, [r["null_lo95_spurious"] or r["null_spurious"] for r in nrows],
+                          [r["null_hi95_spurious"] or r["null_spurious"] for r in nrows],
                           facecolor="none", edgecolor="0.4", hatch="///", lw=0)
         zoom.plot(kn, [r["null_spurious"] for r in nrows], ":", color="0.3", lw=1, label="null: held-out real data")
         sig = [r["K"] for r in nrows if r.get("significant_spurious")]
         if sig:
-            top = max(r["hi95_spurious"] for r in rows)
-            zoom.plot(sig, [top * 1.1] * len(sig), "*", color="k", ms=6, label="above the null (exact test, Holm, 5%)")
+            top = max(r["frac_spurious_at_null"] for r in nrows) or 0.01
+            zoom.plot(sig, [top * 1.15] * len(sig), "*", color="k", ms=6,
+                      label="above the null: t-test over models, Holm, 5%" if models else
+                      "above the null within this one model (exact test, Holm, 5%)")
+        zoom.set_title("spurious and its null at equal |S_eval| and |S'|" + ("" if models else
+                       "; one model per K: between-model variance not measured"), fontsize=7)
         zoom.set_ylabel("spurious")
         zoom.set_xlabel("training-set size K")
         zoom.legend(fontsize=7, loc="center right")
@@ -115,6 +131,9 @@ def phase_diagram(rows, caps, path, *, title: str = "") -> None:
         if caps.get(key) is not None:
             ax.axvline(caps[key], color="k", ls=style, lw=1)
             ax.text(caps[key], 1.02, key, ha="center", va="bottom", fontsize=8, transform=ax.get_xaxis_transform())
+    if caps.get("warnings"):  # under-training: said where the capacities are read
+        ax.text(0.5, 0.08, "WARNING: signs of under-training (see the report); capacities may move",
+                transform=ax.transAxes, ha="center", color="darkred", fontsize=8, bbox=dict(facecolor="w", alpha=0.8))
     k_axis(ax, k)
     if not nrows:
         ax.set_xlabel("training-set size K")

@@ -18,7 +18,7 @@ from .errors import check
 from .files import read_json, write_csv, write_json, write_text
 from .plots import neighbor_grid, phase_diagram, samples_figure
 from .run import Run
-from .stats import LABELS, capacities, capacity_bootstrap, pooled_excess
+from .stats import LABELS, capacities, capacity_bootstrap, pooled_excess, pooled_models_excess, still_falling
 
 
 def _img(path: Path, alt: str, width: str = "100%") -> str:
@@ -51,54 +51,134 @@ def write_classification(out, res, eval_set, train, synthetic, *, boot, extra: d
 
 
 def aggregate(run_dir, *, echo=print) -> dict:
-    """results.csv, capacities.json, the phase diagram and report.html from a run's finished points."""
+    """results.csv (one row per K; model-level with replicates), points.csv (one row per point, with
+    replicates), capacities.json, the phase diagram and report.html from a run's finished points."""
     run = Run(run_dir)
     cfg = run.config
     rows = run.results()
     check(len(rows) > 0, f"{run.path}: no point is classified yet; run the sweep first")
-    write_csv(run.path / "results.csv", rows)
+    point_rows = run.point_results()
+    write_csv(run.path / "results.csv", rows, fields=_columns(rows))
+    if run.replicates > 1:
+        write_csv(run.path / "points.csv", point_rows, fields=_columns(point_rows))
     K = [r["K"] for r in rows]
     fr = {name: [r[f"frac_{name}"] for r in rows] for name in LABELS}
     sig = [r["significant_spurious"] for r in rows] if all("significant_spurious" in r for r in rows) else None
     caps = capacities(K, fr["memorized"], fr["spurious"], fr["generalized"], tol=cfg.capacity_tol,
                       spurious_significant=sig)
-    counts = np.array([[r[f"count_{n}"] for n in LABELS] for r in rows])
-    caps["bootstrap"] = capacity_bootstrap(K, counts, tol=cfg.capacity_tol, seed=cfg.seed, spurious_significant=sig)
-    caps["pooled_spurious"] = pooled_excess(rows, caps["MC"], caps["GC"]) if None not in (caps["MC"], caps["GC"]) else None
+    caps["bootstrap"] = capacity_bootstrap(K, _counts(rows, point_rows), tol=cfg.capacity_tol, seed=cfg.seed,
+                                           spurious_significant=sig)
+    caps["inference"] = "models" if any(r["n_replicates"] > 1 for r in rows) else "one model"
+    if None in (caps["MC"], caps["GC"]):
+        caps["pooled_spurious"] = None
+    elif caps["inference"] == "models":
+        caps["pooled_spurious"] = pooled_models_excess(point_rows, caps["MC"], caps["GC"])
+    else:
+        caps["pooled_spurious"] = pooled_excess(rows, caps["MC"], caps["GC"])
+    caps["warnings"] = training_warnings(run, rows, point_rows)
     write_json(run.path / "capacities.json", caps)
-    phase_diagram(rows, caps, run.path / "phase.png", title=f"{cfg.name}: {cfg.data}, {cfg.distance}, "
-                                                               f"δm={cfg.delta_m:.3g}, δs={cfg.delta_s:.3g}")
-
-    samples_figure([(p.k, p.eval[:12]) for p in run.points() if p.state == "classified"], run.path / "samples.png")
+    phase_diagram(rows, caps, run.path / "phase.png", replicates=point_rows if run.replicates > 1 else None,
+                  title=f"{cfg.name}: {cfg.data}, {cfg.distance}, δm={cfg.delta_m:.3g}, δs={cfg.delta_s:.3g}")
+    samples_figure([(p.k, p.eval[:12]) for p in run.points(replicate=0) if p.state == "classified"],
+                   run.path / "samples.png")
     write_report(run, rows, caps)
     echo(format_table(rows, caps))
     echo(f"report: {run.path / 'report.html'}")
     return {"rows": rows, "capacities": caps}
 
 
+def _columns(rows: list[dict]) -> list[str]:
+    """Every key of the rows, in the order they first appear (rows of one table may differ in extras)."""
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
+def _counts(rows, point_rows) -> np.ndarray:
+    """The label counts per K, (M, 3); or (M, R, 3) when every K has the same R > 1 replicates."""
+    by_k: dict = {}
+    for r in point_rows:
+        by_k.setdefault(r["K"], []).append([r[f"count_{n}"] for n in LABELS])
+    reps = {len(v) for v in by_k.values()}
+    if len(reps) == 1 and reps != {1} and set(by_k) == {r["K"] for r in rows}:
+        return np.array([by_k[r["K"]] for r in rows])
+    return np.array([[r[f"count_{n}"] for n in LABELS] for r in rows]) if reps == {1} else \
+        np.array([np.sum(by_k[r["K"]], axis=0) for r in rows])
+
+
+def training_warnings(run: Run, rows: list[dict], point_rows: list[dict]) -> list[str]:
+    """Signs that the models are under-trained, which makes capacities and spurious excesses read a
+    training budget rather than the data: the smallest K not memorized (P(mem) < 1 − ε there), or a
+    training loss still falling at the end of training (:func:`mem2gen.stats.still_falling`)."""
+    cfg = run.config
+    if cfg.model.kind == "optimal" or cfg.checkpoints:
+        return []
+    out = []
+    first = rows[0]
+    if first["frac_memorized"] < 1 - cfg.capacity_tol:
+        out.append(f"the smallest K ({first['K']}) is memorized at {first['frac_memorized']:.1%} < 1 − ε = "
+                   f"{1 - cfg.capacity_tol:.0%}: the models may not have finished training (or K = {first['K']} "
+                   "is past memorization)")
+    falling = []
+    for p in run.points():
+        if p.state != "classified":
+            continue
+        try:
+            losses = read_json(p.path / layout.MODEL / layout.MODEL_RECORD).get("losses") or []
+        except (ValueError, OSError):
+            continue
+        if still_falling(losses):
+            falling.append(str(p.key))
+    if falling:
+        out.append(f"the training loss is still falling at the end of training at K = {', '.join(falling)}: "
+                   "longer training may change these fractions")
+    return out
+
+
 def format_table(rows, caps) -> str:
+    """The printed table: fractions per K, the null and the excess over it, capacities and the caveats."""
     null = all("null_spurious" in r for r in rows)
-    lines = [f"{'K':>7} {'memorized':>16} {'spurious':>16} {'generalized':>16}"
-             + (f" {'null spurious':>14} {'excess [95%]':>22}" if null else "")]
+    models = caps.get("inference") == "models"
+    spread = "sd between models" if models else "bootstrap std"
+    lines = [f"{'K':>7} {'R':>3} {'memorized':>16} {'spurious':>16} {'generalized':>16}"
+             + (f" {'spu. at null |S_p|':>18} {'null':>7} {'excess [95%]':>22}" if null else "")]
     for r in rows:
-        cells = [f"{r[f'mean_{n}']:.3f} ± {r[f'std_{n}']:.3f}" for n in LABELS]
+        cells = [f"{r[f'mean_{n}']:.3f} ± {_num(r[f'std_{n}'])}" for n in LABELS]
         if null and r["null_spurious"] is None:
-            cells += ["–", "no held-out data"]
+            cells += ["–", "–", "no held-out data"]
         elif null:
             star = " *" if r["significant_spurious"] else "  "
-            cells += [f"{r['null_spurious']:.3f}",
-                      f"{r['excess_spurious']:+.3f} [{r['excess_lo95_spurious']:+.3f}, {r['excess_hi95_spurious']:+.3f}]{star}"]
-        lines.append(f"{r['K']:>7} " + " ".join(f"{c:>16}" for c in cells[:3]) + "".join(
-            f" {c:>14}" if i == 0 else f" {c:>22}" for i, c in enumerate(cells[3:])))
-    lines.append(f"MC = {caps['MC']}, SC = {caps['SC']}, GC = {caps['GC']} (tolerance {caps['tol']})"
-                 + ("; * spurious above the null (one-sided exact test, Holm-corrected over the table, family-wise 5%)" if null else ""))
+            cells += [f"{r['frac_spurious_at_null']:.3f}", f"{r['null_spurious']:.3f}",
+                      f"{r['excess_spurious']:+.3f} [{_num(r['excess_lo95_spurious'], '+.3f')}, "
+                      f"{_num(r['excess_hi95_spurious'], '+.3f')}]{star}"]
+        widths = [16, 16, 16, 18, 7, 22]
+        lines.append(f"{r['K']:>7} {r['n_replicates']:>3} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
+    lines.append(f"R: models per K; ± {spread}" + ("; fractions are means over the models, intervals t-intervals "
+                                                   "over them" if models else
+                                                   "; one model per K: between-model variance is not measured, and "
+                                                   "models differ more than samples do"))
+    if null:
+        lines.append("the null and the model's spurious fraction beside it are taken at equal |S_eval| and |S'| "
+                     "(the full |S'| unless the held-out data are fewer); * above the null: "
+                     + ("one-sided t-test of the models' excesses over their own nulls, Holm-corrected over the "
+                        "table, family-wise 5%" if models else
+                        "within this one model (one-sided exact test over its samples, Holm-corrected over the table, "
+                        "family-wise 5%); says nothing of another training seed"))
+    lines.append(f"MC = {caps['MC']}, SC = {caps['SC']}, GC = {caps['GC']} (tolerance {caps['tol']})")
+    for key in ("MC", "SC", "GC"):
+        dist = caps.get("bootstrap", {}).get(key, {}).get("distribution")
+        if dist:
+            lines.append(f"  {key} over {'hierarchical ' if models else ''}bootstrap draws: "
+                         + ", ".join(f"K={k} {v:.0%}" for k, v in sorted(dist.items(), key=lambda kv: int(kv[0]))))
     for key, why in caps.get("reasons", {}).items():
         lines.append(f"{key} undetermined: {why}")
     w = caps.get("pooled_spurious")
-    if w:
+    if w and models:
+        lines.append(f"between MC and GC ({len(w['sizes'])} sizes pooled per model): excess over the null "
+                     f"{w['excess']:+.2%} [{_num(w['ci95'][0], '+.2%')}, {_num(w['ci95'][1], '+.2%')}] over "
+                     f"{w['replicates']} models, one-sided t-test p = {_num(w['p'], '.2g')}")
+    elif w:
         lines.append(f"between MC and GC ({len(w['sizes'])} sizes pooled): spurious {w['model_fraction']:.2%} "
                      f"({w['model']}/{w['model_n']}) against the null's {w['null_fraction']:.2%} ({w['null']}/{w['null_n']}), "
-                     f"one-sided exact p = {w['p']:.2g}")
+                     f"one-sided exact p = {w['p']:.2g} within one model per K")
     if all(r.get("quality_fd") is not None for r in rows):
         lines.append("sample quality, FD to real data in features trained on the dataset (lower is better; real vs "
                      f"real: {rows[0]['quality_real_fd']:.2f}; not Inception FID): "
@@ -111,7 +191,14 @@ def format_table(rows, caps) -> str:
             if off_manifold_warning(r):
                 lines.append(f"WARNING K={r['K']}: {r['generalized_off_manifold']:.0%} of the generalized samples are "
                              "off-manifold: 'generalized' there means unlike the training set, not good")
+    for w in caps.get("warnings", []):
+        lines.append(f"WARNING (under-training): {w}; the capacities and spurious excesses above may move with "
+                     "longer training")
     return "\n".join(lines)
+
+
+def _num(value, spec: str = ".3f") -> str:
+    return "–" if value is None else format(value, spec)
 
 
 def off_manifold_warning(row) -> bool:
@@ -214,7 +301,7 @@ def dynamics_section(run: Run) -> str:
     else:
         ci = f", 95% interval [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit.get("ci95") else ""
         fit_text = (f"τ_mem ∝ K^a with a = {fit['a']:.2f}{ci} (least squares over K = {fit['K']}; the interval "
-                    "resamples the labels, not the snapshot grid)" + (f"; {html.escape(fit['reason'])}" if fit.get("reason") else "") + ".")
+                    "resamples the labels and places each τ anywhere between its two snapshots)" + (f"; {html.escape(fit['reason'])}" if fit.get("reason") else "") + ".")
     return f"""<h2>Dynamics</h2>
 <p>Each kept EMA snapshot of each point, sampled ({st['n_eval']} S_eval, |S'| ≤ {st['synthetic_cap']}) and labelled
 by the same rule. τ_mem: the first step at which the memorized fraction reaches {st['level']} (log-interpolated
@@ -237,39 +324,67 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
             picks.append((k, label))
     man = read_json(run.path / layout.MANIFEST) if (run.path / layout.MANIFEST).exists() else {"points": {}}
     null = all("null_spurious" in r for r in rows)
+    models = caps.get("inference") == "models"
     on_data = all(r.get("off_manifold") is not None for r in rows)
     scored = all(r.get("quality_fd") is not None for r in rows)
-    head = "".join(f"<th>{h}</th>" for h in ["K", "|S'|"] + [f"{n} (mean ± std, 95%)" for n in LABELS]
-                   + (["null spurious [95%]", "excess over the null [95%]"] if null else [])
+    head = "".join(f"<th>{h}</th>" for h in ["K", "models", "|S'|"]
+                   + [f"{n} (mean ± {'sd between models' if models else 'std'}, 95%)" for n in LABELS]
+                   + (["null spurious [95%]", "model spurious at the null's |S'|", "excess over the null [95%]"]
+                      if null else [])
                    + (["off-manifold [95%]", "of the generalized"] if on_data else [])
                    + (["FD (real: " + f"{rows[0]['quality_real_fd']:.2f})" if scored else "", "KID"] if scored else [])
                    + ["train s", "sample s", "classify s"])
     body = []
     for r in rows:
         t = man["points"].get(str(r["K"]), {})
-        cells = [str(r["K"]), str(r["n_synthetic"])] + [
-            f"{r[f'mean_{n}']:.3f} ± {r[f'std_{n}']:.3f} [{r[f'lo95_{n}']:.3f}, {r[f'hi95_{n}']:.3f}]" for n in LABELS
-        ] + (["–", "no held-out data (K = N)"] if null and r["null_spurious"] is None else
-             [f"{r['null_spurious']:.3f} [{r['null_lo95_spurious']:.3f}, {r['null_hi95_spurious']:.3f}]",
-              f"{r['excess_spurious']:+.3f} [{r['excess_lo95_spurious']:+.3f}, {r['excess_hi95_spurious']:+.3f}]"
-              + (" significant" if r["significant_spurious"] else "")] if null else []
+        cells = [str(r["K"]), str(r["n_replicates"]), str(r["n_synthetic"])] + [
+            f"{r[f'mean_{n}']:.3f} ± {_num(r[f'std_{n}'])} [{_num(r[f'lo95_{n}'])}, {_num(r[f'hi95_{n}'])}]"
+            for n in LABELS
+        ] + (["–", "–", "no held-out data (K = N)"] if null and r["null_spurious"] is None else
+             [f"{r['null_spurious']:.3f} [{_num(r['null_lo95_spurious'])}, {_num(r['null_hi95_spurious'])}]",
+              f"{r['frac_spurious_at_null']:.3f}",
+              f"{r['excess_spurious']:+.3f} [{_num(r['excess_lo95_spurious'], '+.3f')}, "
+              f"{_num(r['excess_hi95_spurious'], '+.3f')}]"
+              + ((" above the null (models)" if models else " above the null within this model")
+                 if r["significant_spurious"] else "")] if null else []
              ) + ([f"{r['off_manifold']:.3f} [{r['off_manifold_lo95']:.3f}, {r['off_manifold_hi95']:.3f}]",
                    "–" if r["generalized_off_manifold"] is None else f"{r['generalized_off_manifold']:.3f}"
                    + (" WARNING" if off_manifold_warning(r) else "")] if on_data else []
                   ) + ([f"{r['quality_fd']:.2f}", f"{r['quality_kid']:.4f}"] if scored else []
                        ) + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    def dist(key):
+        d = caps["bootstrap"][key].get("distribution") or {}
+        return ", ".join(f"K={k}: {v:.0%}" for k, v in sorted(d.items(), key=lambda kv: int(kv[0]))) or "–"
+
     cap_rows = "".join(
         f"<tr><td>{key}</td><td>{caps.get(key) if caps.get(key) is not None else 'undetermined: ' + html.escape(caps.get('reasons', {}).get(key, ''))}</td>"
         f"<td>{caps['bootstrap'][key]['median']}</td>"
-        f"<td>{caps['bootstrap'][key]['ci95']}</td><td>{caps['bootstrap'][key]['defined']:.2f}</td></tr>"
+        f"<td>{caps['bootstrap'][key]['ci95']}</td><td>{caps['bootstrap'][key]['defined']:.2f}</td>"
+        f"<td>{html.escape(dist(key))}</td></tr>"
         for key in ("MC", "SC", "GC"))
     w = caps.get("pooled_spurious")
-    pooled = (f"<p>Between MC and GC ({len(w['sizes'])} sizes pooled) the spurious fraction is {w['model_fraction']:.2%} "
-              f"({w['model']}/{w['model_n']}) against the null's {w['null_fraction']:.2%} ({w['null']}/{w['null_n']}); one-sided "
-              f"exact p = {w['p']:.2g}. Per K, an excess is marked only when it survives Holm's correction over all "
-              "sizes (family-wise 5%), so a small excess spread over the transition can show here and at no single K."
-              "</p>") if w else ""
+    if w and models:
+        pooled = (f"<p>Between MC and GC ({len(w['sizes'])} sizes pooled per model) the excess of the spurious fraction "
+                  f"over the null is {w['excess']:+.2%} [{_num(w['ci95'][0], '+.2%')}, {_num(w['ci95'][1], '+.2%')}] "
+                  f"over {w['replicates']} models; one-sided t-test p = {_num(w['p'], '.2g')}.</p>")
+    elif w:
+        pooled = (f"<p>Between MC and GC ({len(w['sizes'])} sizes pooled) the spurious fraction is {w['model_fraction']:.2%} "
+                  f"({w['model']}/{w['model_n']}) against the null's {w['null_fraction']:.2%} ({w['null']}/{w['null_n']}); "
+                  f"one-sided exact p = {w['p']:.2g} within one model per K. Per K, an excess is marked only when it "
+                  "survives Holm's correction over all sizes (family-wise 5%), so a small excess spread over the "
+                  "transition can show here and at no single K.</p>")
+    else:
+        pooled = ""
+    inference = (f"<p><strong>Model-level inference</strong>: {max(r['n_replicates'] for r in rows)} models per K "
+                 "(the same S_K, other seeds). Fractions are means over the models, ± their between-model sd, "
+                 "intervals t-intervals over the models; \"above the null\" is a one-sided t-test of the models' "
+                 "excesses, each over its own null at equal |S_eval| and |S'|, Holm-corrected over K.</p>" if models else
+                 "<p><strong>One model per K</strong>: the intervals and tests resample that model's samples; the "
+                 "variance between models trained with other seeds is not measured (it is larger: "
+                 "<code>replicates: 3</code> measures it). \"Above the null\" here holds within this one model.</p>")
+    warn = "".join(f"<p style='color:darkred'><strong>Under-training warning</strong>: {html.escape(x)}; the capacities "
+                   "and spurious excesses on this page may move with longer training.</p>" for x in caps.get("warnings", []))
     grids = "".join(f"<h3>K = {k}: {html.escape(label)}</h3>"
                     f"{_img(run.point(k).path / layout.GRID, f'neighbours at K={k}', '60%')}"
                     for k, label in picks)
@@ -279,14 +394,17 @@ td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}pre{{background:#
 <h1>Memorization → spurious → generalization: {html.escape(cfg.name)}</h1>
 <p>Data <code>{html.escape(cfg.data)}</code>, distance <code>{html.escape(cfg.distance)}</code>,
 δm = {cfg.delta_m:.4g}, δs = {cfg.delta_s:.4g} (Pham et al. 2025, eqs 4-6); |S_eval| = {cfg.n_eval},
-|S'| = {cfg.synthetic_factor}·K; error bars: bootstrap, {cfg.bootstrap_iterations} iterations (App. B.1).
+|S'| = {cfg.synthetic_factor}·K{f" (at most {cfg.synthetic_cap}: |S'|/K falls with K above {cfg.synthetic_cap // cfg.synthetic_factor})" if cfg.synthetic_cap else ""}; error bars: bootstrap, {cfg.bootstrap_iterations} iterations (App. B.1), or t-intervals over models.
 FD and KID (where shown) compare S_eval with real data in the features of a small autoencoder trained on the
 dataset (lower is better; "real" is real data against itself at the same size); they rank samples of this
 dataset and are not Inception FID.</p>
 {_img(run.path / 'phase.png', 'phase diagram', '75%')}
 <h2>Capacities (eqs 1-3, tolerance ε = {caps['tol']})</h2>
-<table><tr><th>capacity</th><th>estimate</th><th>bootstrap median</th><th>95% interval</th><th>defined in</th></tr>{cap_rows}</table>
+{warn}
+<table><tr><th>capacity</th><th>estimate</th><th>bootstrap median</th><th>95% interval</th><th>share of draws
+where defined</th><th>share of draws at each K</th></tr>{cap_rows}</table>
 {pooled}
+{inference}
 <h2>Fractions</h2><table><tr>{head}</tr>{''.join(body)}</table>
 <h2>Samples (the first 12 of S_eval at each K)</h2>{_img(run.path / 'samples.png', 'samples per K', '80%')}
 <h2>Neighbours (upper row: training set S; lower row: synthetic set S')</h2>{grids}

@@ -33,9 +33,30 @@ STAGES = ("pending", "started", "trained", "sampled", "classified")
 SEED_PURPOSES = {"train": 0, "eval": 1, "synthetic": 2, "bootstrap": 3, "init": 4}
 
 
-def point_seed(cfg: SweepConfig, k: int, purpose: str) -> int:
-    """The seed of one purpose of point K, derived from (cfg.seed, K, purpose)."""
-    return int(np.random.SeedSequence([cfg.seed, k, SEED_PURPOSES[purpose]]).generate_state(1)[0])
+def point_seed(cfg: SweepConfig, k: int, purpose: str, replicate: int = 0) -> int:
+    """The seed of one purpose of point K, derived from (cfg.seed, K, purpose) and, for replicates after
+    the first, the replicate's number (so replicate 0 is the point a run without replicates made)."""
+    entropy = [cfg.seed, k, SEED_PURPOSES[purpose]] + ([replicate] if replicate else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def split_seed(cfg: SweepConfig, replicate: int = 0) -> int:
+    """The permutation seed of S_K for one replicate: the config's, or with ``replicate_subsets`` another
+    one per replicate after the first (its subsets are still nested within the replicate)."""
+    if not (cfg.replicate_subsets and replicate):
+        return cfg.split_seed
+    return int(np.random.SeedSequence([cfg.split_seed, replicate]).generate_state(1)[0] % (2 ** 31))
+
+
+def point_key(k: int, replicate: int = 0):
+    """How a point is named to executors and in its folder (``K=<key>``): K, or "K.r<replicate>"."""
+    return int(k) if not replicate else f"{int(k)}.r{int(replicate)}"
+
+
+def parse_key(key) -> tuple[int, int]:
+    """(K, replicate) of a :func:`point_key`."""
+    k, _, r = str(key).partition(".r")
+    return int(k), int(r or 0)
 
 
 class Run:
@@ -77,17 +98,33 @@ class Run:
             return sorted({int(k) for k in spec})
         return sizes_mod.resolve(spec, len(self.dataset))
 
-    def point(self, k: int) -> "Point":
-        """The point of training-set size ``k``."""
+    @property
+    def replicates(self) -> int:
+        """Models per K (each a point of its own: another seed, and with ``replicate_subsets`` another S_K)."""
+        return self.config.replicates
+
+    def point(self, k: int, replicate: int = 0) -> "Point":
+        """The point of training-set size ``k`` (and replicate ``replicate``)."""
         check(int(k) in self.sizes, f"{self.path} has no point K={k}; its sizes are {self.sizes}")
-        return Point(self, int(k))
+        check(0 <= int(replicate) < self.replicates,
+              f"{self.path} has replicates 0 to {self.replicates - 1}, not {replicate}")
+        return Point(self, int(k), int(replicate))
 
-    def points(self) -> list["Point"]:
-        return [Point(self, k) for k in self.sizes]
+    def point_of(self, key) -> "Point":
+        """The point named ``key`` (:func:`point_key`: K, or "K.r<replicate>")."""
+        return self.point(*parse_key(key))
 
-    def classified(self, sizes=None, *, what: str = "work on") -> list["Point"]:
-        """The points of ``sizes`` (default: every classified point); an error if there are none."""
-        points = [self.point(k) for k in sizes] if sizes else [p for p in self.points() if p.state == "classified"]
+    def points(self, replicate: int | None = None) -> list["Point"]:
+        """Every point, by K and then replicate (or only those of one ``replicate``)."""
+        reps = range(self.replicates) if replicate is None else [replicate]
+        return [Point(self, k, r) for k in self.sizes for r in reps]
+
+    def classified(self, sizes=None, *, what: str = "work on", replicate: int | None = None) -> list["Point"]:
+        """The points of ``sizes`` (default: every classified point), of every replicate or of one; an
+        error if there are none."""
+        reps = range(self.replicates) if replicate is None else [replicate]
+        points = ([self.point(k, r) for k in sizes for r in reps] if sizes else
+                  [p for p in self.points(replicate) if p.state == "classified"])
         check(len(points) > 0, f"{self.path}: no classified point to {what}; run the sweep first")
         return points
 
@@ -104,24 +141,31 @@ class Run:
         return [(p.k, p.state) for p in self.points()]
 
     def results(self) -> list[dict]:
-        """One record per classified point (:func:`mem2gen.results.rows`): plain dicts, so
-        ``pandas.DataFrame(run.results())`` takes them as they are."""
+        """One record per classified K (:func:`mem2gen.results.rows`): with several replicates, model-level
+        means, spreads and tests over them. Plain dicts: ``pandas.DataFrame(run.results())``."""
         return results.rows(self.points())
+
+    def point_results(self) -> list[dict]:
+        """One record per classified point, every replicate (:func:`mem2gen.results.point_row`)."""
+        return [results.point_row(p) for p in self.points() if p.state == "classified"]
 
 
 class Point:
-    """One training-set size K of a run; every part is read from the point's folder on first use."""
+    """One training-set size K (and replicate) of a run; every part is read from the point's folder on
+    first use."""
 
-    def __init__(self, run: Run, k: int):
-        self.run, self.k = run, k
+    def __init__(self, run: Run, k: int, replicate: int = 0):
+        self.run, self.k, self.replicate = run, k, replicate
         self.config = run.config
-        self.path = run.path / "points" / f"K={k}"
+        self.key = point_key(k, replicate)
+        self.path = run.path / "points" / f"K={self.key}"
+        self.split_seed = split_seed(self.config, replicate)
 
     def __repr__(self) -> str:
-        return f"Point(K={self.k}, {self.state}, {self.path})"
+        return f"Point(K={self.key}, {self.state}, {self.path})"
 
     def seed(self, purpose: str) -> int:
-        return point_seed(self.config, self.k, purpose)
+        return point_seed(self.config, self.k, purpose, self.replicate)
 
     @property
     def expected_steps(self) -> int:
@@ -170,18 +214,18 @@ class Point:
     def _need(self, stage: str) -> None:
         have = self.state
         check(STAGES.index(have) >= STAGES.index(stage),
-              f"K={self.k} of {self.run.path} is {have}, not yet {stage}; run the sweep to finish it")
+              f"K={self.key} of {self.run.path} is {have}, not yet {stage}; run the sweep to finish it")
 
     @functools.cached_property
     def train_set(self) -> np.ndarray:
         """S_K: the first K items of the run's fixed-seed permutation of the dataset."""
-        return nested_subset(self.run.dataset, self.k, seed=self.config.split_seed, split=self.config.split)
+        return nested_subset(self.run.dataset, self.k, seed=self.split_seed, split=self.config.split)
 
     def held_out(self, n: int, draw) -> np.ndarray:
         """Up to ``n`` dataset items outside S_K, a fixed random draw (``draw``: its seed, e.g. a list),
         in dataset order; empty at K = N."""
         data = self.run.dataset
-        rest = subset_indices(len(data), len(data), seed=self.config.split_seed, split=self.config.split)[self.k:]
+        rest = subset_indices(len(data), len(data), seed=self.split_seed, split=self.config.split)[self.k:]
         return np.asarray(data[np.sort(np.random.default_rng(draw).permutation(rest)[:n])])
 
     def load_model(self, *, device=None):

@@ -100,9 +100,9 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
                              extra={"K": k, "made_from": made_from})  # summary.json last
     point_checks(point)
     times["classify_s"] = time.perf_counter() - t
-    log.info("K=%d: train %.1f s, sample %.1f s, classify and checks %.1f s", k, times["train_s"], times["sample_s"],
-             times["classify_s"])
-    return {"K": k, **times}
+    log.info("K=%s: train %.1f s, sample %.1f s, classify and checks %.1f s", point.key, times["train_s"],
+             times["sample_s"], times["classify_s"])
+    return {"K": point.key, **times}
 
 
 def point_checks(point: Point) -> None:
@@ -129,7 +129,8 @@ def rebuild_report(run_dir, *, echo=print) -> dict:
 
 
 class PointJob:
-    """``job(k, device=None)``: run point K of one run directory (picklable, for executors).
+    """``job(key, device=None)``: run the point named ``key`` (K, or "K.r<replicate>") of one run
+    directory (picklable, for executors).
     The run's dataset is loaded once per process, however many points the process runs."""
 
     def __init__(self, run_dir, *, progress: bool = False):
@@ -139,9 +140,9 @@ class PointJob:
     def __getstate__(self):
         return {"run_dir": self.run_dir, "progress": self.progress, "_run": None}
 
-    def __call__(self, k: int, device: str | None = None) -> dict:
+    def __call__(self, key, device: str | None = None) -> dict:
         self._run = self._run or Run(self.run_dir)
-        return run_point(self._run.point(k), progress=self.progress, device=device)
+        return run_point(self._run.point_of(key), progress=self.progress, device=device)
 
 
 # --- the whole sweep ---------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ RUN_FILES = (layout.CONFIG, layout.MANIFEST, "results.csv", "capacities.json", "
              "samples.png", "bridge.csv", "transition.json",
              "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png")
 # settings that may change in a run folder: they do not change what its finished points mean
-FREE_KEYS = ("name", "sizes", "device", "train.checkpoint_every", "train.save_steps", "null_calibration",
+FREE_KEYS = ("name", "sizes", "replicates", "device", "train.checkpoint_every", "train.save_steps", "null_calibration",
              "manifold_check", "quality_check")
 
 
@@ -212,7 +213,7 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
 
 
 def update_manifest(run: Path, ks: list[int], record: dict | None = None) -> dict:
-    """manifest.json: each point's stage (read from its files) and, for ``record``'s K, its times."""
+    """manifest.json: each point's stage (read from its files) and, for ``record``'s point, its times."""
     f = run / layout.MANIFEST
     try:
         man = read_json(f) if f.exists() else {"points": {}}
@@ -220,11 +221,10 @@ def update_manifest(run: Path, ks: list[int], record: dict | None = None) -> dic
         man = {"points": {}}
     man["sizes"] = ks
     write_json(f, man)  # the sizes first: the handle below lists the points from them
-    handle = Run(run)
-    for k in ks:
-        p = man["points"].setdefault(str(k), {})
-        p["state"] = handle.point(k).state
-        if record and record.get("K") == k:
+    for point in Run(run).points():
+        p = man["points"].setdefault(str(point.key), {})
+        p["state"] = point.state
+        if record and str(record.get("K")) == str(point.key):
             p.update({key: round(v, 2) for key, v in record.items() if key != "K"})
     man["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
     write_json(f, man)
@@ -247,9 +247,11 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
         handle = Run(run)
         for p in handle.points():
             for problem in verify(p, repair=True):
-                echo(f"K={p.k}: {problem}")
-        todo = [p.k for p in handle.points() if p.state != "classified"]
-        echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}; {len(ks) - len(todo)} done, {len(todo)} to run ({executor})")
+                echo(f"K={p.key}: {problem}")
+        todo = [p.key for p in handle.points() if p.state != "classified"]
+        n = len(handle.points())
+        reps = f" x {cfg.replicates} replicates" if cfg.replicates > 1 else ""
+        echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}{reps}; {n - len(todo)} done, {len(todo)} to run ({executor})")
         ex = make_executor(executor, folder=run / "jobs", devices=devices, slurm=slurm, echo=echo)
         bars = isinstance(ex, Sequential)  # one point at a time in this process: its progress bars
         job = PointJob(run, progress=progress and bars)

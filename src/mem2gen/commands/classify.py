@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from .. import datasets, layout
-from ..calibrate import off_manifold
+from ..calibrate import held_out_null, off_manifold
 from ..classify import classify, duplicate_warning, rule_settings
 from ..config import RULES
 from ..data import as_samples, load_array, parse_path_key
@@ -46,14 +46,17 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                    rule: str = "ratio", features_metric: str = "l2", lpips_net: str = "alex", lpips_backbone=None,
                    lpips_lin=None, k: int = 5, iterations: int = 10_000, seed: int = 0, device: str | None = None,
                    protocol: str = "paper", pixel_range: str = "auto", grid: bool = True, checks: bool = True,
-                   quality: bool = False, overwrite: bool = False, progress: bool = True) -> Classified:
+                   quality: bool = False, held_out=None, overwrite: bool = False, progress: bool = True) -> Classified:
     """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
     it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
     into ``out`` (see :func:`mem2gen.classify.classify` for the settings). With ``checks`` (images
     only), also whether each sample is off-manifold (against S, leave-one-out, the threshold from up to
     5,000 of S's items: labels.csv, summary.json); with ``quality``, the set's FD and KID against up to
     2,000 items of S in features of a network trained on S at run time (:mod:`mem2gen.quality`; it costs
-    a training run, ~1 min at MNIST's size on one core, so it is asked for, not the default).
+    a training run, ~1 min at MNIST's size on one core, so it is asked for, not the default). With
+    ``held_out`` (real items outside S, a file like the others), the rule's null: those items labelled in
+    place of the samples at the same |S_eval| and |S'|, and the excess of each fraction over it with its
+    interval and exact p-value (:func:`mem2gen.calibrate.held_out_null`; one model: within its samples).
 
     ``protocol="released"`` is the authors' released evaluation in full: the absolute comparison
     (``rule="absolute"``) with one generated set as both S_eval and S' (each sample's own match
@@ -68,20 +71,26 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                                                rule=rule)
     check(iterations >= 1, "bootstrap iterations must be at least 1")
     check(seed >= 0 and k >= 2, "the seed must be >= 0 and k >= 2")
-    paths = {"eval": eval_path, "train": train_path} | ({"synthetic": synthetic_path} if synthetic_path else {})
+    paths = {"eval": eval_path, "train": train_path} | ({"synthetic": synthetic_path} if synthetic_path else {}) | (
+        {"held_out": held_out} if held_out else {})
     input_files = [parse_path_key(spec)[0] for spec in paths.values()]
     prepare_out_dir(out, overwrite=overwrite, inputs=input_files)
     arrays = {name: load_array(spec) for name, spec in paths.items()}
     t0 = time.perf_counter()
-    res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), distance=distance, delta_m=delta_m,
-                   delta_s=delta_s, rule=rule, k=k, features_metric=features_metric, lpips_net=lpips_net,
-                   lpips_backbone=lpips_backbone, lpips_lin=lpips_lin, device=device, pixel_range=pixel_range,
-                   progress=progress)
+    settings = dict(distance=distance, delta_m=delta_m, delta_s=delta_s, rule=rule, k=k,
+                    features_metric=features_metric, lpips_net=lpips_net, lpips_backbone=lpips_backbone,
+                    lpips_lin=lpips_lin, device=device, pixel_range=pixel_range)
+    res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), progress=progress, **settings)
     seconds = time.perf_counter() - t0
     boot = res.bootstrap(iterations=iterations, seed=seed)
+    null = None
+    if held_out:
+        null = held_out_null(arrays["eval"], arrays["train"], arrays.get("synthetic"), arrays["held_out"],
+                             model_counts=res.counts, iterations=iterations, seed=seed, **settings)
     extra = {"inputs": {n: {"path": str(s), "sha256": sha256_of(parse_path_key(s)[0])} for n, s in paths.items()},
              "protocol": protocol,
-             "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)}
+             "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)} | (
+        {"null": null} if null else {})
     ev = as_samples(arrays["eval"], name="eval")
     syn = as_samples(arrays["synthetic"], name="synthetic") if synthetic_path else ev
     tr = as_samples(arrays["train"], name="train")
@@ -110,7 +119,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
             add_csv_columns(stage / layout.LABELS_CSV, {"off_manifold": off["off"].astype(int).tolist(),
                                                        "d_real": [repr(float(v)) for v in off["distance"]]})
     return Classified(res, boot, files, seconds,
-                      checks={k: extra[k] for k in ("off_manifold", "quality") if k in extra} or None)
+                      checks={k: extra[k] for k in ("off_manifold", "quality", "null") if k in extra} or None)
 
 
 def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
@@ -165,6 +174,9 @@ def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
 @lib_option(classify_files, "quality", "--quality/--no-quality",
             help="Images: also score FD/KID against S in features of a network trained on S now (~1 min at "
                  "MNIST's size on one core).")
+@lib_option(classify_files, "held_out", "--held-out",
+            help="Real items outside S (a file like the others): the rule's null at the same |S_eval| and |S'|, and "
+                 "each fraction's excess over it with an exact p-value (within this one model).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @lib_option(classify_files, "overwrite", "--overwrite", is_flag=True,
             help="Write into an --out folder that holds files, replacing mem2gen's own earlier outputs there "
@@ -195,6 +207,15 @@ def classify_cmd(quiet, **kw):
         q = r.checks["quality"]
         click.echo(f"quality against S (features trained on S; lower is better; not Inception FID): FD {q['fd']:.3g} "
                    f"(S against itself: {q['real_fd']:.3g}), KID {q['kid']:.3g} ± {q['kid_std']:.2g}")
+    if r.checks and "null" in r.checks:
+        n = r.checks["null"]
+        click.echo(f"null (held-out real data labelled in place of the samples; |S_eval| = {n['n_eval']}, "
+                   f"|S'| = {n['n_synthetic']}):")
+        for name in ("memorized", "spurious"):
+            e, at = n["excess"][name], n["model_counts"][name] / sum(n["model_counts"].values())
+            click.echo(f"  {name:<11} model {at:.4f} (at the null's |S'|), null {n['fractions'][name]:.4f}, excess "
+                       f"{e['excess']:+.4f} [{e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}], one-sided exact p = {e['p']:.3g}")
+        click.echo("  (a test over this one model's samples: another training seed may differ more than this)")
     click.echo(f"wrote {kw['out']}/: " + ", ".join(r.files))
 
 

@@ -8,14 +8,20 @@ from pathlib import Path
 import click
 
 from .. import datasets
+from ..compare import replicate_groups
 from ..config import SWEEP_PRESETS
+from ..errors import check
 from ..executors import EXECUTORS, Submitit
+from ..files import write_csv
+from ..results import pool as pool_rows
+from ..results import read_rows
 from ..run import Run
 from ..sizes import schedule
+from ..stats import pooled_models_excess
 from ..sweep import rebuild_report
 from ..sweep import sweep as run_sweep
 from ..verify import verify
-from .options import Numbers, calls, lib_option
+from .options import Numbers, calls, fmt, lib_option
 
 
 @click.command()
@@ -91,11 +97,47 @@ def status(run_dir, full):
     for p in run.points():
         problems = verify(p, full=True) if full else []
         bad += bool(problems)
-        click.echo(f"K={p.k:<8} {p.state:<11} {p.progress}".rstrip() + "".join(f"\n           {x}" for x in problems))
+        click.echo(f"K={str(p.key):<8} {p.state:<11} {p.progress}".rstrip() + "".join(f"\n           {x}" for x in problems))
     states = [p.state for p in run.points()]
     click.echo(f"{states.count('classified')}/{len(states)} points classified"
                + (f"; {bad} inconsistent (the next sweep redoes them)" if bad else "; all consistent" if full else ""))
     return 1 if bad else 0
 
 
-COMMANDS = [sweep, status, report, sizes]
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The model-level table (.csv).")
+def pool(runs, out):
+    """Model-level table from replicate runs (run folders, or their results.csv) that differ only in seed."""
+    folders = [r for r in runs if r.is_dir()]
+    if folders:
+        groups = replicate_groups([Run(r).config.to_dict() for r in folders])
+        check(len(groups) == 1, "these run folders differ in more than their seed; pool replicates of one setting")
+    check(out.suffix == ".csv", f"--out {out} must end in .csv")
+    check(not out.exists(), f"{out} exists; choose another --out")
+    tables = [Run(r).point_results() if r.is_dir() else read_rows(r) for r in runs]
+    rows = pool_rows(tables)
+    write_csv(out, rows, fields=list(dict.fromkeys(k for r in rows for k in r)))
+    click.echo(f"{'K':>6} {'R':>3} {'spurious':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  above the null")
+    for r in rows:
+        if r.get("null_spurious") is None:
+            click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {fmt(r['sd_between_spurious'], '7.4f')}"
+                       "    (no null)")
+            continue
+        click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {fmt(r['sd_between_spurious'], '7.4f')} "
+                   f"{r['null_spurious']:>7.4f} {r['excess_spurious']:>+8.4f} [{r['excess_lo95_spurious']:+.4f}, "
+                   f"{r['excess_hi95_spurious']:+.4f}] {fmt(r['p_spurious'], '9.2g')}  "
+                   + ("yes" if r["significant_spurious"] else "no"))
+    points = [dict(r, replicate=i) for i, t in enumerate(tables) for r in t]
+    ks = [r["K"] for r in rows]
+    w = pooled_models_excess([r for r in points if r["K"] in ks], min(ks) - 1, max(ks) + 1)
+    if w:
+        click.echo(f"pooled over K = {w['sizes']} per model: excess {w['excess']:+.4f} [{w['ci95'][0]:+.4f}, "
+                   f"{w['ci95'][1]:+.4f}] over {w['replicates']} models, one-sided t-test p = {w['p']:.2g}")
+    click.echo("model-level: fractions are means over the runs' models, intervals t-intervals over them; above the "
+               f"null: one-sided t-test of the models' excesses, Holm over the K; wrote {out}")
+    if not folders:
+        click.echo("note: results.csv files do not say how they were made; make sure they differ only in seed")
+
+
+COMMANDS = [sweep, status, report, sizes, pool]
