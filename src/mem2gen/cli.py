@@ -20,7 +20,7 @@ from .errors import Mem2genError
 @click.version_option(package_name="mem2gen")
 @click.option("--threads", type=click.IntRange(min=1), default=None, envvar="MEM2GEN_THREADS", show_envvar=True,
               help="CPU threads for torch. [default: torch's (one per core)]. With another process busy on "
-                   "the machine, 1 can be 10x faster (BENCHMARKS.md).")
+                   "the machine, 1 was 1.7x faster for training (BENCHMARKS.md, threads).")
 @click.option("-v", "--verbose", count=True,
               help="Diagnostics on stderr: -v what each stage chose and how long it took (INFO), -vv more (DEBUG).")
 def cli(threads, verbose):
