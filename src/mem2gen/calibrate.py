@@ -129,7 +129,7 @@ def delta_s_grid(result, grid) -> list[dict]:
     return out
 
 
-def point_null(point, *, iterations: int | None = None) -> dict:
+def point_null(point, *, iterations: int | None = None, device=None) -> dict:
     """The null of one sweep point (a :class:`mem2gen.run.Point`), at its K, |S_eval| and |S'|, kept in the
     point's ``null.json`` (computed once), with the point's excess over it. Where the dataset holds too
     few items outside S_K for the point's |S'|, the null's S' is smaller and the model is re-labelled
@@ -147,12 +147,12 @@ def point_null(point, *, iterations: int | None = None) -> dict:
     res = null_rates(point.run.dataset, point.k, n_eval=min(cfg.n_eval, n_left - 2),
                      n_synthetic=min(point.n_synthetic, n_left - min(cfg.n_eval, n_left - 2)),
                      split_seed=point.split_seed, split=cfg.split, seed=point.seed("bootstrap"), distance=cfg.distance,
-                     delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=it)
+                     delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=it, device=device)
     model = point.summary["counts"]
     if res["n_synthetic"] < point.n_synthetic:  # too little held-out data for the full |S'|: compare like with like
 
         c = classify(np.asarray(point.eval), point.train_set, np.asarray(point.synthetic[:res["n_synthetic"]]),
-                     distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, **_ONCE)
+                     distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device, **_ONCE)
         model = dict(zip(LABELS, c.counts.tolist()))
     res["model_counts"] = model  # the model's labels at the null's |S'| (its own S', first n_synthetic)
     res["excess"] = {name: excess([model[n] for n in LABELS], [res["counts"][n] for n in LABELS], name=name,
@@ -232,7 +232,7 @@ def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: 
             "reference": "S, leave-one-out" if loo else "S and held-out data"}
 
 
-def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict:
+def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99, device=None) -> dict:
     """The off-manifold fraction of one sweep point's S_eval (``manifold.json``, computed once), overall
     and per label, with 95% bootstrap intervals. The held-out real items are up to ``n_real`` drawn
     from outside S_K (S_K itself, leave-one-out, where K = N)."""
@@ -242,7 +242,8 @@ def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99) -> dict
     k, cfg = point.k, point.config
     held = point.held_out(n_real, [point.seed("bootstrap"), 1])
     held = held if len(held) >= 2 else None
-    r = off_manifold(np.asarray(point.eval), point.train_set, held, quantile=quantile, distance=cfg.distance)
+    r = off_manifold(np.asarray(point.eval), point.train_set, held, quantile=quantile, distance=cfg.distance,
+                     device=device)
     labels = point.labels.labels
 
     add_csv_columns(point.path / layout.LABELS_CSV, {"off_manifold": r["off"].astype(int).tolist(),

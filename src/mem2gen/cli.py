@@ -80,6 +80,12 @@ def main(argv=None) -> None:
     except MemoryError:
         click.echo("mem2gen: error: out of memory; use smaller sets or a machine with more memory", err=True)
         sys.exit(2)
+    except RuntimeError as e:
+        if type(e).__name__ != "OutOfMemoryError":  # torch's (CUDA) out-of-memory is a RuntimeError
+            _internal_error(e)
+        click.echo(f"mem2gen: error: out of device memory ({str(e).splitlines()[0][:120]}); lower sample_batch "
+                   "(sweep config), --batch (train, sample) or --n-samples (landscape), or use --device cpu", err=True)
+        sys.exit(2)
     except OSError as e:
         if e.errno in (28, 13, 30, 20, 21, 2, 40):  # ENOSPC, EACCES, EROFS, ENOTDIR, EISDIR, ENOENT, ELOOP
             click.echo(f"mem2gen: error: {e.strerror}: {e.filename or ''}"

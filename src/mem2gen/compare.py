@@ -25,6 +25,7 @@ from .calibrate import excess
 from .errors import check
 from .files import changed_keys, dotted, prepare_out_dir, write_csv, write_json
 from .plots import k_axis, pyplot, save
+from .results import label_counts
 from .run import Run
 from .stats import LABELS, capacities, capacity_draws, capacity_shift
 
@@ -77,7 +78,7 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
         rows = run.results()
         check(rows, f"{run.path}: no point is classified yet; run the sweep first")
         k = [r["K"] for r in rows]
-        counts = np.array([[r[f"count_{n}"] for n in LABELS] for r in rows])
+        counts = label_counts(rows, run.point_results())  # hierarchical over a run's replicates
         sig = [r["significant_spurious"] for r in rows] if all("significant_spurious" in r for r in rows) else None
         caps = capacities(k, *(np.array([r[f"frac_{n}"] for r in rows]) for n in LABELS),
                           tol=run.config.capacity_tol, spurious_significant=sig)

@@ -133,9 +133,11 @@ def _samples(model, n: int, *, seed: int, cfg, device) -> np.ndarray:
 
 def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsConfig(), *, device=None) -> dict:
     """One (K, step) record: the three fractions (with bootstrap std) of the snapshot's samples, and
-    its denoising loss on S_K and on held-out items."""
+    its denoising loss on S_K and on held-out items; on ``device`` (default: CUDA when present)."""
+    from .embed import default_device
     from .models import load_model
 
+    device = str(device or default_device())
     cfg = point.config
     t0 = time.perf_counter()
     model = load_model(_model_path(point, step), device=device).eval()
@@ -166,7 +168,7 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     return row
 
 
-def dynamics_null(point: Point, settings: DynamicsConfig) -> dict | None:
+def dynamics_null(point: Point, settings: DynamicsConfig, *, device=None) -> dict | None:
     """The rule's null at this K with the dynamics' |S_eval| and |S'| (held-out real data in place of
     samples, :func:`mem2gen.calibrate.null_rates`), kept in ``dynamics/null.json``; None at K = N."""
     f = point.path / "dynamics" / layout.NULL
@@ -180,7 +182,8 @@ def dynamics_null(point: Point, settings: DynamicsConfig) -> dict | None:
         n_ev = min(settings.n_eval, n_left - 2)
         null = null_rates(point.run.dataset, point.k, n_eval=n_ev, n_synthetic=min(n_syn, n_left - n_ev),
                           split_seed=point.split_seed, split=cfg.split, seed=_seed(point, 0, 3), distance=cfg.distance,
-                          delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=settings.bootstrap_iterations)
+                          delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=settings.bootstrap_iterations,
+                          device=device)
     write_json(f, {"null": null})
     return null
 
@@ -217,7 +220,7 @@ class DynamicsJob:
         self._run = self._run or Run(self.run_dir)
         point = self._run.point(k)
         t = time.perf_counter()
-        dynamics_null(point, self.settings)
+        dynamics_null(point, self.settings, device=device)
         for step in snapshot_steps(point):
             f = point.path / "dynamics" / f"step-{step}.json"
             if f.exists():
@@ -382,7 +385,8 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
             shutil.rmtree(p.path / "dynamics", ignore_errors=True)
     write_json(f, {"settings": {"measure": measure, **dataclasses.asdict(settings)}, "status": "running"})
     ks = [p.k for p in points]
-    ex = make_executor(executor, folder=run.path / "jobs" / "dynamics", devices=devices, slurm=slurm, echo=echo)
+    ex = make_executor(executor, folder=run.path / "jobs" / "dynamics", devices=devices, slurm=slurm,
+                       device=device or cfg.device, echo=echo)
     job = DynamicsJob(run.path, settings, device=device or cfg.device,
                       echo=echo if isinstance(ex, Sequential) else None)
     for _ in ex.map(job, ks):

@@ -23,17 +23,17 @@ EXECUTORS = ("local", "slurm", "submitit-local")
 
 
 class Sequential:
-    """Every point in this process, one after another."""
+    """Every point in this process, one after another (on ``device`` when one is given)."""
 
-    def __init__(self, *, echo=print):
-        self.echo = echo
+    def __init__(self, *, echo=print, device: str | None = None):
+        self.echo, self.device = echo, device
 
     def map(self, job: Callable, ks: list[int]) -> Iterator[dict]:
         start = time.perf_counter()
         for i, k in enumerate(ks):
             t = time.perf_counter()
             self.echo(f"[{i + 1}/{len(ks)}] K={k}")
-            yield job(k)
+            yield job(k) if self.device is None else job(k, device=self.device)
             left = len(ks) - i - 1
             eta = f"; about {(time.perf_counter() - start) / (i + 1) * left / 60:.0f} min left at this pace" if left else ""
             self.echo(f"    K={k} done in {time.perf_counter() - t:.0f} s{eta}")
@@ -153,16 +153,22 @@ class Submitit:
 
 
 def make_executor(name: str = "local", *, folder=None, devices: list[str] | None = None, slurm: dict | None = None,
-                  echo=print):
-    """The executor called ``name``: local (sequential, or one process per device when several
-    ``devices`` are given or, by default, several GPUs are visible), slurm, or submitit-local."""
+                  device: str | None = None, echo=print):
+    """The executor called ``name``: local, slurm, or submitit-local. Where local points run obeys the
+    user: several ``devices`` → one worker process each; one device (in ``devices``, or the configured
+    ``device``) → one after another on it; neither → one worker per visible GPU when there are several,
+    else one after another on the default device."""
     if name == "local":
-        if devices is None:
-            import torch
+        if devices is not None and len(devices) > 1:
+            return Devices(devices, echo=echo)
+        if devices:
+            return Sequential(echo=echo, device=devices[0])
+        if device is not None:
+            return Sequential(echo=echo, device=device)
+        import torch
 
-            n_gpu = torch.cuda.device_count()
-            devices = [f"cuda:{i}" for i in range(n_gpu)] if n_gpu > 1 else None
-        return Devices(devices, echo=echo) if devices and len(devices) > 1 else Sequential(echo=echo)
+        n_gpu = torch.cuda.device_count()
+        return Devices([f"cuda:{i}" for i in range(n_gpu)], echo=echo) if n_gpu > 1 else Sequential(echo=echo)
     if name in ("slurm", "submitit-local"):
         return Submitit(folder, cluster="slurm" if name == "slurm" else "local", echo=echo, **(slurm or {}))
     raise Mem2genError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")

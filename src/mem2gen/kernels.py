@@ -8,7 +8,22 @@ an online log-sum-exp so that no queries × patterns matrix is ever held in memo
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool):
+    """TF32 matmuls and convolutions on CUDA while inside (``enabled``) or full fp32 (not), the caller's
+    settings restored on the way out: precision is a property of the code that needs it, never left
+    behind for the next computation in the process."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 def softmax_average(x: torch.Tensor, patterns: torch.Tensor, *, scale, bias=None, chunk: int = 8192):

@@ -220,9 +220,9 @@ def reverse_from(model, x_t, t, *, schedule: Schedule = Schedule(), steps: int =
     return x
 
 
-def nn_spacing(train) -> float:
+def nn_spacing(train, *, device=None) -> float:
     """The median distance from a training item to its nearest other training item (l2, [-1, 1])."""
-    nb = nearest(train, train, 1, exclude_self=True)
+    nb = nearest(train, train, 1, exclude_self=True, device=device)
     return float(np.median(nb.distances[:, 0]))
 
 
@@ -392,7 +392,7 @@ class Mixture:
     relative: np.ndarray  # (n,) residual / d(x, x1): below 1, the mixture explains x better than its nearest item
 
 
-def mixture_fit(x, train, *, m: int = 3, convex: bool = True) -> Mixture:
+def mixture_fit(x, train, *, m: int = 3, convex: bool = True, device=None) -> Mixture:
     """The best non-negative (``convex``: also summing to one) combination of each sample's ``m``
     nearest training items (l2), by non-negative least squares (scipy's NNLS; the sum-to-one
     constraint as a heavily weighted extra row)."""
@@ -401,7 +401,7 @@ def mixture_fit(x, train, *, m: int = 3, convex: bool = True) -> Mixture:
     check(m >= 1, "m must be at least 1")
     xs = to_float(np.asarray(x), np.float64)
     ys = to_float(np.asarray(train), np.float64)
-    nb = nearest(np.asarray(x), np.asarray(train), min(m, len(ys)))
+    nb = nearest(np.asarray(x), np.asarray(train), min(m, len(ys)), device=device)
     n, mm = nb.indices.shape
     weights, residual = np.zeros((n, mm)), np.zeros(n)
     big = 1e3 * (1 + np.abs(ys).max())

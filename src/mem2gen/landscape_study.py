@@ -11,6 +11,7 @@ from .calibrate import synthetic_curve
 from .config import check_fields
 from .data import to_float
 from .diffusion import Schedule
+from .embed import default_device
 from .errors import check
 from .landscape import (
     barrier,
@@ -58,11 +59,12 @@ def analyze(point, cfg: LandscapeConfig = LandscapeConfig(), *, device=None, pro
     """Recovery times, energy profiles, curvature, attractor census and mixture test at one classified
     sweep point (a :class:`mem2gen.run.Point`). Returns a JSON-able dict (see ``mem2gen landscape``)."""
     say = print if progress else (lambda *a, **k: None)
+    device = str(device or default_device())  # all of it where the model is: CUDA when present
     model = point.load_model(device=device)
     train, ev, syn, lab = point.train_set, np.asarray(point.eval), point.synthetic, point.labels
     rc = point.config
     sched = Schedule()
-    delta = cfg.delta_frac * nn_spacing(train)
+    delta = cfg.delta_frac * nn_spacing(train, device=device)
     out = {"K": point.k, "delta": delta, "settings": cfg.__dict__ | {"mixture_m": list(cfg.mixture_m)}}
     groups = {"training item": np.arange(min(cfg.n_samples, len(train)))}
     for j, name in enumerate(LABELS):
@@ -137,7 +139,7 @@ def analyze(point, cfg: LandscapeConfig = LandscapeConfig(), *, device=None, pro
         for m in cfg.mixture_m:
             if m > len(train):
                 continue
-            fit = mixture_fit(ev[idx], train, m=m)
+            fit = mixture_fit(ev[idx], train, m=m, device=device)
             per_m[str(m)] = {"explained": float(np.mean(fit.relative <= cfg.mixture_explained)),
                              "median_relative": float(np.median(fit.relative))}
             if m == 3 or (m == min(cfg.mixture_m) and not examples):  # the best-explained, for the figure

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .embed import PixelSpace, default_device
+from .kernels import tf32
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Neighbors:
     refined: int = 0  # queries that the float32 pass could not certify and were searched in float64
 
 
+@tf32(False)  # the float32 candidate pass and its certificate assume full fp32 products, whatever the caller set
 def nearest(queries, references, k: int, *, space=None, exclude_self: bool = False, self_ids=None,
             chunk: int = 8192, batch: int = 4096, margin: int = 8, device=None, progress: bool = False,
             desc: str = "search", double: bool = False) -> Neighbors:

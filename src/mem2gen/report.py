@@ -11,14 +11,20 @@ import json
 import platform
 from pathlib import Path
 
-import numpy as np
-
 from . import layout
 from .errors import check
 from .files import read_json, write_csv, write_json, write_text
 from .plots import neighbor_grid, phase_diagram, samples_figure
+from .results import label_counts
 from .run import Run
-from .stats import LABELS, capacities, capacity_bootstrap, pooled_excess, pooled_models_excess, still_falling
+from .stats import (
+    LABELS,
+    capacities,
+    capacity_bootstrap,
+    pooled_excess,
+    pooled_models_excess,
+    still_falling,
+)
 
 
 def _img(path: Path, alt: str, width: str = "100%") -> str:
@@ -66,7 +72,7 @@ def aggregate(run_dir, *, echo=print) -> dict:
     sig = [r["significant_spurious"] for r in rows] if all("significant_spurious" in r for r in rows) else None
     caps = capacities(K, fr["memorized"], fr["spurious"], fr["generalized"], tol=cfg.capacity_tol,
                       spurious_significant=sig)
-    caps["bootstrap"] = capacity_bootstrap(K, _counts(rows, point_rows), tol=cfg.capacity_tol, seed=cfg.seed,
+    caps["bootstrap"] = capacity_bootstrap(K, label_counts(rows, point_rows), tol=cfg.capacity_tol, seed=cfg.seed,
                                            spurious_significant=sig)
     caps["inference"] = "models" if any(r["n_replicates"] > 1 for r in rows) else "one model"
     if None in (caps["MC"], caps["GC"]):
@@ -90,18 +96,6 @@ def aggregate(run_dir, *, echo=print) -> dict:
 def _columns(rows: list[dict]) -> list[str]:
     """Every key of the rows, in the order they first appear (rows of one table may differ in extras)."""
     return list(dict.fromkeys(k for r in rows for k in r))
-
-
-def _counts(rows, point_rows) -> np.ndarray:
-    """The label counts per K, (M, 3); or (M, R, 3) when every K has the same R > 1 replicates."""
-    by_k: dict = {}
-    for r in point_rows:
-        by_k.setdefault(r["K"], []).append([r[f"count_{n}"] for n in LABELS])
-    reps = {len(v) for v in by_k.values()}
-    if len(reps) == 1 and reps != {1} and set(by_k) == {r["K"] for r in rows}:
-        return np.array([by_k[r["K"]] for r in rows])
-    return np.array([[r[f"count_{n}"] for n in LABELS] for r in rows]) if reps == {1} else \
-        np.array([np.sum(by_k[r["K"]], axis=0) for r in rows])
 
 
 def training_warnings(run: Run, rows: list[dict], point_rows: list[dict]) -> list[str]:

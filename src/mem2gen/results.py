@@ -121,6 +121,19 @@ def point_row(point) -> dict:
     return row
 
 
+def label_counts(rows, point_rows) -> np.ndarray:
+    """The label counts of each K of ``rows``, (M, 3); or (M, R, 3) when every K has the same R > 1 models
+    in ``point_rows`` (for the hierarchical capacity draws, :func:`mem2gen.stats.capacity_draws`)."""
+    by_k: dict = {}
+    for r in point_rows:
+        by_k.setdefault(r["K"], []).append([r[f"count_{n}"] for n in LABELS])
+    reps = {len(v) for v in by_k.values()}
+    if len(reps) == 1 and reps != {1} and set(by_k) == {r["K"] for r in rows}:
+        return np.array([by_k[r["K"]] for r in rows])
+    return np.array([[r[f"count_{n}"] for n in LABELS] for r in rows]) if reps == {1} else \
+        np.array([np.sum(by_k[r["K"]], axis=0) for r in rows])
+
+
 def read_rows(path) -> list[dict]:
     """The rows of a results.csv (or points.csv), numbers as numbers and empty cells as None."""
     def value(v):

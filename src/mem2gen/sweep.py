@@ -98,20 +98,22 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
             name: read_json(record_path(d / f"{name}.npy"))["sha256"] for name in ("eval", "synthetic")}
         write_classification(d, c, ev, data, syn, boot=boot, grid=True,
                              extra={"K": k, "made_from": made_from})  # summary.json last
-    point_checks(point)
+    point_checks(point, device=device)
     times["classify_s"] = time.perf_counter() - t
     log.info("K=%s: train %.1f s, sample %.1f s, classify and checks %.1f s", point.key, times["train_s"],
              times["sample_s"], times["classify_s"])
     return {"K": point.key, **times}
 
 
-def point_checks(point: Point) -> None:
+def point_checks(point: Point, *, device: str | None = None) -> None:
     """The rule's null, the off-manifold check and the quality score of a classified point, each computed
-    once and kept in the point's folder (null.json, manifold.json, quality.json), as its config asks."""
+    once and kept in the point's folder (null.json, manifold.json, quality.json), as its config asks; their
+    searches run on ``device`` (default: the config's)."""
+    device = device or point.config.device
     if point.config.null_calibration:
-        point_null(point)
+        point_null(point, device=device)
     if point.config.manifold_check:
-        point_manifold(point)
+        point_manifold(point, device=device)
     if point.config.quality_check and point.config.n_eval >= 2:
         from .quality import point_quality
 
@@ -252,7 +254,7 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
         n = len(handle.points())
         reps = f" x {cfg.replicates} replicates" if cfg.replicates > 1 else ""
         echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}{reps}; {n - len(todo)} done, {len(todo)} to run ({executor})")
-        ex = make_executor(executor, folder=run / "jobs", devices=devices, slurm=slurm, echo=echo)
+        ex = make_executor(executor, folder=run / "jobs", devices=devices, slurm=slurm, device=cfg.device, echo=echo)
         bars = isinstance(ex, Sequential)  # one point at a time in this process: its progress bars
         job = PointJob(run, progress=progress and bars)
         if todo and not bars:

@@ -38,21 +38,26 @@ def toy_points(shape: str, k: int, *, seed: int = 0, radius: float = 0.8) -> np.
 
 def run_toy(*, out="runs/toy", data: str = "circle", sizes: tuple = (2, 4, 8, 16, 32, 64), steps: int = 4000,
             hidden: int = 256, depth: int = 3, t_energy: int = 50, t_follow: int = 20, grid: int = 64,
-            n_samples: int = 1000, seed: int = 0, overwrite: bool = False, progress: bool = True, echo=print) -> list[dict]:
+            n_samples: int = 1000, seed: int = 0, device: str | None = None, overwrite: bool = False,
+            progress: bool = True, echo=print) -> list[dict]:
     """Train one MLP per K on ``data`` (circle or gmm), then for each: the learned and exact energy at
     ``t_energy`` on a ``grid`` × ``grid`` image of [-1.2, 1.2]², the attractor of every grid point
-    (basins), and a census of where ``n_samples`` DDPM samples end. Writes toy.csv, toy.json and toy.png."""
+    (basins), and a census of where ``n_samples`` DDPM samples end, all on ``device`` (default: CUDA when
+    present). Writes toy.csv, toy.json and toy.png."""
     import torch
 
     from . import landscape as L
     from .diffusion import OptimalDenoiser, Schedule, sample
-    from .models import build_model
+    from .embed import default_device
+    from .models import build_model, check_device
     from .train import train
 
     check(len(sizes) > 0 and min(sizes) >= 2, "give sizes of at least 2")
     check(steps >= 1 and grid >= 4 and n_samples >= 2, "steps >= 1, grid >= 4, n_samples >= 2")
     check(seed >= 0 and hidden >= 1 and depth >= 0, "seed >= 0, hidden >= 1, depth >= 0")
     check(0 <= t_energy < 1000 and 0 <= t_follow < 1000, "t_energy and t_follow lie in [0, T = 1000)")
+    check_device(device)
+    device = str(device or default_device())  # training, sampling and every search on one device
     toy_points(data, 2)  # validates the name before any work
     prepare_out_dir(out, overwrite=overwrite)
     sched = Schedule()
@@ -64,14 +69,16 @@ def run_toy(*, out="runs/toy", data: str = "circle", sizes: tuple = (2, 4, 8, 16
         t0 = time.perf_counter()
         y = toy_points(data, k, seed=seed)
         model = build_model(ModelSpec(kind="mlp", hidden=hidden, depth=depth), (2,), seed=seed)
-        model = train(model, y, TrainConfig(steps=steps, batch=128, lr=1e-3, seed=seed), progress=progress).model.eval()
+        model = train(model, y, TrainConfig(steps=steps, batch=128, lr=1e-3, seed=seed), device=device,
+                      progress=progress).model.eval()
         exact = OptimalDenoiser(y)
         origin = torch.zeros_like(pts)
         learned_e = L.relative_energy(model, origin.float(), pts.float(), t_energy, schedule=sched)
         exact_e = (exact.energy(pts, t_energy) - exact.energy(origin, t_energy)).numpy()
-        delta = 0.25 * min(L.nn_spacing(y), 0.2)
+        delta = 0.25 * min(L.nn_spacing(y, device=device), 0.2)
         basin_ends = L.follow(model, pts.float(), t=t_follow, schedule=sched).cpu().numpy()
-        samples = sample(model, (n_samples, 2), sampler="ddpm", steps=250, seed=seed).numpy()
+        samples = sample(model, (n_samples, 2), sampler="ddpm", steps=250, seed=seed,
+                         device=next(model.parameters()).device).cpu().numpy()
         ends = L.follow(model, samples, t=t_follow, schedule=sched).cpu().numpy()
         c = L.census(ends, delta=delta, train=y)
         centres = np.stack([ends[c.component == a].mean(0) for a in range(c.n_attractors)])

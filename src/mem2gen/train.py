@@ -22,6 +22,7 @@ from . import diffusion, layout
 from .config import TrainConfig, log_spaced_steps  # noqa: F401 - log_spaced_steps re-exported
 from .errors import DamagedFile, Mem2genError, check
 from .files import atomic_path, changed_keys, read_json, write_text
+from .kernels import tf32
 from .models import load_model, model_config, save_model, shape_only
 
 log = logging.getLogger(__name__)
@@ -155,14 +156,13 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
                                f"({str(e).splitlines()[0][:120]}); use another output directory") from None
         log.info("%s: resuming at step %d of %d", state_file, step, cfg.steps)
     use_amp = cfg.bf16 and device.type == "cuda"
-    if device.type == "cuda" and not use_amp:  # fp32 with TF32 matmuls and convolutions, as the authors
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=1.0)
     window = []
     # the per-step seeding (for dropout) must not leak into the caller's global RNG
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    # fp32 on CUDA with TF32 matmuls and convolutions, as the authors; the flags restored when training ends
+    with tf32(device.type == "cuda" and not use_amp), \
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         while step < cfg.steps:
             seed = _step_seed(cfg.seed, step)
             g = torch.Generator().manual_seed(seed)

@@ -184,6 +184,7 @@ def landscape_cmd(quiet, **kw):
 @lib_option(run_toy, "t_energy", "--t-energy", type=int, help="Step at which energies are drawn.")
 @lib_option(run_toy, "t_follow", "--t-follow", type=int, help="Noise level of the fixed-point iteration.")
 @lib_option(run_toy, "seed", "--seed", type=int)
+@lib_option(run_toy, "device", "--device", help="[default: cuda when present]")
 @lib_option(run_toy, "out", "--out", type=click.Path(path_type=Path))
 @lib_option(run_toy, "overwrite", "--overwrite", is_flag=True)
 @click.option("--quiet", is_flag=True)

@@ -1,0 +1,114 @@
+"""Devices routed where the user says, precision scoped to the code that needs it, out of memory as one
+line. CUDA is simulated: a CPU torch patched to report two GPUs, where any real CUDA call fails
+("Torch not compiled with CUDA enabled"), so a command that touches CUDA cannot pass."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import cli
+from mem2gen.executors import Devices, Sequential, make_executor
+
+TINY = dict(sizes=[2, 8], n_eval=20, sample_steps=3, sample_batch=16, bootstrap_iterations=50, quality_check=False,
+            train={"steps": 6, "batch": 8, "checkpoint_every": 3, "save_steps": [3, 6]})
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+
+
+def test_the_executor_obeys_the_user(two_gpus):
+    cases = [  # (devices, configured device) -> (executor, its device or devices)
+        (None, None, Devices, ["cuda:0", "cuda:1"]),  # nothing said: every visible GPU
+        (None, "cpu", Sequential, "cpu"),  # one configured device: everything on it
+        (None, "cuda:1", Sequential, "cuda:1"),
+        (["cuda:1"], None, Sequential, "cuda:1"),  # one device given: one after another there
+        (["cpu"], "cuda:0", Sequential, "cpu"),  # --devices wins over the config's device
+        (["cpu", "cpu"], None, Devices, ["cpu", "cpu"]),
+    ]
+    for devices, device, kind, where in cases:
+        ex = make_executor("local", devices=devices, device=device, echo=lambda *a: None)
+        assert type(ex) is kind, (devices, device)
+        assert (ex.devices if kind is Devices else ex.device) == where, (devices, device)
+
+
+def test_one_gpu_or_none_runs_in_this_process(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    ex = make_executor("local", echo=lambda *a: None)
+    assert type(ex) is Sequential and ex.device is None
+
+
+@pytest.mark.slow
+def test_cpu_commands_never_touch_cuda(two_gpus, tmp_path, capsys):
+    """Under a torch that reports two GPUs, `--device cpu` (and `--devices cpu`) keeps every stage, check
+    and command on the CPU: sweep (training, sampling, the null and off-manifold searches), landscape,
+    dynamics, toy."""
+    import json
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(TINY))
+    run = tmp_path / "run"
+    assert cli("sweep", "--config", cfg, "--device", "cpu", "--out", run, "--quiet") == 0, capsys.readouterr().err
+    assert cli("sweep", "--config", cfg, "--devices", "cpu", "--out", tmp_path / "run2", "--quiet") == 0
+    assert (tmp_path / "run2" / "results.csv").read_bytes() == (run / "results.csv").read_bytes()
+    assert cli("landscape", run, "--device", "cpu", "--n-samples", "4", "--trials", "2", "--steps", "2",
+               "--quiet") == 0, capsys.readouterr().err
+    assert cli("dynamics", run, "--device", "cpu", "--n-eval", "8", "--synthetic-cap", "8", "--loss-items", "4") == 0, \
+        capsys.readouterr().err
+    assert cli("toy", "--device", "cpu", "--sizes", "2", "--steps", "5", "--out", tmp_path / "toy", "--quiet") == 0, \
+        capsys.readouterr().err
+
+
+def test_precision_flags_are_scoped_and_restored(monkeypatch):
+    """The exact search runs its float32 pass in full fp32 whatever the caller set, and leaves the
+    caller's TF32 flags as they were; so does training."""
+    import mem2gen.neighbors as nb
+    from mem2gen.config import TrainConfig
+    from mem2gen.kernels import tf32
+    from mem2gen.models import MLP
+    from mem2gen.train import train
+
+    seen = []
+    real = nb._rerank
+
+    def spy(*a, **kw):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(nb, "_rerank", spy)
+    x = np.random.default_rng(0).uniform(-1, 1, (50, 6)).astype(np.float32)
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        for flag in (True, False):
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = flag
+            nb.nearest(x, x, 3)
+            assert seen[-1] == (False, False)  # inside: full fp32
+            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (flag, flag)
+            train(MLP(sample_shape=(6,), hidden=16, depth=1), x, TrainConfig(steps=3, batch=8), progress=False)
+            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (flag, flag)
+        with pytest.raises(ZeroDivisionError):  # restored on the way out of an error too
+            with tf32(True):
+                1 / 0
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def test_out_of_device_memory_is_one_line(monkeypatch, tmp_path, capsys):
+    """torch's OutOfMemoryError (a RuntimeError) raised inside sampling: one line naming what to lower,
+    exit 2, not an internal error."""
+    import mem2gen.sample
+    from mem2gen.config import ModelSpec
+    from mem2gen.models import build_model, save_model
+
+    save_model(build_model(ModelSpec(kind="mlp", hidden=8, depth=1), (1, 4, 4)), tmp_path / "m", meta={"step": 0})
+
+    def oom(*a, **kw):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB")
+
+    monkeypatch.setattr(mem2gen.sample.diffusion, "sample", oom)
+    assert cli("sample", "--model", tmp_path / "m", "--n", "4", "--steps", "2", "--out", tmp_path / "s.npy",
+               "--quiet") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of device memory" in err[0] and "--batch" in err[0]
