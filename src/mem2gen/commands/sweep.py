@@ -108,14 +108,21 @@ def status(run_dir, full):
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The model-level table (.csv).")
 def pool(runs, out):
-    """Model-level table from replicate runs (run folders, or their results.csv) that differ only in seed."""
+    """Model-level table from replicate runs (run folders, or their results.csv) that differ only in seed;
+    a folder's own replicates count as models too."""
     folders = [r for r in runs if r.is_dir()]
     if folders:
         groups = replicate_groups([Run(r).config.to_dict() for r in folders])
         check(len(groups) == 1, "these run folders differ in more than their seed; pool replicates of one setting")
     check(out.suffix == ".csv", f"--out {out} must end in .csv")
     check(not out.exists(), f"{out} exists; choose another --out")
-    tables = [Run(r).point_results() if r.is_dir() else read_rows(r) for r in runs]
+    tables = []
+    for r in runs:  # one table per model: a run folder with replicates gives one per replicate
+        if not r.is_dir():
+            tables.append(read_rows(r))
+            continue
+        pts = Run(r).point_results()
+        tables += [[x for x in pts if x["replicate"] == rep] for rep in sorted({x["replicate"] for x in pts})]
     rows = pool_rows(tables)
     write_csv(out, rows, fields=list(dict.fromkeys(k for r in rows for k in r)))
     click.echo(f"{'K':>6} {'R':>3} {'spurious':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  above the null")
