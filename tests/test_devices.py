@@ -112,3 +112,30 @@ def test_out_of_device_memory_is_one_line(monkeypatch, tmp_path, capsys):
                "--quiet") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "out of device memory" in err[0] and "--batch" in err[0]
+
+
+def test_bad_devices_and_a_refused_job_array_are_one_line(tmp_path, capsys, monkeypatch):
+    """A --devices entry that does not exist is refused before any folder is made; a job array that
+    Slurm refuses (here submitit raising at submission) is one line naming the limits to check."""
+    assert cli("sweep", "--sizes", "2", "--devices", "cpu,cuda:7", "--out", tmp_path / "r") == 2
+    assert "cuda:7" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    submitit = pytest.importorskip("submitit")
+    from mem2gen.executors import Submitit
+
+    class Refusing:
+        cluster = "local"
+
+        def __init__(self, **kw):
+            pass
+
+        def update_parameters(self, **kw):
+            pass
+
+        def map_array(self, *a):
+            raise RuntimeError("sbatch: error: Batch job submission failed:\nRequested time limit is invalid")
+
+    monkeypatch.setattr(submitit, "AutoExecutor", Refusing)
+    from mem2gen import Mem2genError
+
+    with pytest.raises(Mem2genError, match="Slurm did not accept.*time limit is invalid.*--timeout-min"):
+        list(Submitit(tmp_path / "jobs", cluster="local", echo=lambda *a: None).map(lambda k: k, [2]))

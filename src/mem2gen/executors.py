@@ -137,7 +137,13 @@ class Submitit:
         ex.update_parameters(**self.params, **(self.slurm if ex.cluster == "slurm" else {}))
         pending = list(ks)
         for attempt in range(self.retries + 1):
-            jobs = ex.map_array(job, pending)
+            try:
+                jobs = ex.map_array(job, pending)
+            except Exception as e:  # noqa: BLE001 - sbatch's refusal (partition, time limit, account): one line
+                msg = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+                raise Mem2genError(f"Slurm did not accept the job array ({msg}); check --partition, --gpus and "
+                                   f"--timeout-min (now {self.params['timeout_min']} min) against the "
+                                   "partition's limits") from None
             self.echo(f"submitted {len(jobs)} job(s) for K = {pending} ({ex.cluster}, attempt {attempt + 1})")
             failed = []
             for k, j in zip(pending, jobs):

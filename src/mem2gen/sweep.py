@@ -240,7 +240,11 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     ``executor``: local (one point after another, or one worker process per device given several
     ``devices``; by default every visible GPU when there are several), slurm or submitit-local.
     """
+    from .models import check_device  # torch
+
     run = check_folder(run_dir)
+    for d in devices or []:  # every device of --devices exists, before any work
+        check_device(d)
     with run_lock(run, command="mem2gen sweep"):
         ks = prepare(cfg, run, overwrite=overwrite)
         for p in clean_leftovers(run):

@@ -155,7 +155,8 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
             raise Mem2genError(f"{state_file} was written by a different model or is damaged "
                                f"({str(e).splitlines()[0][:120]}); use another output directory") from None
         log.info("%s: resuming at step %d of %d", state_file, step, cfg.steps)
-    use_amp = cfg.bf16 and device.type == "cuda"
+    # bf16 autocast only where the GPU computes bf16 natively (an emulating GPU runs it slower than fp32)
+    use_amp = cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=1.0)
     window = []

@@ -22,10 +22,11 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
                 batch: int = TrainConfig.batch, lr: float = TrainConfig.lr, ema_decay: float = TrainConfig.ema_decay,
                 weight_decay: float = TrainConfig.weight_decay, data_noise: float = TrainConfig.data_noise,
                 seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None,
-                snapshots: int = 0, device: str | None = None, progress: bool = True) -> dict:
+                snapshots: int = 0, bf16: bool = False, device: str | None = None, progress: bool = True) -> dict:
     """Train one DDPM on S_K (the first ``size`` items of the ``split_seed`` permutation of ``data``) into
     ``out``; resumes if interrupted, refuses a folder started with other settings. ``snapshots`` keeps
-    that many log-spaced EMA snapshots. Returns what was trained."""
+    that many log-spaced EMA snapshots. ``bf16``: bf16 autocast on a CUDA GPU that computes it natively
+    (default fp32 with TF32 matmuls, as the paper presets). Returns what was trained."""
     from ..models import check_device  # torch
 
     spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout)
@@ -34,7 +35,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
     check(seed >= 0 and split_seed >= 0, "seeds must be whole numbers >= 0")
     check_device(device)
     cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed, weight_decay=weight_decay,
-                      data_noise=data_noise,
+                      data_noise=data_noise, bf16=bf16,
                       save_steps=log_spaced_steps(steps, snapshots) if snapshots else ())
     out = Path(out)
     check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
@@ -120,6 +121,7 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int =
             help="numpy's permutation, or the authors' (torch.randperm, their random_split).")
 @lib_option(train_model, "image_size", "--image-size", type=int, help="Resize folder/LSUN images to this size.")
 @lib_option(train_model, "snapshots", "--snapshots", type=int, help="Keep this many log-spaced EMA snapshots.")
+@lib_option(train_model, "bf16", "--bf16/--no-bf16", help="bf16 autocast on a GPU that computes bf16 natively.")
 @lib_option(train_model, "device", "--device")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--quiet", is_flag=True)
