@@ -132,8 +132,9 @@ def format_table(rows, caps) -> str:
     null = all("null_spurious" in r for r in rows)
     models = caps.get("inference") == "models"
     spread = "sd between models" if models else "bootstrap std"
+    at_null = "spu. at null |S'|"
     lines = [f"{'K':>7} {'R':>3} {'memorized':>16} {'spurious':>16} {'generalized':>16}"
-             + (f" {'spu. at null |S_p|':>18} {'null':>7} {'excess [95%]':>22}" if null else "")]
+             + (f" {at_null:>18} {'null':>7} {'excess [95%]':>22}" if null else "")]
     for r in rows:
         cells = [f"{r[f'mean_{n}']:.3f} ± {_num(r[f'std_{n}'])}" for n in LABELS]
         if null and r["null_spurious"] is None:
