@@ -139,3 +139,30 @@ def test_bad_devices_and_a_refused_job_array_are_one_line(tmp_path, capsys, monk
 
     with pytest.raises(Mem2genError, match="Slurm did not accept.*time limit is invalid.*--timeout-min"):
         list(Submitit(tmp_path / "jobs", cluster="local", echo=lambda *a: None).map(lambda k: k, [2]))
+
+
+def test_out_of_memory_in_the_network_backs_off_with_the_same_samples():
+    """A network that runs out of memory on more than 8 rows: sampling splits only its calls (2, then 4
+    parts) and makes the same samples as a network that never runs out; an error that is not out of
+    memory, or a batch that cannot be split further, is raised as it is."""
+    from mem2gen.diffusion import sample
+
+    class Net(torch.nn.Module):
+        def __init__(self, limit=None, error=torch.OutOfMemoryError):
+            super().__init__()
+            self.limit, self.error, self.calls = limit, error, []
+
+        def forward(self, x, t):
+            self.calls.append(len(x))
+            if self.limit is not None and len(x) > self.limit:
+                raise self.error("CUDA out of memory")
+            return torch.tanh(x) * (t.view(-1, 1) / 1000.0)  # row-wise: any split gives the same numbers
+
+    ref = sample(Net(), (32, 6), sampler="ddpm", steps=5, seed=3)
+    small = Net(limit=8)
+    assert torch.equal(sample(small, (32, 6), sampler="ddpm", steps=5, seed=3), ref)
+    assert small.calls[:2] == [32, 16] and set(small.calls[2:]) == {8}  # 2 parts fail, 4 fit and are kept
+    with pytest.raises(RuntimeError, match="out of memory"):
+        sample(Net(limit=0), (4, 6), steps=2)  # one row that does not fit: nothing left to split
+    with pytest.raises(ValueError):
+        sample(Net(limit=8, error=ValueError), (32, 6), steps=2)

@@ -7,6 +7,7 @@ set (SPEC §6) is an ε-model that needs no training and can only reproduce trai
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,8 @@ from torch.nn import functional as F
 
 from .errors import check
 from .kernels import softmax_average
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,30 @@ def loss(model, schedule: Schedule, x0: torch.Tensor, *, generator: torch.Genera
     return F.mse_loss(model(noisy(schedule, x0, t, noise), t), noise)
 
 
+class SplitOnOOM:
+    """``model(x, t)`` that, when the device runs out of memory, calls the network on the same batch in
+    2, 4, 8, … parts and keeps that split for the later calls. Only the network call is split: the noise
+    and the sampler's steps are drawn for the whole shard as before, so the samples are the same (up to
+    the last bits of the network's arithmetic on a smaller batch)."""
+
+    def __init__(self, model):
+        self.model, self.parts = model, 1
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        while True:
+            try:
+                if self.parts == 1:
+                    return self.model(x, t)
+                return torch.cat([self.model(a, b) for a, b in zip(x.chunk(self.parts), t.chunk(self.parts))])
+            except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
+                if type(e).__name__ != "OutOfMemoryError" or self.parts >= len(x):
+                    raise
+                self.parts *= 2
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                log.warning("out of device memory: the network now runs on %d parts of each batch", self.parts)
+
+
 @torch.no_grad()
 def sample(model, shape: tuple, *, schedule: Schedule = Schedule(), sampler: str = "ddpm", steps: int = 1000,
            eta: float = 0.0, seed: int = 0, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -73,9 +100,10 @@ def sample(model, shape: tuple, *, schedule: Schedule = Schedule(), sampler: str
     sched.set_timesteps(steps)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=g, dtype=dtype).to(device)
+    net = SplitOnOOM(model)
     for t in sched.timesteps:
         tt = torch.full((shape[0],), int(t), device=device, dtype=torch.long)
-        eps = model(x, tt)
+        eps = net(x, tt)
         kw = dict(eta=eta) if sampler == "ddim" else {}
         x = sched.step(eps, t, x, generator=g, **kw).prev_sample
     return x.clamp(-1, 1)
