@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .data import to_float
-from .diffusion import Schedule
+from .diffusion import Schedule, SplitOnOOM
 from .errors import check
 from .neighbors import nearest
 
@@ -199,6 +199,7 @@ def reverse_from(model, x_t, t, *, schedule: Schedule = Schedule(), steps: int =
                  generator: torch.Generator | None = None, clip: bool = True) -> torch.Tensor:
     """Run DDIM(η) from each row's own step t down to x̂0 in ``steps`` steps (η = 0: deterministic, the
     probability-flow discretisation; η = 1: ancestral-like). Rows may start at different t."""
+    net = SplitOnOOM(model)  # out of device memory: the network on parts of the batch, same results
     x = x_t.clone()
     tt = _steps(t, len(x), x.device)
     ab_all = schedule.alphas_cumprod.to(x.device).float()
@@ -208,7 +209,7 @@ def reverse_from(model, x_t, t, *, schedule: Schedule = Schedule(), steps: int =
         nxt = torch.div(tt * (steps - j - 1), steps, rounding_mode="floor") if j < steps - 1 else None
         ab = ab_all[cur].view(view)
         ab_prev = ab_all[nxt].view(view) if nxt is not None else torch.ones_like(ab)
-        eps = model(x, cur)
+        eps = net(x, cur)
         x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
         if clip:
             x0 = x0.clamp(-1, 1)
@@ -307,6 +308,7 @@ def follow(model, x, *, t: int = 50, iters: int = 100, tol: float = 1e-5, schedu
     """Where each sample's dynamics end: iterate the denoiser at noise level t without injecting noise,
     x ← x̂0(√ᾱ_t x, t), until no row moves more than ``tol``. For the optimal denoiser this is the
     DenseAM update with a per-pattern bias (SPEC §6); its fixed points are the attractors."""
+    net = SplitOnOOM(model)
     x = _rows(x, model)
     ab = schedule.alphas_cumprod[int(t)].float().to(x.device)
     out = []
@@ -315,7 +317,7 @@ def follow(model, x, *, t: int = 50, iters: int = 100, tol: float = 1e-5, schedu
         tt = torch.full((len(h),), int(t), dtype=torch.long, device=x.device)
         for _ in range(iters):
             xt = ab.sqrt() * h
-            new = ((xt - (1 - ab).sqrt() * model(xt, tt)) / ab.sqrt()).clamp(-1, 1)
+            new = ((xt - (1 - ab).sqrt() * net(xt, tt)) / ab.sqrt()).clamp(-1, 1)
             moved = float(_flat_norm(new - h).max())
             h = new
             if moved <= tol:
