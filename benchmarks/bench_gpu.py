@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 from mem2gen.datasets import ARCHITECTURES  # noqa: E402
+from mem2gen.kernels import tf32 as tf32_flags  # noqa: E402
 from mem2gen.models import build_unet, n_params  # noqa: E402
 
 
@@ -39,8 +40,14 @@ def sync(device):
 
 def train_rate(arch: str, device, *, batch: int, steps: int, bf16: bool, tf32: bool, channels_last: bool,
                compile: bool) -> float:
-    """Images/s of forward + backward + Adam on random data at ``arch``'s resolution (after warm-up)."""
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    """Images/s of forward + backward + Adam on random data at ``arch``'s resolution (after warm-up), with
+    the TF32 flags set for this variant only (restored after, so later figures are what they say)."""
+    with tf32_flags(tf32):
+        return _train_rate(arch, device, batch=batch, steps=steps, bf16=bf16, channels_last=channels_last,
+                           compile=compile)
+
+
+def _train_rate(arch, device, *, batch, steps, bf16, channels_last, compile) -> float:
     a = ARCHITECTURES[arch]
     model = build_unet(a).to(device).train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -139,26 +146,47 @@ def main():
                 ("bf16+channels_last", dict(bf16=True, tf32=True, channels_last=True, compile=False))]
     if device.type == "cuda":
         variants.append(("bf16+compile", dict(bf16=True, tf32=True, channels_last=False, compile=True)))
+    def save():  # after every figure: a later failure or a kill keeps what was measured
+        if args.out:
+            Path(args.out).write_text(json.dumps(res, indent=1, default=str))
+
+    def measure(what, fn):
+        """One figure, isolated: an error (a failed torch.compile, out of memory) is recorded, not fatal."""
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001
+            print(f"{what}: failed ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})", flush=True)
+            return {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+
+    # the device's start-up (context, cuDNN autotuning, allocator) before any timed variant
+    measure("warm-up", lambda: train_rate(archs[0], device, batch=batch, steps=2, bf16=False, tf32=False,
+                                          channels_last=False, compile=False))
     res["train"] = {}
     for arch in archs:
-        row = {"params_M": n_params(build_unet(ARCHITECTURES[arch])) / 1e6}
+        row = res["train"][arch] = {"params_M": n_params(build_unet(ARCHITECTURES[arch])) / 1e6}
         for name, kw in variants:
-            row[name] = train_rate(arch, device, batch=batch, steps=steps, **kw)
-            print(f"train {arch}: {name} {row[name]:.0f} img/s ({row[name] / row['fp32']:.2f}x fp32)", flush=True)
-        res["train"][arch] = row
+            row[name] = measure(f"train {arch} {name}",
+                                lambda: train_rate(arch, device, batch=batch, steps=steps, **kw))
+            if isinstance(row[name], float) and isinstance(row.get("fp32"), float):
+                print(f"train {arch}: {name} {row[name]:.0f} img/s ({row[name] / row['fp32']:.2f}x fp32)", flush=True)
+            save()
     res["sample"] = {}
     for arch in archs:
-        row = {name: sample_rate(arch, device, batch=64 if args.quick else 1024, evals=2 if args.quick else 20,
-                                 bf16=bf16) for name, bf16 in (("fp32", False), ("bf16", True))}
-        res["sample"][arch] = row
-        print(f"sample {arch}: DDPM-1000 {row['fp32']:.1f} samples/s fp32, {row['bf16']:.1f} bf16", flush=True)
+        row = res["sample"][arch] = {}
+        for name, bf16 in (("fp32", False), ("bf16", True)):
+            row[name] = measure(f"sample {arch} {name}", lambda: sample_rate(
+                arch, device, batch=64 if args.quick else 1024, evals=2 if args.quick else 20, bf16=bf16))
+            save()
+        show = {k: f"{v:.1f}" if isinstance(v, float) else v for k, v in row.items()}
+        print(f"sample {arch}: DDPM-1000 {show['fp32']} samples/s fp32, {show['bf16']} bf16", flush=True)
     n, refs = (200, (1000, 4000)) if args.quick else (10_000, (60_000, 240_000))
-    res["search_s"] = search_time(device, n=n, refs=refs)
-    print(f"search {n} x ({refs[0]} + {refs[1]}), 784-d: {res['search_s']:.2f} s", flush=True)
-    res["bf16_fractions"] = bf16_fractions(device, quick=args.quick)
-    print("bf16 vs fp32 fractions inside each other's 95% interval, per K:", res["bf16_fractions"]["agree"])
-    if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=1, default=str))
+    res["search_s"] = measure("search", lambda: search_time(device, n=n, refs=refs))
+    save()
+    shown = f"{res['search_s']:.2f}" if isinstance(res["search_s"], float) else res["search_s"]
+    print(f"search {n} x ({refs[0]} + {refs[1]}), 784-d (full fp32): {shown} s", flush=True)
+    res["bf16_fractions"] = measure("bf16 fractions", lambda: bf16_fractions(device, quick=args.quick))
+    save()
+    print("bf16 vs fp32 fractions inside each other's 95% interval, per K:", res["bf16_fractions"].get("agree"))
 
 
 if __name__ == "__main__":
