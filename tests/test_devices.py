@@ -166,3 +166,22 @@ def test_out_of_memory_in_the_network_backs_off_with_the_same_samples():
         sample(Net(limit=0), (4, 6), steps=2)  # one row that does not fit: nothing left to split
     with pytest.raises(ValueError):
         sample(Net(limit=8, error=ValueError), (32, 6), steps=2)
+
+
+def test_deterministic_switch(monkeypatch):
+    """`mem2gen --deterministic` turns on torch's deterministic algorithms (and cuBLAS's fixed workspace,
+    cuDNN without autotuning) in this process and, through the variable, in a sweep's workers."""
+    import os
+
+    for var in ("MEM2GEN_DETERMINISTIC", "CUBLAS_WORKSPACE_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    flags = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark)
+    try:
+        assert cli("sizes", "--doubling", "2", "--n", "8") == 0 and not torch.are_deterministic_algorithms_enabled()
+        assert cli("--deterministic", "sizes", "--doubling", "2", "--n", "8") == 0
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert os.environ["MEM2GEN_DETERMINISTIC"] == "1" and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(flags[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags[1], flags[2]

@@ -21,12 +21,19 @@ from .errors import Mem2genError
 @click.option("--threads", type=click.IntRange(min=1), default=None, envvar="MEM2GEN_THREADS", show_envvar=True,
               help="CPU threads for torch. [default: torch's (one per core)]. With another process busy on "
                    "the machine, 1 was 1.7x faster for training (BENCHMARKS.md, threads).")
+@click.option("--deterministic", is_flag=True, envvar="MEM2GEN_DETERMINISTIC", show_envvar=True,
+              help="Deterministic GPU kernels: a CUDA run repeats bit for bit (slower). CPU runs are without it.")
 @click.option("-v", "--verbose", count=True,
               help="Diagnostics on stderr: -v what each stage chose and how long it took (INFO), -vv more (DEBUG).")
-def cli(threads, verbose):
+def cli(threads, deterministic, verbose):
     """mem2gen: memorization -> spurious states -> generalization in diffusion models."""
     if threads:
         set_threads(threads)
+    if deterministic:  # also for the worker processes a sweep starts (they read the variable)
+        from .kernels import deterministic as set_deterministic  # torch
+
+        os.environ["MEM2GEN_DETERMINISTIC"] = "1"
+        set_deterministic()
     set_verbosity(verbose)
 
 

@@ -14,6 +14,7 @@ every point (``k``: its key, the size K or "K.r<replicate>") and yields each fin
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from typing import Callable, Iterator
 
@@ -41,6 +42,10 @@ class Sequential:
 
 def _worker(job, device: str, wid: int, jobs, results) -> None:
     # SimpleQueues write synchronously: a message sent is in the pipe even if the process is killed next
+    if os.environ.get("MEM2GEN_DETERMINISTIC") == "1":  # `mem2gen --deterministic` holds in the workers too
+        from .kernels import deterministic
+
+        deterministic()
     while True:
         k = jobs.get()
         if k is None:
@@ -116,7 +121,7 @@ class Submitit:
     """A submitit job array: Slurm (``cluster="slurm"``) or submitit's local backend."""
 
     def __init__(self, folder, *, cluster: str = "slurm", partition: str | None = None, gpus_per_node: int = 1,
-                 cpus_per_task: int = 8, mem_gb: int = 32, timeout_min: int = 60 * 24 * 3,
+                 cpus_per_task: int = 8, mem_gb: int = 32, timeout_min: int = 60 * 24,
                  array_parallelism: int = 64, retries: int = 2, echo=print):
         self.folder, self.cluster, self.retries, self.echo = folder, cluster, retries, echo
         self.params = dict(timeout_min=timeout_min, cpus_per_task=cpus_per_task, mem_gb=mem_gb, name="mem2gen")

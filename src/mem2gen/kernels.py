@@ -9,8 +9,19 @@ an online log-sum-exp so that no queries × patterns matrix is ever held in memo
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
+
+
+def deterministic() -> None:
+    """Deterministic kernels for this process (``mem2gen --deterministic``): CUDA then repeats a run bit
+    for bit (cuBLAS's workspace fixed, cuDNN's autotuning and nondeterministic algorithms off), at some
+    cost in speed; an operation with no deterministic CUDA form is refused by torch with its name. On the
+    CPU mem2gen is deterministic without it."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
 
 @contextlib.contextmanager
