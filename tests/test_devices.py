@@ -185,3 +185,41 @@ def test_deterministic_switch(monkeypatch):
     finally:
         torch.use_deterministic_algorithms(flags[0])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags[1], flags[2]
+
+
+def test_submitit_local_spreads_points_over_the_gpus(two_gpus, tmp_path, monkeypatch):
+    """submitit's local backend gives every job of an array the first GPU; with GPUs, each point is its
+    own job on the next GPU in turn."""
+    submitit = pytest.importorskip("submitit")
+    from mem2gen.executors import Submitit
+
+    class Done:
+        job_id = "0"
+
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    class Local:
+        cluster = "local"
+
+        def __init__(self, **kw):
+            self.params, self.seen = {}, []
+
+        def update_parameters(self, **kw):
+            self.params.update(kw)
+
+        def submit(self, fn, k):
+            self.seen.append((k, tuple(self.params["visible_gpus"])))
+            return Done(fn(k))
+
+        def map_array(self, *a):
+            raise AssertionError("one array would put every point on GPU 0")
+
+    made = []
+    monkeypatch.setattr(submitit, "AutoExecutor", lambda **kw: made.append(Local()) or made[-1])
+    out = list(Submitit(tmp_path / "jobs", cluster="local", echo=lambda *a: None).map(lambda k: {"K": k}, [2, 8, 32]))
+    assert out == [{"K": 2}, {"K": 8}, {"K": 32}]
+    assert made[0].seen == [(2, (0,)), (8, (1,)), (32, (0,))]

@@ -143,7 +143,7 @@ class Submitit:
         pending = list(ks)
         for attempt in range(self.retries + 1):
             try:
-                jobs = ex.map_array(job, pending)
+                jobs = self._submit(ex, job, pending)
             except Exception as e:  # noqa: BLE001 - sbatch's refusal (partition, time limit, account): one line
                 msg = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
                 raise Mem2genError(f"Slurm did not accept the job array ({msg}); check --partition, --gpus and "
@@ -161,6 +161,24 @@ class Submitit:
                 return
             pending = failed
         raise Mem2genError(f"points K = {pending} failed {self.retries + 1} times; see {self.folder} for their logs")
+
+
+    @staticmethod
+    def _submit(ex, job, keys) -> list:
+        """A job array; on submitit's local backend with GPUs, one job per point, each on its own GPU in
+        turn (its local array would give every job the first GPU)."""
+        if ex.cluster != "local":
+            return ex.map_array(job, keys)
+        import torch
+
+        n_gpu = torch.cuda.device_count()
+        if n_gpu == 0:
+            return ex.map_array(job, keys)
+        jobs = []
+        for i, k in enumerate(keys):
+            ex.update_parameters(gpus_per_node=1, visible_gpus=[i % n_gpu])
+            jobs.append(ex.submit(job, k))
+        return jobs
 
 
 def make_executor(name: str = "local", *, folder=None, devices: list[str] | None = None, slurm: dict | None = None,
