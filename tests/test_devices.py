@@ -223,3 +223,28 @@ def test_submitit_local_spreads_points_over_the_gpus(two_gpus, tmp_path, monkeyp
     out = list(Submitit(tmp_path / "jobs", cluster="local", echo=lambda *a: None).map(lambda k: {"K": k}, [2, 8, 32]))
     assert out == [{"K": 2}, {"K": 8}, {"K": 32}]
     assert made[0].seen == [(2, (0,)), (8, (1,)), (32, (0,))]
+
+
+def test_a_model_keeps_its_precision_across_a_resume(tmp_path):
+    """The checkpoint records the precision its model was trained in; a bf16 run is not resumed in
+    another precision (here: on the CPU), an fp32 one resumes as it was."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from mem2gen import Mem2genError
+    from mem2gen.config import TrainConfig
+    from mem2gen.models import MLP
+    from mem2gen.train import STATE_FILE, train
+
+    x = np.random.default_rng(0).uniform(-1, 1, (16, 6)).astype(np.float32)
+    cfg = TrainConfig(steps=6, batch=8, checkpoint_every=3)
+    train(MLP(sample_shape=(6,), hidden=16, depth=1), x, cfg, tmp_path, progress=False, stop_at=3)
+    f = tmp_path / STATE_FILE
+    with safe_open(str(f), framework="pt") as h:
+        meta, tensors = h.metadata(), {k: h.get_tensor(k) for k in h.keys()}
+    assert meta["bf16"] == "0"
+    save_file(tensors, str(f), metadata={**meta, "bf16": "1"})
+    with pytest.raises(Mem2genError, match="trained in bf16"):
+        train(MLP(sample_shape=(6,), hidden=16, depth=1), x, cfg, tmp_path, progress=False)
+    save_file(tensors, str(f), metadata=meta)
+    assert train(MLP(sample_shape=(6,), hidden=16, depth=1), x, cfg, tmp_path, progress=False).step == 6

@@ -59,7 +59,7 @@ def _ema_update(ema, model, decay: float) -> None:
             e.copy_(b)
 
 
-def _save_state(path: Path, model, ema, opt, step: int, losses: list) -> None:
+def _save_state(path: Path, model, ema, opt, step: int, losses: list, bf16: bool = False) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -69,7 +69,7 @@ def _save_state(path: Path, model, ema, opt, step: int, losses: list) -> None:
         for k, v in st.items():
             tensors[f"opt.{i}.{k}"] = torch.as_tensor(v)
     meta = {"step": str(step), "param_groups": json.dumps(sd["param_groups"]), "losses": json.dumps(losses),
-            "model": json.dumps(model_config(model))}
+            "model": json.dumps(model_config(model)), "bf16": "1" if bf16 else "0"}
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
 
@@ -89,7 +89,7 @@ def saved_step(out) -> int | None:
         return None
 
 
-def _load_state(path: Path, model, ema, opt) -> tuple[int, list]:
+def _load_state(path: Path, model, ema, opt) -> tuple[int, list, bool | None]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
@@ -110,7 +110,7 @@ def _load_state(path: Path, model, ema, opt) -> tuple[int, list]:
             _, i, name = k.split(".", 2)
             state.setdefault(int(i), {})[name] = v
     opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
-    return int(meta["step"]), json.loads(meta["losses"])
+    return int(meta["step"]), json.loads(meta["losses"]), None if "bf16" not in meta else meta["bf16"] == "1"
 
 
 @dataclass
@@ -146,17 +146,22 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.weight_decay
            else torch.optim.Adam(model.parameters(), lr=cfg.lr))
-    step, losses = 0, []
+    step, losses, saved_bf16 = 0, [], None
     state_file = out / STATE_FILE if out else None
     if state_file and state_file.exists():
         try:
-            step, losses = _load_state(state_file, model, ema, opt)
+            step, losses, saved_bf16 = _load_state(state_file, model, ema, opt)
         except (RuntimeError, KeyError, ValueError) as e:
             raise Mem2genError(f"{state_file} was written by a different model or is damaged "
                                f"({str(e).splitlines()[0][:120]}); use another output directory") from None
         log.info("%s: resuming at step %d of %d", state_file, step, cfg.steps)
     # bf16 autocast only where the GPU computes bf16 natively (an emulating GPU runs it slower than fp32)
     use_amp = cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    if saved_bf16 is not None and saved_bf16 != use_amp:  # one precision per model, whatever device resumes it
+        check(not saved_bf16, f"{state_file} was trained in bf16 on a GPU; resume it on a GPU with native bf16 "
+                              "(or start again in another folder)")
+        log.info("%s: resuming in fp32, the precision it was started in", state_file)
+        use_amp = False
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=1.0)
     window = []
@@ -194,7 +199,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
             if out and step in cfg.save_steps:
                 save_model(ema, out / "snapshots" / f"step-{step}", meta={"step": step})
             if out and (step % cfg.checkpoint_every == 0 or step == cfg.steps or step == stop_at):
-                _save_state(state_file, model, ema, opt, step, losses)
+                _save_state(state_file, model, ema, opt, step, losses, use_amp)
             if stop_at is not None and step >= stop_at and step < cfg.steps:
                 break
     bar.close()
