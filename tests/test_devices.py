@@ -248,3 +248,38 @@ def test_a_model_keeps_its_precision_across_a_resume(tmp_path):
         train(MLP(sample_shape=(6,), hidden=16, depth=1), x, cfg, tmp_path, progress=False)
     save_file(tensors, str(f), metadata=meta)
     assert train(MLP(sample_shape=(6,), hidden=16, depth=1), x, cfg, tmp_path, progress=False).step == 6
+
+
+def test_the_exact_search_stays_exact_when_tf32_is_on(monkeypatch):
+    """TF32 emulated on the CPU (matmul operands rounded to 10 mantissa bits while the flag is on), the
+    flag left on by the caller: near-copy queries among clusters of near-identical references get the
+    float64 reference's neighbours; the same search without its full-fp32 scope gets many wrong."""
+    import mem2gen.neighbors as nb
+
+    real_mm = torch.mm
+
+    def tf32_mm(a, b, out=None):
+        if torch.backends.cuda.matmul.allow_tf32 and a.dtype == torch.float32:
+            a, b = (((x.contiguous().view(torch.int32) + 0x1000) & ~0x1FFF).view(torch.float32) for x in (a, b))
+        return real_mm(a, b) if out is None else real_mm(a, b, out=out)
+
+    monkeypatch.setattr(torch, "mm", tf32_mm)
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        _near_copies_stay_exact(nb)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def _near_copies_stay_exact(nb):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-1, 1, (50, 784)).astype(np.float32)
+    refs = np.clip(np.concatenate([base + 0.001 * rng.standard_normal((50, 784)) for _ in range(40)]), -1, 1)
+    refs = refs.astype(np.float32)
+    q = np.clip(refs[:500] + 0.0005 * rng.standard_normal((500, 784)), -1, 1).astype(np.float32)
+    truth = nb.nearest(q, refs, 5, double=True)
+    got = nb.nearest(q, refs, 5)
+    assert np.array_equal(got.indices, truth.indices) and np.allclose(got.distances, truth.distances, rtol=1e-6)
+    unscoped = nb.nearest.__wrapped__(q, refs, 5)  # the emulation bites: the scope is what keeps it exact
+    assert (unscoped.indices != truth.indices).any(axis=1).sum() > 10
