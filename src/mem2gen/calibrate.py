@@ -1,4 +1,4 @@
-"""Calibrating the rule (SPEC §8): what eqs 4-6 say about real data that no model made, how the
+"""Calibrating the rule (paper eq 5 and App. B.2): what eqs 4-6 say about real data that no model made, how the
 spurious fraction depends on |S'|, and how robust it is to δs.
 
 - :func:`null_rates`: the rule applied to held-out real data in place of a model's samples — S = S_K,

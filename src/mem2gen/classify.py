@@ -35,7 +35,7 @@ DELTA_S = 0.28  # eq 5 for MNIST; other datasets: their registry entry
 
 def rule_settings(*, dataset: str | None = None, distance: str | None = None, delta_m: float | None = None,
                   delta_s: float | None = None, rule: str = "ratio") -> tuple[str, float, float]:
-    """The (distance, δm, δs) a classification uses: what is given, else the dataset's (SPEC §2),
+    """The (distance, δm, δs) a classification uses: what is given, else the dataset's (paper §2.1, Table 3),
     else the defaults of the rule (ratio: l2, 1/3, 0.28; absolute: l2, 0.03, 0.02). Validated here."""
     entry = datasets.get(dataset) if dataset else None
     distance = distance or (entry.distance if entry else "l2")

@@ -133,7 +133,7 @@ class SweepConfig:
     delta_s: float = 0.28  # spurious threshold δs (eq 5; the dataset's, Table 3)
     capacity_tol: float = 0.05  # ε of eqs 1-3
     bootstrap_iterations: int = 10_000  # multinomial resamplings for the error bars (App. B.1)
-    null_calibration: bool = True  # also apply the rule to held-out real data at each K (SPEC §8)
+    null_calibration: bool = True  # also apply the rule to held-out real data at each K (the rule's null)
     manifold_check: bool = True  # flag samples farther from all real data than real items are (off-manifold)
     quality_check: bool = True  # FD and KID of S_eval against real data in a dataset-trained feature space
     device: str | None = None  # where points run; does not change what they mean

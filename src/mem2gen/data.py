@@ -4,7 +4,7 @@ Sample sets are kept as they are on disk (uint8 stays uint8, .npy is memory-mapp
 into float chunk by chunk where they are used, so a set of hundreds of thousands of images never
 has to sit in memory as float.
 
-Conventions (SPEC §2): images are (N, C, H, W); uint8 pixels map to [-1, 1] by x/127.5 - 1; float
+Conventions: images are (N, C, H, W); uint8 pixels map to [-1, 1] by x/127.5 - 1; float
 pixels must already be in [-1, 1]. Feature vectors are (N, D) and are used as given.
 """
 from __future__ import annotations
@@ -266,7 +266,7 @@ SPLITS = ("numpy", "authors")
 
 
 def nested_subset(data: np.ndarray, size: int, *, seed: int = 3407, split: str = "numpy") -> np.ndarray:
-    """S_K: the first K items of one fixed-seed permutation, so S_2 ⊂ S_500 ⊂ … ⊂ S_N (SPEC §1)."""
+    """S_K: the first K items of one fixed-seed permutation, so S_2 ⊂ S_500 ⊂ … ⊂ S_N (paper App. B.1)."""
     n = len(data)
     check(size >= 2, f"training-set size {size} must be at least 2")
     check(size <= n, f"training-set size {size} exceeds the dataset ({n} items); use at most {n}")
@@ -278,7 +278,7 @@ def subset_indices(n: int, size: int, *, seed: int = 3407, split: str = "numpy")
 
     ``split="numpy"``: numpy's PCG64 permutation (mem2gen's own, kept so finished runs reopen).
     ``split="authors"``: ``torch.randperm(n, generator=torch.Generator().manual_seed(seed))``, the
-    permutation behind the authors' ``random_split`` (SPEC §5), so S_K is exactly their subset."""
+    permutation behind the authors' ``random_split``, so S_K is exactly their subset."""
     check(split in SPLITS, f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if split == "authors":
         import torch

@@ -65,7 +65,7 @@ ARCHITECTURES = {
 
 @dataclass(frozen=True)
 class Dataset:
-    """Every fact of one dataset (SPEC §2, §4, §5)."""
+    """Every fact of one dataset (paper §2.1, App. B, Tables 1-3)."""
 
     name: str
     shape: tuple  # (C, H, W) of one item

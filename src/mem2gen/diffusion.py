@@ -3,7 +3,7 @@
 Samplers are diffusers' DDPM (ancestral, the paper's, 1000 steps), DDIM (n steps, η) and DPM-Solver++
 (2M, deterministic ``dpm++``, or its SDE form ``dpm++sde``) schedulers driven over any ε-model
 ``model(x, t) -> ε``. The empirical optimal denoiser of a finite training
-set (SPEC §6) is an ε-model that needs no training and can only reproduce training points.
+set (paper App. C) is an ε-model that needs no training and can only reproduce training points.
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def sample(model, shape: tuple, *, schedule: Schedule = Schedule(), sampler: str
 
 
 class OptimalDenoiser(torch.nn.Module):
-    """The exact ε-model of a finite training set (SPEC §6, the ideal memorizer):
+    """The exact ε-model of a finite training set (paper App. C, the ideal memorizer):
 
         E[x0 | x_t] = Σ_j softmax_j(−‖x_t − √ᾱ_t y_j‖² / (2(1 − ᾱ_t))) y_j,
         ε̂ = (x_t − √ᾱ_t E[x0 | x_t]) / √(1 − ᾱ_t).
@@ -148,7 +148,7 @@ class OptimalDenoiser(torch.nn.Module):
         return out.reshape(x.shape).to(x.dtype)
 
     def energy(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        """E_t(x) = −log p_t(x) up to a constant that depends on t only (SPEC §8):
+        """E_t(x) = −log p_t(x) up to a constant that depends on t only:
         p_t(x) = (1/K) Σ_j N(x; √ᾱ_t y_j, (1 − ᾱ_t) I), so
         E_t(x) = ‖x‖²/(2(1 − ᾱ_t)) − log Σ_j exp(√ᾱ_t xᵀy_j/(1 − ᾱ_t) − ᾱ_t‖y_j‖²/(2(1 − ᾱ_t))) + const.
         Exact (log-sum-exp in the model's dtype): the reference for the landscape tools."""

@@ -12,7 +12,7 @@ run's distance and thresholds) and measures the denoising loss on S_K and on hel
                 dynamics.csv                           one row per (K, step)
                 dynamics.png                           the map, τ_mem(K) and the fit
 
-Definitions (SPEC §8 style, stated here because the paper has none):
+Definitions (stated here because the paper has none):
 
 - τ_mem(K) at level L: the first step at which the memorized fraction reaches L (½ by default; also
   reported at 0.05), interpolated linearly in log step between the two snapshots that bracket the

@@ -1,4 +1,4 @@
-"""Distance spaces (SPEC §2). Each distance the rule uses is d(a, b) = scale · ‖φ(a) − φ(b)‖^power
+"""Distance spaces (paper §2.1: l2 and LPIPS). Each distance the rule uses is d(a, b) = scale · ‖φ(a) − φ(b)‖^power
 for an embedding φ, so exact nearest neighbours are a matrix-product search over embeddings.
 
 - ``l2``: φ = flattened pixels in [-1, 1], power 1 (Euclidean norm, not squared).
@@ -137,7 +137,7 @@ def default_backbone_file(net: str) -> Path:
 
 
 class LPIPSEmbedding(nn.Module):
-    """φ(x) with LPIPS(x, y) = ‖φ(x) − φ(y)‖² exactly (SPEC §2 "LPIPS fact")."""
+    """φ(x) with LPIPS(x, y) = ‖φ(x) − φ(y)‖² exactly (LPIPS is a squared distance of normalised, weighted features)."""
 
     def __init__(self, *, net: str = "alex", backbone_state: dict | None = None, lin_state: dict | None = None):
         super().__init__()

@@ -2,7 +2,7 @@
 
 Both sides need one operation: a softmax-weighted average of stored vectors. A DenseAM step is
 x ← Σ_j softmax_j(β xᵀy_j) y_j (eq 10); the empirical optimal denoiser of a DDPM is
-E[x0 | x_t] = Σ_j softmax_j(β x_tᵀy_j − (β√ᾱ_t/2)‖y_j‖²) y_j with β = √ᾱ_t/(1 − ᾱ_t) (SPEC §6), the
+E[x0 | x_t] = Σ_j softmax_j(β x_tᵀy_j − (β√ᾱ_t/2)‖y_j‖²) y_j with β = √ᾱ_t/(1 − ᾱ_t) (paper App. C), the
 same average with a per-pattern bias. It lives here, below both, streamed over the patterns with
 an online log-sum-exp so that no queries × patterns matrix is ever held in memory.
 """

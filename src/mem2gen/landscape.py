@@ -1,4 +1,4 @@
-"""The attractor landscape of a diffusion model (paper §2, Hypothesis 2.1; SPEC §7-8).
+"""The attractor landscape of a diffusion model (paper §2, Hypothesis 2.1).
 
 Every function takes any ε-model ``model(x_t, t)`` (a trained U-Net or MLP, a loaded diffusers model,
 or :class:`mem2gen.diffusion.OptimalDenoiser`) and a :class:`mem2gen.diffusion.Schedule`, works on
@@ -60,7 +60,7 @@ def _steps(t, n: int, device) -> torch.Tensor:
 
 @torch.no_grad()
 def energy_gradient(model, x, t, *, schedule: Schedule = Schedule()) -> torch.Tensor:
-    """∇E_t(x) = ε_θ(x, t)/√(1 − ᾱ_t) for each row (SPEC §8), with E_t = −log p_t."""
+    """∇E_t(x) = ε_θ(x, t)/√(1 − ᾱ_t) for each row with E_t = −log p_t."""
     x = _rows(x, model)
     tt = _steps(t, len(x), x.device)
     ab = schedule.alphas_cumprod.to(x.device)[tt].to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
@@ -239,7 +239,7 @@ class Recovery:
 
 def recovery_times(model, x, *, delta: float, p: float = 0.9, trials: int = 10, steps: int = 20, eta: float = 0.0,
                    schedule: Schedule = Schedule(), seed: int = 0, batch: int = 8192) -> Recovery:
-    """Recovery (critical) time and basin radius of each sample x (SPEC §8).
+    """Recovery (critical) time and basin radius of each sample x.
 
     x is noised to step t by the forward process (``trials`` independent noises), the reverse
     process runs back from t (DDIM with ``steps`` steps and ``eta``), and a trial counts as recovered
@@ -307,7 +307,7 @@ def follow(model, x, *, t: int = 50, iters: int = 100, tol: float = 1e-5, schedu
            batch: int = 8192) -> torch.Tensor:
     """Where each sample's dynamics end: iterate the denoiser at noise level t without injecting noise,
     x ← x̂0(√ᾱ_t x, t), until no row moves more than ``tol``. For the optimal denoiser this is the
-    DenseAM update with a per-pattern bias (SPEC §6); its fixed points are the attractors."""
+    DenseAM update with a per-pattern bias (paper App. C); its fixed points are the attractors."""
     net = SplitOnOOM(model)
     x = _rows(x, model)
     ab = schedule.alphas_cumprod[int(t)].float().to(x.device)

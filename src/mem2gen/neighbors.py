@@ -1,4 +1,4 @@
-"""Exact streaming k-nearest-neighbour search (SPEC §2 "Numerics").
+"""Exact streaming k-nearest-neighbour search.
 
 Why this is ours and not faiss/sklearn: the rule needs d(x̂, x1) right exactly where memorization
 lives (d ≈ 0), and S' can be far larger than memory. The search therefore

@@ -1,4 +1,4 @@
-"""A 2-D toy whose energy is known exactly (SPEC §7): K points on a circle (or drawn from a Gaussian
+"""A 2-D toy whose energy is known exactly: K points on a circle (or drawn from a Gaussian
 mixture), one small MLP ε-model trained per K, and its learned energy landscape beside the exact
 energy of the empirical distribution at the same step t,
 
