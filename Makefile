@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 #   make venv TORCH_SPEC="torch" (or install your CUDA torch into .venv first).
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test test-fast bench bench-gpu clean
+.PHONY: venv demo test test-fast docs bench bench-gpu clean
 
 $(BIN)/mem2gen: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,3 +39,6 @@ bench-gpu: venv  # on a CUDA machine (install a CUDA torch into .venv first)
 
 clean:
 	rm -rf $(VENV) runs
+
+docs: venv  # docs/ pages rendered from docs/templates and the committed tables in docs/tables
+	$(BIN)/python scripts/render_docs.py

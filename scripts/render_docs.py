@@ -1,0 +1,85 @@
+"""Render the pages of docs/ whose numbers are measurements from their templates and the committed
+tables: every number such a page reports is a placeholder over docs/tables/ (``make docs``; a test
+re-renders each page and fails when it differs from the committed one).
+
+    {{ TABLE | SELECT | COLUMN | FORMAT }}
+
+TABLE is a CSV in docs/tables; SELECT picks its rows (``K=64``, ``R=3,tau=0.05``, ``K>=16,K<=128``;
+``*`` for all); COLUMN is a column, or ``min(col)``, ``max(col)``, ``count(col>0)``, ``rows`` over the
+rows picked (otherwise exactly one row must match); FORMAT is a Python format spec, or one ending in
+``pt`` for a fraction in percentage points (``+.1pt`` → +2.6). Run: ``python scripts/render_docs.py``
+(writes the pages) or ``--check`` (exit 1 naming each page that differs).
+"""
+import csv
+import operator
+import re
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}")
+OPS = {">=": operator.ge, "<=": operator.le, "!=": operator.ne, ">": operator.gt, "<": operator.lt, "=": operator.eq}
+
+
+def _value(v: str):
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def _rows(table: str, select: str, tables: Path) -> list[dict]:
+    with open(tables / table, newline="") as f:
+        rows = [{k: _value(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    for cond in ([] if select == "*" else select.split(",")):
+        op = next(o for o in OPS if o in cond)
+        key, want = (s.strip() for s in cond.split(op, 1))
+        rows = [r for r in rows if OPS[op](r[key], _value(want))]
+    return rows
+
+
+def _number(rows: list[dict], column: str):
+    m = re.fullmatch(r"(min|max|count)\((\w+)(>0)?\)", column)
+    if column == "rows":
+        return len(rows)
+    if m:
+        values = [r[m.group(2)] for r in rows if isinstance(r[m.group(2)], float)]  # empty cells left out
+        return sum(v > 0 for v in values) if m.group(1) == "count" else (min if m.group(1) == "min" else max)(values)
+    if len(rows) != 1:
+        raise ValueError(f"{len(rows)} rows match where one must")
+    return rows[0][column]
+
+
+def _format(value, spec: str) -> str:
+    if spec.endswith("pt"):
+        value, spec = value * 100, spec[:-2] + "f"
+    return format(value, spec)
+
+
+def render(text: str, tables: Path = DOCS / "tables") -> str:
+    """``text`` with every placeholder replaced by its number."""
+    def one(m):
+        table, select, column, spec = (s.strip() for s in m.group(1).split("|"))
+        try:
+            return _format(_number(_rows(table, select, tables), column), spec)
+        except (KeyError, ValueError, StopIteration, OSError) as e:
+            raise ValueError(f"{{{{{m.group(1)}}}}}: {e}") from None
+    return PLACEHOLDER.sub(one, text)
+
+
+def pages(tables: Path = DOCS / "tables") -> dict:
+    """{page path: its rendered text} for every template in docs/templates."""
+    return {DOCS / t.name: render(t.read_text(), tables) for t in sorted((DOCS / "templates").glob("*.md"))}
+
+
+if __name__ == "__main__":
+    stale = []
+    for path, text in pages().items():
+        if "--check" in sys.argv:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        sys.exit("differ from their templates and tables (python scripts/render_docs.py): " + ", ".join(stale))

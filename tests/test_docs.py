@@ -1,0 +1,39 @@
+"""The results pages are rendered from the committed tables: a page that differs from its template and
+tables fails, and a changed table value changes the page."""
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+spec = importlib.util.spec_from_file_location("render_docs", ROOT / "scripts" / "render_docs.py")
+render_docs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(render_docs)
+
+
+def test_pages_are_rendered_from_the_tables():
+    pages = render_docs.pages()
+    assert pages, "no templates in docs/templates"
+    for path, text in pages.items():
+        assert "{{" not in text
+        assert path.read_text() == text, f"{path.name} differs from its template and tables: make docs"
+
+
+def test_a_changed_table_value_changes_the_page(tmp_path):
+    tables = tmp_path / "tables"
+    shutil.copytree(ROOT / "docs" / "tables", tables)
+    before = render_docs.pages(tables)
+    f = tables / "pooled.csv"
+    f.write_text(f.read_text().replace("0.09873333333333334", "0.12873333333333334"))
+    after = render_docs.pages(tables)
+    page = ROOT / "docs" / "results.md"
+    assert "+9.9 points" in before[page] and "+12.9 points" in after[page] and "+9.9 points" not in after[page]
+
+
+def test_a_placeholder_that_finds_no_number_is_refused():
+    with pytest.raises(ValueError, match="no_such_column"):
+        render_docs.render("{{ pooled.csv | setting=quick | no_such_column | .2f }}")
+    with pytest.raises(ValueError, match="3 rows match"):
+        render_docs.render("{{ pooled.csv | * | excess | .2f }}")
+    assert render_docs.render("x {{ pooled.csv | setting=quick | models | .0f }} y") == "x 3 y"
