@@ -40,5 +40,6 @@ bench-gpu: venv  # on a CUDA machine (install a CUDA torch into .venv first)
 clean:
 	rm -rf $(VENV) runs
 
-docs: venv  # docs/ pages rendered from docs/templates and the committed tables in docs/tables
+docs: venv  # pages rendered from docs/templates and docs/tables, then the site (offline, strict) in site/
 	$(BIN)/python scripts/render_docs.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build
