@@ -80,7 +80,8 @@ def phase_diagram(rows, caps, path, *, title: str = "", replicates=None) -> None
     ``path`` (PNG) and the same figure as PDF beside it."""
     plt = pyplot()
     k = np.array([r["K"] for r in rows])
-    nrows = [r for r in rows if r.get("null_spurious") is not None]
+    # the lower panel compares with the null at its |S'| (rows whose files cannot say it are left out)
+    nrows = [r for r in rows if r.get("null_spurious") is not None and r.get("frac_spurious_at_null") is not None]
     if nrows:  # a second panel: the spurious fraction zoomed in, against the rule's null on held-out data
         fig, (ax, zoom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]})
     else:

@@ -141,7 +141,7 @@ def format_table(rows, caps) -> str:
             cells += ["–", "–", "no held-out data"]
         elif null:
             star = " *" if r["significant_spurious"] else "  "
-            cells += [f"{r['frac_spurious_at_null']:.3f}", f"{r['null_spurious']:.3f}",
+            cells += [_num(r.get("frac_spurious_at_null")), f"{r['null_spurious']:.3f}",
                       f"{r['excess_spurious']:+.3f} [{_num(r['excess_lo95_spurious'], '+.3f')}, "
                       f"{_num(r['excess_hi95_spurious'], '+.3f')}]{star}"]
         widths = [16, 16, 16, 18, 7, 22]
@@ -337,7 +337,7 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
             for n in LABELS
         ] + (["–", "–", "no held-out data (K = N)"] if null and r["null_spurious"] is None else
              [f"{r['null_spurious']:.3f} [{_num(r['null_lo95_spurious'])}, {_num(r['null_hi95_spurious'])}]",
-              f"{r['frac_spurious_at_null']:.3f}",
+              _num(r.get("frac_spurious_at_null")),
               f"{r['excess_spurious']:+.3f} [{_num(r['excess_lo95_spurious'], '+.3f')}, "
               f"{_num(r['excess_hi95_spurious'], '+.3f')}]"
               + ((" above the null (models)" if models else " above the null within this model")

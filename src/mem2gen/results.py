@@ -107,7 +107,8 @@ def point_row(point) -> dict:
                     f"null_count_{name}": n["counts"].get(name) if n.get("counts") else None,
                     f"model_count_{name}_at_null": n["model_counts"].get(name) if n.get("model_counts") else None,
                     f"frac_{name}_at_null": (n["model_counts"][name] / sum(n["model_counts"].values())
-                                             if n.get("model_counts") else None)}
+                                             if n.get("model_counts") else  # a file of an early version:
+                                             s["fractions"][name] if n["n_synthetic"] == s["n_synthetic"] else None)}
         row["null_n"] = sum(n["counts"].values()) if n.get("counts") else None
         row["model_n_at_null"] = sum(n["model_counts"].values()) if n.get("model_counts") else None
         row["null_n_synthetic"] = n["n_synthetic"]
