@@ -9,7 +9,8 @@ from conftest import cli, finished_sweep
 from mem2gen import Mem2genError
 from mem2gen.compare import compare
 from mem2gen.config import SweepConfig, dynamics_steps, parse_grid
-from mem2gen.dynamics import DynamicsConfig, DynamicsJob, crossing, dynamics, fit_power_law, fit_tau_mem, snapshot_steps
+from mem2gen.dynamics import DynamicsConfig, DynamicsJob, dynamics, snapshot_steps
+from mem2gen.timescales import crossing, fit_power_law, fit_tau_mem
 from mem2gen.run import Run
 from mem2gen.stats import capacity_shift
 from mem2gen.sweep import run_sweep, sweep

@@ -272,7 +272,7 @@ sitting on a training item. Mixture: a convex combination of the 3 nearest train
 
 
 def tau_text(value, status: str) -> str:
-    """A crossing time (:func:`mem2gen.dynamics.crossing`) as text: '740', '≤ 93' (already there at the
+    """A crossing time (:func:`mem2gen.timescales.crossing`) as text: '740', '≤ 93' (already there at the
     first snapshot) or 'never'."""
     return "never" if status == "never" else f"≤ {value:.0f}" if status == "before" else f"{value:.0f}"
 
