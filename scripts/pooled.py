@@ -5,7 +5,7 @@ import csv
 import sys
 from pathlib import Path
 
-from mem2gen.results import read_rows
+from mem2gen.results import read_rows, replicate_points
 from mem2gen.stats import pooled_models_excess
 
 T = Path(__file__).resolve().parents[1] / "docs" / "tables"
@@ -17,11 +17,7 @@ SETTINGS = {  # setting: one table per model, or one points table with a replica
 
 
 def points(files):
-    if len(files) == 1:
-        return read_rows(T / files[0])
-    tables = [read_rows(T / f) for f in files]
-    common = set.intersection(*({r["K"] for r in t} for t in tables))
-    return [dict(r, replicate=i) for i, t in enumerate(tables) for r in t if r["K"] in common]
+    return read_rows(T / files[0]) if len(files) == 1 else replicate_points([read_rows(T / f) for f in files])
 
 
 rows = []

@@ -151,24 +151,34 @@ def read_rows(path) -> list[dict]:
         return [{k: value(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def pool(tables: list[list[dict]]) -> list[dict]:
-    """Model-level rows (:func:`model_row`) from the results of replicate runs, one table per run (each
-    run one model per K, e.g. made by ``--grid seed=0,1,2``), over the K that every table holds. Rows
-    of tables made before ``frac_<class>_at_null`` existed get it from their counts."""
+def replicate_points(tables: list[list[dict]]) -> list[dict]:
+    """One table per model (e.g. the results.csv of runs made by ``--grid seed=0,1,2``) as point rows with
+    a ``replicate`` index, over the K that every table holds; rows of tables made before
+    ``frac_<class>_at_null`` existed get it from their counts."""
     check(len(tables) >= 2, "pooling needs the results of two or more replicate runs")
     common = set.intersection(*({r["K"] for r in t} for t in tables))
     check(len(common) > 0, "the tables share no size K")
     out = []
-    for k in sorted(common):
-        group = []
-        for i, t in enumerate(tables):
-            r = dict(next(r for r in t if r["K"] == k), replicate=i)
+    for i, t in enumerate(tables):
+        for r in t:
+            if r["K"] not in common:
+                continue
+            r = dict(r, replicate=i)
             for name in TESTED:
                 if r.get(f"frac_{name}_at_null") is None and r.get("model_n_at_null"):
                     r[f"frac_{name}_at_null"] = r[f"model_count_{name}_at_null"] / r["model_n_at_null"]
-            r.setdefault("synthetic_per_K", r["n_synthetic"] / k)
-            group.append(r)
-        out.append(model_row(group))
+            r.setdefault("synthetic_per_K", r["n_synthetic"] / r["K"])
+            out.append(r)
+    return out
+
+
+def pool(points: list[dict]) -> list[dict]:
+    """Model-level rows (:func:`model_row`) per K from point rows of several models
+    (:func:`replicate_points`), Holm-corrected over the K."""
+    by_k: dict = {}
+    for r in points:
+        by_k.setdefault(r["K"], []).append(r)
+    out = [model_row(group) for _, group in sorted(by_k.items())]
     for name in TESTED:
         if all(f"p_{name}" in r for r in out):
             mark_significant(out, name)

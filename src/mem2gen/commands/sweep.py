@@ -14,7 +14,7 @@ from ..errors import check
 from ..executors import EXECUTORS, Submitit
 from ..files import write_csv
 from ..results import pool as pool_rows
-from ..results import read_rows
+from ..results import read_rows, replicate_points
 from ..run import Run
 from ..sizes import schedule
 from ..stats import pooled_models_excess
@@ -123,7 +123,8 @@ def pool(runs, out):
             continue
         pts = Run(r).point_results()
         tables += [[x for x in pts if x["replicate"] == rep] for rep in sorted({x["replicate"] for x in pts})]
-    rows = pool_rows(tables)
+    points = replicate_points(tables)
+    rows = pool_rows(points)
     write_csv(out, rows, fields=list(dict.fromkeys(k for r in rows for k in r)))
     click.echo(f"{'K':>6} {'R':>3} {'spurious':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  above the null")
     for r in rows:
@@ -135,9 +136,8 @@ def pool(runs, out):
                    f"{r['null_spurious']:>7.4f} {r['excess_spurious']:>+8.4f} [{r['excess_lo95_spurious']:+.4f}, "
                    f"{r['excess_hi95_spurious']:+.4f}] {fmt(r['p_spurious'], '9.2g')}  "
                    + ("yes" if r["significant_spurious"] else "no"))
-    points = [dict(r, replicate=i) for i, t in enumerate(tables) for r in t]
     ks = [r["K"] for r in rows]
-    w = pooled_models_excess([r for r in points if r["K"] in ks], min(ks) - 1, max(ks) + 1)
+    w = pooled_models_excess(points, min(ks) - 1, max(ks) + 1)
     if w:
         click.echo(f"pooled over K = {w['sizes']} per model: excess {w['excess']:+.4f} [{w['ci95'][0]:+.4f}, "
                    f"{w['ci95'][1]:+.4f}] over {w['replicates']} models, one-sided t-test p = {w['p']:.2g}")
