@@ -136,14 +136,14 @@ def format_table(rows, caps) -> str:
     lines = [f"{'K':>7} {'R':>3} {'memorized':>16} {'spurious':>16} {'generalized':>16}"
              + (f" {at_null:>18} {'null':>7} {'excess [95%]':>22}" if null else "")]
     for r in rows:
-        cells = [f"{r[f'mean_{n}']:.3f} ± {_num(r[f'std_{n}'])}" for n in LABELS]
+        cells = [f"{r[f'mean_{n}']:.3f} ± {num(r[f'std_{n}'])}" for n in LABELS]
         if null and r["null_spurious"] is None:
             cells += ["–", "–", "no held-out data"]
         elif null:
             star = " *" if r["significant_spurious"] else "  "
-            cells += [_num(r.get("frac_spurious_at_null")), f"{r['null_spurious']:.3f}",
-                      f"{r['excess_spurious']:+.3f} [{_num(r['excess_lo95_spurious'], '+.3f')}, "
-                      f"{_num(r['excess_hi95_spurious'], '+.3f')}]{star}"]
+            cells += [num(r.get("frac_spurious_at_null")), f"{r['null_spurious']:.3f}",
+                      f"{r['excess_spurious']:+.3f} [{num(r['excess_lo95_spurious'], '+.3f')}, "
+                      f"{num(r['excess_hi95_spurious'], '+.3f')}]{star}"]
         widths = [16, 16, 16, 18, 7, 22]
         lines.append(f"{r['K']:>7} {r['n_replicates']:>3} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
     lines.append(f"R: models per K; ± {spread}" + ("; fractions are means over the models, intervals t-intervals "
@@ -168,8 +168,8 @@ def format_table(rows, caps) -> str:
     w = caps.get("pooled_spurious")
     if w and models:
         lines.append(f"between MC and GC ({len(w['sizes'])} sizes pooled per model): excess over the null "
-                     f"{w['excess']:+.2%} [{_num(w['ci95'][0], '+.2%')}, {_num(w['ci95'][1], '+.2%')}] over "
-                     f"{w['replicates']} models, one-sided t-test p = {_num(w['p'], '.2g')}")
+                     f"{w['excess']:+.2%} [{num(w['ci95'][0], '+.2%')}, {num(w['ci95'][1], '+.2%')}] over "
+                     f"{w['replicates']} models, one-sided t-test p = {num(w['p'], '.2g')}")
     elif w:
         lines.append(f"between MC and GC ({len(w['sizes'])} sizes pooled): spurious {w['model_fraction']:.2%} "
                      f"({w['model']}/{w['model_n']}) against the null's {w['null_fraction']:.2%} ({w['null']}/{w['null_n']}), "
@@ -192,7 +192,8 @@ def format_table(rows, caps) -> str:
     return "\n".join(lines)
 
 
-def _num(value, spec: str = ".3f") -> str:
+def num(value, spec: str = ".3f") -> str:
+    """``value`` formatted by ``spec``, or a dash when there is none."""
     return "–" if value is None else format(value, spec)
 
 
@@ -333,13 +334,13 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
     for r in rows:
         t = man["points"].get(str(r["K"]), {})
         cells = [str(r["K"]), str(r["n_replicates"]), str(r["n_synthetic"])] + [
-            f"{r[f'mean_{n}']:.3f} ± {_num(r[f'std_{n}'])} [{_num(r[f'lo95_{n}'])}, {_num(r[f'hi95_{n}'])}]"
+            f"{r[f'mean_{n}']:.3f} ± {num(r[f'std_{n}'])} [{num(r[f'lo95_{n}'])}, {num(r[f'hi95_{n}'])}]"
             for n in LABELS
         ] + (["–", "–", "no held-out data (K = N)"] if null and r["null_spurious"] is None else
-             [f"{r['null_spurious']:.3f} [{_num(r['null_lo95_spurious'])}, {_num(r['null_hi95_spurious'])}]",
-              _num(r.get("frac_spurious_at_null")),
-              f"{r['excess_spurious']:+.3f} [{_num(r['excess_lo95_spurious'], '+.3f')}, "
-              f"{_num(r['excess_hi95_spurious'], '+.3f')}]"
+             [f"{r['null_spurious']:.3f} [{num(r['null_lo95_spurious'])}, {num(r['null_hi95_spurious'])}]",
+              num(r.get("frac_spurious_at_null")),
+              f"{r['excess_spurious']:+.3f} [{num(r['excess_lo95_spurious'], '+.3f')}, "
+              f"{num(r['excess_hi95_spurious'], '+.3f')}]"
               + ((" above the null (models)" if models else " above the null within this model")
                  if r["significant_spurious"] else "")] if null else []
              ) + ([f"{r['off_manifold']:.3f} [{r['off_manifold_lo95']:.3f}, {r['off_manifold_hi95']:.3f}]",
@@ -361,8 +362,8 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
     w = caps.get("pooled_spurious")
     if w and models:
         pooled = (f"<p>Between MC and GC ({len(w['sizes'])} sizes pooled per model) the excess of the spurious fraction "
-                  f"over the null is {w['excess']:+.2%} [{_num(w['ci95'][0], '+.2%')}, {_num(w['ci95'][1], '+.2%')}] "
-                  f"over {w['replicates']} models; one-sided t-test p = {_num(w['p'], '.2g')}.</p>")
+                  f"over the null is {w['excess']:+.2%} [{num(w['ci95'][0], '+.2%')}, {num(w['ci95'][1], '+.2%')}] "
+                  f"over {w['replicates']} models; one-sided t-test p = {num(w['p'], '.2g')}.</p>")
     elif w:
         pooled = (f"<p>Between MC and GC ({len(w['sizes'])} sizes pooled) the spurious fraction is {w['model_fraction']:.2%} "
                   f"({w['model']}/{w['model_n']}) against the null's {w['null_fraction']:.2%} ({w['null']}/{w['null_n']}); "

@@ -13,11 +13,11 @@ from .. import layout
 from ..data import to_float
 from ..files import read_json, run_lock, write_json
 from ..plots import COLORS, as_picture, pyplot, save
-from ..report import aggregate
+from ..report import aggregate, num
 from ..run import Run
 from ..stats import LABELS
 from ..toy import run_toy
-from .options import Numbers, calls, fmt, lib_option
+from .options import Numbers, calls, lib_option
 
 
 def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, trials: int = 10, steps: int = 20,
@@ -169,9 +169,9 @@ def landscape_cmd(quiet, **kw):
     for r in results:
         tc = {g: r["recovery"].get(g, {}).get("median_t_c") for g in ("training item", "generalized")}
         mix = [r["mixture"].get(n, {}).get("by_m", {}).get("3", {}).get("explained") for n in ("spurious", "generalized")]
-        click.echo(f"{r['K']:>6} {fmt(tc['training item'], '9.0f')} {fmt(tc['generalized'], '8.0f')} "
+        click.echo(f"{r['K']:>6} {num(tc['training item'], '9.0f')} {num(tc['generalized'], '8.0f')} "
                    f"{r['census']['n_attractors']:>10} {r['census']['n_training']:>8} "
-                   f"{fmt(mix[0], '.2f'):>7} / {fmt(mix[1], '.2f')}")
+                   f"{num(mix[0], '.2f'):>7} / {num(mix[1], '.2f')}")
     click.echo(f"wrote landscape.json per point, {kw['run_dir']}/landscape.png and the report's Landscape section")
 
 

@@ -14,9 +14,10 @@ from ..datasets import load_dataset
 from ..errors import check
 from ..files import prepare_out_dir, run_lock, staged_dir, write_csv, write_json
 from ..plots import COLORS, pyplot, save
+from ..report import num
 from ..run import Run
 from ..stats import LABELS
-from .options import Numbers, Ratio, calls, fmt, lib_option
+from .options import Numbers, Ratio, calls, lib_option
 
 
 def hopfield_capacity(*, out, ns: tuple = (100, 200, 400, 800), trials: int = 6, probes: int = 20, seed: int = 0,
@@ -101,8 +102,8 @@ def bridge(run_dir, *, sizes: tuple | None = None, ts: tuple = (50, 100, 300), n
                     learned, (exact.energy(xt, int(t)) - exact.energy(yt, int(t))).numpy())}
                 res["by_t"].append(row)
                 rows.append(row)
-                echo(f"K={p.k:<6} t={t:<4} corr {fmt(row['corr'], '.3f')}  median relative error "
-                     f"{fmt(row['median_rel_error'], '.3g')}  signs agree {row['sign_agreement']:.2f}")
+                echo(f"K={p.k:<6} t={t:<4} corr {num(row['corr'], '.3f')}  median relative error "
+                     f"{num(row['median_rel_error'], '.3g')}  signs agree {row['sign_agreement']:.2f}")
             write_json(p.path / layout.BRIDGE, res)
         write_csv(run.path / "bridge.csv", rows)
     return rows

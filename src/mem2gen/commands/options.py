@@ -63,11 +63,6 @@ class Ratio(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
-def fmt(value, spec: str) -> str:
-    """``value`` formatted by ``spec``, or '-' when it is None."""
-    return "-" if value is None else format(value, spec)
-
-
 def print_table(res, boot) -> None:
     """A classification's counts, fractions and bootstrap intervals, one line per class."""
     click.echo(f"{'class':<12} {'count':>7} {'fraction':>9} {'boot mean':>10} {'boot std':>9}  95% interval")

@@ -13,6 +13,7 @@ from ..config import SWEEP_PRESETS
 from ..errors import check
 from ..executors import EXECUTORS, Submitit
 from ..files import write_csv
+from ..report import num
 from ..results import pool as pool_rows
 from ..results import read_rows, replicate_points
 from ..run import Run
@@ -21,7 +22,7 @@ from ..stats import pooled_models_excess
 from ..sweep import rebuild_report
 from ..sweep import sweep as run_sweep
 from ..verify import verify
-from .options import Numbers, calls, fmt, lib_option
+from .options import Numbers, calls, lib_option
 
 
 @click.command()
@@ -129,12 +130,12 @@ def pool(runs, out):
     click.echo(f"{'K':>6} {'R':>3} {'spurious':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  above the null")
     for r in rows:
         if r.get("null_spurious") is None:
-            click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {fmt(r['sd_between_spurious'], '7.4f')}"
+            click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {num(r['sd_between_spurious'], '7.4f')}"
                        "    (no null)")
             continue
-        click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {fmt(r['sd_between_spurious'], '7.4f')} "
+        click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {num(r['sd_between_spurious'], '7.4f')} "
                    f"{r['null_spurious']:>7.4f} {r['excess_spurious']:>+8.4f} [{r['excess_lo95_spurious']:+.4f}, "
-                   f"{r['excess_hi95_spurious']:+.4f}] {fmt(r['p_spurious'], '9.2g')}  "
+                   f"{r['excess_hi95_spurious']:+.4f}] {num(r['p_spurious'], '9.2g')}  "
                    + ("yes" if r["significant_spurious"] else "no"))
     ks = [r["K"] for r in rows]
     w = pooled_models_excess(points, min(ks) - 1, max(ks) + 1)
