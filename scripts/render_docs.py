@@ -6,7 +6,8 @@ re-renders each page and fails when it differs from the committed one).
 
 TABLE is a CSV in docs/tables; SELECT picks its rows (``K=64``, ``R=3,tau=0.05``, ``K>=16,K<=128``;
 ``*`` for all); COLUMN is a column, or ``min(col)``, ``max(col)``, ``count(col>0)``, ``rows`` over the
-rows picked (otherwise exactly one row must match); FORMAT is a Python format spec, or one ending in
+rows picked, ``argmax(col)`` the K of the row where col is largest, ``where(col)`` the K of the rows
+where col > 0 as a list ("none" if no row) (otherwise exactly one row must match); FORMAT is a Python format spec, or one ending in
 ``pt`` for a fraction in percentage points (``+.1pt`` → +2.6). Run: ``python scripts/render_docs.py``
 (writes the pages) or ``--check`` (exit 1 naming each page that differs).
 """
@@ -42,6 +43,12 @@ def _number(rows: list[dict], column: str):
     m = re.fullmatch(r"(min|max|count)\((\w+)(>0)?\)", column)
     if column == "rows":
         return len(rows)
+    f = re.fullmatch(r"(argmax|where)\((\w+)\)", column)
+    if f and f.group(1) == "argmax":
+        return max((r for r in rows if isinstance(r[f.group(2)], float)), key=lambda r: r[f.group(2)])["K"]
+    if f:
+        ks = [f"{r['K']:,.0f}" for r in rows if isinstance(r[f.group(2)], float) and r[f.group(2)] > 0]
+        return ", ".join(ks) if ks else "none"
     if m:
         values = [r[m.group(2)] for r in rows if isinstance(r[m.group(2)], float)]  # empty cells left out
         return sum(v > 0 for v in values) if m.group(1) == "count" else (min if m.group(1) == "min" else max)(values)

@@ -52,3 +52,24 @@ def test_the_site_builds_offline_with_strict_checks(tmp_path):
                        capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "site" / "api" / "index.html").read_text().count("classify") > 5
+
+
+def test_argmax_and_where_pick_the_rows_they_name():
+    assert render_docs.render("{{ spurious.csv | * | argmax(frac_spurious) | .0f }}") == "64"
+    assert render_docs.render("{{ spurious.csv | * | where(significant_spurious) | s }}") == "32, 48, 64, 128"
+    assert render_docs.render("{{ spurious-r3.csv | * | where(significant_spurious) | s }}") == "none"
+
+
+def test_every_results_column_is_documented():
+    """docs/results-csv.md names every column that results.csv and points.csv carry (the committed
+    tables are such files), with <label> / <tested> standing for the class names."""
+    import csv
+    import re
+
+    doc = (ROOT / "docs" / "results-csv.md").read_text()
+    names = set(re.findall(r"`([A-Za-z_0-9<>]+)`", doc))
+    for table in ("spurious-r3.csv", "spurious-r3-points.csv", "spurious.csv", "mnist5k.csv"):
+        for col in next(csv.reader(open(ROOT / "docs" / "tables" / table))):
+            generic = {col, re.sub("memorized|spurious", "<tested>", col),
+                       re.sub("memorized|spurious|generalized", "<label>", col)}
+            assert generic & names, f"{table}: column {col} is not in docs/results-csv.md"

@@ -145,6 +145,10 @@ def test_end_to_end_artifacts(uninterrupted):
         assert np.load(d / "synthetic.npy").shape[0] == 4 * k
     html = (run / "report.html").read_text()
     assert "data:image/png;base64" in html and "http" not in html.split("<body>")[1].split("Versions")[0]
+    assert "<title>mem2gen sweep full (config " in html  # the run's folder names the page
+    grids = [h.split(":")[0] for h in html.split("<h3>")[1:]]
+    assert len(grids) == len(set(grids)), grids  # one neighbour grid per K, even when two roles fall on it
+    assert all(f"<em>{w}</em>" in html for w in ("memorized", "spurious", "generalized", "null", "excess"))
     assert all(s == "classified" for _, s in Run(run).status())
     # 12 training steps: the samples are noise, which eq 6 calls "generalized"; the off-manifold check says so
     for r in res["rows"]:

@@ -78,6 +78,28 @@ def test_cli_train_sample_classify(tmp_path, capsys):
     assert cli("train", "--data", "nope", "--size", "5", "--steps", "3", "--out", str(tmp_path / "y")) == 2
     assert cli("sample", "--model", str(tmp_path / "missing"), "--n", "2", "--out", str(tmp_path / "z.npy")) == 2
     assert load_model(out / "model").sample_shape == (1, 8, 8)
+    # the run records S_K: its indices in the dataset give back the training set the sweep would use
+    from mem2gen.data import nested_subset
+    from mem2gen.datasets import load_dataset
+
+    idx = np.load(out / "train_indices.npy")
+    np.testing.assert_array_equal(load_dataset("digits")[idx], nested_subset(load_dataset("digits"), 8))
+
+
+def test_train_and_sample_take_a_presets_settings(tmp_path):
+    """--preset fills every option not given from the preset; an option given still wins."""
+    out = tmp_path / "q"
+    assert cli("train", "--preset", "spurious-mnist14", "--size", "4", "--steps", "2", "--out", out, "--quiet") == 0
+    t = json.loads((out / "train.json").read_text())
+    assert t["data"] == "mnist5k" and t["train"]["lr"] == 1e-3 and t["train"]["steps"] == 2
+    assert load_model(out / "model").sample_shape == (1, 14, 14)  # the preset's image_size
+    assert cli("train", "--preset", "quick", "--data", "digits", "--lr", "5e-4", "--size", "4", "--steps", "2",
+               "--out", tmp_path / "q2", "--quiet") == 0
+    assert json.loads((tmp_path / "q2" / "train.json").read_text())["train"]["lr"] == 5e-4
+    assert cli("sample", "--preset", "quick", "--model", out / "model", "--n", "2", "--batch", "2",
+               "--out", tmp_path / "s.npy", "--quiet") == 0
+    assert json.loads((tmp_path / "s.npy.json").read_text())["steps"] == 250  # quick samples DDPM-250
+    assert cli("train", "--size", "4", "--out", tmp_path / "q3") == 2  # neither --data nor --preset
 
 
 def test_resume_with_another_model_is_refused(tmp_path):

@@ -316,7 +316,10 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
     picks = []
     for label, k in (("memorization (smallest K)", ks[0]), ("spurious capacity SC", caps.get("SC")),
                      ("generalization (largest K)", ks[-1])):
-        if k is not None and (k, label) not in picks:
+        same = [i for i, (kk, _) in enumerate(picks) if kk == k]
+        if k is not None and same:  # one grid per K, naming every role it plays
+            picks[same[0]] = (k, picks[same[0]][1] + " and " + label)
+        elif k is not None:
             picks.append((k, label))
     man = read_json(run.path / layout.MANIFEST) if (run.path / layout.MANIFEST).exists() else {"points": {}}
     null = all("null_spurious" in r for r in rows)
@@ -384,10 +387,11 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
     grids = "".join(f"<h3>K = {k}: {html.escape(label)}</h3>"
                     f"{_img(run.point(k).path / layout.GRID, f'neighbours at K={k}', '60%')}"
                     for k, label in picks)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>mem2gen sweep {html.escape(cfg.name)}</title>
+    title = run.path.name + ("" if cfg.name == run.path.name else f" (config {cfg.name})")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>mem2gen sweep {html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}pre{{background:#f6f6f6;padding:1em;font-size:12px}}</style></head><body>
-<h1>Memorization → spurious → generalization: {html.escape(cfg.name)}</h1>
+<h1>Memorization → spurious → generalization: {html.escape(title)}</h1>
 <p>Data <code>{html.escape(cfg.data)}</code>, distance <code>{html.escape(cfg.distance)}</code>,
 δm = {cfg.delta_m:.4g}, δs = {cfg.delta_s:.4g} (Pham et al. 2025, eqs 4-6); |S_eval| = {cfg.n_eval},
 |S'| = {cfg.synthetic_factor}·K{f" (at most {cfg.synthetic_cap}: |S'|/K falls with K above {cfg.synthetic_cap // cfg.synthetic_factor})" if cfg.synthetic_cap else ""}; error bars: bootstrap, {cfg.bootstrap_iterations} iterations (App. B.1), or t-intervals over models.
@@ -401,7 +405,16 @@ dataset and are not Inception FID.</p>
 where defined</th><th>share of draws at each K</th></tr>{cap_rows}</table>
 {pooled}
 {inference}
-<h2>Fractions</h2><table><tr>{head}</tr>{''.join(body)}</table>
+<h2>Fractions</h2>
+<p>Each sample of S_eval is <em>memorized</em> (eq 4: its nearest training item much closer than the second),
+<em>spurious</em> (eq 5: not memorized, but much closer to another of the model's samples in S' than to any
+training item) or <em>generalized</em> (eq 6: neither). The <em>null</em> is the same rule applied to real held-out
+items in place of the model's samples, at the same |S_eval| and |S'|; the <em>excess</em> is the spurious fraction
+minus its null, both at the null's |S'| (the column "model spurious at the null's |S'|"; the dataset can run out of held-out items
+for a full S'). <em>Off-manifold</em>: samples farther from every real item than 99% of real held-out items are;
+"of the generalized" is that share among the generalized samples. MC, SC, GC: eqs 1-3. Every column of
+results.csv is described in the documentation's results.csv page.</p>
+<table><tr>{head}</tr>{''.join(body)}</table>
 <h2>Samples (the first 12 of S_eval at each K)</h2>{_img(run.path / 'samples.png', 'samples per K', '80%')}
 <h2>Neighbours (upper row: training set S; lower row: synthetic set S')</h2>{grids}
 {calibration_section(run)}

@@ -9,11 +9,19 @@ import click
 import numpy as np
 
 from .. import datasets
-from ..config import SAMPLERS, ModelSpec, TrainConfig, check_sampling, log_spaced_steps
-from ..data import SPLITS, nested_subset
+from ..config import (
+    BATCHING,
+    SAMPLERS,
+    SWEEP_PRESETS,
+    ModelSpec,
+    TrainConfig,
+    check_sampling,
+    log_spaced_steps,
+)
+from ..data import SPLITS, subset_indices
 from ..datasets import load_dataset
 from ..errors import check
-from ..files import changed_keys, read_json, run_lock, write_json
+from ..files import changed_keys, read_json, run_lock, save_npy, write_json
 from .options import calls, lib_option
 
 
@@ -21,12 +29,15 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
                 width: float = ModelSpec.width, dropout: float | None = None, steps: int = TrainConfig.steps,
                 batch: int = TrainConfig.batch, lr: float = TrainConfig.lr, ema_decay: float = TrainConfig.ema_decay,
                 weight_decay: float = TrainConfig.weight_decay, data_noise: float = TrainConfig.data_noise,
-                seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None,
+                batching: str = TrainConfig.batching, seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None,
                 snapshots: int = 0, bf16: bool = False, device: str | None = None, progress: bool = True) -> dict:
     """Train one DDPM on S_K (the first ``size`` items of the ``split_seed`` permutation of ``data``) into
     ``out``; resumes if interrupted, refuses a folder started with other settings. ``snapshots`` keeps
     that many log-spaced EMA snapshots. ``bf16``: bf16 autocast on a CUDA GPU that computes it natively
-    (default fp32 with TF32 matmuls, as the paper presets). Returns what was trained."""
+    (default fp32 with TF32 matmuls, as the paper presets). ``out/train_indices.npy`` holds the indices
+    of S_K in the dataset (``load_dataset(data)[indices]`` is the training set). A sweep preset's
+    settings: ``train_model(data, size, out=..., **preset_settings("quick")["train"])``. Returns what was
+    trained."""
     from ..models import check_device  # torch
 
     spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout)
@@ -35,7 +46,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
     check(seed >= 0 and split_seed >= 0, "seeds must be whole numbers >= 0")
     check_device(device)
     cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed, weight_decay=weight_decay,
-                      data_noise=data_noise, bf16=bf16,
+                      data_noise=data_noise, bf16=bf16, batching=batching,
                       save_steps=log_spaced_steps(steps, snapshots) if snapshots else ())
     out = Path(out)
     check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
@@ -50,7 +61,10 @@ def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_see
     from ..train import train
 
     steps = cfg.steps
-    subset = nested_subset(load_dataset(data, image_size=image_size), size, seed=split_seed, split=split)
+    full = load_dataset(data, image_size=image_size)
+    check(2 <= size <= len(full), f"training-set size {size} must lie in [2, {len(full)}] (the dataset's items)")
+    indices = subset_indices(len(full), size, seed=split_seed, split=split)
+    subset = np.asarray(full[indices])
     settings = json.loads(json.dumps({"data": data, "size": size, "model": spec.__dict__, "train": cfg.__dict__,
                                       "split_seed": split_seed, **({"split": split} if split != "numpy" else {})},
                                      default=list))
@@ -65,6 +79,8 @@ def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_see
     else:
         out.mkdir(parents=True, exist_ok=True)
         write_json(f, settings)
+    if not (out / "train_indices.npy").exists():
+        save_npy(out / "train_indices.npy", indices.astype(np.int64))
     meta = {"data": data, "size": size, "split_seed": split_seed, "split": split}
     model = build_model(spec, subset.shape[1:], seed=seed, train=subset)
     if kind == "optimal":
@@ -73,6 +89,29 @@ def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_see
     res = train(model, subset, cfg, out, device=device, progress=progress, meta=meta)
     return {"kind": kind, "params": n_params(model), "size": size, "step": res.step,
             "loss": res.losses[-1][1] if res.losses else None, "model": out / "model"}
+
+
+def preset_settings(name: str) -> dict:
+    """A sweep preset's settings as keyword arguments: ``{"train": …}`` for :func:`train_model` and
+    ``{"sample": …}`` for :func:`sample_model`. The same settings as the preset's points, not the same
+    seeds (a sweep derives each point's seeds from its seed and K)."""
+    check(name in SWEEP_PRESETS, f"unknown sweep preset {name!r}; use one of {', '.join(SWEEP_PRESETS)}")
+    c = SWEEP_PRESETS[name]
+    m, t = c.model, c.train
+    train = {"data": c.data, "kind": m.kind, "arch": m.arch, "width": m.width, "dropout": m.dropout,
+             "split_seed": c.split_seed, "split": c.split, "image_size": c.image_size,
+             **{k: getattr(t, k) for k in ("steps", "batch", "lr", "ema_decay", "weight_decay", "data_noise",
+                                           "batching", "bf16")}}
+    return {"train": train, "sample": {"sampler": c.sampler, "steps": c.sample_steps, "eta": c.eta,
+                                       "batch": c.sample_batch}}
+
+
+def _with_preset(ctx: click.Context, kw: dict, preset: str | None, part: str) -> dict:
+    """``kw`` with every option the user did not give taken from ``preset`` (CLI only)."""
+    if preset is None:
+        return kw
+    given = {k for k in kw if ctx.get_parameter_source(k) not in (click.core.ParameterSource.DEFAULT, None)}
+    return {**kw, **{k: v for k, v in preset_settings(preset)[part].items() if k in kw and k not in given}}
 
 
 def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int = 1000, eta: float = 0.0,
@@ -98,10 +137,15 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int =
                         batch=batch, seed=seed, device=device, progress=progress)
 
 
+PRESET_HELP = "Take every setting not given from this sweep preset (its settings, not its per-point seeds)."
+
+
 @click.command()
 @calls(train_model)
-@click.option("--data", required=True,
-              help="digits | mnist5k | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | lsun-church:DIR | folder:DIR | FILE.npy")
+@click.option("--preset", type=click.Choice(list(SWEEP_PRESETS)), help=PRESET_HELP)
+@click.option("--data", default=None,
+              help="digits | mnist5k | mnist:DIR | fashion-mnist:DIR | cifar10:DIR | lsun-church:DIR | folder:DIR "
+                   "| FILE.npy  [required unless --preset]")
 @click.option("--size", type=int, required=True, help="Training-set size K (nested subsets of one permutation).")
 @lib_option(train_model, "kind", "--kind", type=click.Choice(["mlp", "unet", "optimal"]),
             help="mlp, unet, or optimal (the exact denoiser of S_K: nothing to train).")
@@ -115,6 +159,8 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int =
 @lib_option(train_model, "weight_decay", "--weight-decay", type=float, help="AdamW weight decay (0: Adam, the paper's).")
 @lib_option(train_model, "data_noise", "--data-noise", type=float,
             help="Std of Gaussian noise added to training images in [-1, 1] (augmentation).")
+@lib_option(train_model, "batching", "--batching", type=click.Choice(BATCHING),
+            help="sample: batches drawn with replacement; epochs: the authors' (min(batch, K) per epoch).")
 @lib_option(train_model, "seed", "--seed", type=int, help="Training seed.")
 @lib_option(train_model, "split_seed", "--split-seed", type=int, help="Seed of the permutation that defines S_K.")
 @lib_option(train_model, "split", "--split", type=click.Choice(SPLITS),
@@ -125,8 +171,11 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int =
 @lib_option(train_model, "device", "--device")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--quiet", is_flag=True)
-def train(quiet, **kw):
-    """Train one DDPM on S_K; resumes from OUT if interrupted."""
+@click.pass_context
+def train(ctx, quiet, preset, **kw):
+    """Train one DDPM on S_K; resumes from OUT if interrupted. OUT/train_indices.npy: S_K's indices."""
+    kw = _with_preset(ctx, kw, preset, "train")
+    check(kw["data"] is not None, "give --data (or --preset, whose data is used)")
     r = train_model(**kw, progress=not quiet)
     loss = "" if r["loss"] is None else f" (final loss {r['loss']:.4f})"
     click.echo(f"trained {r['params'] / 1e6:.2f}M-parameter {r['kind']} on K={r['size']} for {r['step']} steps"
@@ -139,6 +188,8 @@ def train(quiet, **kw):
                                              "a training checkpoint state.safetensors, a Hub id in the local cache, "
                                              "or an authors' K.pt (read without running code).")
 @click.option("--n", type=int, required=True, help="Number of samples.")
+@click.option("--preset", type=click.Choice(list(SWEEP_PRESETS)), help="Take the sampler settings not given from "
+                                                                       "this sweep preset.")
 @lib_option(sample_model, "sampler", "--sampler", type=click.Choice(SAMPLERS))
 @lib_option(sample_model, "steps", "--steps", type=int, help="Sampling steps (the paper: DDPM, 1000).")
 @lib_option(sample_model, "eta", "--eta", type=float, help="DDIM eta.")
@@ -147,9 +198,10 @@ def train(quiet, **kw):
 @lib_option(sample_model, "device", "--device")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output .npy (resumable).")
 @click.option("--quiet", is_flag=True)
-def sample(quiet, **kw):
+@click.pass_context
+def sample(ctx, quiet, preset, **kw):
     """Generate N samples into one memory-mappable .npy, shard by shard (resumable)."""
-    arr = sample_model(**kw, progress=not quiet)
+    arr = sample_model(**_with_preset(ctx, kw, preset, "sample"), progress=not quiet)
     click.echo(f"{len(arr)} samples of shape {arr.shape[1:]} in {kw['out']}")
 
 
