@@ -133,7 +133,8 @@ def test_outputs_have_usual_permissions(files, tmp_path):
 
 
 def test_released_protocol(tmp_path):
-    """--protocol released: the absolute rule with the eval set as S' (self-match dropped); --synthetic refused."""
+    """--protocol released: the absolute rule with the eval set as S' (self-match dropped); --synthetic refused;
+    LPIPS unless --distance says otherwise (here l2)."""
     from mem2gen import classify
 
     rng = np.random.default_rng(0)
@@ -142,7 +143,7 @@ def test_released_protocol(tmp_path):
     np.save(tmp_path / "tr.npy", tr)
     np.save(tmp_path / "ev.npy", ev)
     assert run("classify", "--train", tmp_path / "tr.npy", "--eval", tmp_path / "ev.npy", "--protocol", "released",
-               "--out", tmp_path / "o", "--quiet") == 0
+               "--distance", "l2", "--out", tmp_path / "o", "--quiet") == 0
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     ref = classify(ev, tr, None, rule="absolute")  # the same thing from Python
     assert (s["rule"], s["protocol"], s["leave_one_out"]) == ("absolute", "released", True)
@@ -150,6 +151,8 @@ def test_released_protocol(tmp_path):
     assert s["counts"]["memorized"] == 5
     assert run("classify", "--train", tmp_path / "tr.npy", "--eval", tmp_path / "ev.npy", "--synthetic",
                tmp_path / "ev.npy", "--protocol", "released", "--out", tmp_path / "o2") == 2
+    assert run("classify", "--train", tmp_path / "tr.npy", "--eval", tmp_path / "ev.npy", "--protocol", "released",
+               "--lpips-backbone", tmp_path / "none.pth", "--out", tmp_path / "o3") == 2  # LPIPS asked for its weights
 
 
 def test_verbose_logs_what_each_stage_chose(files, tmp_path, capsys):

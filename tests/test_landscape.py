@@ -146,3 +146,30 @@ def test_toy_command(tmp_path):
     assert [int(r["K"]) for r in rows] == [2, 5] and (out / "toy.png").exists()
     assert all(int(r["attractors"]) == int(r["on_training_items"]) + int(r["off_training"]) for r in rows)
     assert cli("toy", "--data", "ring", "--out", tmp_path / "x") == 2
+
+
+def test_released_recovery_rule_known_answers():
+    """The released rule (scan t = 1, 26, …, fresh noise per t, per trial the last t before its first
+    failure): a one-item ideal memorizer recovers its item from every t, so each trial reads the scan's
+    last step; a point it never returns to reads t = 1 for every trial and the scan stops at once."""
+    one = OptimalDenoiser(Y[:1])
+    r = L.recovery_times(one, Y[:1], delta=1e-3, trials=3, rule="released", stride=25)
+    assert r.rule == "released" and r.per_trial.shape == (1, 3)
+    assert (r.per_trial == max(range(1, 1000, 25))).all() and r.t_c[0] == 976
+    far = -Y[:1]  # the item's negative: the denoiser always returns the item, never this point
+    r = L.recovery_times(one, far, delta=1e-3, trials=3, rule="released", stride=25)
+    assert (r.per_trial == 1).all() and r.evaluations == 3 * 1  # one scan step (t = 1: one DDIM step)
+
+
+def test_released_and_bisection_rules_differ_on_the_same_items():
+    """Both rules on the exact denoiser of 16 digits: the released per-trial times lie on its scan grid
+    and below the scan's end, and the two rules do not give the same numbers (they are different rules)."""
+    den = OptimalDenoiser(Y[:16])
+    delta = 0.25 * L.nn_spacing(Y[:16])
+    ours = L.recovery_times(den, Y[:4], delta=delta, trials=8, seed=0)
+    theirs = L.recovery_times(den, Y[:4], delta=delta, trials=8, seed=0, rule="released")
+    assert set(np.unique(theirs.per_trial)) <= set(range(1, 1000, 25))
+    assert np.all(theirs.t_c > 1) and np.all(ours.t_c > 0)
+    assert not np.allclose(theirs.t_c, ours.t_c)
+    with pytest.raises(Exception, match="recovery rule"):
+        L.recovery_times(den, Y[:1], delta=delta, rule="scan")

@@ -108,3 +108,24 @@ def test_lpips_bad_inputs(backbone_file, tmp_path, rng):
     with pytest.raises(Mem2genError, match="non-negative"):
         LPIPSEmbedding(net="alex", lin_state={f"lin{i}.model.1.weight": -torch.ones(1, c, 1, 1)
                                               for i, c in enumerate([64, 192, 384, 256, 256])})
+
+
+def test_released_protocol_upsamples_28x28_nearest_exact_before_lpips(backbone_file, rng, tmp_path):
+    """`--protocol released` on 28×28 greyscale images: LPIPS (their README's distance) on the images
+    resized to 32×32 nearest-exact, as their ModifiedLPIPS does; checked against an independent numpy
+    resize (source pixel floor((i + ½)·28/32)) and the plain 32×32 LPIPS space."""
+    from mem2gen.commands.classify import classify_files
+
+    train = rng.integers(0, 256, (30, 1, 28, 28), dtype=np.uint8)
+    ev = np.concatenate([train[:4], rng.integers(0, 256, (8, 1, 28, 28), dtype=np.uint8)])
+    np.save(tmp_path / "train.npy", train)
+    np.save(tmp_path / "eval.npy", ev)
+    res = classify_files(tmp_path / "eval.npy", tmp_path / "train.npy", out=tmp_path / "out", protocol="released",
+                         lpips_backbone=str(backbone_file), device="cpu", grid=False, iterations=10, progress=False)
+    src = np.floor((np.arange(32) + 0.5) * 28 / 32).astype(int)
+    up = lambda a: a[:, :, src][:, :, :, src]  # noqa: E731
+    plain = LPIPSSpace(backbone=str(backbone_file), device="cpu")
+    e_ev, e_tr = plain.embed(up(ev), exact=True), plain.embed(up(train), exact=True)
+    d = ((e_ev[:, None] - e_tr[None]) ** 2).sum(-1).numpy()  # LPIPS is the squared embedding distance
+    np.testing.assert_allclose(res.result.d_train[:, 0], np.sort(d, 1)[:, 0], rtol=1e-6, atol=1e-9)
+    assert res.result.distance == "lpips-alex@32" and (res.result.labels[:4] == 0).all()

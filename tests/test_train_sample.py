@@ -238,3 +238,27 @@ def test_unet_resumes_whatever_diffusers_bookkeeping_it_recorded(tmp_path):
     whole = train(build_model(spec, (1, 8, 8), seed=0), data, cfg, tmp_path / "b", progress=False)
     for p, q in zip(resumed.model.parameters(), whole.model.parameters()):
         assert torch.equal(p, q)
+
+
+def test_ddpm_initialisation_is_variance_scaling():
+    """model.init ddpm: weights uniform with variance scale/fan_avg (JAX's variance scaling, as the authors'
+    layers.default_init), biases zero, the blocks' last maps about zero; the default keeps PyTorch's."""
+    from mem2gen import Mem2genError
+    from mem2gen.config import ModelSpec
+
+    spec = ModelSpec(kind="unet", arch="mnist-small", init="ddpm")
+    net = build_model(spec, (1, 28, 28), seed=0).unet
+    default = build_model(ModelSpec(kind="unet", arch="mnist-small"), (1, 28, 28), seed=0).unet
+    conv = net.down_blocks[0].resnets[0].conv1  # 3x3, 32 -> 32: fan_avg = 32 * 9
+    bound = np.sqrt(3 / (32 * 9))
+    w = conv.weight.detach().numpy()
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound and abs(w.std() - bound / np.sqrt(3)) < 0.05 * bound
+    amax = lambda t: float(t.detach().abs().max())  # noqa: E731
+    assert amax(conv.bias) == 0.0 and amax(default.down_blocks[0].resnets[0].conv1.bias) > 0
+    assert amax(net.conv_out.weight) < 1e-4 and amax(net.down_blocks[0].resnets[0].conv2.weight) < 1e-4
+    lin = net.time_embedding.linear_1  # (out, in) = (128, 32): fan_avg = 80
+    assert amax(lin.weight) <= np.sqrt(3 / 80) and amax(lin.bias) == 0.0
+    with pytest.raises(Mem2genError, match="U-Net's initialisation"):
+        ModelSpec(kind="mlp", init="ddpm")
+    with pytest.raises(Mem2genError, match="model.init"):
+        ModelSpec(kind="unet", init="xavier")

@@ -195,7 +195,7 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
 # --- is a sample a plausible item at all? ----------------------------------------------------------------
 
 def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: str = "l2", device=None,
-                 n_real: int | None = None, seed: int = 0, sample_distance=None) -> dict:
+                 n_real: int | None = None, seed: int = 0, sample_distance=None, space=None) -> dict:
     """Which samples lie off the data: farther from every real item (S ∪ held-out) than ``quantile`` of
     real held-out items are from their nearest other real item. Dataset-agnostic and offline; by
     construction about 1 − ``quantile`` of real held-out items are off-manifold themselves. Eq 6 calls
@@ -211,7 +211,7 @@ def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: 
     from .neighbors import nearest
 
     check(0 < quantile < 1, "quantile must lie in (0, 1)")
-    space = make_space(distance, device=device)
+    space = space or make_space(distance, device=device)
     train = np.asarray(train)
     loo = held_out is None or len(held_out) < 2
     real = train if loo else np.asarray(held_out)

@@ -2,7 +2,10 @@
 data, never as code.
 
 A ``K.pt`` is a ``torch.save`` pickle: ``{"ema": state dict, "model": state dict, "opt": ..., "args":
-their parsed options, "iterations": int}`` (their ``train_unet.py``). Unpickling runs whatever the file
+their parsed options, "iterations": int}`` (their ``train_unet.py``). Their network (``src/models/ddpm.py``
+of their repository, a port of Ho et al.'s DDPM U-Net) is the architecture of diffusers' ``UNet2DModel``
+as :func:`mem2gen.models.build_unet` configures it, its modules held in one flat list
+(``all_modules.<i>``): :func:`authors_to_diffusers` renames its weights onto ``UNet2DModel``'s. Unpickling runs whatever the file
 names, so :func:`read` unpickles with an allowlist: torch's tensor-rebuild functions and plain
 containers as themselves, the classes of the authors' option objects (``argparse.Namespace``, their
 ``parse_utils`` / ``simple_parsing`` dataclasses, paths) as inert :class:`Record` objects holding
@@ -119,3 +122,67 @@ def strip_prefix(state: dict) -> dict:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
     return state
+
+
+# A ResnetBlockDDPM / AttnBlock / Up- or Downsample of theirs → the same part of UNet2DModel. NIN layers are
+# 1x1 maps stored (in, out): a Linear's weight is their transpose, a 1x1 conv's that with two unit dims.
+_RESNET = {"GroupNorm_0": "norm1", "Conv_0": "conv1", "Dense_0": "time_emb_proj", "GroupNorm_1": "norm2",
+           "Conv_1": "conv2", "NIN_0": "conv_shortcut"}
+_ATTN = {"GroupNorm_0": "group_norm", "NIN_0": "to_q", "NIN_1": "to_k", "NIN_2": "to_v", "NIN_3": "to_out.0"}
+_SAMPLE = {"Conv_0": "conv"}
+
+
+def _authors_modules(arch: UNetArch) -> list[tuple[str, dict | None]]:
+    """UNet2DModel's name for each entry of their ``all_modules`` list, in their order (their
+    ``DDPM.__init__``), with the renaming of the entry's own parts (None: a plain layer)."""
+    n = len(arch.multipliers)
+    res = [arch.sample_size // 2 ** i for i in range(n)]
+    out = [("time_embedding.linear_1", None), ("time_embedding.linear_2", None), ("conv_in", None)]
+    for i in range(n):
+        for b in range(arch.layers_per_block):
+            out.append((f"down_blocks.{i}.resnets.{b}", _RESNET))
+            if res[i] in arch.attention_resolutions:
+                out.append((f"down_blocks.{i}.attentions.{b}", _ATTN))
+        if i != n - 1:
+            out.append((f"down_blocks.{i}.downsamplers.0", _SAMPLE))
+    out += [("mid_block.resnets.0", _RESNET), ("mid_block.attentions.0", _ATTN), ("mid_block.resnets.1", _RESNET)]
+    for i in reversed(range(n)):
+        j = n - 1 - i
+        for b in range(arch.layers_per_block + 1):
+            out.append((f"up_blocks.{j}.resnets.{b}", _RESNET))
+            if res[i] in arch.attention_resolutions:
+                out.append((f"up_blocks.{j}.attentions.{b}", _ATTN))
+        if i != 0:
+            out.append((f"up_blocks.{j}.upsamplers.0", _SAMPLE))
+    return out + [("conv_norm_out", None), ("conv_out", None)]
+
+
+def authors_to_diffusers(state: dict, arch: UNetArch, target: dict) -> dict:
+    """Their state dict (``all_modules.<i>.<part>.<param>``) as ``UNet2DModel``'s (``target``: its state
+    dict, for names and shapes). Every tensor of theirs must land on one of ``target``'s with its shape,
+    and every one of ``target``'s must be filled; otherwise the first mismatch is named."""
+    modules = _authors_modules(arch)
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        check(len(parts) >= 3 and parts[0] == "all_modules" and parts[1].isdigit() and int(parts[1]) < len(modules),
+              f"weight {key!r} is not in the authors' U-Net for {arch}")
+        name, rename = modules[int(parts[1])]
+        if rename is None:
+            check(len(parts) == 3, f"weight {key!r} is not in the authors' U-Net for {arch}")
+            out[f"{name}.{parts[2]}"] = value
+            continue
+        check(len(parts) == 4 and parts[2] in rename, f"weight {key!r} ({parts[2]}) has no counterpart in {name}")
+        new, param = f"{name}.{rename[parts[2]]}", parts[3]
+        if param == "W":  # NIN: (in, out) → Linear (out, in), or a 1x1 conv (out, in, 1, 1)
+            w = value.t().contiguous()
+            out[f"{new}.weight"] = w[:, :, None, None] if target.get(f"{new}.weight", w).dim() == 4 else w
+        else:
+            out[f"{new}.{'bias' if param == 'b' else param}"] = value
+    missing = sorted(set(target) - set(out))
+    extra = sorted(set(out) - set(target))
+    shapes = sorted(k for k in set(out) & set(target) if tuple(out[k].shape) != tuple(target[k].shape))
+    bad = [f"{k} missing" for k in missing] + [f"{k} unknown" for k in extra] + [
+        f"{k}: {tuple(out[k].shape)} where UNet2DModel has {tuple(target[k].shape)}" for k in shapes]
+    check(not bad, f"the authors' weights do not fit UNet2DModel for {arch} ({len(bad)} mismatches; first: {bad[0] if bad else ''})")
+    return out

@@ -211,7 +211,8 @@ def duplicate_warning(dup: dict) -> str:
 
 def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, distance: str | None = None,
              delta_m: float | None = None, delta_s: float | None = None, rule: str = "ratio", k: int = 5, space=None, features_metric: str = "l2",
-             lpips_net: str = "alex", lpips_backbone=None, lpips_lin=None, device=None, chunk: int = 8192,
+             lpips_net: str = "alex", lpips_backbone=None, lpips_lin=None, lpips_resize: int | None = None,
+             device=None, chunk: int = 8192,
              batch: int = 4096, check_duplicates: bool = True, pixel_range: str = "auto",
              progress: bool = False) -> Classification:
     """Label every sample of ``eval_set`` against ``train`` (S) and ``synthetic`` (S').
@@ -225,7 +226,8 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     (:func:`rule_settings`): 1/3 and 0.28 for the paper's ratios, 0.03 and 0.02 for ``rule="absolute"``.
     ``pixel_range``: float pixels are read as [-1, 1]; "auto" refuses float sets that lie within [0, 1]
     (most likely [0, 1] images), "0,1" rescales them, "-1,1" takes them as they are.
-    ``check_duplicates`` looks for near-duplicate items inside S (:func:`near_duplicates`), which hide
+    ``lpips_resize``: LPIPS on images smaller than this resizes them up to it first (nearest-exact; the
+    released code's 32 for 28×28 images). ``check_duplicates`` looks for near-duplicate items inside S (:func:`near_duplicates`), which hide
     memorization under eq 4, and warns when there are any.
     """
     from .embed import make_space
@@ -235,7 +237,7 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
                                                delta_s=delta_s, rule=rule)
     check(k >= 2, "k must be at least 2 (the rule needs the second nearest training item)")
     space = space or make_space(distance, metric=features_metric, net=lpips_net, backbone=lpips_backbone,
-                                lin=lpips_lin, device=device)
+                                lin=lpips_lin, device=device, resize=lpips_resize)
     images = getattr(space, "pixels", True)
     loo = synthetic is None
     sets = {"eval": eval_set, "train": train} | ({} if loo else {"synthetic": synthetic})

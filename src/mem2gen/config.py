@@ -47,6 +47,7 @@ def check_fields(obj, prefix: str = "") -> None:
             check(math.isfinite(v), f"{prefix}{f.name} = {v}: must be a finite number")
 SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")  # diffusers' DDPM, DDIM, DPM-Solver++ (2M) and its SDE form
 MODEL_KINDS = ("mlp", "unet", "optimal")
+INITS = ("default", "ddpm")
 BATCHING = ("sample", "epochs")
 
 
@@ -62,6 +63,7 @@ class ModelSpec:
     hidden: int = 512  # MLP
     depth: int = 3  # MLP residual blocks
     dropout: float | None = None  # None: the architecture's own (0.1 for CIFAR10, else 0)
+    init: str = "default"  # U-Net weights: default (PyTorch's) or ddpm (variance scaling, as the authors' code)
 
     def __post_init__(self):
         check_fields(self, "model.")
@@ -71,6 +73,9 @@ class ModelSpec:
         check(0 < self.width <= 64 and 1 <= self.hidden <= 1 << 16 and 0 <= self.depth <= 64,
               "model width must lie in (0, 64], hidden in [1, 65536] and depth in [0, 64]")
         check(self.dropout is None or 0 <= self.dropout < 1, f"dropout {self.dropout} must lie in [0, 1)")
+        check(self.init in INITS, f"model.init {self.init!r}: use one of {', '.join(INITS)}")
+        check(self.init == "default" or self.kind == "unet", "model.init ddpm is the U-Net's initialisation; "
+                                                             "this model is kind " + self.kind)
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class SweepConfig:
     replicate_subsets: bool = False  # also draw S_K anew per replicate (nested within each replicate)
     model: ModelSpec = ModelSpec(kind="mlp", hidden=512, depth=3)
     checkpoints: str | None = None  # a folder of one model per K (K.pt, K=<K>/ or <K>/): sampled and classified, not trained
+    samples: str | None = None  # with checkpoints: a folder of each K's samples (K.npz, K.npy or K/): S_eval, then S'
     train: TrainConfig = TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500)
     sampler: str = "ddpm"  # ancestral, as the paper; DDIM-50 finds far less memorization (BENCHMARKS.md)
     sample_steps: int = 250  # sampler steps (DDPM at most T = 1000; the paper: DDPM-1000)
@@ -336,7 +342,9 @@ def inert_keys(cfg: SweepConfig) -> dict[str, str]:
         why = "the exact denoiser is not trained" if kind == "optimal" else "the models come from checkpoints"
         out.update({f"train.{f.name}": why for f in dataclasses.fields(TrainConfig)})
         out.update({f"model.{k}": why for k in ("width", "dropout")})
-    if cfg.sampler != "ddim":
+    if cfg.samples:
+        out.update({k: "the samples come with the checkpoints" for k in ("sampler", "sample_steps", "eta", "sample_batch")})
+    elif cfg.sampler != "ddim":
         out["eta"] = f"only DDIM reads it; the sampler is {cfg.sampler}"
     return out
 

@@ -24,12 +24,16 @@ _CHUNK = 65536
 
 
 def load_array(spec, *, key: str | None = None, mmap: bool = True) -> np.ndarray:
-    """Load a sample set from ``.npy`` (memory-mapped), ``.npz`` (``file.npz:KEY`` or its only array)
-    or an image folder."""
+    """Load a sample set from ``.npy`` (memory-mapped), ``.npz`` (``file.npz:KEY``, its ``samples`` array as
+    the authors' files hold it, or its only array; nothing in it is unpickled), a folder of ``.npz`` files
+    (their ``samples``, concatenated in name order: the authors' generated batches) or an image folder."""
     path, spec_key = parse_path_key(spec)
     path, key = Path(path), key or spec_key
     check(path.exists(), f"{path}: no such file or folder")
     if path.is_dir():
+        batches = sorted(path.glob("*.npz"))
+        if batches and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+            return np.concatenate([load_array(f, key=key) for f in batches])
         return load_image_folder(path)
     suffix = path.suffix.lower()
     try:
@@ -39,10 +43,16 @@ def load_array(spec, *, key: str | None = None, mmap: bool = True) -> np.ndarray
             with np.load(path, allow_pickle=False) as z:
                 names = list(z.keys())
                 if key is None:
-                    check(len(names) == 1, f"{path} holds arrays {names}; name one as {path}:KEY")
-                    key = names[0]
+                    check(len(names) == 1 or "samples" in names, f"{path} holds arrays {names}; name one as {path}:KEY")
+                    key = "samples" if "samples" in names else names[0]
                 check(key in names, f"{path} has no array {key!r}; it holds {names}")
-                return z[key]
+                try:
+                    return z[key]
+                except ValueError as e:
+                    if "allow_pickle" not in str(e):
+                        raise
+                    raise Mem2genError(f"{path}: {key!r} holds pickled objects, which mem2gen never unpickles "
+                                       "(they could run code); name a plain array as FILE.npz:KEY") from None
     except Mem2genError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:

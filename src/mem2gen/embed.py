@@ -192,7 +192,9 @@ class LPIPSEmbedding(nn.Module):
 
 @dataclass
 class LPIPSSpace:
-    """LPIPS (AlexNet by default, as the paper) as an embedding distance, power 2."""
+    """LPIPS (AlexNet by default, as the paper) as an embedding distance, power 2. ``resize``: images whose
+    smaller side is below it are first resized so that side is ``resize`` (nearest-exact, the aspect kept),
+    as the authors' released code does for 28×28 images (to 32×32)."""
 
     net: str = "alex"
     backbone: str | None = None
@@ -203,8 +205,10 @@ class LPIPSSpace:
     power: int = 2
     scale: float = 1.0
     pixels: bool = True
+    resize: int | None = None
 
     def __post_init__(self):
+        check(self.resize is None or self.resize >= 1, f"LPIPS resize {self.resize} must be a positive size")
         check(self.net in _ARCH, f"unknown LPIPS backbone {self.net!r}; use one of {sorted(_ARCH)}")
         if self.module is None:
             backbone = Path(self.backbone) if self.backbone else default_backbone_file(self.net)
@@ -218,7 +222,13 @@ class LPIPSSpace:
 
     @property
     def name(self) -> str:
-        return f"lpips-{self.net}"
+        return f"lpips-{self.net}" + (f"@{self.resize}" if self.resize else "")
+
+    def _resized(self, hw: tuple) -> tuple:
+        h, w = hw
+        if not self.resize or min(h, w) >= self.resize:
+            return h, w
+        return (self.resize, int(self.resize * w / h)) if h <= w else (int(self.resize * h / w), self.resize)
 
     @property
     def torch_device(self) -> torch.device:
@@ -228,7 +238,7 @@ class LPIPSSpace:
         check(len(shape) == 4 and shape[1] in (1, 3), f"LPIPS needs images (N, C, H, W) with C = 1 or 3; got {shape}")
         try:
             with torch.no_grad():
-                self.module(torch.zeros((1, 3) + tuple(shape[2:]), device=self.torch_device))
+                self.module(torch.zeros((1, 3) + self._resized(tuple(shape[2:])), device=self.torch_device))
         except RuntimeError:
             raise Mem2genError(f"images of {shape[2]}x{shape[3]} are too small for LPIPS-{self.net}; "
                                "resize them (e.g. to 32x32 or 64x64)") from None
@@ -239,18 +249,22 @@ class LPIPSSpace:
         out = []
         for s in range(0, len(block), self.batch):
             x = torch.from_numpy(to_float(block[s:s + self.batch]).reshape(block[s:s + self.batch].shape))
+            hw = self._resized(tuple(x.shape[2:]))
+            if hw != tuple(x.shape[2:]):  # torchvision's resize(x, size, NEAREST_EXACT) on a tensor is this
+                x = torch.nn.functional.interpolate(x, size=hw, mode="nearest-exact")
             out.append(self.module(x.to(self.torch_device)).cpu())
         emb = torch.cat(out)
         return emb.double() if exact else emb
 
 
 def make_space(distance: str = "l2", *, metric: str = "l2", net: str = "alex", backbone=None, lin=None,
-               device=None):
-    """The space for a distance name: ``l2``, ``lpips`` or ``features``."""
+               device=None, resize: int | None = None):
+    """The space for a distance name: ``l2``, ``lpips`` (images below ``resize`` resized up to it) or
+    ``features``."""
     if distance == "l2":
         return PixelSpace()
     if distance == "lpips":
-        return LPIPSSpace(net=net, backbone=backbone, lin=lin, device=device)
+        return LPIPSSpace(net=net, backbone=backbone, lin=lin, device=device, resize=resize)
     if distance == "features":
         return FeatureSpace(metric=metric)
     raise Mem2genError(f"unknown distance {distance!r}; use l2, lpips or features")

@@ -22,6 +22,7 @@ the tests check every tool against them.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,11 +236,17 @@ class Recovery:
     p: float
     trials: int
     evaluations: int  # network evaluations used
+    rule: str = "bisection"
+    per_trial: np.ndarray | None = None  # (n, trials), rule "released": each trial's time
 
 
 def recovery_times(model, x, *, delta: float, p: float = 0.9, trials: int = 10, steps: int = 20, eta: float = 0.0,
-                   schedule: Schedule = Schedule(), seed: int = 0, batch: int = 8192) -> Recovery:
+                   schedule: Schedule = Schedule(), seed: int = 0, batch: int = 8192, rule: str = "bisection",
+                   stride: int = 25) -> Recovery:
     """Recovery (critical) time and basin radius of each sample x.
+
+    ``rule="released"`` is the authors' released rule instead (:func:`recovery_times_released`); the
+    two give different numbers for the same samples and are not to be compared with each other.
 
     x is noised to step t by the forward process (``trials`` independent noises), the reverse
     process runs back from t (DDIM with ``steps`` steps and ``eta``), and a trial counts as recovered
@@ -249,8 +256,12 @@ def recovery_times(model, x, *, delta: float, p: float = 0.9, trials: int = 10, 
     The same forward noises are used at every t (common random numbers), so the estimated
     probability is a smooth function of t. Bisection assumes recovery gets no easier as t grows.
     """
+    check(rule in ("bisection", "released"), f"recovery rule {rule!r}: use bisection or released")
     check(delta > 0, "delta must be positive")
     check(0 < p <= 1 and trials >= 1 and steps >= 1, "need 0 < p <= 1, trials >= 1, steps >= 1")
+    if rule == "released":
+        return recovery_times_released(model, x, delta=delta, p=p, trials=trials, steps=steps, stride=stride,
+                                       schedule=schedule, seed=seed, batch=batch)
     x = _rows(x, model)
     n, T = len(x), schedule.T
     g = torch.Generator().manual_seed(seed)
@@ -281,10 +292,70 @@ def recovery_times(model, x, *, delta: float, p: float = 0.9, trials: int = 10, 
     return Recovery(t_c, radius, float(delta), float(p), int(trials), int(evaluations))
 
 
+@torch.no_grad()
+def released_ddim(model, x_t, t: int, *, steps: int = 20, schedule: Schedule = Schedule()) -> torch.Tensor:
+    """The released code's deterministic DDIM from step t: strides of ⌈t / min(steps, t)⌉ down to 0,
+    x_{t'} = √ᾱ_{t'} x̂0 + √(1 − ᾱ_{t'}) ε with ᾱ = 1 once t' < 0, returning the last x̂0 clipped to
+    [-1, 1] (no clipping inside the loop, unlike :func:`reverse_from`)."""
+    net = SplitOnOOM(model)
+    ab_all = schedule.alphas_cumprod.to(x_t.device).float()
+    stride = max(1, math.ceil(t / max(1, min(steps, t))))
+    x, x0, now = x_t, x_t, int(t)
+    while now > 0:
+        ab = ab_all[now]
+        ab_next = ab_all[now - stride] if now - stride >= 0 else torch.ones((), device=x.device)
+        eps = net(x, torch.full((len(x),), now, dtype=torch.long, device=x.device))
+        x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()  # 1. the predicted x0 (DDIM, η = 0)
+        x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps  # 2. the next point on the deterministic path
+        now -= stride
+    return x0.clamp(-1, 1)
+
+
+@torch.no_grad()
+def recovery_times_released(model, x, *, delta: float, p: float = 0.9, trials: int = 10, steps: int = 20,
+                            stride: int = 25, schedule: Schedule = Schedule(), seed: int = 0,
+                            batch: int = 8192) -> Recovery:
+    """The authors' released recovery-time rule: t = 1, 1 + stride, … with fresh noise at every t (one per
+    trial), their DDIM back to x̂0 (:func:`released_ddim`), a trial recovered when ‖x̂0 − x‖ ≤ ``delta``;
+    each trial's time is the last t before its first failure (1 for a trial that never recovered), and the
+    scan stops once every sample's recovery probability at the current t is below ``p``. ``t_c`` is the
+    trials' mean per sample (``per_trial`` keeps each); the radius is :func:`recovery_times`' formula at
+    the rounded mean."""
+    check(delta > 0 and 0 < p <= 1 and trials >= 1 and steps >= 1 and stride >= 1,
+          "need delta > 0, 0 < p <= 1, trials >= 1, steps >= 1, stride >= 1")
+    x = _rows(x, model)
+    n = len(x)
+    g = torch.Generator().manual_seed(seed)
+    ab_all = schedule.alphas_cumprod.to(x.device).float()
+    xs = x.repeat_interleave(trials, dim=0)  # (n·trials, …): trial j of sample i at row i·trials + j
+    t_trial = torch.ones(len(xs), dtype=torch.long)
+    going = torch.ones(len(xs), dtype=torch.bool)
+    evaluations = 0
+    for t in range(1, schedule.T, stride):
+        noise = torch.randn(xs.shape, generator=g).to(x.device)  # fresh at every t
+        ab = ab_all[t]
+        xt = ab.sqrt() * xs + (1 - ab).sqrt() * noise
+        x0 = torch.cat([released_ddim(model, xt[i:i + batch], t, steps=steps, schedule=schedule)
+                        for i in range(0, len(xt), batch)])
+        evaluations += len(xt) * min(steps, t)
+        ok = (_flat_norm(x0 - xs) <= delta).cpu()
+        going &= ok
+        if bool((ok.reshape(n, trials).float().mean(1) < p).all()):
+            break
+        t_trial[going] = t
+    per = t_trial.reshape(n, trials).numpy()
+    t_c = per.mean(1)
+    ab = schedule.alphas_cumprod.numpy()[np.rint(t_c).astype(int)]
+    sq = (_flat_norm(x).cpu().double().numpy()) ** 2
+    radius = np.sqrt((1 - np.sqrt(ab)) ** 2 * sq + (1 - ab) * x[0].numel())
+    return Recovery(t_c, radius, float(delta), float(p), int(trials), int(evaluations), rule="released", per_trial=per)
+
+
 def recovery_times_linear(model, x, *, delta: float, p: float = 0.9, trials: int = 10, steps: int = 20,
                           stride: int = 25, schedule: Schedule = Schedule(), seed: int = 0) -> np.ndarray:
-    """The released code's way (a linear scan of t with ``stride``), kept as the benchmark's reference:
-    the largest scanned t with recovery probability ≥ p (−1 if none)."""
+    """The bisection's rule by a linear scan of t with ``stride`` (the same noises at every t), kept as the
+    test's and benchmark's reference: the largest scanned t with recovery probability ≥ p (−1 if none).
+    Not the released code's rule (:func:`recovery_times_released`)."""
     x = _rows(x, model)
     g = torch.Generator().manual_seed(seed)
     z = torch.randn((trials, *x.shape), generator=g).to(x.device)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from . import layout
-from .checkpoints import authors_arch, read, strip_prefix
+from .checkpoints import authors_arch, authors_to_diffusers, read, strip_prefix
 from .datasets import ARCHITECTURES, UNetArch
 from .diffusion import OptimalDenoiser, Schedule
 from .errors import Mem2genError, check
@@ -108,7 +108,32 @@ def build_model(spec, sample_shape: tuple, *, seed: int = 0, train=None) -> nn.M
         check((arch.channels, arch.sample_size, arch.sample_size) == tuple(sample_shape),
               f"U-Net architecture {spec.arch} is for {arch.channels}x{arch.sample_size}x{arch.sample_size} "
               f"images, the data are {'x'.join(map(str, sample_shape))}; choose a matching architecture")
-        return build_unet(arch, dropout=spec.dropout)
+        unet = build_unet(arch, dropout=spec.dropout)
+        if getattr(spec, "init", "default") == "ddpm":
+            ddpm_init(unet.unet)
+        return unet
+
+
+def ddpm_init(unet) -> None:
+    """The initialisation of Ho et al.'s DDPM U-Net, as the authors' released network draws it (their
+    ``layers.default_init``): every conv and linear weight uniform with variance scale / fan_avg, where
+    fan_avg = (fan_in + fan_out)/2 counts the kernel's taps (JAX's variance scaling), biases 0; scale 1,
+    except the resnets' second conv, the attention output and the last conv (scale 1e-10: about zero,
+    so each block starts as the identity) and the 1×1 maps of attention and shortcuts (0.1). GroupNorm
+    keeps weight 1, bias 0. Draws from torch's global generator (:func:`build_model` seeds it)."""
+    for name, mod in unet.named_modules():
+        if not isinstance(mod, (nn.Conv2d, nn.Linear)):
+            continue
+        last = name.split(".")[-1]
+        scale = 1e-10 if (last == "conv2" and ".resnets." in name) or name.endswith("to_out.0") or name == "conv_out" \
+            else 0.1 if last in ("to_q", "to_k", "to_v", "conv_shortcut") else 1.0
+        w = mod.weight
+        taps = w[0, 0].numel() if w.dim() > 2 else 1
+        fan_avg = (w.shape[0] + w.shape[1]) * taps / 2  # (fan_out + fan_in) / 2
+        with torch.no_grad():
+            w.uniform_(-1, 1).mul_(math.sqrt(3 * scale / fan_avg))
+            if mod.bias is not None:
+                mod.bias.zero_()
 
 
 def check_device(device) -> None:
@@ -205,11 +230,23 @@ def model_for_size(folder, k: int) -> Path:
     return found[0]
 
 
+def samples_for_size(folder, k: int) -> Path:
+    """The samples a brought model of size ``k`` made, in a folder of one set per K: ``<k>.npz`` (the
+    authors' files: their ``samples`` array), ``<k>.npy`` or ``<k>/`` (images, or the authors' batches)."""
+    folder = Path(folder)
+    check(folder.is_dir(), f"samples: {folder} is not a folder")
+    found = [p for p in (folder / f"{k}.npz", folder / f"{k}.npy", folder / str(k)) if p.exists()]
+    check(len(found) == 1, f"samples: {folder} has {len(found)} sample sets for K = {k} (looked for {k}.npz, "
+                           f"{k}.npy, {k}/); keep exactly one")
+    return found[0]
+
+
 def load_model(path, *, device=None) -> nn.Module:
     """A model from ``path``, needing nothing else: a folder written by :func:`save_model`, a training
     folder (its ``model/``), a training checkpoint ``state.safetensors`` (its EMA weights, rebuilt from
     the configuration it stores), any diffusers ``UNet2DModel`` folder (also a ``DDPMPipeline``
-    folder with ``unet/``), or an authors' ``K.pt`` whose weights are UNet2DModel's (:func:`_load_authors`).
+    folder with ``unet/``), or an authors' ``K.pt`` (their U-Net's weights, renamed onto UNet2DModel's, or
+    weights already named as UNet2DModel's: :func:`_load_authors`).
     Never runs code from a file."""
     path = Path(path)
     if not path.exists() and _HUB_ID.fullmatch(str(path)):
@@ -293,22 +330,30 @@ def check_diffusers_model(path: Path, sub: str | None) -> None:
 
 
 def _load_authors(path: Path) -> nn.Module:
-    """A ``K.pt`` of the paper's authors (:mod:`mem2gen.checkpoints`: read without running code): its EMA
-    weights in the diffusers ``UNet2DModel`` that its ``args.model`` names. Loaded only when every
-    parameter name and shape is that model's; another layout is refused, naming the first mismatch."""
+    """A ``K.pt`` of the paper's authors (:mod:`mem2gen.checkpoints`: read without running code): the network
+    its ``args.model`` describes, built as diffusers' ``UNet2DModel``, with the checkpoint's EMA weights
+    (their raw ``model`` weights only when no ``ema`` is stored; ``model.source`` says which). Weights of
+    their own class (``all_modules.<i>…``) are renamed by :func:`mem2gen.checkpoints.authors_to_diffusers`;
+    weights already named as ``UNet2DModel``'s load as they are. Every name and shape is checked first."""
     ck = read(path)
-    check(isinstance(ck, dict) and "ema" in ck and "args" in ck,
-          f"{path}: not a checkpoint in the authors' format (a dict with 'ema' weights and 'args')")
+    check(isinstance(ck, dict) and "args" in ck and ("ema" in ck or "model" in ck),
+          f"{path}: not a checkpoint in the authors' format (a dict with 'ema' or 'model' weights and 'args')")
+    which = "ema" if "ema" in ck else "model"
+    check(isinstance(ck[which], dict) and ck[which], f"{path}: its {which!r} entry holds no weights")
     arch = authors_arch(ck["args"])
+    check(arch.base % arch.norm_groups == 0, f"{path}: base width {arch.base} is not a multiple of the "
+                                             f"{arch.norm_groups} GroupNorm groups of the authors' U-Net")
     model = build_unet(arch)
-    state, ours = strip_prefix(dict(ck["ema"])), model.unet.state_dict()
+    state, ours = strip_prefix(dict(ck[which])), model.unet.state_dict()
+    if any(k.startswith("all_modules.") for k in state):
+        state = authors_to_diffusers(state, arch, ours)
     odd = (sorted(set(state) - set(ours)) + sorted(set(ours) - set(state))
            + sorted(k for k in set(ours) & set(state) if tuple(ours[k].shape) != tuple(state[k].shape)))
-    check(not odd, f"{path}: its {len(state)} weights are not laid out as diffusers' UNet2DModel for {arch} "
-                   f"({len(ours)} tensors; first mismatch {odd[0] if odd else ''!r}). mem2gen maps a K.pt only when "
-                   "its names and shapes are UNet2DModel's: the layout of the authors' own U-Net class is not "
-                   "published with their code, so no other mapping can be checked")
+    check(not odd, f"{path}: its {len(state)} weights are neither the authors' U-Net nor diffusers' UNet2DModel "
+                   f"for {arch} ({len(ours)} tensors; first mismatch {odd[0] if odd else ''!r})")
     model.unet.load_state_dict(state)
+    model.source = f"{path.name}: the authors' {'EMA' if which == 'ema' else 'raw (no EMA stored)'} weights, " \
+                   f"step {ck.get('iterations', '?')}"
     return model
 
 

@@ -97,6 +97,30 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     return np.load(path, mmap_mode="r")
 
 
+def import_samples(samples: np.ndarray, path, model, *, source: str) -> np.ndarray:
+    """Samples ``model`` made elsewhere (``source``: where they came from), written to ``path`` (.npy,
+    float32 in [-1, 1]) with the same record as :func:`generate`'s, so a sweep verifies and reuses them as
+    its own. A finished file is reused when its record names the same source, model and count."""
+    path = Path(path)
+    x = np.asarray(samples, dtype=np.float32)
+    check(x.ndim >= 2 and np.isfinite(x).all() and x.min() >= -1.0001 and x.max() <= 1.0001,
+          f"{source}: samples must be finite floats in [-1, 1] (the authors' and mem2gen's range)")
+    settings = {"n": len(x), "shape": list(x.shape[1:]), "sampler": "imported", "source": source,
+                "model": weights_digest(model)}
+    record = record_path(path)
+    if path.exists() and record.exists():
+        made = read_json(record)
+        if not changed_keys({k: made.get(k) for k in settings}, settings) and made.get("fingerprint") == fingerprint(path):
+            return np.load(path, mmap_mode="r")
+    partial = path.with_name(path.name + ".partial.npy")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(partial, np.clip(x, -1, 1))
+    write_json(record, {**settings, "sha256": sha256_of(partial), "fingerprint": fingerprint(partial),
+                        "bytes": partial.stat().st_size})
+    os.replace(partial, path)
+    return np.load(path, mmap_mode="r")
+
+
 def record_path(path) -> Path:
     """The record beside a finished sample file (``eval.npy`` → ``eval.npy.json``): the settings and model
     that made it, and its checksums."""

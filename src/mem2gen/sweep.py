@@ -68,7 +68,7 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
             brought = load_model(src)
             check(tuple(brought.sample_shape) == tuple(data.shape[1:]),
                   f"{src} makes samples of shape {tuple(brought.sample_shape)}; the data's items are {tuple(data.shape[1:])}")
-            save_model(brought, d / layout.MODEL, meta={"step": 0, "size": k, "data": cfg.data, "source": str(src)})
+            save_model(brought, d / layout.MODEL, meta={"step": 0, "size": k, "data": cfg.data, "source": getattr(brought, "source", str(src))})
         model = point.load_model(device=device)
     elif cfg.model.kind == "optimal":  # the exact ε-model of S_K: nothing to train
         if point.state in ("pending", "started"):
@@ -86,8 +86,21 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
     t = time.perf_counter()
     kw = dict(sampler=cfg.sampler, steps=cfg.sample_steps, eta=cfg.eta, batch=cfg.sample_batch,
               device=device, schedule=Schedule(), progress=progress)
-    ev = generate(model, cfg.n_eval, d / layout.EVAL, seed=point.seed("eval"), **kw)
-    syn = generate(model, point.n_synthetic, d / layout.SYNTHETIC, seed=point.seed("synthetic"), **kw)
+    if cfg.samples:  # the brought model's own samples: S_eval first, then S'
+        from .data import load_array
+        from .models import samples_for_size
+        from .sample import import_samples
+
+        src = samples_for_size(cfg.samples, k)
+        made = load_array(src)
+        n_eval, n_syn = cfg.n_eval, point.n_synthetic
+        check(len(made) >= n_eval + n_syn, f"{src} holds {len(made)} samples; K = {k} needs n_eval + |S'| = {n_eval + n_syn}")
+        ev = import_samples(made[:n_eval], d / layout.EVAL, model, source=f"{src} [0:{n_eval}]")
+        syn = import_samples(made[n_eval:n_eval + n_syn], d / layout.SYNTHETIC, model,
+                             source=f"{src} [{n_eval}:{n_eval + n_syn}]")
+    else:
+        ev = generate(model, cfg.n_eval, d / layout.EVAL, seed=point.seed("eval"), **kw)
+        syn = generate(model, point.n_synthetic, d / layout.SYNTHETIC, seed=point.seed("synthetic"), **kw)
     times["sample_s"] = time.perf_counter() - t
     t = time.perf_counter()
     if point.state != "classified":
@@ -186,11 +199,13 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
     check_device(cfg.device)
     n_data = len(load_dataset(cfg.data, image_size=cfg.image_size))
     ks = sizes_mod.resolve(list(cfg.sizes) if isinstance(cfg.sizes, tuple) else cfg.sizes, n_data)
-    if cfg.checkpoints:  # every size has its model before any work
-        from .models import model_for_size
+    if cfg.checkpoints:  # every size has its model (and its samples, if brought) before any work
+        from .models import model_for_size, samples_for_size
 
         for k in ks:
             model_for_size(cfg.checkpoints, k)
+            if cfg.samples:
+                samples_for_size(cfg.samples, k)
     cfg_file = run / layout.CONFIG
     if cfg_file.exists():
         try:

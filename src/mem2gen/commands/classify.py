@@ -60,13 +60,16 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
 
     ``protocol="released"`` is the authors' released evaluation in full: the absolute comparison
     (``rule="absolute"``) with one generated set as both S_eval and S' (each sample's own match
-    dropped), so no ``synthetic_path``; their l2 path's ranking (by 1/(d + 1e-8) ascending, i.e. the
-    farthest items) is not reproduced: neighbours here are always the nearest."""
+    dropped), so no ``synthetic_path``; the distance their README's commands use, LPIPS (AlexNet), unless
+    ``distance`` is given; images smaller than 32×32 resized up to 32 (nearest-exact) before LPIPS, as
+    their code does. Their l2 path's ranking (by 1/(d + 1e-8) ascending, i.e. the farthest items) is not
+    reproduced: neighbours here are always the nearest."""
     check(protocol in ("paper", "released"), f"protocol {protocol!r}: use paper or released")
     if protocol == "released":
         check(synthetic_path is None, "the released protocol uses the evaluation set as S' too: omit --synthetic")
         check(rule in ("ratio", "absolute"), f"unknown rule {rule!r}")
         rule = "absolute"
+        distance = distance or "lpips"
     distance, delta_m, delta_s = rule_settings(dataset=dataset, distance=distance, delta_m=delta_m, delta_s=delta_s,
                                                rule=rule)
     check(iterations >= 1, "bootstrap iterations must be at least 1")
@@ -79,7 +82,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     t0 = time.perf_counter()
     settings = dict(distance=distance, delta_m=delta_m, delta_s=delta_s, rule=rule, k=k,
                     features_metric=features_metric, lpips_net=lpips_net, lpips_backbone=lpips_backbone,
-                    lpips_lin=lpips_lin, device=device, pixel_range=pixel_range)
+                    lpips_lin=lpips_lin, device=device, pixel_range=pixel_range,
+                    lpips_resize=32 if protocol == "released" else None)
     res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), progress=progress, **settings)
     seconds = time.perf_counter() - t0
     boot = res.bootstrap(iterations=iterations, seed=seed)
@@ -98,7 +102,11 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     images = distance != "features" and ev.ndim == 4 and min(ev.shape[2:]) >= 4 and len(ev) >= 2 and len(tr) >= 4
     check(not quality or images, "the quality score needs images (at least 4x4, 2 samples, 4 training items)")
     if checks and images:
-        off = off_manifold(ev, tr, None, distance=distance, device=device, n_real=5000, seed=seed,
+        from ..embed import make_space
+
+        space = make_space(distance, metric=features_metric, net=lpips_net, backbone=lpips_backbone, lin=lpips_lin,
+                           device=device, resize=settings["lpips_resize"])
+        off = off_manifold(ev, tr, None, distance=distance, device=device, n_real=5000, seed=seed, space=space,
                            sample_distance=res.d_train[:, 0])  # eq 4's search already found it
         extra["off_manifold"] = {"fraction": float(off["off"].mean()), "reference": off["reference"],
                                  "quantile": off["quantile"], "threshold": off["threshold"],
@@ -156,7 +164,8 @@ def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
                  "the comparison of the authors' released code (README: what it does and does not reproduce).")
 @lib_option(classify_files, "protocol", "--protocol", type=click.Choice(["paper", "released"]),
             help="released: the authors' released evaluation in full (rule absolute, the eval set as S' with "
-                 "self-matches dropped; no --synthetic). See README.")
+                 "self-matches dropped, no --synthetic; LPIPS-alex unless --distance, images under 32x32 resized "
+                 "to 32 nearest-exact, as their README's commands and code).")
 @lib_option(classify_files, "pixel_range", "--range", type=click.Choice(["auto", "-1,1", "0,1"]),
             help="Range of float pixels: auto reads [-1, 1] and refuses sets that look like [0, 1]; 0,1 rescales.")
 @lib_option(classify_files, "features_metric", "--features-metric", type=click.Choice(["l2", "cosine"]))

@@ -11,6 +11,7 @@ import numpy as np
 from .. import datasets
 from ..config import (
     BATCHING,
+    INITS,
     SAMPLERS,
     SWEEP_PRESETS,
     ModelSpec,
@@ -26,7 +27,8 @@ from .options import calls, lib_option
 
 
 def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: str = ModelSpec.arch,
-                width: float = ModelSpec.width, dropout: float | None = None, steps: int = TrainConfig.steps,
+                width: float = ModelSpec.width, dropout: float | None = None, init: str = ModelSpec.init,
+                steps: int = TrainConfig.steps,
                 batch: int = TrainConfig.batch, lr: float = TrainConfig.lr, ema_decay: float = TrainConfig.ema_decay,
                 weight_decay: float = TrainConfig.weight_decay, data_noise: float = TrainConfig.data_noise,
                 batching: str = TrainConfig.batching, seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None,
@@ -40,7 +42,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
     trained."""
     from ..models import check_device  # torch
 
-    spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout)
+    spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout, init=init)
     check(snapshots >= 0, "snapshots must be 0 or more")
     check(image_size is None or image_size >= 4, f"--image-size {image_size} must be at least 4")
     check(seed >= 0 and split_seed >= 0, "seeds must be whole numbers >= 0")
@@ -74,6 +76,7 @@ def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_see
         # keys added to TrainConfig since that run was started take their defaults (which it used)
         before["train"] = {**json.loads(json.dumps(TrainConfig(steps=steps).__dict__, default=list)),
                            **before.get("train", {})}
+        before["model"] = {"init": ModelSpec.init, **before.get("model", {})}
         diff = changed_keys(before, settings)
         check(not diff, f"{out} holds a run with other settings ({', '.join(diff)}); use another --out")
     else:
@@ -98,7 +101,7 @@ def preset_settings(name: str) -> dict:
     check(name in SWEEP_PRESETS, f"unknown sweep preset {name!r}; use one of {', '.join(SWEEP_PRESETS)}")
     c = SWEEP_PRESETS[name]
     m, t = c.model, c.train
-    train = {"data": c.data, "kind": m.kind, "arch": m.arch, "width": m.width, "dropout": m.dropout,
+    train = {"data": c.data, "kind": m.kind, "arch": m.arch, "width": m.width, "dropout": m.dropout, "init": m.init,
              "split_seed": c.split_seed, "split": c.split, "image_size": c.image_size,
              **{k: getattr(t, k) for k in ("steps", "batch", "lr", "ema_decay", "weight_decay", "data_noise",
                                            "batching", "bf16")}}
@@ -152,6 +155,8 @@ PRESET_HELP = "Take every setting not given from this sweep preset (its settings
 @lib_option(train_model, "arch", "--arch", type=click.Choice(list(datasets.ARCHITECTURES)), help="U-Net architecture.")
 @lib_option(train_model, "width", "--width", type=float, help="Width multiplier of the network.")
 @lib_option(train_model, "dropout", "--dropout", type=float, help="Dropout. [default: the architecture's]")
+@lib_option(train_model, "init", "--init", type=click.Choice(INITS),
+            help="U-Net initialisation: PyTorch's, or ddpm (variance scaling, as the authors' code).")
 @lib_option(train_model, "steps", "--steps", type=int)
 @lib_option(train_model, "batch", "--batch", type=int)
 @lib_option(train_model, "lr", "--lr", type=float)

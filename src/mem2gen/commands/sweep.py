@@ -34,6 +34,9 @@ from .options import Numbers, calls, lib_option
 @click.option("--steps", type=int, default=None, help="Training steps per model.")
 @click.option("--checkpoints", default=None, type=click.Path(path_type=str),
               help="Take each K's model from this folder (K.pt, K=<K>/ or <K>/) instead of training one.")
+@click.option("--samples", default=None, type=click.Path(path_type=str),
+              help="With --checkpoints: each K's samples from this folder (K.npz, K.npy or K/) instead of sampling; "
+                   "S_eval is their first n_eval, S' the next factor x K.")
 @click.option("--device", default=None, help="Where points run. [default: cuda when present]")
 @lib_option(run_sweep, "out", "--out", type=click.Path(path_type=Path), help="Run folder. [default: runs/PRESET]")
 @lib_option(run_sweep, "executor", "--executor", type=click.Choice(EXECUTORS))
@@ -52,12 +55,12 @@ from .options import Numbers, calls, lib_option
             help="Start again in a folder made by another config: removes the run's own files (points/, config.json, "
                  "tables, figures), never other files.")
 @click.option("--quiet", is_flag=True)
-def sweep(data, sizes, steps, checkpoints, device, partition, gpus_per_node, timeout_min, devices, executor, quiet, **kw):
+def sweep(data, sizes, steps, checkpoints, samples, device, partition, gpus_per_node, timeout_min, devices, executor, quiet, **kw):
     """Train, sample and classify one model per training-set size; phase diagram and report.
     Re-running the same command resumes."""
     t = time.perf_counter()
     overrides = {"data": data, "sizes": list(sizes) if sizes else None, "device": device, "train.steps": steps,
-                 "checkpoints": checkpoints}
+                 "checkpoints": checkpoints, "samples": samples}
     slurm = {"partition": partition, "gpus_per_node": gpus_per_node, "timeout_min": timeout_min}
     res = run_sweep(**kw, overrides=overrides, executor=executor, progress=not quiet, echo=click.echo,
                     slurm=slurm if executor == "slurm" else None, devices=devices.split(",") if devices else None)
