@@ -18,12 +18,12 @@ from mem2gen.diffusion import OptimalDenoiser
 torch.set_num_threads(1)
 settings = []
 y16 = nested_subset(load_dataset("digits"), 16)  # floats in [-1, 1]
-settings.append(("exact denoiser, K=16", OptimalDenoiser(y16), y16))
+settings.append(("exact-denoiser-K16", OptimalDenoiser(y16), y16))
 if len(sys.argv) > 2:
     from mem2gen.run import Run
 
     p = Run(sys.argv[2]).point(32)
-    settings.append(("quick preset model, K=32", p.load_model(), np.asarray(p.train_set)))
+    settings.append(("quick-K32", p.load_model(), np.asarray(p.train_set)))
 rows = []
 for name, model, y in settings:
     delta = 0.25 * L.nn_spacing(y)

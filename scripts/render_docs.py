@@ -5,7 +5,8 @@ re-renders each page and fails when it differs from the committed one).
     {{ TABLE | SELECT | COLUMN | FORMAT }}
 
 TABLE is a CSV in docs/tables; SELECT picks its rows (``K=64``, ``R=3,tau=0.05``, ``K>=16,K<=128``;
-``*`` for all); COLUMN is a column, or ``min(col)``, ``max(col)``, ``count(col>0)``, ``rows`` over the
+``*`` for all); COLUMN is a column, or ``min(col)``, ``max(col)``, ``mean(col)``, ``median(col)``,
+``count(col>0)``, ``rows`` over the
 rows picked, ``argmax(col)`` the K of the row where col is largest, ``where(col)`` the K of the rows
 where col > 0 as a list ("none" if no row) (otherwise exactly one row must match); FORMAT is a Python format spec, or one ending in
 ``pt`` for a fraction in percentage points (``+.1pt`` → +2.6). Run: ``python scripts/render_docs.py``
@@ -14,6 +15,7 @@ where col > 0 as a list ("none" if no row) (otherwise exactly one row must match
 import csv
 import operator
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -40,7 +42,7 @@ def _rows(table: str, select: str, tables: Path) -> list[dict]:
 
 
 def _number(rows: list[dict], column: str):
-    m = re.fullmatch(r"(min|max|count)\((\w+)(>0)?\)", column)
+    m = re.fullmatch(r"(min|max|count|mean|median)\((\w+)(>0)?\)", column)
     if column == "rows":
         return len(rows)
     f = re.fullmatch(r"(argmax|where)\((\w+)\)", column)
@@ -51,6 +53,8 @@ def _number(rows: list[dict], column: str):
         return ", ".join(ks) if ks else "none"
     if m:
         values = [r[m.group(2)] for r in rows if isinstance(r[m.group(2)], float)]  # empty cells left out
+        if m.group(1) in ("mean", "median"):
+            return statistics.fmean(values) if m.group(1) == "mean" else statistics.median(values)
         return sum(v > 0 for v in values) if m.group(1) == "count" else (min if m.group(1) == "min" else max)(values)
     if len(rows) != 1:
         raise ValueError(f"{len(rows)} rows match where one must")

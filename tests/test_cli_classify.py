@@ -214,3 +214,26 @@ def test_held_out_null_beside_each_fraction(tmp_path, capsys):
                           [null["counts"]["spurious"], n - null["counts"]["spurious"]]], alternative="greater")[1]
         assert null["excess"]["spurious"]["p"] == pytest.approx(p, rel=1e-9)
         assert null["excess"]["spurious"]["excess"] > 0.15 and null["excess"]["spurious"]["p"] < 1e-6  # planted blends
+
+
+def test_checks_reuse_the_searches_the_labels_made(files, tmp_path, monkeypatch):
+    """With the default checks, classify searches three times (S_eval→S, S_eval→S', one S→S for both the
+    duplicate check and the off-manifold threshold); the labels are those of plain classify(), and the
+    threshold is the one a separate S→S search over the same draw gives."""
+    from mem2gen import classify, neighbors
+    from mem2gen.calibrate import off_manifold
+    from mem2gen.commands.classify import classify_files
+
+    d, _ = files
+    calls = []
+    real = neighbors.nearest
+    monkeypatch.setattr(neighbors, "nearest", lambda *a, **kw: calls.append(kw.get("desc")) or real(*a, **kw))
+    res = classify_files(d / "eval.npy", d / "train.npy", d / "synthetic.npy", out=tmp_path / "o", dataset="mnist",
+                         grid=False, iterations=10, progress=False)
+    assert len(calls) == 3, calls
+    monkeypatch.setattr(neighbors, "nearest", real)
+    ev, tr, syn = (np.load(d / f"{n}.npy") for n in ("eval", "train", "synthetic"))
+    np.testing.assert_array_equal(res.result.labels, classify(ev, tr, syn, dataset="mnist").labels)
+    alone = off_manifold(ev, tr, None, n_real=5000, seed=0)
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["off_manifold"]["threshold"] == alone["threshold"]

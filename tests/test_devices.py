@@ -283,3 +283,48 @@ def _near_copies_stay_exact(nb):
     assert np.array_equal(got.indices, truth.indices) and np.allclose(got.distances, truth.distances, rtol=1e-6)
     unscoped = nb.nearest.__wrapped__(q, refs, 5)  # the emulation bites: the scope is what keeps it exact
     assert (unscoped.indices != truth.indices).any(axis=1).sum() > 10
+
+
+def test_thread_count_follows_the_free_cores():
+    """The default thread count: usable cores less the busy ones (load rounded), at least one, split among
+    workers; the user's count wins (mem2gen.threads)."""
+    from mem2gen import threads
+
+    assert threads.default_threads(cores=2, busy=0.0) == 2
+    assert threads.default_threads(cores=2, busy=0.4) == 2
+    assert threads.default_threads(cores=2, busy=1.0) == 1  # one other process: one thread
+    assert threads.default_threads(cores=2, busy=7.0) == 1  # never fewer than one
+    assert threads.default_threads(cores=16, busy=3.6) == 12
+    assert threads.default_threads(cores=16, busy=0.0, workers=3) == 5
+    assert threads.default_threads(cores=2, busy=0.0, workers=4) == 1
+    try:
+        threads.given = 3
+        assert threads.per_worker(8) == 3
+    finally:
+        threads.given = None
+
+
+def test_cli_sets_the_default_threads_unless_told(monkeypatch):
+    """Without --threads the CLI applies the free-core count; with it, the user's count; an OMP_NUM_THREADS
+    the user set is kept."""
+    import torch
+
+    from mem2gen import threads
+    from mem2gen.cli import cli
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(threads, "load", lambda: 0.0)
+        monkeypatch.setattr(threads, "usable_cores", lambda: 1)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        cli.main(args=["sizes", "--preset", "quick"], standalone_mode=False)
+        assert torch.get_num_threads() == 1 and threads.given is None
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        cli.main(args=["--threads", "2", "sizes", "--preset", "quick"], standalone_mode=False)
+        assert torch.get_num_threads() == 2 and threads.given == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        cli.main(args=["sizes", "--preset", "quick"], standalone_mode=False)
+        assert threads.given == 1
+    finally:
+        torch.set_num_threads(before)
+        threads.given = None

@@ -195,7 +195,8 @@ def point_calibration(point, *, grid=DELTA_S_GRID, max_factor: int = 64) -> dict
 # --- is a sample a plausible item at all? ----------------------------------------------------------------
 
 def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: str = "l2", device=None,
-                 n_real: int | None = None, seed: int = 0, sample_distance=None, space=None) -> dict:
+                 n_real: int | None = None, seed: int = 0, sample_distance=None, space=None,
+                 real_distance=None) -> dict:
     """Which samples lie off the data: farther from every real item (S ∪ held-out) than ``quantile`` of
     real held-out items are from their nearest other real item. Dataset-agnostic and offline; by
     construction about 1 − ``quantile`` of real held-out items are off-manifold themselves. Eq 6 calls
@@ -206,7 +207,9 @@ def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: 
     ``n_real`` caps the real items whose distances set the threshold (a seeded draw; each is still
     compared with all real data): a percentile from 5,000 items is as good as from 60,000, and a
     60,000 × 60,000 search is not needed for it. ``sample_distance``: the samples' distances (the rule's
-    units) to their nearest item of S, when already known (eq 4's d(x̂, x1); only with ``held_out=None``)."""
+    units) to their nearest item of S, when already known (eq 4's d(x̂, x1); only with ``held_out=None``);
+    ``real_distance``: the real items' distances to their nearest other item of S, likewise (only with
+    ``held_out=None``; :func:`mem2gen.classify.self_distances`)."""
     from .embed import make_space
     from .neighbors import nearest
 
@@ -217,11 +220,15 @@ def off_manifold(samples, train, held_out, *, quantile: float = 0.99, distance: 
     real = train if loo else np.asarray(held_out)
     ref = train if loo else np.concatenate([real, train])  # the real items come first in ref: self_ids below
     kw = dict(space=space, device=device)
-    ids = np.arange(len(real))
-    if n_real is not None and n_real < len(real):
-        ids = np.sort(np.random.default_rng(seed).choice(len(real), n_real, replace=False))
-    d_real = nearest(real[ids], ref, 1, self_ids=ids, **kw).distances[:, 0]
-    d_real = space.scale * d_real ** space.power
+    if real_distance is not None:
+        check(loo, "real_distance is S against itself: only without held-out data")
+        d_real = np.asarray(real_distance, dtype=np.float64)
+    else:
+        ids = np.arange(len(real))
+        if n_real is not None and n_real < len(real):
+            ids = np.sort(np.random.default_rng(seed).choice(len(real), n_real, replace=False))
+        d_real = nearest(real[ids], ref, 1, self_ids=ids, **kw).distances[:, 0]
+        d_real = space.scale * d_real ** space.power
     tau = float(np.quantile(d_real, quantile))
     if sample_distance is not None:
         check(loo, "sample_distance is the distance to S: only without held-out data")

@@ -182,24 +182,34 @@ def label(d1, d2, ds1, *, delta_m: float = DELTA_M, delta_s: float = DELTA_S, ru
 PIXEL_RANGES = ("auto", "-1,1", "0,1")
 
 
-def near_duplicates(train, *, space, factor: float = 0.1, max_checked: int = 2000, **search) -> dict:
+def self_distances(train, *, space, n: int = 2000, seed: int = 0, **search) -> dict:
+    """Each of up to ``n`` items of S (a seeded draw; all of S when it holds fewer) against the rest of S:
+    its nearest other item and the distance in the rule's units. One search serves the near-duplicate
+    check and the off-manifold threshold (:func:`mem2gen.calibrate.off_manifold`)."""
+    from .neighbors import nearest
+
+    m = len(train)
+    ids = np.sort(np.random.default_rng(seed).choice(m, n, replace=False)) if n < m else np.arange(m)
+    nn = nearest(np.asarray(train[ids]) if n < m else train, train, 1, space=space, self_ids=ids,
+                 desc="S against S", **search)
+    return {"ids": ids, "nearest": nn.indices[:, 0], "distance": space.scale * nn.distances[:, 0] ** space.power}
+
+
+def near_duplicates(train, *, space, factor: float = 0.1, max_checked: int = 2000, within: dict | None = None,
+                    **search) -> dict:
     """Items of S with another item of S nearer than ``factor`` × the median nearest-neighbour distance
     in S. Eq 4 compares d(x, x1) with d(x, x2): a sample that copies such an item has x2 nearly as close
     as x1, so it is called memorized only within δm × that small distance (only an exact copy is).
-    Checks up to ``max_checked`` items (a fixed random subset) against all of S. (The absolute rule has
-    no such blind spot.)"""
-    from .neighbors import nearest
-
-    n = len(train)
-    ids = np.sort(np.random.default_rng(0).permutation(n)[:max_checked]) if n > max_checked else np.arange(n)
-    nn = nearest(np.asarray(train[ids]) if n > max_checked else train, train, 1, space=space, self_ids=ids,
-                 desc="duplicates", **search)
-    d = space.scale * nn.distances[:, 0] ** space.power
+    Checks up to ``max_checked`` items (a fixed random subset) against all of S, or the items of
+    ``within`` (:func:`self_distances`, already searched). (The absolute rule has no such blind spot.)"""
+    within = within or self_distances(train, space=space, n=max_checked, **search)
+    ids, d = within["ids"], within["distance"]
+    nn_ids = within["nearest"]
     limit = factor * float(np.median(d))
     near = d <= limit
     return {"checked": int(len(ids)), "near": int(near.sum()), "exact": int((d == 0).sum()),
             "fraction": float(near.mean()), "limit": float(limit),
-            "examples": [[int(ids[i]), int(nn.indices[i, 0])] for i in np.flatnonzero(near)[:5]]}
+            "examples": [[int(ids[i]), int(nn_ids[i])] for i in np.flatnonzero(near)[:5]]}
 
 
 def duplicate_warning(dup: dict) -> str:
@@ -214,7 +224,7 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
              lpips_net: str = "alex", lpips_backbone=None, lpips_lin=None, lpips_resize: int | None = None,
              device=None, chunk: int = 8192,
              batch: int = 4096, check_duplicates: bool = True, pixel_range: str = "auto",
-             progress: bool = False) -> Classification:
+             self_check: int = 2000, seed: int = 0, progress: bool = False) -> Classification:
     """Label every sample of ``eval_set`` against ``train`` (S) and ``synthetic`` (S').
 
     Sets are arrays (or memmaps) of images (N,H,W), (N,C,H,W), (N,H,W,C) or vectors (N,D); uint8
@@ -293,10 +303,14 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     info = {"n_train": len(tr), "n_synthetic": len(syn), "leave_one_out": loo, "k": int(d_t.shape[1]),
             "sample_shape": list(ev.shape[1:]), "refined_queries": nt.refined + ns.refined,
             "shared_with_synthetic": shared}
+    train_self = None
     if check_duplicates and rule == "ratio":
-        info["near_duplicates"] = near_duplicates(tr, **common)
+        train_self = self_distances(tr, n=self_check, seed=seed, **common)
+        info["near_duplicates"] = near_duplicates(tr, within=train_self, **common)
         dup = info["near_duplicates"]
         if dup["near"]:
             warnings.warn(duplicate_warning(dup), stacklevel=2)
-    return Classification(labels, d_t, nt.indices, d_s, ns.indices, ratio_m, ratio_s, delta_m, delta_s,
-                          space.name, rule, info)
+    res = Classification(labels, d_t, nt.indices, d_s, ns.indices, ratio_m, ratio_s, delta_m, delta_s,
+                         space.name, rule, info)
+    res.train_self = train_self  # not saved: the search behind the duplicate check, for the caller's reuse
+    return res

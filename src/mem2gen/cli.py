@@ -13,28 +13,37 @@ import traceback
 import click
 
 from .commands import calibrate, classify, dynamics, landscape, memory, model, sweep
+from . import threads as cpu_threads
 from .errors import Mem2genError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="mem2gen")
 @click.option("--threads", type=click.IntRange(min=1), default=None, envvar="MEM2GEN_THREADS", show_envvar=True,
-              help="CPU threads for torch. [default: torch's (one per core)]. With another process busy on "
-                   "the machine, 1 was 1.7x faster for training (BENCHMARKS.md, threads).")
+              help="CPU threads for torch. [default: the cores not already busy (affinity less the load "
+                   "average), shared among a command's workers; torch's one-per-core slows down on a busy machine]")
 @click.option("--deterministic", is_flag=True, envvar="MEM2GEN_DETERMINISTIC", show_envvar=True,
               help="Deterministic GPU kernels: a CUDA run repeats bit for bit (slower). CPU runs are without it.")
 @click.option("-v", "--verbose", count=True,
               help="Diagnostics on stderr: -v what each stage chose and how long it took (INFO), -vv more (DEBUG).")
 def cli(threads, deterministic, verbose):
     """mem2gen: memorization -> spurious states -> generalization in diffusion models."""
+    set_verbosity(verbose)
+    user = threads or (int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None)
+    cpu_threads.given = user or None
     if threads:
         set_threads(threads)
+    elif not user:
+        busy = cpu_threads.load()
+        n = cpu_threads.default_threads(busy=busy)
+        cpu_threads.apply(n)
+        logging.getLogger("mem2gen").info("threads: %d (%d usable cores, %.1f busy; --threads overrides)", n,
+                                          cpu_threads.usable_cores(), busy)
     if deterministic:  # also for the worker processes a sweep starts (they read the variable)
         from .kernels import deterministic as set_deterministic  # torch
 
         os.environ["MEM2GEN_DETERMINISTIC"] = "1"
         set_deterministic()
-    set_verbosity(verbose)
 
 
 def set_verbosity(n: int) -> None:

@@ -40,8 +40,12 @@ class Sequential:
             self.echo(f"    K={k} done in {time.perf_counter() - t:.0f} s{eta}")
 
 
-def _worker(job, device: str, wid: int, jobs, results) -> None:
+def _worker(job, device: str, wid: int, jobs, results, threads: int | None = None) -> None:
     # SimpleQueues write synchronously: a message sent is in the pipe even if the process is killed next
+    if threads:  # CPU workers share the cores: each its part (mem2gen.threads)
+        from .threads import apply
+
+        apply(threads)
     if os.environ.get("MEM2GEN_DETERMINISTIC") == "1":  # `mem2gen --deterministic` holds in the workers too
         from .kernels import deterministic
 
@@ -68,7 +72,12 @@ class Devices:
         jobs, results = ctx.SimpleQueue(), ctx.SimpleQueue()
         for k in [*ks, *[None] * len(self.devices)]:  # one stop sign per worker
             jobs.put(k)
-        procs = [ctx.Process(target=_worker, args=(job, dev, i, jobs, results), daemon=True)
+        from .threads import per_worker
+
+        n_cpu = sum(str(d).startswith("cpu") for d in self.devices)
+        threads = per_worker(n_cpu) if n_cpu else None
+        procs = [ctx.Process(target=_worker, args=(job, dev, i, jobs, results,
+                                                   threads if str(dev).startswith("cpu") else None), daemon=True)
                  for i, dev in enumerate(self.devices)]
         for p in procs:
             p.start()

@@ -84,7 +84,12 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                     features_metric=features_metric, lpips_net=lpips_net, lpips_backbone=lpips_backbone,
                     lpips_lin=lpips_lin, device=device, pixel_range=pixel_range,
                     lpips_resize=32 if protocol == "released" else None)
-    res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), progress=progress, **settings)
+    from ..embed import make_space  # one space (and one LPIPS network) for every search below
+
+    settings["space"] = make_space(distance, metric=features_metric, net=lpips_net, backbone=lpips_backbone,
+                                   lin=lpips_lin, device=device, resize=settings["lpips_resize"])
+    res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), progress=progress,
+                   self_check=5000 if checks else 2000, seed=seed, **settings)
     seconds = time.perf_counter() - t0
     boot = res.bootstrap(iterations=iterations, seed=seed)
     null = None
@@ -95,19 +100,22 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
              "protocol": protocol,
              "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)} | (
         {"null": null} if null else {})
-    ev = as_samples(arrays["eval"], name="eval")
-    syn = as_samples(arrays["synthetic"], name="synthetic") if synthetic_path else ev
-    tr = as_samples(arrays["train"], name="train")
+    def rule_range(a):  # the checks see the pixels as the rule did: [0, 1] floats rescaled to [-1, 1]
+        a = as_samples(a, name="set")
+        return np.asarray(a, dtype=np.float32) * 2 - 1 if pixel_range == "0,1" and a.dtype.kind == "f" else a
+
+    ev = rule_range(arrays["eval"])
+    syn = rule_range(arrays["synthetic"]) if synthetic_path else ev
+    tr = rule_range(arrays["train"])
     off = None
     images = distance != "features" and ev.ndim == 4 and min(ev.shape[2:]) >= 4 and len(ev) >= 2 and len(tr) >= 4
     check(not quality or images, "the quality score needs images (at least 4x4, 2 samples, 4 training items)")
-    if checks and images:
-        from ..embed import make_space
-
-        space = make_space(distance, metric=features_metric, net=lpips_net, backbone=lpips_backbone, lin=lpips_lin,
-                           device=device, resize=settings["lpips_resize"])
-        off = off_manifold(ev, tr, None, distance=distance, device=device, n_real=5000, seed=seed, space=space,
-                           sample_distance=res.d_train[:, 0])  # eq 4's search already found it
+    if checks and images:  # the searches are done: eq 4's gives the samples' distance to S, the duplicate
+        # check's gives S's own spacing (in the rule's units, after any --range rescaling)
+        same = res.train_self if res.train_self is not None and len(res.train_self["ids"]) == min(5000, len(tr)) else None
+        off = off_manifold(ev, tr, None, distance=distance, device=device, n_real=5000, seed=seed,
+                           space=settings["space"], sample_distance=res.d_train[:, 0],
+                           real_distance=None if same is None else same["distance"])
         extra["off_manifold"] = {"fraction": float(off["off"].mean()), "reference": off["reference"],
                                  "quantile": off["quantile"], "threshold": off["threshold"],
                                  **{name: float(off["off"][res.labels == j].mean()) if (res.labels == j).any() else None
