@@ -16,7 +16,7 @@ LAYERS = [
     {"landscape", "landscape_study"},  # analyse one model: energies, basins, attractors
     {"run", "results"},  # read a run folder
     {"plots", "report", "verify"},  # figures, results.csv and report.html; a point's files checked
-    {"executors", "sweep", "toy", "dynamics", "compare"},  # run sweeps and analyses over them
+    {"executors", "sweep", "toy", "dynamics", "compare", "plan"},  # run sweeps and analyses over them
     COMMANDS,  # one module per command group
     {"cli"},  # registers the commands
 ]

@@ -119,6 +119,39 @@ def test_swapped_or_truncated_files_are_found_and_redone(tmp_path, tiny_run):
     assert verify(Run(run).point(2), full=True) == []
 
 
+@pytest.mark.parametrize("damage", ["label", "fraction", "truncate", "eval-without-record"])
+def test_verify_reads_every_file_it_vouches_for(tmp_path, tiny_run, capsys, damage):
+    """An edited label, an edited fraction, a truncated labels.csv, a swapped S_eval whose record is gone:
+    `status --verify` exits 1 naming the file, `report` refuses to publish, and a sweep redoes the point."""
+    run = copy_run(tiny_run, tmp_path / "run")
+    p8 = run / "points" / "K=8"
+    if damage == "label":
+        lines = (p8 / "labels.csv").read_text().splitlines()
+        cells = lines[1].split(",")
+        cells[1] = {"memorized": "spurious"}.get(cells[1], "memorized")
+        (p8 / "labels.csv").write_text("\n".join([lines[0], ",".join(cells)] + lines[2:]) + "\n")
+        named = "labels.csv"
+    elif damage == "fraction":
+        s = json.loads((p8 / "summary.json").read_text())
+        s["fractions"]["spurious"] = 0.99
+        (p8 / "summary.json").write_text(json.dumps(s))
+        named = "summary.json"
+    elif damage == "truncate":
+        (p8 / "labels.csv").write_text((p8 / "labels.csv").read_text()[:200])
+        named = "labels.csv"
+    else:
+        shutil.copy(run / "points" / "K=2" / "eval.npy", p8 / "eval.npy")
+        (p8 / "eval.npy.json").unlink()
+        named = "eval.npy"
+    capsys.readouterr()
+    assert cli("status", run, "--verify") == 1
+    assert named in capsys.readouterr().out
+    assert cli("report", run) == 2
+    assert "not publishing" in capsys.readouterr().err
+    run_sweep(SweepConfig.from_dict(TINY), run, **quiet)  # the sweep repairs: the point is made again
+    assert cli("status", run, "--verify") == 0 and cli("report", run) == 0
+
+
 def test_truncated_run_files_give_one_line(tmp_path, tiny_run, capsys):
     for name in ("config.json", "manifest.json", "points/K=2/summary.json", "points/K=2/model/mem2gen.json"):
         run = copy_run(tiny_run, tmp_path / name.replace("/", "_"))

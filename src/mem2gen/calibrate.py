@@ -17,7 +17,7 @@ from . import layout
 from .classify import classify, label
 from .data import subset_indices
 from .errors import check
-from .files import add_csv_columns, read_json, write_json
+from .files import add_csv_columns, read_json, record_digests, write_json
 from .stats import ALPHA, LABELS, exceeds
 
 # the rule applied again and again to sets mem2gen made or read: no duplicate scan, pixels known to be in [-1, 1]
@@ -143,6 +143,7 @@ def point_null(point, *, iterations: int | None = None, device=None) -> dict:
     if n_left < 4:  # K = N: no real data is left to stand in for samples
         res = {"K": point.k, "undefined": f"only {n_left} items outside S_K", "fractions": None}
         write_json(f, res)
+        record_digests(point.path, [layout.NULL])
         return res
     res = null_rates(point.run.dataset, point.k, n_eval=min(cfg.n_eval, n_left - 2),
                      n_synthetic=min(point.n_synthetic, n_left - min(cfg.n_eval, n_left - 2)),
@@ -159,6 +160,7 @@ def point_null(point, *, iterations: int | None = None, device=None) -> dict:
                                   iterations=it, seed=point.seed("bootstrap"))
                      for name in ("memorized", "spurious")}
     write_json(f, res)
+    record_digests(point.path, [layout.NULL])
     return res
 
 
@@ -270,4 +272,5 @@ def point_manifold(point, *, n_real: int = 2000, quantile: float = 0.99, device=
            "median_distance": float(np.median(r["distance"])),
            "median_real_distance": float(np.median(r["real_distance"]))}
     write_json(f, out)
+    record_digests(point.path, [layout.MANIFOLD, layout.LABELS_CSV])  # labels.csv took two columns
     return out

@@ -404,7 +404,7 @@ def presets_table() -> str:
     """Every sweep preset's settings that change results, and which of the paper's it departs from, as
     Markdown (read from :data:`SWEEP_PRESETS`; docs/config.md holds it, kept current by a test)."""
     out = ["| preset | data | model | steps | lr | batch (batching) | EMA at the end | sampler | S_eval "
-           "| \|S'\| | split | departs from the paper in |", "|" + "---|" * 12]
+           r"| \|S'\| | split | departs from the paper in |", "|" + "---|" * 12]
     for name, c in SWEEP_PRESETS.items():
         m = c.model
         a = datasets.ARCHITECTURES.get(m.arch) if m.kind == "unet" else None

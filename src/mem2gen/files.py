@@ -320,3 +320,48 @@ def sha256_of(path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def record_digests(folder, names) -> None:
+    """Record each of ``names`` that exists in ``folder`` (its sha256, fingerprint and size) in the folder's
+    ``digests.json``, so that a later edit, truncation or swap of the file is found (:func:`check_digests`)."""
+    from .layout import DIGESTS
+
+    folder = Path(folder)
+    f = folder / DIGESTS
+    known = read_json(f) if f.exists() else {}
+    for name in names:
+        p = folder / name
+        if p.is_file():
+            known[name] = {"sha256": sha256_of(p), "fingerprint": fingerprint(p), "bytes": p.stat().st_size}
+    write_json(f, known)
+
+
+def check_digests(folder, names, *, full: bool = False) -> list[str]:
+    """What does not match ``digests.json`` among ``names`` in ``folder``: a file changed since it was
+    recorded (size, sampled checksum, or with ``full`` the whole sha256), a recorded file that is gone, a
+    file present with no record. A folder without ``digests.json`` (made by an earlier version) gives
+    nothing to check against and an empty list."""
+    from .layout import DIGESTS
+
+    folder = Path(folder)
+    f = folder / DIGESTS
+    if not f.exists():
+        return []
+    try:
+        known = read_json(f)
+    except (DamagedFile, OSError):
+        return [f"{DIGESTS} cannot be read"]
+    problems = []
+    for name in names:
+        p, rec = folder / name, known.get(name)
+        if rec is None:
+            if p.exists():
+                problems.append(f"{name} has no recorded digest (not written by mem2gen, or written after the record)")
+            continue
+        if not p.is_file():
+            problems.append(f"{name} is recorded but missing")
+        elif p.stat().st_size != rec["bytes"] or (sha256_of(p) != rec["sha256"] if full else
+                                                  fingerprint(p) != rec["fingerprint"]):
+            problems.append(f"{name} differs from what mem2gen wrote (edited, truncated or replaced)")
+    return problems

@@ -15,9 +15,12 @@ CALIBRATION = "calibration.json"  # mem2gen calibrate
 LANDSCAPE = "landscape.json"  # mem2gen landscape
 LANDSCAPE_FIGURE = "landscape.png"
 BRIDGE = "bridge.json"  # mem2gen memory bridge
+DIGESTS = "digests.json"  # each labelled output's sha256, fingerprint and size, recorded as it is written
+VOUCHED = (LABELS_CSV, SUMMARY, NULL, MANIFOLD, QUALITY)  # what a report publishes: verified before it does
 
 # what a classified point holds beside its model and samples (all that verification may delete)
-CLASSIFIED_FILES = (LABELS_CSV, SUMMARY, GRID, NULL, MANIFOLD, QUALITY, CALIBRATION, LANDSCAPE, LANDSCAPE_FIGURE)
+CLASSIFIED_FILES = (LABELS_CSV, SUMMARY, GRID, NULL, MANIFOLD, QUALITY, CALIBRATION, LANDSCAPE, LANDSCAPE_FIGURE,
+                    DIGESTS)
 
 # a run folder's own records (runs/<name>/)
 CONFIG = "config.json"  # the resolved SweepConfig

@@ -27,7 +27,7 @@ from . import layout
 from .data import as_samples, to_float
 from .datasets import load_dataset
 from .errors import check
-from .files import read_json, write_json
+from .files import read_json, record_digests, write_json
 
 
 class FeatureNet(nn.Module):
@@ -171,4 +171,5 @@ def point_quality(point, *, n_real: int = 1000) -> dict:
     res = {"K": point.k, **quality(np.asarray(point.eval), np.asarray(data[pick]),
                                    dataset_features(cfg.data, cfg.image_size), seed=point.seed("bootstrap") % 2**32)}
     write_json(f, res)
+    record_digests(point.path, [layout.QUALITY])
     return res

@@ -25,6 +25,7 @@ from .stats import (
     pooled_models_excess,
     still_falling,
 )
+from .verify import published_problems
 
 
 def _img(path: Path, alt: str, width: str = "100%") -> str:
@@ -61,6 +62,9 @@ def aggregate(run_dir, *, echo=print) -> dict:
     replicates), capacities.json, the phase diagram and report.html from a run's finished points."""
     run = Run(run_dir)
     cfg = run.config
+    bad = {p.key: found for p in run.points() if p.state == "classified" and (found := published_problems(p))}
+    check(not bad, "not publishing: " + "; ".join(f"K={k}: {', '.join(v)}" for k, v in bad.items())
+          + f". `mem2gen status {run.path} --verify` lists them; `mem2gen sweep` with the same settings redoes them")
     rows = run.results()
     check(len(rows) > 0, f"{run.path}: no point is classified yet; run the sweep first")
     point_rows = run.point_results()

@@ -36,6 +36,7 @@ from .files import (
     check_folder,
     clean_leftovers,
     read_json,
+    record_digests,
     run_lock,
     write_json,
 )
@@ -111,6 +112,7 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
             name: read_json(record_path(d / f"{name}.npy"))["sha256"] for name in ("eval", "synthetic")}
         write_classification(d, c, ev, data, syn, boot=boot, grid=True,
                              extra={"K": k, "made_from": made_from})  # summary.json last
+        record_digests(d, [layout.LABELS_CSV, layout.SUMMARY])
     point_checks(point, device=device)
     times["classify_s"] = time.perf_counter() - t
     log.info("K=%s: train %.1f s, sample %.1f s, classify and checks %.1f s", point.key, times["train_s"],
@@ -285,7 +287,7 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
 
 def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None, grid=None,
           find_transition: bool = False, executor: str = "local", devices: list | None = None, slurm: dict | None = None, overwrite: bool = False,
-          progress: bool = True, echo=print) -> dict:
+          progress: bool = True, echo=print, plan: bool = False) -> dict:
     """The ``mem2gen sweep`` command: a sweep preset, a config file and overrides (dotted keys for nested
     settings) resolved into one :class:`SweepConfig` and run in ``out`` (default ``runs/<name>``).
 
@@ -293,8 +295,17 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
     ``out/KEY=V`` (default ``runs/<name>-<KEY>``) and compares them (``out/compare``, the first value
     the reference): an intervention study in one command. Every config is checked before any work.
     ``find_transition`` runs the config's (coarse) sizes, then the paper's schedule around the transition
-    they show (:func:`transition_sweep`)."""
+    they show (:func:`transition_sweep`). ``plan`` runs nothing: it prints what the sweep would cost
+    (:mod:`mem2gen.plan`) and returns the plan."""
     cfg = load_config(preset, config_file, overrides)
+    if plan:
+        from .plan import plan as make_plan
+        from .plan import print_plan
+
+        p = make_plan(cfg, Path(out) if out else Path("runs") / cfg.name, executor=executor, slurm=slurm,
+                      device=(devices or [None])[0])
+        print_plan(p, echo=echo)
+        return {"plan": p}
     grid = grid or read_grid(config_file)
     check(not (grid and find_transition), "--grid and --find-transition do not combine; run them one after the other")
     if not grid:

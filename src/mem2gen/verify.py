@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import layout
 from .errors import Mem2genError
-from .files import _remove, fingerprint, read_json, sha256_of
+from .files import _remove, check_digests, fingerprint, read_json, sha256_of
 from .run import Point
 
 
@@ -33,11 +33,15 @@ def verify(point: Point, *, full: bool = False, repair: bool = False) -> list[st
         problems.append(f"the model cannot be read ({str(e)[:150]})")
         drop_from = "model"
     made = {}
+    recorded = (point.path / layout.DIGESTS).exists()  # made by a version that records every output
     if drop_from is None and stage in ("sampled", "classified"):
         for name, n in (("eval", point.config.n_eval), ("synthetic", point.n_synthetic)):
             f = point.path / f"{name}.npy"
             rec = record_path(f)
             if not rec.exists():
+                if recorded:  # this version writes a record beside every sample file
+                    problems.append(f"{name}.npy has no record of what made it ({rec.name} is missing)")
+                    drop_from = "samples"
                 continue  # made by a version that kept no record: nothing to check against
             try:
                 r = read_json(rec)
@@ -65,9 +69,31 @@ def verify(point: Point, *, full: bool = False, repair: bool = False) -> list[st
         if src and (src.get("model") != digest or any(src.get(k) != v for k, v in made.items())):
             problems.append("its labels were made from other files than the ones now in the folder")
             drop_from = "labels"
+    if drop_from is None and stage == "classified":
+        found = check_digests(point.path, layout.VOUCHED, full=full)
+        if found:
+            problems += found
+            drop_from = "labels"
     if repair and drop_from:
         drop(point, drop_from)
         problems[-1] += f"; removed the {drop_from} and what was made from them, to make them again"
+    return problems
+
+
+def published_problems(point: Point) -> list[str]:
+    """What a report would publish wrongly from a classified ``point``, found without loading its model:
+    an output that differs from the digest recorded when it was written, or a sample file that does not
+    match its record or has lost it (only for points made by a version that records digests)."""
+    problems = check_digests(point.path, layout.VOUCHED)
+    if (point.path / layout.DIGESTS).exists():
+        for name in (layout.EVAL, layout.SYNTHETIC):
+            f, rec = point.path / name, point.path / (name + ".json")
+            try:
+                r = read_json(rec)
+                if f.stat().st_size != r["bytes"] or fingerprint(f) != r["fingerprint"]:
+                    problems.append(f"{name} does not match its record (damaged or replaced)")
+            except (ValueError, OSError, KeyError):
+                problems.append(f"{name} or its record {rec.name} is missing or unreadable")
     return problems
 
 

@@ -46,7 +46,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                    rule: str = "ratio", features_metric: str = "l2", lpips_net: str = "alex", lpips_backbone=None,
                    lpips_lin=None, k: int = 5, iterations: int = 10_000, seed: int = 0, device: str | None = None,
                    protocol: str = "paper", pixel_range: str = "auto", grid: bool = True, checks: bool = True,
-                   quality: bool = False, held_out=None, overwrite: bool = False, progress: bool = True) -> Classified:
+                   quality: bool = False, held_out=None, overwrite: bool = False, progress: bool = True,
+                   before_write=None) -> Classified:
     """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
     it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
     into ``out`` (see :func:`mem2gen.classify.classify` for the settings). With ``checks`` (images
@@ -57,6 +58,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     ``held_out`` (real items outside S, a file like the others), the rule's null: those items labelled in
     place of the samples at the same |S_eval| and |S'|, and the excess of each fraction over it with its
     interval and exact p-value (:func:`mem2gen.calibrate.held_out_null`; one model: within its samples).
+    ``before_write``: called with the :class:`Classified` (no files yet) before the outputs and the
+    neighbour grid are written, so a caller can show the numbers first.
 
     ``protocol="released"`` is the authors' released evaluation in full: the absolute comparison
     (``rule="absolute"``) with one generated set as both S_eval and S' (each sample's own match
@@ -127,6 +130,9 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
         ref = tr[np.sort(np.random.default_rng(seed).choice(len(tr), 2000, replace=False))] if len(tr) > 2000 else tr
         extra["quality"] = {**score(ev, ref, train_features(tr, seed=seed), seed=seed),
                             "reference": "S" if len(tr) <= 2000 else "2,000 items of S"}
+    checks_found = {k: extra[k] for k in ("off_manifold", "quality", "null") if k in extra} or None
+    if before_write:
+        before_write(Classified(res, boot, [], seconds, checks=checks_found))
     with run_lock(Path(out).resolve().parent, command="mem2gen classify", name=Path(out).name + ".lock"), \
             staged_dir(out, overwrite=overwrite, inputs=input_files) as stage:  # feature vectors: no grid
         files = write_classification(stage, res, ev, tr, syn, boot=boot, extra=extra,
@@ -134,8 +140,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
         if off is not None:
             add_csv_columns(stage / layout.LABELS_CSV, {"off_manifold": off["off"].astype(int).tolist(),
                                                        "d_real": [repr(float(v)) for v in off["distance"]]})
-    return Classified(res, boot, files, seconds,
-                      checks={k: extra[k] for k in ("off_manifold", "quality", "null") if k in extra} or None)
+    return Classified(res, boot, files, seconds, checks=checks_found)
 
 
 def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
@@ -203,7 +208,12 @@ def classify_cmd(quiet, **kw):
     """Label each evaluation sample memorized / spurious / generalized (paper eqs 4-6)."""
     with warnings.catch_warnings():  # said below in one line
         warnings.simplefilter("ignore")
-        r = classify_files(**kw, progress=not quiet)
+        r = classify_files(**kw, progress=not quiet, before_write=show_classified)
+    click.echo(f"wrote {kw['out']}/: " + ", ".join(r.files))
+
+
+def show_classified(r: Classified) -> None:
+    """The command's summary of one classification: notes, the fractions' table and the checks."""
     res = r.result
     if res.info.get("shared_with_synthetic"):
         click.echo(f"note: {res.info['shared_with_synthetic']} evaluation samples have an exact copy in S' (the same "
@@ -233,7 +243,6 @@ def classify_cmd(quiet, **kw):
             click.echo(f"  {name:<11} model {at:.4f} (at the null's |S'|), null {n['fractions'][name]:.4f}, excess "
                        f"{e['excess']:+.4f} [{e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}], one-sided exact p = {e['p']:.3g}")
         click.echo("  (a test over this one model's samples: another training seed may differ more than this)")
-    click.echo(f"wrote {kw['out']}/: " + ", ".join(r.files))
 
 
 @click.command()

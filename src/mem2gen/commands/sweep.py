@@ -54,6 +54,9 @@ from .options import Numbers, calls, lib_option
 @lib_option(run_sweep, "overwrite", "--overwrite", is_flag=True,
             help="Start again in a folder made by another config: removes the run's own files (points/, config.json, "
                  "tables, figures), never other files.")
+@lib_option(run_sweep, "plan", "--plan", is_flag=True,
+            help="Run nothing: print each point's estimated time (a few steps timed on the device), disk and "
+                 "memory, and the totals; refuse a run that would not fit on its disk.")
 @click.option("--quiet", is_flag=True)
 def sweep(data, sizes, steps, checkpoints, samples, device, partition, gpus_per_node, timeout_min, devices, executor, quiet, **kw):
     """Train, sample and classify one model per training-set size; phase diagram and report.
@@ -64,7 +67,8 @@ def sweep(data, sizes, steps, checkpoints, samples, device, partition, gpus_per_
     slurm = {"partition": partition, "gpus_per_node": gpus_per_node, "timeout_min": timeout_min}
     res = run_sweep(**kw, overrides=overrides, executor=executor, progress=not quiet, echo=click.echo,
                     slurm=slurm if executor == "slurm" else None, devices=devices.split(",") if devices else None)
-    click.echo(f"finished in {time.perf_counter() - t:.0f} s; see {res['report']}")
+    if "plan" not in res:
+        click.echo(f"finished in {time.perf_counter() - t:.0f} s; see {res['report']}")
 
 
 @click.command()
