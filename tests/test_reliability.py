@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import numpy as np
@@ -411,3 +412,55 @@ def test_zero_one_floats_are_refused_or_rescaled(tmp_path, capsys):
     assert "--range 0,1" in capsys.readouterr().err
     assert cli("classify", "--train", tmp_path / "t.npy", "--eval", tmp_path / "c.npy", "--range", "0,1",
                "--out", tmp_path / "o", "--quiet") == 0
+
+
+def test_status_ignores_a_lock_whose_process_is_gone(tmp_path, tiny_run, capsys):
+    """A sweep ended by SIGTERM leaves its lock; status must not report the run as in use by a dead pid."""
+    run = copy_run(tiny_run, tmp_path / "run")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    (run / ".lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "since": "x",
+                                           "command": "mem2gen sweep"}))
+    assert cli("status", run) == 0
+    assert "in use" not in capsys.readouterr().out
+    (run / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "x",
+                                           "command": "mem2gen sweep"}))
+    assert cli("status", run) == 0
+    assert "in use by `mem2gen sweep`" in capsys.readouterr().out
+
+
+def test_a_file_size_limit_while_saving_weights_is_one_line_and_resumes(tmp_path):
+    """`ulimit -f` hit while the checkpoint is written (safetensors' own error type): one line, exit 2,
+    no partial file; the same command then finishes."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    mem2gen = str(Path(sys.executable).with_name("mem2gen"))
+    cmd = [mem2gen, "--threads", "1", "train", "--data", "digits", "--size", "8", "--steps", "4", "--out",
+           str(tmp_path / "t"), "--quiet"]
+    r = subprocess.run(cmd, preexec_fn=limit, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "file-size limit" in r.stderr, r.stderr
+    assert not [p for p in (tmp_path / "t").rglob("*") if "tmp" in p.name]
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("content,args,msg", [
+    (b"\xb2\x00\xff binary", [], "not a text file"),
+    (b"sizes: [2, 8\n", [], "not valid YAML"),
+    (b"a: &a [1, 1]\nb: [*a, *a]\n", [], "aliases"),  # the start of an alias bomb: refused before expansion
+    (b"seed: 99999999999999999999999\n", [], "2^63"),
+    (b'name: "a\\x00b"\n', [], "plain folder name"),
+    (b"sizes: {doubling: [1, 2]}\n", [], "whole number"),
+    (b"", ["--grid", "seed=[1"], "grid value"),
+])
+def test_config_oddities_are_one_line_before_any_work(tmp_path, capsys, content, args, msg):
+    (tmp_path / "c.yaml").write_bytes(content)
+    assert cli("sweep", "--config", tmp_path / "c.yaml", "--sizes", "2", "--steps", "2", *args,
+               "--out", tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1 and "internal error" not in err
+    assert not (tmp_path / "r").exists()

@@ -103,12 +103,20 @@ def main(argv=None) -> None:
                    "(sweep config), --batch (train, sample) or --n-samples (landscape), or use --device cpu", err=True)
         sys.exit(2)
     except OSError as e:
-        if e.errno in (28, 13, 30, 20, 21, 2, 40):  # ENOSPC, EACCES, EROFS, ENOTDIR, EISDIR, ENOENT, ELOOP
+        # ENOSPC, EACCES, EROFS, ENOTDIR, EISDIR, ENOENT, ELOOP, EFBIG (a file-size limit), EDQUOT
+        if e.errno in (28, 13, 30, 20, 21, 2, 40, 27, 122):
             click.echo(f"mem2gen: error: {e.strerror}: {e.filename or ''}"
-                       + ("; free space or choose a writable --out" if e.errno in (28, 13, 30) else ""), err=True)
+                       + ("; free space (or raise the limit) or choose a writable --out; the command resumes"
+                          if e.errno in (28, 13, 30, 27, 122) else ""), err=True)
             sys.exit(2)
         _internal_error(e)
-    except Exception as e:  # noqa: BLE001 - a bug: one line for the user, the traceback kept in a file
+    except Exception as e:  # noqa: BLE001 - a bug, or a resource limit reported by a library's own error type
+        full = str(e)
+        if type(e).__name__ == "SafetensorError" and any(w in full for w in ("os error 28", "os error 27", "os error 122", "code: 28", "code: 27",
+                                                                               "StorageFull", "FileTooLarge")):
+            click.echo("mem2gen: error: the disk is full (or a file-size limit was reached) while saving weights; "
+                       "free space or raise the limit, then run the command again: it resumes", err=True)
+            sys.exit(2)
         _internal_error(e)
     sys.exit(rv if isinstance(rv, int) else 0)
 

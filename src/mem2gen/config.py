@@ -148,7 +148,8 @@ class SweepConfig:
         check_fields(self)
         check(isinstance(self.model, ModelSpec) and isinstance(self.train, TrainConfig), "model and train must be mappings")
         check_sizes(self.sizes)
-        check(self.seed >= 0 and self.split_seed >= 0, "seed and split_seed must be whole numbers >= 0")
+        check(0 <= self.seed < 2 ** 63 and 0 <= self.split_seed < 2 ** 63,
+              "seed and split_seed must be whole numbers in [0, 2^63)")
         check(1 <= self.replicates <= 1000, f"replicates = {self.replicates}: give 1 to 1000 models per K")
         check(self.train.seed == TrainConfig.seed, f"train.seed = {self.train.seed}: a sweep derives each point's "
               "training seed from seed and K; set seed instead (e.g. --grid seed=0,1,2)")
@@ -161,8 +162,9 @@ class SweepConfig:
         check(self.bootstrap_iterations >= 1, "bootstrap_iterations must be at least 1")
         check(self.distance in ("l2", "lpips"), f"distance {self.distance!r}: a sweep uses l2 or lpips")
         check_thresholds(self.delta_m, self.delta_s, "ratio")
-        check(isinstance(self.name, str) and self.name and "/" not in self.name and not self.name.startswith("."),
-              f"name {self.name!r} must be a plain folder name")
+        check(isinstance(self.name, str) and self.name and "/" not in self.name and not self.name.startswith(".")
+              and self.name.isprintable() and len(self.name) <= 200,
+              f"name {self.name!r} must be a plain folder name (printable, no '/', at most 200 characters)")
 
     def n_synthetic(self, k: int) -> int:
         n = self.synthetic_factor * k
@@ -324,7 +326,7 @@ def parse_grid(grid) -> tuple[str, list]:
     else:
         key, sep, rest = str(grid).partition("=")
         check(sep and key and rest, f"grid {grid!r}: write KEY=V1,V2,..., e.g. model.dropout=0,0.1")
-        values = [yaml.safe_load(v) for v in rest.split(",") if v.strip()]
+        values = [read_yaml(v, where=f"grid value {v!r}") for v in rest.split(",") if v.strip()]
     check(len(values) >= 1 and len(set(map(str, values))) == len(values), f"grid {key}: give distinct values")
     check(key not in ("name", "device", "sizes"), f"grid over {key!r}: choose a setting of the model, training or rule")
     return str(key), values
@@ -420,6 +422,40 @@ def presets_table() -> str:
     return "\n".join(out) + "\n"
 
 
+class _NoAliases(yaml.SafeLoader):
+    """YAML's safe loader without anchors and aliases: a config never needs them, and nested aliases
+    expand exponentially (a few lines can ask for gigabytes) before anything could check the result."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("anchors and aliases (&name, *name) are not accepted in a config; write the values out")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(text: str, *, where: str):
+    """A YAML/JSON value from ``text`` (a config file's, or one ``--grid`` value); any syntax error, alias
+    or non-text content is one line naming ``where``."""
+    try:
+        return yaml.load(text, Loader=_NoAliases)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        raise Mem2genError(f"{where}: not valid YAML/JSON ({str(e).splitlines()[0]})") from None
+
+
+def read_config_file(path) -> dict:
+    """A config file's mapping: UTF-8 text, valid YAML/JSON without aliases, a mapping at the top."""
+    path = Path(path)
+    check(path.is_file(), f"config file {path} not found")
+    raw = path.read_bytes()
+    check(len(raw) <= 1 << 20, f"{path}: {len(raw):,} bytes is not a config (at most 1 MiB)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Mem2genError(f"{path}: not a text file (not UTF-8); a config is YAML or JSON text") from None
+    d = read_yaml(text, where=str(path)) or {}
+    check(isinstance(d, dict), f"{path}: the config must be a mapping of keys to values")
+    return d
+
+
 def load_config(preset: str | None = None, file=None, overrides: dict | None = None) -> SweepConfig:
     """A sweep preset, then keys from a YAML/JSON file, then explicit ``overrides`` (None values skipped).
     ``overrides`` may use dotted keys for nested settings, e.g. ``{"train.steps": 500}``."""
@@ -427,13 +463,7 @@ def load_config(preset: str | None = None, file=None, overrides: dict | None = N
           f"unknown sweep preset {preset!r}; use one of {', '.join(SWEEP_PRESETS)}")
     cfg = SWEEP_PRESETS[preset or "quick"]
     if file:
-        path = Path(file)
-        check(path.is_file(), f"config file {path} not found")
-        try:
-            d = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise Mem2genError(f"{path}: not valid YAML/JSON ({str(e).splitlines()[0]})") from None
-        check(isinstance(d, dict), f"{path}: the config must be a mapping of keys to values")
+        d = read_config_file(file)
         d.pop("grid", None)  # a grid over one knob: read by mem2gen.sweep.sweep (read_grid)
         if "preset" in d:
             cfg = load_config(d.pop("preset"))

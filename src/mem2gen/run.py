@@ -15,6 +15,7 @@ dataset is loaded once per ``Run``. The sweep itself opens its points through th
 from __future__ import annotations
 
 import functools
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from .config import SweepConfig
 from .data import nested_subset, subset_indices
 from .datasets import load_dataset
 from .errors import DamagedFile, Mem2genError, check
-from .files import read_json
+from .files import _alive, read_json
 
 STAGES = ("pending", "started", "trained", "sampled", "classified")
 # what each of a point's seeds is for: seed(cfg, K, purpose)
@@ -129,12 +130,17 @@ class Run:
         return points
 
     def lock_holder(self) -> dict | None:
-        """Who holds the run folder's lock (pid, host, since, command), if anyone does."""
+        """Who holds the run folder's lock (pid, host, since, command), if anyone does: a lock left by a
+        process of this host that is gone (killed, say) is nobody's (the next writer takes it over)."""
         f = self.path / ".lock"
         try:
-            return read_json(f) if f.exists() else None
+            holder = read_json(f) if f.exists() else None
         except (ValueError, OSError):
             return {"command": "unknown"}
+        if holder and holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int) \
+                and not _alive(holder["pid"]):
+            return None
+        return holder
 
     def status(self) -> list[tuple[int, str]]:
         """(K, stage) for every point: pending, started, trained, sampled or classified."""

@@ -19,14 +19,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from . import layout
 from . import sizes as sizes_mod
 from .calibrate import point_manifold, point_null
 from .classify import classify
 from .compare import compare
-from .config import SweepConfig, inert_keys, load_config, parse_grid
+from .config import SweepConfig, inert_keys, load_config, parse_grid, read_config_file
 from .datasets import load_dataset
 from .errors import DamagedFile, Mem2genError, check
 from .executors import Sequential, make_executor
@@ -376,5 +375,4 @@ def read_grid(config_file) -> dict | None:
     if not config_file:
         return None
 
-    d = yaml.safe_load(Path(config_file).read_text()) or {}
-    return d.get("grid") if isinstance(d, dict) else None
+    return read_config_file(config_file).get("grid")

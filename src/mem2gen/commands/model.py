@@ -45,7 +45,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
     spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout, init=init)
     check(snapshots >= 0, "snapshots must be 0 or more")
     check(image_size is None or image_size >= 4, f"--image-size {image_size} must be at least 4")
-    check(seed >= 0 and split_seed >= 0, "seeds must be whole numbers >= 0")
+    check(0 <= seed < 2 ** 63 and 0 <= split_seed < 2 ** 63, "seeds must be whole numbers in [0, 2^63)")
     check_device(device)
     cfg = TrainConfig(steps=steps, batch=batch, lr=lr, ema_decay=ema_decay, seed=seed, weight_decay=weight_decay,
                       data_noise=data_noise, bf16=bf16, batching=batching,
@@ -132,7 +132,7 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int =
     check(n >= 1, "the number of samples must be at least 1")
     if seed is None:
         seed = zlib.crc32(out.name.encode())
-    check(seed >= 0, "the seed must be a whole number >= 0")
+    check(0 <= seed < 2 ** 63, "the seed must be a whole number in [0, 2^63)")
     check_sampling(sampler, steps, eta, batch)
     check_device(device)
     with run_lock(out.parent, command="mem2gen sample", name=out.name + ".lock"):
