@@ -98,7 +98,7 @@ def test_bad_input_exit_2_nothing_written(files, tmp_path, capsys, case):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mem2gen: error:") and BAD[case][1] in err[0]
     assert not out.exists()
-    assert not list(tmp_path.glob("out.tmp-*"))
+    assert not list(tmp_path.glob("out.mem2gen-tmp-*"))
 
 
 def test_refuses_to_overwrite(files, tmp_path, capsys):

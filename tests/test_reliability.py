@@ -227,7 +227,7 @@ def test_diverging_training_stops_with_a_message(tmp_path):
 
 def test_leftovers_of_a_kill_are_cleaned(tmp_path, tiny_run):
     run = copy_run(tiny_run, tmp_path / "run")
-    junk = [run / "manifest.json.tmp-abc123", run / "points" / "K=2" / "model" / "model.safetensors.tmp-x9"]
+    junk = [run / "manifest.json.mem2gen-tmp-abc123", run / "points" / "K=2" / "model" / "model.safetensors.mem2gen-tmp-x9"]
     for j in junk:
         j.write_bytes(b"half")
     run_sweep(SweepConfig.from_dict(TINY), run, **quiet)
@@ -464,3 +464,36 @@ def test_config_oddities_are_one_line_before_any_work(tmp_path, capsys, content,
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1 and "internal error" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_users_temporary_and_lock_named_files_are_never_removed(tmp_path, tiny_run, capsys):
+    """Only mem2gen's own temporaries (``.mem2gen-tmp-``) are cleaned on resume; a foreign file where the
+    lock goes is refused, not removed."""
+    run = copy_run(tiny_run, tmp_path / "run")
+    mine = [run / "notes.tmp-1", run / "points" / "K=2" / "draft.tmp-x"]
+    for m in mine:
+        m.write_text("the user's")
+    run_sweep(SweepConfig.from_dict(TINY), run, **quiet)
+    assert all(m.read_text() == "the user's" for m in mine)
+    lock = run / ".lock"
+    lock.write_text("the user's own lock file")
+    os.utime(lock, (0, 0))  # not one being written this instant
+    assert cli("sweep", "--sizes", "2,8", "--out", run) == 2
+    assert "not a mem2gen lock" in capsys.readouterr().err and lock.read_text() == "the user's own lock file"
+
+
+def test_train_and_sample_never_replace_a_users_files(tmp_path, capsys):
+    """train into a folder holding someone else's files, sample next to a foreign record: refused with one
+    line, every file byte-identical afterwards."""
+    out = tmp_path / "t"
+    (out / "model").mkdir(parents=True)
+    (out / "losses.csv").write_text("mine")
+    (out / "model" / "model.safetensors").write_bytes(b"mine")
+    assert cli("train", "--data", "digits", "--size", "4", "--steps", "2", "--out", out, "--quiet") == 2
+    assert "did not write" in capsys.readouterr().err
+    assert (out / "losses.csv").read_text() == "mine" and (out / "model" / "model.safetensors").read_bytes() == b"mine"
+    (tmp_path / "s.npy.json").write_text("my notes")
+    assert cli("train", "--data", "digits", "--size", "4", "--steps", "2", "--out", tmp_path / "m", "--quiet") == 0
+    assert cli("sample", "--model", tmp_path / "m" / "model", "--n", "2", "--steps", "2", "--sampler", "ddim",
+               "--out", tmp_path / "s.npy", "--quiet") == 2
+    assert (tmp_path / "s.npy.json").read_text() == "my notes" and not (tmp_path / "s.npy").exists()

@@ -246,7 +246,7 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path, capsys):
     assert p40.state == "trained" and (p40.path / "eval.npy.partial.npy").exists()
     run_point(run.point(2), progress=False)
     (run.point(2).path / "summary.json").unlink()  # as if killed while writing the classification,
-    (run.point(2).path / "labels.csv.tmp-x").write_text("half a fi")  # with a temporary file left behind
+    (run.point(2).path / "labels.csv.mem2gen-tmp-x").write_text("half a fi")  # with a temporary file left behind
     assert run.point(2).state == "sampled"
     capsys.readouterr()
     assert cli("status", path) == 0  # how far each interrupted stage got, from its files

@@ -19,12 +19,15 @@ import numpy as np
 from .errors import DamagedFile, Mem2genError
 
 
+TMP_TAG = ".mem2gen-tmp-"  # in the name of every temporary file mem2gen writes, and of nothing else
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + TMP_TAG, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -134,7 +137,7 @@ def staged_dir(out, *, overwrite: bool, inputs=()) -> Iterator[Path]:
     written now are replaced; other files stay. Nothing is half-written: on failure ``out`` is untouched."""
     out = prepare_out_dir(out, overwrite=overwrite, inputs=inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))
+    stage = Path(tempfile.mkdtemp(prefix=out.name + TMP_TAG, dir=out.parent))
     try:
         yield stage
         names = sorted(p.name for p in stage.iterdir())
@@ -162,9 +165,10 @@ def _remove(p: Path) -> None:
 
 
 def clean_leftovers(folder) -> list[Path]:
-    """Remove the temporary files (``*.tmp-*``) that a killed mem2gen left in ``folder`` and below."""
+    """Remove the temporary files that a killed mem2gen left in ``folder`` and below: only names of the
+    form ``<name>.mem2gen-tmp-<random>``, which mem2gen alone writes (a user's ``*.tmp-*`` stays)."""
     gone = []
-    for p in sorted(Path(folder).rglob("*.tmp-*")):
+    for p in sorted(Path(folder).rglob(f"*{TMP_TAG}*")):
         _remove(p)
         gone.append(p)
     return gone
@@ -173,6 +177,12 @@ def clean_leftovers(folder) -> list[Path]:
 # --- a run folder's lock --------------------------------------------------------------------------
 
 _held: dict = {}
+
+
+def _is_lock(held) -> bool:
+    """Whether a lock file's content is one :func:`run_lock` wrote (its pid, host, start and command)."""
+    return isinstance(held, dict) and isinstance(held.get("pid"), int) and isinstance(held.get("host"), str) \
+        and isinstance(held.get("since"), str) and "command" in held
 
 
 def _alive(pid: int) -> bool:
@@ -210,12 +220,14 @@ def run_lock(folder, *, command: str = "mem2gen", name: str = ".lock") -> Iterat
         except FileExistsError:
             try:
                 held = json.loads(f.read_text())
-            except (ValueError, OSError):  # being written this instant, or damaged: look again shortly
-                held = {}
-                if time.time() - f.stat().st_mtime > 10:
-                    f.unlink(missing_ok=True)
-                time.sleep(0.2)
-                continue
+            except (ValueError, OSError):  # being written this instant: look again shortly
+                held = None
+            if not _is_lock(held):
+                if time.time() - f.stat().st_mtime < 10:
+                    time.sleep(0.2)
+                    continue
+                raise Mem2genError(f"{f} exists and is not a mem2gen lock; mem2gen does not remove files it did not "
+                                   "write: move it away, or choose another --out") from None
             if held.get("host") == me["host"] and isinstance(held.get("pid"), int) and not _alive(held["pid"]):
                 f.unlink(missing_ok=True)  # stale: its process is gone
                 continue

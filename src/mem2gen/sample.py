@@ -42,6 +42,8 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     settings = {"n": n, "shape": list(shape), "sampler": sampler, "steps": steps, "eta": eta, "batch": batch,
                 "seed": seed, "model": weights_digest(model)}
     record = record_path(path)
+    check(path.exists() or not record.exists(), f"{record} exists but {path} does not: mem2gen does not replace a "
+                                                "file it cannot tell it wrote; move it away or choose another --out")
     if path.exists():  # finished: reuse it only if the same model and settings made it, and it is intact
         check(record.exists(), f"{path} exists but records nothing of what made it (no {record.name}); delete it "
                                "or choose another path")

@@ -53,6 +53,10 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
     out = Path(out)
     check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
     check(not (out.is_symlink() and not out.exists()), f"--out {out} is a dangling symbolic link")
+    if out.is_dir() and not (out / "train.json").exists():  # not a training folder of mem2gen's
+        foreign = sorted(p.name for p in out.iterdir())
+        check(not foreign, f"--out {out} holds files mem2gen did not write ({', '.join(foreign[:3])}); "
+                           "train into a new or empty folder")
     with run_lock(out, command="mem2gen train"):
         return _train_into(out, data, size, spec, cfg, kind=kind, image_size=image_size, split_seed=split_seed,
                            split=split, seed=seed, device=device, progress=progress)
