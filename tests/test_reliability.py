@@ -497,3 +497,43 @@ def test_train_and_sample_never_replace_a_users_files(tmp_path, capsys):
     assert cli("sample", "--model", tmp_path / "m" / "model", "--n", "2", "--steps", "2", "--sampler", "ddim",
                "--out", tmp_path / "s.npy", "--quiet") == 2
     assert (tmp_path / "s.npy.json").read_text() == "my notes" and not (tmp_path / "s.npy").exists()
+
+
+def test_weights_get_the_users_usual_permissions(tmp_path):
+    """Saved models are readable by others as every other output (umask 022 → 0644), not 0600."""
+    old = os.umask(0o022)
+    try:
+        assert cli("train", "--data", "digits", "--size", "4", "--steps", "2", "--out", tmp_path / "t", "--quiet") == 0
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "t").rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o777 == 0o644 for p in files), \
+        {p.name: oct(p.stat().st_mode & 0o777) for p in files}
+
+
+def test_image_folders_refuse_bombs_and_name_mixed_channels(tmp_path):
+    """A PNG whose header claims 900 megapixels is refused before decoding; mixed grey and colour images
+    are named as such, not as differing in size."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from mem2gen.data import load_array
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    for side, msg in ((30000, "decompression bomb"), (9000, "9000 x 9000 pixels")):  # PIL's limit, then ours
+        bomb = tmp_path / f"bomb{side}"
+        bomb.mkdir()
+        (bomb / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                                     + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+        with pytest.raises(Mem2genError, match=msg):
+            load_array(bomb)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.new("L", (8, 8)).save(mixed / "a.png")
+    Image.new("RGB", (8, 8)).save(mixed / "b.png")
+    with pytest.raises(Mem2genError, match="channels"):
+        load_array(mixed)

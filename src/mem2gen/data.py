@@ -20,6 +20,7 @@ import numpy as np
 from .errors import Mem2genError, check
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+MAX_PIXELS = 1 << 26  # per image: a header claiming more is refused before any pixel is decoded
 _CHUNK = 65536
 
 
@@ -70,7 +71,10 @@ def load_image_folder(path) -> np.ndarray:
     images = []
     for f in files:
         try:
-            with Image.open(f) as im:
+            with Image.open(f) as im:  # reads the header only
+                w, h = im.size
+                check(w * h <= MAX_PIXELS, f"{f}: its header claims {w} x {h} pixels; mem2gen reads images of at most "
+                                           f"{MAX_PIXELS:,} pixels (a sample set's images are small)")
                 if im.mode.startswith("I"):  # 16-bit greyscale ("I;16*", or "I" holding 0..65535): scale, not clip
                     a = np.asarray(im).astype(np.float64)
                     deep = im.mode.startswith("I;16") or a.max() > 255
@@ -78,10 +82,12 @@ def load_image_folder(path) -> np.ndarray:
                     continue
                 im = im.convert("L") if im.mode in ("L", "LA", "1") else im.convert("RGB")
                 images.append(np.asarray(im))
-        except (UnidentifiedImageError, OSError) as e:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
             raise Mem2genError(f"{f}: unreadable image ({e})") from None
     shapes = {im.shape for im in images}
-    check(len(shapes) == 1, f"{path}: images differ in size {sorted(shapes)}; resize them to one size")
+    sizes = {s[:2] for s in shapes}
+    check(len(sizes) == 1, f"{path}: images differ in size {sorted(sizes)}; resize them to one size")
+    check(len(shapes) == 1, f"{path}: images differ in channels (greyscale and colour mixed); convert them to one mode")
     arr = np.stack(images)
     return arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
 

@@ -20,7 +20,7 @@ from .checkpoints import authors_arch, authors_to_diffusers, read, strip_prefix
 from .datasets import ARCHITECTURES, UNetArch
 from .diffusion import OptimalDenoiser, Schedule
 from .errors import Mem2genError, check
-from .files import write_json
+from .files import _umask, write_json
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,9 @@ def save_model(model: nn.Module, path, *, meta: dict | None = None) -> None:
     else:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(path / "model.safetensors"))
+    mode = 0o666 & ~_umask()  # safetensors writes its files 0600: give them the user's usual permissions
+    for f in path.rglob("*.safetensors"):
+        os.chmod(f, mode)
     write_json(path / layout.MODEL_RECORD, {**(meta or {}), **cfg, "weights_sha256": weights_digest(model)})
 
 
