@@ -57,7 +57,7 @@ def test_overwrite_replaces_only_mem2gens_own_outputs(tmp_path):
     assert cli(*args, "--out", d, "--overwrite") == 0
     assert {"train.npy", "eval.npy", "synthetic.npy", "notes.txt", "labels.csv", "summary.json"} <= {
         p.name for p in d.iterdir()}
-    assert json.loads((d / MARKER).read_text()) == sorted(["labels.csv", "neighbors.png", "summary.json"])
+    assert sorted(json.loads((d / MARKER).read_text())["files"]) == ["labels.csv", "neighbors.png", "summary.json"]
     # again without the grid: the old neighbors.png (mem2gen's) goes, nothing else does
     assert cli(*args, "--out", d, "--overwrite", "--no-grid") == 0
     assert not (d / "neighbors.png").exists() and (d / "notes.txt").read_text() == "mine"
@@ -537,3 +537,45 @@ def test_image_folders_refuse_bombs_and_name_mixed_channels(tmp_path):
     Image.new("RGB", (8, 8)).save(mixed / "b.png")
     with pytest.raises(Mem2genError, match="channels"):
         load_array(mixed)
+
+
+OUTPUT_NAMES = ["labels.csv", "summary.json", "neighbors.png", "eval.npy", "train.npy", "synthetic.npy", "toy.csv",
+                "toy.json", "toy.png", "retrieval.csv", "census.csv", "hopfield.png", "results.csv", "capacity.csv",
+                "dense.png", "compare.csv", "compare.json", "compare.png", "compare_fractions.csv"]
+
+
+def seed_user_files(folder):
+    """A folder holding a user's file under every output name of every command (and one folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(OUTPUT_NAMES):
+        (folder / name).write_bytes(f"user file {i}".encode())
+    (folder / "summary.json").unlink()
+    (folder / "summary.json").mkdir()  # a user's folder named like an output
+    (folder / "summary.json" / "inside.txt").write_text("keep")
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_no_command_replaces_or_removes_what_it_did_not_write(tmp_path, tiny_run, capsys):
+    """Every command that writes an --out folder, run into one seeded with user files of every output
+    name, with and without --overwrite: refused with one line, every seeded file byte-identical."""
+    d = sets(tmp_path / "in") if (tmp_path / "in").mkdir() is None else None
+    other = copy_run(tiny_run, tmp_path / "other")
+    commands = [
+        ["classify", "--train", d / "train.npy", "--eval", d / "eval.npy", "--synthetic", d / "synthetic.npy"],
+        ["demo"],
+        ["toy", "--sizes", "2", "--steps", "2", "--quiet"],
+        ["memory", "hopfield-capacity", "--n", "60,120", "--trials", "2", "--probes", "6"],
+        ["memory", "dense", "--sizes", "2", "--beta", "20", "--n-eval", "4", "--steps", "2"],
+        ["compare", tiny_run, other],
+    ]
+    for i, cmd in enumerate(commands):
+        assert cli(*cmd, "--out", tmp_path / f"fresh{i}") == 0, cmd  # the command itself works
+        for extra in ([], ["--overwrite"]):
+            out = tmp_path / f"out{i}{len(extra)}"
+            before = seed_user_files(out)
+            capsys.readouterr()
+            assert cli(*cmd, "--out", out, *extra) == 2, (cmd, extra)
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "internal error" not in err, err
+            after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+            assert after == before, (cmd, extra)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .calibrate import excess
 from .errors import check
-from .files import changed_keys, dotted, prepare_out_dir, write_csv, write_json
+from .files import changed_keys, dotted, prepare_out_dir, staged_dir, write_csv, write_json
 from .plots import k_axis, pyplot, save
 from .results import label_counts
 from .run import Run
@@ -69,7 +69,8 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
         diff = [k for k in SAME_MEANING if d.get(k) != ref.get(k)]
         check(not diff, f"{r.path} and {runs[0].path} differ in {', '.join(f'{k} ({d.get(k)} vs {ref.get(k)})' for k in diff)}"
                         ": their fractions do not compare; compare runs on one dataset with one rule")
-    out = prepare_out_dir(out, overwrite=overwrite)
+    names = ("compare_fractions.csv", "compare.csv", "compare.json", "compare.png")
+    out = prepare_out_dir(out, overwrite=overwrite, names=names)
     labels = run_labels(runs)
     groups = replicate_groups([r.config.to_dict() for r in runs])
     setting_of = {i: n for n, g in enumerate(groups) for i in g}
@@ -100,13 +101,13 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
                     f"{key}_shift_hi95": s["ci95"][1] if s["ci95"] else None, f"{key}_shift_significant": int(s["significant"])}
     settings = run_labels(runs, ignore=REPLICATE_FREE)  # a replicate group's label: its first run's
     by_k = fraction_shifts(curves, groups=groups, names=settings, iterations=iterations)
-    out.mkdir(parents=True, exist_ok=True)
-    if by_k:
-        write_csv(out / "compare_fractions.csv", by_k)
-    write_csv(out / "compare.csv", table)
-    write_json(out / "compare.json", {"reference": str(runs[0].path), "iterations": iterations, "runs": table,
-                                      "replicates": [[labels[i] for i in g] for g in groups], "fractions": by_k})
-    compare_figure(curves, out / "compare.png", settings=[setting_of[i] for i in range(len(runs))])
+    with staged_dir(out, overwrite=overwrite) as stage:  # only mem2gen's own outputs are ever replaced
+        if by_k:
+            write_csv(stage / "compare_fractions.csv", by_k)
+        write_csv(stage / "compare.csv", table)
+        write_json(stage / "compare.json", {"reference": str(runs[0].path), "iterations": iterations, "runs": table,
+                                            "replicates": [[labels[i] for i in g] for g in groups], "fractions": by_k})
+        compare_figure(curves, stage / "compare.png", settings=[setting_of[i] for i in range(len(runs))])
     echo(format_compare(table, by_k))
     return {"runs": table, "fractions": by_k, "out": out}
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import DamagedFile, Mem2genError
+from .errors import DamagedFile, Mem2genError, check
 
 
 TMP_TAG = ".mem2gen-tmp-"  # in the name of every temporary file mem2gen writes, and of nothing else
@@ -93,18 +93,54 @@ MARKER = ".mem2gen-outputs"  # in an --out folder: the names mem2gen wrote there
 
 
 def own_outputs(out) -> list[str]:
-    """The names a mem2gen command wrote into ``out`` (from its marker file; none if there is none)."""
-    f = Path(out) / MARKER
+    """The names in ``out`` that a mem2gen command wrote and that are still as it wrote them: its marker
+    file records each output's digest (a file or folder changed since, e.g. replaced by the user, is no
+    longer mem2gen's). Markers of earlier versions list names only, taken as they are. None without one."""
+    out = Path(out)
+    f = out / MARKER
     try:
-        names = json.loads(f.read_text()) if f.is_file() else []
+        rec = json.loads(f.read_text()) if f.is_file() else []
     except (ValueError, OSError):
+        return []
+    if isinstance(rec, dict) and isinstance(rec.get("files"), dict):
+        names = [n for n, d in rec["files"].items() if isinstance(n, str) and (out / n).exists()
+                 and not (out / n).is_symlink() and _digest(out / n) == d]
+    elif isinstance(rec, list):
+        names = rec
+    else:
         return []
     return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
 
 
-def prepare_out_dir(out, *, overwrite: bool, inputs=()) -> Path:
+def _digest(p: Path) -> str:
+    return sha256_of(p)
+
+
+def foreign_outputs(out, names) -> list[str]:
+    """Which of ``names`` exist in ``out`` without being mem2gen's own outputs (:func:`own_outputs`)."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    mine = set(own_outputs(out))
+    taken = [n for n in names if ((out / n).exists() or (out / n).is_symlink()) and n not in mine]
+    marker = out / MARKER
+    if marker.exists() and not own_outputs(out) and not _is_marker(marker):
+        taken.append(MARKER)  # a file of that name that is not mem2gen's record
+    return sorted(taken)
+
+
+def _is_marker(f: Path) -> bool:
+    try:
+        rec = json.loads(f.read_text())
+    except (ValueError, OSError):
+        return False
+    return isinstance(rec, list) or (isinstance(rec, dict) and rec.get("written_by") == "mem2gen")
+
+
+def prepare_out_dir(out, *, overwrite: bool, inputs=(), names=()) -> Path:
     """Check that ``out`` may receive results; raise before any work is done if not. With ``overwrite``
-    only mem2gen's own earlier outputs there will be replaced, and never one of the command's ``inputs``."""
+    only mem2gen's own earlier outputs there will be replaced, and never one of the command's ``inputs``;
+    a path named like one of the command's outputs (``names``) that mem2gen did not write is refused."""
     out = Path(out)
     if out.is_symlink() and not out.exists():
         raise Mem2genError(f"--out {out} is a dangling symbolic link; remove it or give another directory")
@@ -113,6 +149,9 @@ def prepare_out_dir(out, *, overwrite: bool, inputs=()) -> Path:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise Mem2genError(f"--out {out} already holds files; choose another directory or pass --overwrite "
                            "(which replaces only mem2gen's own outputs there)")
+    taken = foreign_outputs(out, names)
+    check(not taken, f"--out {out} holds {', '.join(taken)}, which mem2gen did not write (or which changed since); "
+                     "it replaces only its own outputs: move them away or choose another --out")
     mine = set(own_outputs(out)) if out.exists() else set()
     for spec in inputs:  # file paths (an .npz:KEY spec without its key)
         p = Path(spec)
@@ -141,7 +180,11 @@ def staged_dir(out, *, overwrite: bool, inputs=()) -> Iterator[Path]:
     try:
         yield stage
         names = sorted(p.name for p in stage.iterdir())
-        (stage / MARKER).write_text(json.dumps(names) + "\n")
+        taken = foreign_outputs(out, names)
+        check(not taken, f"--out {out} holds {', '.join(taken)}, which mem2gen did not write (or which changed since); "
+                         "nothing was replaced: move them away or choose another --out")
+        record = {"written_by": "mem2gen", "files": {n: _digest(stage / n) for n in names}}
+        (stage / MARKER).write_text(json.dumps(record, indent=1) + "\n")
         os.chmod(stage, 0o777 & ~_umask())
         if not out.exists():
             os.replace(stage, out)

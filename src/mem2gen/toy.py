@@ -59,7 +59,7 @@ def run_toy(*, out="runs/toy", data: str = "circle", sizes: tuple = (2, 4, 8, 16
     check_device(device)
     device = str(device or default_device())  # training, sampling and every search on one device
     toy_points(data, 2)  # validates the name before any work
-    prepare_out_dir(out, overwrite=overwrite)
+    prepare_out_dir(out, overwrite=overwrite, names=("toy.csv", "toy.json", "toy.png"))
     sched = Schedule()
     lin = np.linspace(-1.2, 1.2, grid)
     gx, gy = np.meshgrid(lin, lin)

@@ -80,7 +80,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     paths = {"eval": eval_path, "train": train_path} | ({"synthetic": synthetic_path} if synthetic_path else {}) | (
         {"held_out": held_out} if held_out else {})
     input_files = [parse_path_key(spec)[0] for spec in paths.values()]
-    prepare_out_dir(out, overwrite=overwrite, inputs=input_files)
+    prepare_out_dir(out, overwrite=overwrite, inputs=input_files,
+                    names=(layout.LABELS_CSV, layout.SUMMARY, layout.GRID))
     arrays = {name: load_array(spec) for name, spec in paths.items()}
     t0 = time.perf_counter()
     settings = dict(distance=distance, delta_m=delta_m, delta_s=delta_s, rule=rule, k=k,
@@ -146,6 +147,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
 def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
     """Classify a built-in planted example (digits) whose right labels are known by construction,
     writing the three sets beside the classification so that ``mem2gen classify`` can be tried on them."""
+    prepare_out_dir(out, overwrite=overwrite, names=("eval.npy", "train.npy", "synthetic.npy", layout.LABELS_CSV,
+                                                     layout.SUMMARY, layout.GRID))
     ev, tr, syn, truth = planted()
     res = classify(ev, tr, syn)
     boot = res.bootstrap()

@@ -29,7 +29,7 @@ def hopfield_capacity(*, out, ns: tuple = (100, 200, 400, 800), trials: int = 6,
     check(len(ns) > 0 and min(ns) >= 20, "give network sizes of at least 20")
     check(seed >= 0, "the seed must be a whole number >= 0")
     check(trials >= 1 and probes >= 1, "trials and probes must be at least 1")
-    prepare_out_dir(out, overwrite=overwrite)
+    prepare_out_dir(out, overwrite=overwrite, names=("retrieval.csv", "census.csv", "summary.json", "hopfield.png"))
     exp = capacity_experiment(list(ns), trials=trials, probes=probes, seed=seed)
     census = spurious_census(max(ns), [0.02, 0.05, 0.1, 0.138, 0.2, 0.3], seed=seed)
     with staged_dir(out, overwrite=overwrite) as stage:
@@ -55,7 +55,7 @@ def dense_memory(*, out, data: str = "digits", betas: tuple = (20.0, 60.0, 200.0
     check_thresholds(1 / 3, delta_s, "ratio")
     check(n_eval >= 1 and steps >= 1, "n_eval and steps must be at least 1")
     check(seed >= 0, "the seed must be a whole number >= 0")
-    prepare_out_dir(out, overwrite=overwrite)
+    prepare_out_dir(out, overwrite=overwrite, names=("results.csv", "capacity.csv", "dense.png"))
     flat = to_float(nested_subset(load_dataset(data), max(sizes)), np.float64)
     rows = dense_phase(flat, list(sizes), list(betas), n_eval=n_eval, steps=steps, delta_s=delta_s, seed=seed)
     caps = capacity_table(flat, list(sizes), list(betas), steps=max(steps, 50), seed=seed)
