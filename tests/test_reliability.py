@@ -579,3 +579,44 @@ def test_no_command_replaces_or_removes_what_it_did_not_write(tmp_path, tiny_run
             assert err.count("\n") == 1 and "internal error" not in err, err
             after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
             assert after == before, (cmd, extra)
+
+
+def test_sizes_that_cannot_fit_are_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """A network too large for memory (counted on the meta device, never allocated), samples that cannot
+    fit on disk, a bootstrap of 10^12: one line each, no run folder."""
+    import shutil as sh
+    from collections import namedtuple
+
+    for config, msg in (("model: {hidden: 65536, depth: 64}\n", "parameters"),
+                        ("bootstrap_iterations: 1000000000000\n", "10^7")):
+        (tmp_path / "c.yaml").write_text(config)
+        assert cli("sweep", "--config", tmp_path / "c.yaml", "--sizes", "2", "--out", tmp_path / "r") == 2
+        assert msg in capsys.readouterr().err and not (tmp_path / "r").exists()
+    assert cli("train", "--data", "digits", "--size", "4", "--width", "64", "--out", tmp_path / "t") == 2
+    assert "parameters" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage(10 ** 9, 0, 10 ** 4))
+    assert cli("sweep", "--sizes", "2,8", "--steps", "2", "--out", tmp_path / "r") == 2
+    assert "GiB free" in capsys.readouterr().err
+
+
+def test_models_that_would_run_code_or_leave_the_cache_are_refused(tmp_path, monkeypatch):
+    """A diffusers folder whose weights are only a pickled .bin; a Hub cache entry pointing outside the cache."""
+    from mem2gen.models import build_unet, hub_folder, load_model
+    from mem2gen.datasets import ARCHITECTURES
+
+    unet = build_unet(ARCHITECTURES["digits-small"]).unet
+    unet.save_pretrained(tmp_path / "pickled", safe_serialization=False)
+    assert not list((tmp_path / "pickled").glob("*.safetensors"))
+    with pytest.raises(Mem2genError, match="pickled .bin"):
+        load_model(tmp_path / "pickled")
+    cache, outside = tmp_path / "cache", tmp_path / "elsewhere"
+    snap = cache / "models--me--m" / "snapshots"
+    snap.mkdir(parents=True)
+    outside.mkdir()
+    (snap / "abc").symlink_to(outside)
+    (cache / "models--me--m" / "refs").mkdir()
+    (cache / "models--me--m" / "refs" / "main").write_text("abc")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    with pytest.raises(Mem2genError, match="outside the cache"):
+        hub_folder("me/m")

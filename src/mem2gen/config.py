@@ -159,7 +159,10 @@ class SweepConfig:
         check(self.n_eval >= 1 and self.synthetic_factor >= 1, "n_eval and synthetic_factor must be positive")
         check(self.synthetic_cap is None or self.synthetic_cap >= 1, "synthetic_cap must be positive (or null)")
         check(0 < self.capacity_tol < 1, "capacity_tol must lie in (0, 1)")
-        check(self.bootstrap_iterations >= 1, "bootstrap_iterations must be at least 1")
+        check(1 <= self.bootstrap_iterations <= 10_000_000,
+              "bootstrap_iterations must lie in [1, 10^7] (beyond, only the intervals' last digits move)")
+        check(self.n_eval <= 10_000_000 and self.synthetic_factor <= 100_000,
+              "n_eval must be at most 10^7 and synthetic_factor at most 10^5")
         check(self.distance in ("l2", "lpips"), f"distance {self.distance!r}: a sweep uses l2 or lpips")
         check_thresholds(self.delta_m, self.delta_s, "ratio")
         check(isinstance(self.name, str) and self.name and "/" not in self.name and not self.name.startswith(".")

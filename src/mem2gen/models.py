@@ -99,6 +99,7 @@ def build_model(spec, sample_shape: tuple, *, seed: int = 0, train=None) -> nn.M
     if spec.kind == "optimal":
         check(train is not None, "the optimal denoiser is built from the training set; pass train=")
         return OptimalDenoiser(train)
+    check_size(spec, sample_shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if spec.kind == "mlp":
@@ -112,6 +113,24 @@ def build_model(spec, sample_shape: tuple, *, seed: int = 0, train=None) -> nn.M
         if getattr(spec, "init", "default") == "ddpm":
             ddpm_init(unet.unet)
         return unet
+
+
+def check_size(spec, sample_shape: tuple) -> None:
+    """Refuse, before allocating it, a network whose training would not fit in memory: it is built on
+    torch's meta device (no memory) to count its parameters, and training holds about five copies
+    (weights, gradients, EMA, Adam's two moments) of 4 bytes each."""
+    from .threads import available_memory
+
+    with torch.device("meta"):
+        if spec.kind == "mlp":
+            net = MLP(sample_shape=sample_shape, hidden=int(spec.hidden * spec.width), depth=spec.depth)
+        else:
+            net = build_unet(ARCHITECTURES[spec.arch].scaled(spec.width))
+    n = sum(p.numel() for p in net.parameters())
+    free = available_memory()
+    check(free is None or 20 * n <= free, f"the {spec.kind} asked for has {n / 1e6:,.0f}M parameters: training it needs "
+                                          f"about {20 * n / 2**30:,.1f} GiB, and {free / 2**30:,.1f} GiB is free; "
+                                          "lower model.width, hidden or depth")
 
 
 def ddpm_init(unet) -> None:
@@ -301,22 +320,30 @@ _PAPER_SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end":
 def hub_folder(repo_id: str) -> Path:
     """The local folder of a Hugging Face Hub model from the local cache (``HF_HUB_CACHE`` or the default
     one); nothing is downloaded: mem2gen runs offline."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
+    cache = Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE).resolve()
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE")))
+        found = Path(snapshot_download(repo_id, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE")))
     except Exception as e:  # noqa: BLE001 - not cached (huggingface_hub's own error types vary by version)
         raise Mem2genError(
             f"{repo_id} is not a folder here, and as a Hub id it is not in the local Hugging Face cache "
             f"({type(e).__name__}). mem2gen does not download: on a machine with internet run "
             f"`huggingface-cli download {repo_id}` and copy the cache (~/.cache/huggingface/hub, or set "
             "HF_HUB_CACHE), or pass the model's folder") from None
+    check(found.resolve().is_relative_to(cache), f"{repo_id}: its cache entry points outside the cache ({cache}) "
+                                                 f"to {found.resolve()}; mem2gen follows cache entries only within it")
+    return found
 
 
 def check_diffusers_model(path: Path, sub: str | None) -> None:
     """Refuse, before loading, a diffusers model mem2gen would sample wrongly: not an unconditional
     ``UNet2DModel``, or trained with another noise process than the paper's (its scheduler config, where
     the folder has one: linear β from 1e-4 to 0.02, T = 1000, ε-prediction)."""
+    folder = path / (sub or "")
+    check(any(folder.glob("*.safetensors")) or not any(folder.glob("*.bin")),
+          f"{folder} holds its weights only as a pickled .bin, which could run code when read; mem2gen reads "
+          "safetensors only: convert it (diffusers' save_pretrained(..., safe_serialization=True)) where you trust it")
     conf = json.loads((path / (sub or "") / "config.json").read_text())
     cls = conf.get("_class_name", "UNet2DModel")
     check(cls == "UNet2DModel", f"{path} holds a {cls}; mem2gen samples unconditional DDPMs (a UNet2DModel)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -190,7 +191,7 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
     the sizes. A run folder accepts a config that differs only in :data:`FREE_KEYS` (more sizes, another
     device, ...); any other difference is refused with the keys named, or, with ``overwrite``, the run's
     own files are removed and it starts again."""
-    from .models import check_device
+    from .models import check_device, check_size
 
     run = Path(run_dir)
     if run.is_symlink() and not run.exists():
@@ -198,8 +199,19 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
     if run.exists() and not run.is_dir():
         raise Mem2genError(f"{run} is a file; give a directory for the run")
     check_device(cfg.device)
-    n_data = len(load_dataset(cfg.data, image_size=cfg.image_size))
+    data = load_dataset(cfg.data, image_size=cfg.image_size)
+    n_data = len(data)
     ks = sizes_mod.resolve(list(cfg.sizes) if isinstance(cfg.sizes, tuple) else cfg.sizes, n_data)
+    if cfg.model.kind != "optimal" and not cfg.checkpoints:
+        check_size(cfg.model, tuple(data.shape[1:]))  # a network that cannot be trained here: before any work
+    samples = 4 * int(np.prod(data.shape[1:])) * sum(cfg.n_eval + cfg.n_synthetic(k) for k in ks) * cfg.replicates
+    where = run.resolve()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    check(samples <= free, f"the samples of this sweep need {samples / 2**30:,.1f} GiB and {where} has "
+                           f"{free / 2**30:,.1f} GiB free; lower n_eval, the |S'| factor or cap, or the sizes "
+                           "(`mem2gen sweep ... --plan` itemises it)")
     if cfg.checkpoints:  # every size has its model (and its samples, if brought) before any work
         from .models import model_for_size, samples_for_size
 

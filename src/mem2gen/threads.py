@@ -1,5 +1,6 @@
-"""How many CPU threads torch should use when the user does not say: the cores this process may run on
-that are not already busy, shared among the workers of one command.
+"""What this machine has free: how many CPU threads torch should use when the user does not say (the
+cores this process may run on that are not already busy, shared among the workers of one command), and
+how much memory a command may count on before it allocates.
 
 torch's default is one thread per core. With another CPU-bound process running, its threads then
 compete for the same cores and every parallel region waits for the slowest: on a 2-core machine a
@@ -81,3 +82,25 @@ def apply(n: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(n)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the smaller of the system's available memory
+    (/proc/meminfo's MemAvailable) and what its cgroup allows beyond what it uses; None where neither is
+    known."""
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        used = int(open("/sys/fs/cgroup/memory.current").read().strip())
+        if limit != "max":
+            found.append(int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None

@@ -63,12 +63,14 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
 
 
 def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_seed, split, seed, device, progress):
-    from ..models import build_model, n_params, save_model  # torch
+    from ..models import build_model, check_size, n_params, save_model  # torch
     from ..train import train
 
     steps = cfg.steps
     full = load_dataset(data, image_size=image_size)
     check(2 <= size <= len(full), f"training-set size {size} must lie in [2, {len(full)}] (the dataset's items)")
+    if kind != "optimal":
+        check_size(spec, tuple(full.shape[1:]))  # before anything is written
     indices = subset_indices(len(full), size, seed=split_seed, split=split)
     subset = np.asarray(full[indices])
     settings = json.loads(json.dumps({"data": data, "size": size, "model": spec.__dict__, "train": cfg.__dict__,
