@@ -77,18 +77,18 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     shards = [s for s in range(-(-n // batch)) if s not in set(done)]
     bar = tqdm(total=n, initial=min(n, len(done) * batch), desc=f"sample {path.name}", unit="img",
                disable=not progress, mininterval=1.0)
-    for count, s in enumerate(shards):
-        if stop_after is not None and count >= stop_after:
-            break
-        lo, hi = s * batch, min((s + 1) * batch, n)
-        x = diffusion.sample(model, (hi - lo, *shape), schedule=schedule, sampler=sampler, steps=steps, eta=eta,
-                             seed=shard_seed(seed, s), device=device)
-        out[lo:hi] = x.float().cpu().numpy()
-        out.flush()
-        done.append(s)
-        write_json(prog_file, {**settings, "done": sorted(done)})
-        bar.update(hi - lo)
-    bar.close()
+    with bar:  # closed on errors too, so an error's line is not glued to the bar
+        for count, s in enumerate(shards):
+            if stop_after is not None and count >= stop_after:
+                break
+            lo, hi = s * batch, min((s + 1) * batch, n)
+            x = diffusion.sample(model, (hi - lo, *shape), schedule=schedule, sampler=sampler, steps=steps, eta=eta,
+                                 seed=shard_seed(seed, s), device=device)
+            out[lo:hi] = x.float().cpu().numpy()
+            out.flush()
+            done.append(s)
+            write_json(prog_file, {**settings, "done": sorted(done)})
+            bar.update(hi - lo)
     if len(set(done)) < -(-n // batch):  # stopped early: resumable
         return out
     del out

@@ -168,7 +168,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     # the per-step seeding (for dropout) must not leak into the caller's global RNG
     # fp32 on CUDA with TF32 matmuls and convolutions, as the authors; the flags restored when training ends
     with tf32(device.type == "cuda" and not use_amp), \
-            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), bar:  # the bar closed on errors too
         while step < cfg.steps:
             seed = _step_seed(cfg.seed, step)
             g = torch.Generator().manual_seed(seed)
@@ -202,7 +202,6 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
                 _save_state(state_file, model, ema, opt, step, losses, use_amp)
             if stop_at is not None and step >= stop_at and step < cfg.steps:
                 break
-    bar.close()
     seconds = time.perf_counter() - t0
     if out and step == cfg.steps:
         write_text(out / "losses.csv", "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in losses))  # mean of 50 steps
