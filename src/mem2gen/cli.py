@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     except OSError as e:
         # ENOSPC, EACCES, EROFS, ENOTDIR, EISDIR, ENOENT, ELOOP, EFBIG (a file-size limit), EDQUOT
         if e.errno in (28, 13, 30, 20, 21, 2, 40, 27, 122):
-            click.echo(f"mem2gen: error: {e.strerror}: {e.filename or ''}"
+            click.echo(f"mem2gen: error: {e.strerror}" + (f": {e.filename}" if e.filename else "")
                        + ("; free space (or raise the limit) or choose a writable --out; the command resumes"
                           if e.errno in (28, 13, 30, 27, 122) else ""), err=True)
             sys.exit(2)
