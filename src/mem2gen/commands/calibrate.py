@@ -27,12 +27,12 @@ def calibrate(run_dir, *, sizes: tuple | None = None, overwrite: bool = False, e
         for p in run.classified(sizes, what="calibrate"):
             f = p.path / layout.CALIBRATION
             if f.exists() and not overwrite:
-                results.append(read_json(f))
+                results.append({**read_json(f), "point": p.key})
                 continue
             t = time.perf_counter()
-            res = point_calibration(p)
+            res = {**point_calibration(p), "point": p.key}
             write_json(f, res)
-            echo(f"K={p.k}: calibrated in {time.perf_counter() - t:.0f} s")
+            echo(f"K={p.key}: calibrated in {time.perf_counter() - t:.0f} s")
             results.append(res)
         calibration_figure(results, run.path / "calibration.png", delta_s=run.config.delta_s)
         aggregate(run.path, echo=lambda *a: None)
@@ -88,12 +88,12 @@ def calibration_figure(results: list, path, *, delta_s: float | None = None) -> 
 def calibrate_cmd(**kw):
     """The rule against its null: spurious fraction vs |S'| and vs delta_s, the model's and real data's."""
     results = calibrate(**kw, echo=click.echo)
-    head = ("K", "|S'|", "model spurious, smallest -> full |S'|", "null, smallest -> largest")
+    head = ("point", "|S'|", "model spurious, smallest -> full |S'|", "null, smallest -> largest")
     click.echo(f"{head[0]:>6} {head[1]:>9} {head[2]:>38} {head[3]:>26}")
     for r in results:
         m, n = r["model_curve"], r["null_curve"]
         null = f"{n[0]['spurious']:>17.3f} -> {n[-1]['spurious']:.3f}" if n else f"{'no held-out data':>26}"
-        click.echo(f"{r['K']:>6} {r['n_synthetic']:>9} {m[0]['spurious']:>29.3f} -> {m[-1]['spurious']:.3f} {null}")
+        click.echo(f"{r['point']:>6} {r['n_synthetic']:>9} {m[0]['spurious']:>29.3f} -> {m[-1]['spurious']:.3f} {null}")
     click.echo(f"wrote calibration.json per point, {kw['run_dir']}/calibration.png and the report's Calibration section")
 
 
