@@ -6,14 +6,13 @@ import dataclasses
 import os
 import sys
 import types
-
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import cli
+
 from mem2gen import Mem2genError
 from mem2gen.checkpoints import Record, authors_arch, read
 from mem2gen.datasets import UNetArch

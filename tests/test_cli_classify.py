@@ -4,9 +4,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import cli as run
 from PIL import Image
 
-from conftest import cli as run
 from mem2gen.data import load_array
 from mem2gen.planted import planted
 

@@ -4,8 +4,8 @@ line. CUDA is simulated: a CPU torch patched to report two GPUs, where any real 
 import numpy as np
 import pytest
 import torch
-
 from conftest import cli
+
 from mem2gen.executors import Devices, Sequential, make_executor
 
 TINY = dict(sizes=[2, 8], n_eval=20, sample_steps=3, sample_batch=16, bootstrap_iterations=50, quality_check=False,

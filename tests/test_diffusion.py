@@ -2,10 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from mem2gen.diffusion import OptimalDenoiser, Schedule, sample
 from mem2gen.config import ModelSpec
 from mem2gen.datasets import ARCHITECTURES
-from mem2gen.models import MLP, build_model, build_unet, load_model, n_params, save_model
+from mem2gen.diffusion import OptimalDenoiser, Schedule, sample
+from mem2gen.models import (
+    MLP,
+    build_model,
+    build_unet,
+    load_model,
+    n_params,
+    save_model,
+)
 
 
 def brute_denoise(x, y, ab):

@@ -4,16 +4,16 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import cli, finished_sweep
+
 from mem2gen import Mem2genError
 from mem2gen.compare import compare
 from mem2gen.config import SweepConfig, dynamics_steps, parse_grid
 from mem2gen.dynamics import DynamicsConfig, DynamicsJob, dynamics, snapshot_steps
-from mem2gen.timescales import crossing, fit_power_law, fit_tau_mem
 from mem2gen.run import Run
 from mem2gen.stats import capacity_shift
 from mem2gen.sweep import run_sweep, sweep
+from mem2gen.timescales import crossing, fit_power_law, fit_tau_mem
 
 TINY = dict(sizes=[2, 8, 40], n_eval=30, sample_steps=4, sample_batch=16, bootstrap_iterations=100,
             train={"steps": 12, "batch": 16, "checkpoint_every": 5, "save_steps": [3, 6]})

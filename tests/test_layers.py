@@ -9,7 +9,7 @@ ROOT = Path(mem2gen.__file__).parent
 COMMANDS = {f"commands.{f.stem}" for f in (ROOT / "commands").glob("*.py") if f.stem != "__init__"} | {"commands"}
 LAYERS = [
     {"errors", "files", "kernels", "layout", "threads"},  # files on disk, written atomically; the names of a run's files
-    {"data", "datasets", "config", "sizes", "stats", "timescales"},  # arrays in, the registry, settings, statistics
+    {"data", "datasets", "config", "config_doc", "sizes", "stats", "timescales"},  # arrays in, the registry, settings, statistics
     {"embed", "neighbors", "diffusion", "checkpoints", "models",  # distances, exact search, networks, schedules
      "memory", "memory.hopfield", "memory.dense", "memory.bridge"},  # associative memories
     {"classify", "train", "sample", "planted", "calibrate", "quality", "memory.phase"},  # make and measure

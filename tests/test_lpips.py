@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from mem2gen import Mem2genError, classify
-from mem2gen.embed import LPIPSEmbedding, LPIPSSpace, _load_state, backbone_features, shipped_lin_weights
+from mem2gen.embed import (
+    LPIPSEmbedding,
+    LPIPSSpace,
+    _load_state,
+    backbone_features,
+    shipped_lin_weights,
+)
 from mem2gen.neighbors import nearest
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("lpips") is None,

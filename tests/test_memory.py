@@ -1,14 +1,24 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import cli
 
 from mem2gen import Mem2genError
 from mem2gen.diffusion import OptimalDenoiser, Schedule
-from mem2gen.memory import (DenseAM, Hopfield, bridge_beta, capacity_experiment, critical_load, dense_energy_at,
-                            diffusion_energy, mixture, mixture_is_fixed_point, normalize, retrieval_curve,
-                            softmax_average)
+from mem2gen.memory import (
+    DenseAM,
+    Hopfield,
+    bridge_beta,
+    capacity_experiment,
+    critical_load,
+    dense_energy_at,
+    diffusion_energy,
+    mixture,
+    mixture_is_fixed_point,
+    normalize,
+    retrieval_curve,
+    softmax_average,
+)
 from mem2gen.memory.hopfield import end_state_kind, random_patterns
 
 
@@ -144,8 +154,8 @@ def test_memory_cli(tmp_path, capsys):
 
 
 def test_capacity_table_known_limits():
-    from mem2gen.planted import digits
     from mem2gen.memory.phase import capacity_table
+    from mem2gen.planted import digits
 
     flat = digits().reshape(-1, 64)[:64].astype(np.float64)
     rows = {(r["beta"], r["K"]): r for r in capacity_table(flat, [3, 64], [1.0, 500.0], trials=20, noise=0.2)}

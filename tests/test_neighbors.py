@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import brute_knn
+
 from mem2gen.embed import FeatureSpace, PixelSpace
 from mem2gen.neighbors import nearest
 

@@ -1,8 +1,8 @@
 """`mem2gen sweep --plan`: the cost of a sweep before it runs (mem2gen.plan)."""
 import numpy as np
 import pytest
-
 from conftest import cli
+
 from mem2gen import Mem2genError
 from mem2gen.config import load_config
 from mem2gen.plan import plan

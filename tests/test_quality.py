@@ -5,8 +5,8 @@ import csv
 import numpy as np
 import pytest
 import torch
-
 from conftest import cli
+
 from mem2gen import diffusion
 from mem2gen.config import ModelSpec, SweepConfig, TrainConfig
 from mem2gen.datasets import load_dataset

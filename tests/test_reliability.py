@@ -11,16 +11,16 @@ from pathlib import Path
 import click
 import numpy as np
 import pytest
-
 from conftest import cli, finished_sweep
 from test_cli import ALL
+
 from mem2gen import Mem2genError
 from mem2gen.commands.options import Numbers, Ratio
 from mem2gen.config import SweepConfig
 from mem2gen.files import MARKER, run_lock
 from mem2gen.run import Run
-from mem2gen.verify import verify
 from mem2gen.sweep import run_sweep
+from mem2gen.verify import verify
 
 TINY = dict(sizes=[2, 8], n_eval=20, sample_steps=3, sample_batch=16, bootstrap_iterations=50,
             null_calibration=False, manifold_check=False, quality_check=False,
@@ -320,9 +320,8 @@ def test_fuzz_every_numeric_option(tmp_path, tiny_run, monkeypatch, capsys):
     """Every numeric option of every command, with values no option accepts (must be exit 2 and one line)
     and edge values (exit 2 with one line, or accepted: the command then reaches its work, stopped here)."""
     import importlib
-    import tempfile
-
     import pkgutil
+    import tempfile
 
     import mem2gen
 
@@ -602,8 +601,8 @@ def test_sizes_that_cannot_fit_are_refused_before_any_work(tmp_path, monkeypatch
 
 def test_models_that_would_run_code_or_leave_the_cache_are_refused(tmp_path, monkeypatch):
     """A diffusers folder whose weights are only a pickled .bin; a Hub cache entry pointing outside the cache."""
-    from mem2gen.models import build_unet, hub_folder, load_model
     from mem2gen.datasets import ARCHITECTURES
+    from mem2gen.models import build_unet, hub_folder, load_model
 
     unet = build_unet(ARCHITECTURES["digits-small"]).unet
     unet.save_pretrained(tmp_path / "pickled", safe_serialization=False)

@@ -13,7 +13,14 @@ import pytest
 from mem2gen.config import SweepConfig
 from mem2gen.results import model_row
 from mem2gen.run import Run
-from mem2gen.stats import bootstrap_fractions, exceeds, holm, model_interval, model_test, still_falling
+from mem2gen.stats import (
+    bootstrap_fractions,
+    exceeds,
+    holm,
+    model_interval,
+    model_test,
+    still_falling,
+)
 from mem2gen.sweep import run_sweep
 
 TINY = dict(sizes=[2, 8], n_eval=30, sample_steps=3, sample_batch=32, bootstrap_iterations=50,
@@ -187,6 +194,7 @@ def test_pool_of_replicate_tables_is_the_replicated_runs_table(replicated, tmp_p
     """`mem2gen pool` over one results table per model gives the model-level table a replicated run
     writes (round trip through points.csv split by replicate); a folder pair of other settings is refused."""
     from conftest import cli
+
     from mem2gen.results import read_rows
 
     run, _ = replicated

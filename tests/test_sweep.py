@@ -7,15 +7,15 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from conftest import cli
+
 from mem2gen import Mem2genError, Run, classify
 from mem2gen.config import SWEEP_PRESETS, SweepConfig, load_config
 from mem2gen.datasets import DATASETS
 from mem2gen.executors import Devices
 from mem2gen.models import build_model
-from mem2gen.sizes import PAPER_POINTS, doubling, paper, resolve
 from mem2gen.results import point_row
+from mem2gen.sizes import PAPER_POINTS, doubling, paper, resolve
 from mem2gen.stats import LABELS, capacities, capacity_bootstrap
 from mem2gen.sweep import prepare, run_point, run_sweep, update_manifest
 

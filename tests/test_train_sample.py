@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import cli
-from mem2gen.planted import digits
+
 from mem2gen.models import build_model, load_model
+from mem2gen.planted import digits
 from mem2gen.sample import generate
 from mem2gen.train import TrainConfig, log_spaced_steps, train
 

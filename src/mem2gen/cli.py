@@ -12,8 +12,8 @@ import traceback
 
 import click
 
-from .commands import calibrate, classify, dynamics, landscape, memory, model, sweep
 from . import threads as cpu_threads
+from .commands import calibrate, classify, dynamics, landscape, memory, model, sweep
 from .errors import Mem2genError
 
 

@@ -23,7 +23,14 @@ import numpy as np
 
 from .calibrate import excess
 from .errors import check
-from .files import changed_keys, dotted, prepare_out_dir, staged_dir, write_csv, write_json
+from .files import (
+    changed_keys,
+    dotted,
+    prepare_out_dir,
+    staged_dir,
+    write_csv,
+    write_json,
+)
 from .plots import k_axis, pyplot, save
 from .results import label_counts
 from .run import Run

@@ -18,7 +18,6 @@ import numpy as np
 
 from .errors import DamagedFile, Mem2genError, check
 
-
 TMP_TAG = ".mem2gen-tmp-"  # in the name of every temporary file mem2gen writes, and of nothing else
 
 

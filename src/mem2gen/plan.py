@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, sizes as sizes_mod
+from . import datasets
+from . import sizes as sizes_mod
 from .config import SweepConfig
 from .errors import check
 

@@ -88,7 +88,9 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                     features_metric=features_metric, lpips_net=lpips_net, lpips_backbone=lpips_backbone,
                     lpips_lin=lpips_lin, device=device, pixel_range=pixel_range,
                     lpips_resize=32 if protocol == "released" else None)
-    from ..embed import make_space  # one space (and one LPIPS network) for every search below
+    from ..embed import (
+        make_space,  # one space (and one LPIPS network) for every search below
+    )
 
     settings["space"] = make_space(distance, metric=features_metric, net=lpips_net, backbone=lpips_backbone,
                                    lin=lpips_lin, device=device, resize=settings["lpips_resize"])
