@@ -619,3 +619,22 @@ def test_models_that_would_run_code_or_leave_the_cache_are_refused(tmp_path, mon
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     with pytest.raises(Mem2genError, match="outside the cache"):
         hub_folder("me/m")
+
+
+def test_a_kill_between_record_and_rename_finishes_and_a_kill_before_train_json_resumes(tmp_path):
+    """The sample record is written just before the finished file is renamed: killed in between, the next
+    run finishes the rename (the samples are not refused as foreign); a training folder killed before
+    train.json holds only mem2gen's stale lock, and training there resumes."""
+    import socket
+
+    assert cli("train", "--data", "digits", "--size", "4", "--steps", "2", "--out", tmp_path / "m", "--quiet") == 0
+    args = ["sample", "--model", tmp_path / "m" / "model", "--n", "3", "--steps", "2", "--sampler", "ddim", "--quiet"]
+    assert cli(*args, "--out", tmp_path / "s.npy") == 0
+    made = np.load(tmp_path / "s.npy")
+    os.replace(tmp_path / "s.npy", tmp_path / "s.npy.partial.npy")  # as if killed before the rename
+    assert cli(*args, "--out", tmp_path / "s.npy") == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), made)
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / ".lock").write_text(json.dumps({"pid": 999999, "host": socket.gethostname(), "since": "x",
+                                                      "command": "mem2gen train"}))
+    assert cli("train", "--data", "digits", "--size", "4", "--steps", "2", "--out", tmp_path / "t", "--quiet") == 0

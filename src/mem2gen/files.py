@@ -221,6 +221,17 @@ def clean_leftovers(folder) -> list[Path]:
 _held: dict = {}
 
 
+def mem2gen_leftover(p: Path) -> bool:
+    """Whether ``p`` is what a killed mem2gen command leaves behind: one of its temporaries, or a lock
+    file it wrote."""
+    if TMP_TAG in p.name:
+        return True
+    try:
+        return p.is_file() and p.stat().st_size < 4096 and _is_lock(json.loads(p.read_text()))
+    except (ValueError, OSError):
+        return False
+
+
 def _is_lock(held) -> bool:
     """Whether a lock file's content is one :func:`run_lock` wrote (its pid, host, start and command)."""
     return isinstance(held, dict) and isinstance(held.get("pid"), int) and isinstance(held.get("host"), str) \

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from . import diffusion
 from .config import check_sampling
-from .errors import check
+from .errors import DamagedFile, check
 from .files import changed_keys, fingerprint, read_json, sha256_of, write_json
 from .models import weights_digest
 
@@ -42,8 +42,7 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     settings = {"n": n, "shape": list(shape), "sampler": sampler, "steps": steps, "eta": eta, "batch": batch,
                 "seed": seed, "model": weights_digest(model)}
     record = record_path(path)
-    check(path.exists() or not record.exists(), f"{record} exists but {path} does not: mem2gen does not replace a "
-                                                "file it cannot tell it wrote; move it away or choose another --out")
+    _orphan_record(path)
     if path.exists():  # finished: reuse it only if the same model and settings made it, and it is intact
         check(record.exists(), f"{path} exists but records nothing of what made it (no {record.name}); delete it "
                                "or choose another path")
@@ -110,6 +109,7 @@ def import_samples(samples: np.ndarray, path, model, *, source: str) -> np.ndarr
     settings = {"n": len(x), "shape": list(x.shape[1:]), "sampler": "imported", "source": source,
                 "model": weights_digest(model)}
     record = record_path(path)
+    _orphan_record(path)
     if path.exists() and record.exists():
         made = read_json(record)
         if not changed_keys({k: made.get(k) for k in settings}, settings) and made.get("fingerprint") == fingerprint(path):
@@ -121,6 +121,27 @@ def import_samples(samples: np.ndarray, path, model, *, source: str) -> np.ndarr
                         "bytes": partial.stat().st_size})
     os.replace(partial, path)
     return np.load(path, mmap_mode="r")
+
+
+def _orphan_record(path: Path) -> None:
+    """A record whose sample file is missing. The record is written just before the finished file is
+    renamed into place, so mem2gen killed between the two leaves exactly this: the rename is finished. A
+    record of mem2gen's with nothing finished behind it is dropped (the samples are made again); a file
+    there that is not mem2gen's record is refused, never replaced."""
+    record, partial = record_path(path), path.with_name(path.name + ".partial.npy")
+    if path.exists() or not record.exists():
+        return
+    try:
+        made = read_json(record)
+    except DamagedFile:
+        made = None
+    check(isinstance(made, dict) and {"sha256", "fingerprint", "bytes", "model"} <= set(made),
+          f"{record} exists but {path} does not, and it is not a record mem2gen wrote: mem2gen does not replace "
+          "it; move it away or choose another --out")
+    if partial.exists() and partial.stat().st_size == made["bytes"] and fingerprint(partial) == made["fingerprint"]:
+        os.replace(partial, path)  # killed between writing the record and the rename: finish it
+    else:
+        record.unlink()
 
 
 def record_path(path) -> Path:

@@ -22,7 +22,7 @@ from ..config import (
 from ..data import SPLITS, subset_indices
 from ..datasets import load_dataset
 from ..errors import check
-from ..files import changed_keys, read_json, run_lock, save_npy, write_json
+from ..files import changed_keys, mem2gen_leftover, read_json, run_lock, save_npy, write_json
 from .options import calls, lib_option
 
 
@@ -54,7 +54,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
     check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
     check(not (out.is_symlink() and not out.exists()), f"--out {out} is a dangling symbolic link")
     if out.is_dir() and not (out / "train.json").exists():  # not a training folder of mem2gen's
-        foreign = sorted(p.name for p in out.iterdir())
+        foreign = sorted(p.name for p in out.iterdir() if not mem2gen_leftover(p))  # a kill's lock or temporary
         check(not foreign, f"--out {out} holds files mem2gen did not write ({', '.join(foreign[:3])}); "
                            "train into a new or empty folder")
     with run_lock(out, command="mem2gen train"):
