@@ -171,6 +171,10 @@ class SweepConfig:
         n = self.synthetic_factor * k
         return min(n, self.synthetic_cap) if self.synthetic_cap else n
 
+    def sample_bytes(self, k: int, item: tuple) -> int:
+        """Disk for one point's S_eval and S' (float32 items of shape ``item``), all its replicates."""
+        return 4 * math.prod(item) * (self.n_eval + self.n_synthetic(k)) * self.replicates
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["sizes"] = list(self.sizes) if isinstance(self.sizes, (list, tuple)) else self.sizes

@@ -103,16 +103,12 @@ def own_outputs(out) -> list[str]:
         return []
     if isinstance(rec, dict) and isinstance(rec.get("files"), dict):
         names = [n for n, d in rec["files"].items() if isinstance(n, str) and (out / n).exists()
-                 and not (out / n).is_symlink() and _digest(out / n) == d]
+                 and not (out / n).is_symlink() and sha256_of(out / n) == d]
     elif isinstance(rec, list):
         names = rec
     else:
         return []
     return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
-
-
-def _digest(p: Path) -> str:
-    return sha256_of(p)
 
 
 def foreign_outputs(out, names) -> list[str]:
@@ -122,8 +118,7 @@ def foreign_outputs(out, names) -> list[str]:
         return []
     mine = set(own_outputs(out))
     taken = [n for n in names if ((out / n).exists() or (out / n).is_symlink()) and n not in mine]
-    marker = out / MARKER
-    if marker.exists() and not own_outputs(out) and not _is_marker(marker):
+    if (out / MARKER).exists() and not _is_marker(out / MARKER):
         taken.append(MARKER)  # a file of that name that is not mem2gen's record
     return sorted(taken)
 
@@ -182,7 +177,7 @@ def staged_dir(out, *, overwrite: bool, inputs=()) -> Iterator[Path]:
         taken = foreign_outputs(out, names)
         check(not taken, f"--out {out} holds {', '.join(taken)}, which mem2gen did not write (or which changed since); "
                          "nothing was replaced: move them away or choose another --out")
-        record = {"written_by": "mem2gen", "files": {n: _digest(stage / n) for n in names}}
+        record = {"written_by": "mem2gen", "files": {n: sha256_of(stage / n) for n in names}}
         (stage / MARKER).write_text(json.dumps(record, indent=1) + "\n")
         os.chmod(stage, 0o777 & ~_umask())
         if not out.exists():

@@ -113,10 +113,10 @@ def plan(cfg: SweepConfig, run_dir, *, executor: str = "local", slurm: dict | No
         evals = (cfg.n_eval + n_syn) * (0 if cfg.samples else cfg.sample_steps)
         train_s = cfg.train.steps * m["train_step_s"] if trains else 0.0
         sample_s = evals * m["eval_image_s"]
-        disk = 4 * d * (cfg.n_eval + n_syn) + 4 * m["params"] * ((4 if trains else 0) + 1 + snapshots)
+        weights = 4 * m["params"] * ((4 if trains else 0) + 1 + snapshots)  # checkpoint (4 copies), model, snapshots
         rows.append({"K": k, "replicates": cfg.replicates, "train_steps": cfg.train.steps if trains else 0,
                      "train_s": train_s, "sample_evals": evals, "sample_s": sample_s,
-                     "disk_bytes": disk * cfg.replicates, "seconds": (train_s + sample_s) * cfg.replicates})
+                     "disk_bytes": cfg.sample_bytes(k, shape) + weights * cfg.replicates, "seconds": (train_s + sample_s) * cfg.replicates})
     search_bytes = 4 * (4096 * 8192 + (min(cfg.n_eval, 4096) + 8192) * d)
     total = {"seconds": sum(r["seconds"] for r in rows), "disk_bytes": sum(r["disk_bytes"] for r in rows),
              "search_peak_bytes": search_bytes, "points": len(ks) * cfg.replicates}

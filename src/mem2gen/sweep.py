@@ -204,7 +204,7 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
     ks = sizes_mod.resolve(list(cfg.sizes) if isinstance(cfg.sizes, tuple) else cfg.sizes, n_data)
     if cfg.model.kind != "optimal" and not cfg.checkpoints:
         check_size(cfg.model, tuple(data.shape[1:]))  # a network that cannot be trained here: before any work
-    samples = 4 * int(np.prod(data.shape[1:])) * sum(cfg.n_eval + cfg.n_synthetic(k) for k in ks) * cfg.replicates
+    samples = sum(cfg.sample_bytes(k, data.shape[1:]) for k in ks)
     where = run.resolve()
     while not where.exists():
         where = where.parent

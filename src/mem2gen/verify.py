@@ -15,7 +15,6 @@ def verify(point: Point, *, full: bool = False, repair: bool = False) -> list[st
     those files. Returns the problems found; with ``repair`` the inconsistent files (and those made
     from them) are deleted, so that the sweep makes them again."""
     from .models import weights_digest  # torch
-    from .sample import record_path
 
     problems: list[str] = []
     stage = point.state
@@ -33,24 +32,13 @@ def verify(point: Point, *, full: bool = False, repair: bool = False) -> list[st
         problems.append(f"the model cannot be read ({str(e)[:150]})")
         drop_from = "model"
     made = {}
-    recorded = (point.path / layout.DIGESTS).exists()  # made by a version that records every output
     if drop_from is None and stage in ("sampled", "classified"):
         for name, n in (("eval", point.config.n_eval), ("synthetic", point.n_synthetic)):
-            f = point.path / f"{name}.npy"
-            rec = record_path(f)
-            if not rec.exists():
-                if recorded:  # this version writes a record beside every sample file
-                    problems.append(f"{name}.npy has no record of what made it ({rec.name} is missing)")
-                    drop_from = "samples"
+            r, problem = sample_record(point, f"{name}.npy", full=full)
+            if r is None and problem is None:
                 continue  # made by a version that kept no record: nothing to check against
-            try:
-                r = read_json(rec)
-                ok = f.stat().st_size == r["bytes"] and (
-                    sha256_of(f) == r["sha256"] if full else fingerprint(f) == r["fingerprint"])
-            except (ValueError, OSError, KeyError):
-                r, ok = {}, False
-            if not ok:
-                problems.append(f"{name}.npy does not match its record (damaged or replaced)")
+            if problem:
+                problems.append(problem)
             elif r.get("model") != digest:
                 problems.append(f"{name}.npy was made by another model than this point's")
             elif r.get("n") != n:
@@ -85,16 +73,26 @@ def published_problems(point: Point) -> list[str]:
     an output that differs from the digest recorded when it was written, or a sample file that does not
     match its record or has lost it (only for points made by a version that records digests)."""
     problems = check_digests(point.path, layout.VOUCHED)
-    if (point.path / layout.DIGESTS).exists():
-        for name in (layout.EVAL, layout.SYNTHETIC):
-            f, rec = point.path / name, point.path / (name + ".json")
-            try:
-                r = read_json(rec)
-                if f.stat().st_size != r["bytes"] or fingerprint(f) != r["fingerprint"]:
-                    problems.append(f"{name} does not match its record (damaged or replaced)")
-            except (ValueError, OSError, KeyError):
-                problems.append(f"{name} or its record {rec.name} is missing or unreadable")
+    for name in (layout.EVAL, layout.SYNTHETIC):
+        problems += [p for p in [sample_record(point, name)[1]] if p]
     return problems
+
+
+def sample_record(point: Point, name: str, *, full: bool = False) -> tuple[dict | None, str | None]:
+    """A sample file's record and what is wrong with the file against it (None if nothing): its size and
+    sampled checksum (the whole sha256 with ``full``). A missing record is a problem only in a point made
+    by a version that records its outputs (``digests.json``); else (None, None): nothing to check."""
+    f = point.path / name
+    rec = f.with_name(f.name + ".json")  # mem2gen.sample.record_path (that module loads torch)
+    if not rec.exists():
+        missing = (point.path / layout.DIGESTS).exists()
+        return None, f"{name} has no record of what made it ({rec.name} is missing)" if missing else None
+    try:
+        r = read_json(rec)
+        ok = f.stat().st_size == r["bytes"] and (sha256_of(f) == r["sha256"] if full else fingerprint(f) == r["fingerprint"])
+    except (ValueError, OSError, KeyError, TypeError):
+        r, ok = {}, False
+    return r, None if ok else f"{name} does not match its record (damaged or replaced)"
 
 
 def drop(point: Point, stage: str) -> None:

@@ -22,7 +22,14 @@ from ..config import (
 from ..data import SPLITS, subset_indices
 from ..datasets import load_dataset
 from ..errors import check
-from ..files import changed_keys, mem2gen_leftover, read_json, run_lock, save_npy, write_json
+from ..files import (
+    changed_keys,
+    mem2gen_leftover,
+    read_json,
+    run_lock,
+    save_npy,
+    write_json,
+)
 from .options import calls, lib_option
 
 
