@@ -4,11 +4,10 @@ the replicate models, the null's at the same m (or δs), and the models' excess 
 t-interval over models (mem2gen.stats.model_interval). A cell whose null has no S' of that size (the
 dataset ran out of held-out items) is left blank.
 Run: python scripts/calibration_table.py RUN OUT_SPRIME.csv OUT_DELTAS.csv"""
-import csv
 import sys
 from collections import defaultdict
 
-from mem2gen.files import read_json
+from mem2gen.files import read_json, write_csv
 from mem2gen.run import Run
 from mem2gen.stats import model_interval
 
@@ -38,10 +37,7 @@ def table(run_dir, curve: str, grid_key: str, scale, column: str) -> list[dict]:
 
 
 def write(rows, path):
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+    write_csv(path, [{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows])
 
 
 if __name__ == "__main__":

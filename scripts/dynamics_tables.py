@@ -2,12 +2,11 @@
 (K, step)), OUT-tau.csv one row per K (τ_mem at ½ and 5% with their status, τ_gen, the first step with a
 spurious excess above the null after Holm, the largest spurious fraction) and the τ_mem ∝ K^a fit.
 Run: python scripts/dynamics_tables.py RUN docs/tables/quick-dynamics"""
-import csv
 import shutil
 import sys
 from pathlib import Path
 
-from mem2gen.files import read_json
+from mem2gen.files import read_json, write_csv
 
 run, out = Path(sys.argv[1]), sys.argv[2]
 shutil.copyfile(run / "dynamics.csv", f"{out}.csv")
@@ -17,8 +16,5 @@ rows = [{"K": r["K"], "tau_mem": r["tau_mem"], "tau_mem_status": r["tau_mem_stat
          "tau_mem_05_status": r["tau_mem_05_status"], "tau_gen": r["tau_gen"], "spurious_onset": r["spurious_onset"],
          "max_spurious": r["max_spurious"], "fit_a": fit["a"], "fit_lo95": (fit["ci95"] or [None])[0],
          "fit_hi95": (fit["ci95"] or [None, None])[1], "fit_sizes": fit["n_sizes"]} for r in d["per_K"]]
-with open(f"{out}-tau.csv", "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+write_csv(f"{out}-tau.csv", rows)  # None as an empty cell
 print(f"wrote {out}.csv and {out}-tau.csv")

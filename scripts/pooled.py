@@ -1,10 +1,10 @@
 """docs/tables/pooled.csv: per setting with replicate models, the spurious excess pooled over the table's
 sizes per model (mem2gen.stats.pooled_models_excess) and how many model × K excesses are positive.
 Run: python scripts/pooled.py docs/tables/pooled.csv"""
-import csv
 import sys
 from pathlib import Path
 
+from mem2gen.files import write_csv
 from mem2gen.results import read_rows, replicate_points
 from mem2gen.stats import pooled_models_excess
 
@@ -29,8 +29,5 @@ for name, files in SETTINGS.items():
     rows.append({"setting": name, "K_from": min(ks), "K_to": max(ks), "models": w["replicates"],
                  "excess": w["excess"], "lo95": w["ci95"][0], "hi95": w["ci95"][1], "p": w["p"],
                  "cells": len(exc), "positive_cells": sum(e > 0 for e in exc)})
-with open(sys.argv[1], "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
+write_csv(sys.argv[1], rows)
 print(rows)

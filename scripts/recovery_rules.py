@@ -4,7 +4,6 @@ training digits (S_16 of the quick preset's split) and, if a finished quick run 
 model at K = 32 on its own 32 training items. δ = ¼ of the median nearest-neighbour spacing of S_K, p = 0.9,
 10 trials, DDIM-20, seed 0 for both.
 Run: python scripts/recovery_rules.py docs/tables/recovery-rules.csv [RUN]"""
-import csv
 import sys
 
 import numpy as np
@@ -14,6 +13,7 @@ from mem2gen import landscape as L
 from mem2gen.data import nested_subset
 from mem2gen.datasets import load_dataset
 from mem2gen.diffusion import OptimalDenoiser
+from mem2gen.files import write_csv
 
 torch.set_num_threads(1)
 settings = []
@@ -35,7 +35,4 @@ for name, model, y in settings:
                      "released_max": int(theirs.per_trial[i].max()),
                      "released_minus_bisection": f"{theirs.t_c[i] - ours.t_c[i]:.6g}"})
     print(name, "median bisection", np.median(ours.t_c), "median released", np.median(theirs.t_c))
-with open(sys.argv[1], "w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
+write_csv(sys.argv[1], rows)

@@ -557,7 +557,8 @@ def seed_user_files(folder):
 def test_no_command_replaces_or_removes_what_it_did_not_write(tmp_path, tiny_run, capsys):
     """Every command that writes an --out folder, run into one seeded with user files of every output
     name, with and without --overwrite: refused with one line, every seeded file byte-identical."""
-    d = sets(tmp_path / "in") if (tmp_path / "in").mkdir() is None else None
+    (tmp_path / "in").mkdir()
+    d = sets(tmp_path / "in")
     other = copy_run(tiny_run, tmp_path / "other")
     commands = [
         ["classify", "--train", d / "train.npy", "--eval", d / "eval.npy", "--synthetic", d / "synthetic.npy"],
