@@ -58,6 +58,9 @@ def test_argmax_and_where_pick_the_rows_they_name():
     assert render_docs.render("{{ spurious.csv | * | argmax(frac_spurious) | .0f }}") == "64"
     assert render_docs.render("{{ spurious.csv | * | where(significant_spurious) | s }}") == "32, 48, 64, 128"
     assert render_docs.render("{{ spurious-r3.csv | * | where(significant_spurious) | s }}") == "none"
+    # the model's fraction at the null's |S'|: its count there over its n there (K = 64: 41 of 1,000 at |S'| = 733)
+    assert render_docs.render("{{ spurious.csv | K=64 | ratio(model_count_spurious_at_null/model_n_at_null) | .3f }}") \
+        == "0.041"
 
 
 def test_every_results_column_is_documented():
