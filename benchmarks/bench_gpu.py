@@ -5,7 +5,9 @@
 2. sampling throughput: one ε-network evaluation at the sampling batch, as DDPM-1000 samples/s;
 3. the exact neighbour search at BENCHMARKS.md's shape (10,000 × (60,000 + 240,000), 784-d) on the device;
 4. does bf16 training change the fractions? The same small sweep trained with ``train.bf16`` on and off
-   (both on the device, same seeds): per K, each fraction and whether it lies in the other's 95% interval.
+   (both on the device, same seeds): per K, each fraction and whether it lies in the other's 95% interval;
+5. replicates for less: 3, 8 and 16 of the spurious preset's MLPs trained at once (train.ensemble) against
+   one after another.
 
     python benchmarks/bench_gpu.py [OUT.json] [--device cuda] [--quick]
 
@@ -126,6 +128,33 @@ def bf16_fractions(device, *, quick: bool) -> dict:
     return out
 
 
+def ensemble_rates(device, *, members: int, steps: int) -> dict:
+    """The spurious preset's MLP (2.0M, 8×8 digits, batch 128): ``members`` models trained one after
+    another (mem2gen.train) vs at once (mem2gen.ensemble, train.ensemble): member-steps per second."""
+    import copy
+
+    from mem2gen.datasets import load_dataset
+    from mem2gen.ensemble import train_ensemble
+    from mem2gen.models import MLP
+    from mem2gen.train import TrainConfig, train
+
+    data = load_dataset("digits")[:64]
+    models = [MLP(sample_shape=(1, 8, 8), hidden=512, depth=3) for _ in range(members)]
+    cfgs = [TrainConfig(steps=steps, batch=128, lr=1e-3, seed=i) for i in range(members)]
+    train(copy.deepcopy(models[0]), data, TrainConfig(steps=3, batch=128), progress=False, device=device)  # warm-up
+    sync(device)
+    t0 = time.perf_counter()
+    for m, c in zip(models, cfgs):
+        train(copy.deepcopy(m), data, c, progress=False, device=device)
+    sync(device)
+    seq = members * steps / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    train_ensemble([copy.deepcopy(m) for m in models], [data] * members, cfgs, progress=False, device=device)
+    sync(device)
+    ens = members * steps / (time.perf_counter() - t0)
+    return {"sequential_steps_s": seq, "ensemble_steps_s": ens, "ratio": ens / seq}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", nargs="?", default=None, help="write the results here as JSON")
@@ -179,6 +208,14 @@ def main():
             save()
         show = {k: f"{v:.1f}" if isinstance(v, float) else v for k, v in row.items()}
         print(f"sample {arch}: DDPM-1000 {show['fp32']} samples/s fp32, {show['bf16']} bf16", flush=True)
+    res["ensemble"] = {}
+    for m in (3, 8, 16):
+        r = res["ensemble"][m] = measure(f"ensemble {m}", lambda: ensemble_rates(device, members=m,
+                                                                                 steps=3 if args.quick else 200))
+        save()
+        if "ratio" in r:
+            print(f"ensemble of {m} MLPs: {r['ensemble_steps_s']:.0f} vs {r['sequential_steps_s']:.0f} model-steps/s "
+                  f"one after another ({r['ratio']:.2f}x)", flush=True)
     n, refs = (200, (1000, 4000)) if args.quick else (10_000, (60_000, 240_000))
     res["search_s"] = measure("search", lambda: search_time(device, n=n, refs=refs))
     save()

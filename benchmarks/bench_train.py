@@ -3,8 +3,8 @@
 1. Our loop (mem2gen.train) vs a plain reference loop written as diffusers' unconditional training
    example does it (DDPMScheduler.add_noise, UNet2DModel(...).sample, MSE, clip, Adam, EMAModel),
    on the same UNet2DModel config, at two model sizes: images/s.
-2. Several small MLPs trained at once as one vectorised ensemble (torch.func) vs one after another,
-   and whether the ensemble's forward pass and gradients equal separate models' bit for bit.
+2. 3, 8 and 16 of the spurious preset's MLPs trained at once (mem2gen.ensemble, train.ensemble) vs one
+   after another (mem2gen.train), at one and two threads; whether diffusers' U-Net runs under torch.func.vmap.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 from mem2gen.datasets import ARCHITECTURES, load_dataset  # noqa: E402
+from mem2gen.ensemble import train_ensemble  # noqa: E402
 from mem2gen.models import MLP, build_unet, n_params  # noqa: E402
 from mem2gen.train import TrainConfig, train  # noqa: E402
 
@@ -56,73 +57,37 @@ def ours(model, data, steps, batch):
     return steps * batch / (time.perf_counter() - t0)
 
 
-def ensemble_vs_sequential(m: int, steps: int, batch: int = 128):
-    """m MLPs (the quick sweep's) trained one after another vs as one torch.func ensemble."""
-    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
-
-    data = torch.as_tensor(load_dataset("digits"))
+def ensemble_vs_sequential(m: int, steps: int, *, threads: int, batch: int = 128) -> tuple[float, float]:
+    """m of the spurious preset's MLPs (2.0M, 8×8 digits) trained by mem2gen.train one after another vs by
+    mem2gen.ensemble.train_ensemble at once: member-steps per second, both with ``threads`` threads."""
+    torch.set_num_threads(threads)
+    data = load_dataset("digits")[:64]
     models = [MLP(sample_shape=(1, 8, 8), hidden=512, depth=3) for _ in range(m)]
+    cfgs = [TrainConfig(steps=steps, batch=batch, lr=1e-3, seed=i) for i in range(m)]
+    train_ensemble([copy.deepcopy(x) for x in models[:2]], [data] * 2, cfgs[:2], progress=False, device="cpu")  # warm-up
     t0 = time.perf_counter()
-    for mod in models:
-        train(copy.deepcopy(mod), data.numpy(), TrainConfig(steps=steps, batch=batch), progress=False, device="cpu")
-    seq = m * steps * batch / (time.perf_counter() - t0)
-
-    params, buffers = stack_module_state(models)
-    base = copy.deepcopy(models[0]).to("meta")
-    ab = torch.cumprod(1 - torch.linspace(1e-4, 2e-2, 1000), 0)
-
-    def loss_fn(p, b, x0, t, noise):
-        a = ab[t].view(-1, 1, 1, 1)
-        pred = functional_call(base, (p, b), (a.sqrt() * x0 + (1 - a).sqrt() * noise, t))
-        return F.mse_loss(pred, noise)
-
-    step_fn = vmap(grad_and_value(loss_fn), in_dims=(0, 0, 0, 0, 0))
-    opt = torch.optim.Adam(list(params.values()), lr=2e-4)
+    for mod, c in zip(models, cfgs):
+        train(copy.deepcopy(mod), data, c, progress=False, device="cpu")
+    seq = m * steps / (time.perf_counter() - t0)
     t0 = time.perf_counter()
-    for _ in range(steps):
-        idx = torch.randint(0, len(data), (m, batch))
-        x0 = data[idx]
-        t = torch.randint(0, 1000, (m, batch))
-        g, _ = step_fn(params, buffers, x0, t, torch.randn_like(x0))
-        for k, v in params.items():
-            v.grad = g[k]
-        opt.step()
-    ens = m * steps * batch / (time.perf_counter() - t0)
+    train_ensemble([copy.deepcopy(x) for x in models], [data] * m, cfgs, progress=False, device="cpu")
+    ens = m * steps / (time.perf_counter() - t0)
     return seq, ens
 
 
-def ensemble_identity(m: int = 6, batch: int = 128) -> dict:
-    """The same m MLPs, inputs and loss: forward outputs and parameter gradients of the vmapped
-    ensemble against each model on its own (fraction of elements equal bit for bit, largest gap)."""
-    from torch.func import functional_call, grad, stack_module_state, vmap
+def unet_under_vmap() -> str:
+    """Whether diffusers' U-Net runs under torch.func.vmap (the route to stacking U-Nets): '' or the error."""
+    from torch.func import functional_call, stack_module_state, vmap
 
-    torch.manual_seed(0)
-    models = [MLP(sample_shape=(1, 8, 8), hidden=512, depth=3) for _ in range(m)]
-    x, noise = torch.randn(m, batch, 1, 8, 8), torch.randn(m, batch, 1, 8, 8)
-    t = torch.randint(0, 1000, (m, batch))
-    params, buffers = stack_module_state(models)
-    base = copy.deepcopy(models[0]).to("meta")
-
-    def loss_fn(p, b, x, t, n):
-        return F.mse_loss(functional_call(base, (p, b), (x, t)), n)
-
-    with torch.no_grad():
-        out = vmap(lambda p, b, x, t: functional_call(base, (p, b), (x, t)))(params, buffers, x, t)
-    grads = vmap(grad(loss_fn))(params, buffers, x, t, noise)
-    same_f = same_g = total_g = 0
-    gap_f = gap_g = 0.0
-    for i, mod in enumerate(models):
-        y = mod(x[i], t[i])
-        same_f += int((y == out[i]).sum())
-        gap_f = max(gap_f, float((y - out[i]).abs().max().detach()))
-        mod.zero_grad()
-        F.mse_loss(y, noise[i]).backward()
-        for name, q in mod.named_parameters():
-            same_g += int((q.grad == grads[name][i]).sum())
-            total_g += q.numel()
-            gap_g = max(gap_g, float((q.grad - grads[name][i]).abs().max().detach()))
-    return {"forward_identical": same_f / out.numel(), "forward_max_gap": gap_f,
-            "grad_identical": same_g / total_g, "grad_max_gap": gap_g}
+    nets = [build_unet(ARCHITECTURES["digits-small"]) for _ in range(2)]
+    params, buffers = stack_module_state(nets)
+    base = copy.deepcopy(nets[0]).to("meta")
+    try:
+        vmap(lambda p, b, x, t: functional_call(base, (p, b), (x, t)))(params, buffers, torch.randn(2, 4, 1, 8, 8),
+                                                                     torch.randint(0, 1000, (2, 4)))
+        return ""
+    except RuntimeError as e:
+        return str(e).splitlines()[0][:160]
 
 
 def main():
@@ -138,12 +103,16 @@ def main():
         res[name] = {"params_M": n_params(unet) / 1e6, "reference_img_s": ref, "ours_img_s": our, "ratio": our / ref}
         print(f"{name} ({n_params(unet) / 1e6:.2f}M): reference {ref:.0f} img/s, ours {our:.0f} img/s, "
               f"ratio {our / ref:.2f}", flush=True)
-    seq, ens = ensemble_vs_sequential(6, 150)
-    res["ensemble"] = {"models": 6, "sequential_img_s": seq, "ensemble_img_s": ens, "ratio": ens / seq}
-    print(f"6 MLPs: sequential {seq:.0f} img/s, torch.func ensemble {ens:.0f} img/s, ratio {ens / seq:.2f}")
-    res["ensemble_identity"] = same = ensemble_identity()
-    print(f"ensemble vs separate: forward {same['forward_identical']:.4f} of outputs bit-identical (max gap "
-          f"{same['forward_max_gap']:.2g}), gradients {same['grad_identical']:.4f} (max gap {same['grad_max_gap']:.2g})")
+    res["ensemble"] = []
+    for threads in (1, 2):
+        for m in (3, 8, 16):
+            seq, ens = ensemble_vs_sequential(m, 60, threads=threads)
+            res["ensemble"].append({"members": m, "threads": threads, "sequential_steps_s": seq,
+                                    "ensemble_steps_s": ens, "ratio": ens / seq})
+            print(f"{m} MLPs, {threads} thread(s): one after another {seq:.1f} model-steps/s, ensemble {ens:.1f}, "
+                  f"ratio {ens / seq:.2f}", flush=True)
+    res["unet_vmap_error"] = err = unet_under_vmap()
+    print("U-Net under torch.func.vmap: " + (err or "runs"))
     if len(sys.argv) > 1:
         Path(sys.argv[1]).write_text(json.dumps(res, indent=1))
 

@@ -12,8 +12,8 @@ LAYERS = [
     {"data", "datasets", "config", "config_doc", "sizes", "stats", "timescales"},  # arrays in, the registry, settings, statistics
     {"embed", "neighbors", "diffusion", "checkpoints", "models",  # distances, exact search, networks, schedules
      "memory", "memory.hopfield", "memory.dense", "memory.bridge"},  # associative memories
-    {"classify", "train", "sample", "planted", "calibrate", "quality", "memory.phase"},  # make and measure
-    {"landscape", "landscape_study"},  # analyse one model: energies, basins, attractors
+    {"classify", "train", "ensemble", "sample", "planted", "calibrate", "quality", "memory.phase"},  # make and measure
+    {"landscape", "landscape_study", "attractors"},  # analyse one model: energies, basins, attractors
     {"run", "results"},  # read a run folder
     {"plots", "report", "verify"},  # figures, results.csv and report.html; a point's files checked
     {"executors", "sweep", "toy", "dynamics", "compare", "plan"},  # run sweeps and analyses over them

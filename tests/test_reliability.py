@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -639,3 +640,44 @@ def test_a_kill_between_record_and_rename_finishes_and_a_kill_before_train_json_
     (tmp_path / "t" / ".lock").write_text(json.dumps({"pid": 999999, "host": socket.gethostname(), "since": "x",
                                                       "command": "mem2gen train"}))
     assert cli("train", "--data", "digits", "--size", "4", "--steps", "2", "--out", tmp_path / "t", "--quiet") == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+ORPHAN = '''
+import os, sys, time
+from mem2gen.executors import Devices
+
+class Sleep:
+    def __call__(self, k, device=None):
+        open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()
+        time.sleep(120)
+        return {"K": k}
+
+if __name__ == "__main__":
+    list(Devices(["cpu"], echo=lambda *a: None).map(Sleep(), [1]))
+'''
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_workers_end_with_a_killed_sweep(tmp_path):
+    """A sweep killed outright (SIGKILL: no clean-up runs) leaves no worker training on for nobody."""
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
+    deadline = time.time() + 120
+    while not [p for p in tmp_path.iterdir() if p.name.isdigit()] and time.time() < deadline:
+        time.sleep(0.1)
+    pid = int(next(p.name for p in tmp_path.iterdir() if p.name.isdigit()))
+    assert _alive(pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 15
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(pid)

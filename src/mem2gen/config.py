@@ -43,6 +43,8 @@ def check_fields(obj, prefix: str = "") -> None:
         check(ok, f"{prefix}{f.name} = {v!r}: expected {' or '.join(parts)}")
         if isinstance(v, float):
             check(math.isfinite(v), f"{prefix}{f.name} = {v}: must be a finite number")
+# the attractor study's starting points (mem2gen.attractors): S_eval's labels, real held-out items, mixtures
+ATTRACTOR_GROUPS = ("memorized", "spurious", "generalized", "held-out", "mixture")
 SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")  # diffusers' DDPM, DDIM, DPM-Solver++ (2M) and its SDE form
 MODEL_KINDS = ("mlp", "unet", "optimal")
 INITS = ("default", "ddpm")
@@ -93,6 +95,7 @@ class TrainConfig:
     batching: str = "sample"  # sample: `batch` draws with replacement; epochs: the authors' (min(batch, K), drop_last)
     weight_decay: float = 0.0  # > 0: AdamW's decoupled weight decay (an intervention; the paper uses none)
     data_noise: float = 0.0  # > 0: Gaussian noise of this std added to each training image in [-1, 1] (augmentation)
+    ensemble: bool = False  # a sweep trains each K's replicates at once, as one MLP with stacked weights (mem2gen.ensemble)
 
     def __post_init__(self):
         check_fields(self, "train.")
@@ -151,6 +154,9 @@ class SweepConfig:
         check(1 <= self.replicates <= 1000, f"replicates = {self.replicates}: give 1 to 1000 models per K")
         check(self.train.seed == TrainConfig.seed, f"train.seed = {self.train.seed}: a sweep derives each point's "
               "training seed from seed and K; set seed instead (e.g. --grid seed=0,1,2)")
+        check(not self.train.ensemble or (self.model.kind == "mlp" and not self.checkpoints),
+              "train.ensemble stacks MLPs that the sweep trains; this sweep's models are "
+              + ("brought along" if self.checkpoints else f"kind {self.model.kind}") + " (set train.ensemble: false)")
         check(self.image_size is None or self.image_size >= 4, f"image_size {self.image_size} must be at least 4 (or null)")
         check_sampling(self.sampler, self.sample_steps, self.eta, self.sample_batch)
         check(self.split in SPLITS, f"split {self.split!r}: use one of {', '.join(SPLITS)}")

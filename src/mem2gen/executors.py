@@ -40,8 +40,21 @@ class Sequential:
             self.echo(f"    K={k} done in {time.perf_counter() - t:.0f} s{eta}")
 
 
-def _worker(job, device: str, wid: int, jobs, results, threads: int | None = None) -> None:
+def _exit_with(parent: int) -> None:
+    """End this worker as soon as the process that started it is gone (killed, say): a point is never
+    left training for nobody, holding cores and a point folder that a new sweep would then share."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(3)
+
+
+def _worker(job, device: str, wid: int, jobs, results, threads: int | None = None, parent: int | None = None) -> None:
     # SimpleQueues write synchronously: a message sent is in the pipe even if the process is killed next
+    if parent:
+        import threading
+
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     if threads:  # CPU workers share the cores: each its part (mem2gen.threads)
         from .threads import apply
 
@@ -77,11 +90,12 @@ class Devices:
         n_cpu = sum(str(d).startswith("cpu") for d in self.devices)
         threads = per_worker(n_cpu) if n_cpu else None
         procs = [ctx.Process(target=_worker, args=(job, dev, i, jobs, results,
-                                                   threads if str(dev).startswith("cpu") else None), daemon=True)
+                                                   threads if str(dev).startswith("cpu") else None, os.getpid()),
+                             daemon=True)
                  for i, dev in enumerate(self.devices)]
         for p in procs:
             p.start()
-        self.echo(f"running {len(ks)} points on {len(procs)} devices: {', '.join(self.devices)}")
+        self.echo(f"running {len(ks)} jobs on {len(procs)} devices: {', '.join(self.devices)}")
         running: dict[int, int] = {}  # worker -> the point it is on
         dead_since: dict[int, float] = {}  # a dead worker's last messages may still be in flight
         finished, errors = set(), []

@@ -14,13 +14,16 @@ QUALITY = "quality.json"  # FD / KID (mem2gen.quality)
 CALIBRATION = "calibration.json"  # mem2gen calibrate
 LANDSCAPE = "landscape.json"  # mem2gen landscape
 LANDSCAPE_FIGURE = "landscape.png"
+ATTRACTORS = "attractors.json"  # mem2gen landscape --attractors
+# ... and its run tables: per model, t and group; per start; per barrier; per K, t and group over the models
+ATTRACTOR_TABLES = ("attractors-census.csv", "attractors-points.csv", "attractors-barriers.csv", "attractors.csv")
 BRIDGE = "bridge.json"  # mem2gen memory bridge
 DIGESTS = "digests.json"  # each labelled output's sha256, fingerprint and size, recorded as it is written
 VOUCHED = (LABELS_CSV, SUMMARY, NULL, MANIFOLD, QUALITY)  # what a report publishes: verified before it does
 
 # what a classified point holds beside its model and samples (all that verification may delete)
 CLASSIFIED_FILES = (LABELS_CSV, SUMMARY, GRID, NULL, MANIFOLD, QUALITY, CALIBRATION, LANDSCAPE, LANDSCAPE_FIGURE,
-                    DIGESTS)
+                    ATTRACTORS, DIGESTS)
 
 # a run folder's own records (runs/<name>/)
 CONFIG = "config.json"  # the resolved SweepConfig

@@ -145,9 +145,31 @@ def rebuild_report(run_dir, *, echo=print) -> dict:
         return aggregate(run_dir, echo=echo)
 
 
+def train_replicates(run: Run, k: int, *, device: str | None = None, progress: bool = True) -> float:
+    """``train.ensemble``: train every replicate of K not yet trained at once, as one stacked MLP
+    (:func:`mem2gen.ensemble.train_ensemble`); returns the seconds it took."""
+    from .ensemble import train_ensemble
+    from .models import build_model
+
+    cfg, t = run.config, time.perf_counter()
+    todo = [p for p in run.points() if p.k == k and p.state in ("pending", "started")]
+    if todo:
+        for p in todo:
+            p.path.mkdir(parents=True, exist_ok=True)
+        train_ensemble([build_model(cfg.model, p.train_set.shape[1:], seed=p.seed("init")) for p in todo],
+                       [p.train_set for p in todo], [dataclasses.replace(cfg.train, seed=p.seed("train")) for p in todo],
+                       [p.path for p in todo], device=device or cfg.device, progress=progress,
+                       metas=[{"size": k, "data": cfg.data}] * len(todo))
+    return time.perf_counter() - t
+
+
+ALL_REPLICATES = ".r*"  # a job key "K.r*": every replicate of K, trained as one ensemble (train.ensemble)
+
+
 class PointJob:
-    """``job(key, device=None)``: run the point named ``key`` (K, or "K.r<replicate>") of one run
-    directory (picklable, for executors).
+    """``job(key, device=None)``: run the point named ``key`` (K, or "K.r<replicate>"; with
+    ``train.ensemble``, "K.r*": every replicate of K, trained together) of one run directory
+    (picklable, for executors).
     The run's dataset is loaded once per process, however many points the process runs."""
 
     def __init__(self, run_dir, *, progress: bool = False):
@@ -159,6 +181,13 @@ class PointJob:
 
     def __call__(self, key, device: str | None = None) -> dict:
         self._run = self._run or Run(self.run_dir)
+        if str(key).endswith(ALL_REPLICATES):
+            k = int(str(key)[:-len(ALL_REPLICATES)])
+            seconds = train_replicates(self._run, k, device=device, progress=self.progress)
+            members = [run_point(p, progress=self.progress, device=device) for p in self._run.points() if p.k == k]
+            for m in members:  # the ensemble's time, shared
+                m["train_s"] += seconds / len(members)
+            return {"K": key, "members": members}
         return run_point(self._run.point_of(key), progress=self.progress, device=device)
 
 
@@ -167,7 +196,7 @@ class PointJob:
 # what a sweep writes at the top of its folder: all that --overwrite removes (with points/K=*/ and jobs/)
 RUN_FILES = (layout.CONFIG, layout.MANIFEST, "results.csv", "capacities.json", "phase.png", "phase.pdf", "report.html",
              "samples.png", "bridge.csv", "transition.json",
-             "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png")
+             "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png", *layout.ATTRACTOR_TABLES)
 # settings that may change in a run folder: they do not change what its finished points mean
 FREE_KEYS = ("name", "sizes", "replicates", "device", "train.checkpoint_every", "train.save_steps", "null_calibration",
              "manifold_check", "quality_check")
@@ -286,13 +315,16 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
         n = len(handle.points())
         reps = f" x {cfg.replicates} replicates" if cfg.replicates > 1 else ""
         echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}{reps}; {n - len(todo)} done, {len(todo)} to run ({executor})")
+        if cfg.train.ensemble and cfg.replicates > 1:  # one job per K: its replicates trained together
+            todo = list(dict.fromkeys(f"{p.k}{ALL_REPLICATES}" for p in handle.points() if p.state != "classified"))
         ex = make_executor(executor, folder=run / "jobs", devices=devices, slurm=slurm, device=cfg.device, echo=echo)
         bars = isinstance(ex, Sequential)  # one point at a time in this process: its progress bars
         job = PointJob(run, progress=progress and bars)
         if todo and not bars:
             echo(f"each point's progress: mem2gen status {run}")
         for record in ex.map(job, todo):
-            update_manifest(run, ks, record)
+            for r in record.get("members", [record]):
+                update_manifest(run, ks, r)
         return rebuild_report(run, echo=echo)  # completes points finished by a version without the checks
 
 

@@ -10,6 +10,7 @@ import click
 import numpy as np
 
 from .. import layout
+from ..config import ATTRACTOR_GROUPS
 from ..data import to_float
 from ..files import read_json, run_lock, write_json
 from ..plots import COLORS, as_picture, pyplot, save
@@ -17,7 +18,7 @@ from ..report import aggregate, num
 from ..run import Run
 from ..stats import LABELS
 from ..toy import run_toy
-from .options import Numbers, calls, lib_option
+from .options import Numbers, Words, calls, lib_option
 
 
 def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, trials: int = 10, steps: int = 20,
@@ -54,6 +55,47 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
             results.append(res)
         landscape_figure(results, run.path / "landscape.png")
         aggregate(run.path, echo=lambda *a: None)
+    return results
+
+
+def attractor_study(run_dir, *, sizes: tuple | None = None, ts: tuple = (5, 10, 20, 50, 100, 200, 400),
+                    groups: tuple = ATTRACTOR_GROUPS,
+                    per_group: int = 32, n_synthetic: int = 512, trials: int = 10, steps: int = 20, seed: int = 0,
+                    device: str | None = None, overwrite: bool = False, progress: bool = True, echo=print) -> list[dict]:
+    """``mem2gen landscape RUN --attractors``: the attractor study (:mod:`mem2gen.attractors`) at every
+    classified point of every replicate (or of ``sizes``). Each point's ``attractors.json`` is kept and reused
+    while its settings stay the same (a long study resumes point by point); then the run's tables are
+    rewritten: attractors-census.csv (per model, t and group), attractors-points.csv (per start: its end,
+    curvature, recovery), attractors-barriers.csv and attractors.csv (per K, t and group over the models)."""
+    from ..attractors import AttractorConfig, analyze_point, summarize
+    from ..files import write_csv
+    from ..models import check_device
+
+    cfg = AttractorConfig(ts=tuple(ts), groups=tuple(groups), per_group=per_group, n_synthetic=n_synthetic,
+                          trials=trials, steps=steps, seed=seed)
+    check_device(device)
+    run = Run(run_dir)
+    settings = json.loads(json.dumps(cfg.__dict__, default=list))
+    results = []
+    with run_lock(run.path, command="mem2gen landscape --attractors"):
+        points = run.classified(sizes, what="analyse")
+        for i, p in enumerate(points):
+            f = p.path / layout.ATTRACTORS
+            if f.exists() and not overwrite and read_json(f).get("settings") == settings:
+                results.append(read_json(f))
+                continue
+            t = time.perf_counter()
+            res = analyze_point(p, cfg, device=device, progress=echo if progress else None)
+            res |= {"settings": settings, "seconds": round(time.perf_counter() - t, 1)}
+            write_json(f, res)
+            echo(f"[{i + 1}/{len(points)}] K={p.key}: attractors in {res['seconds']:.0f} s")
+            results.append(res)
+        tables = {name: [{"K": r["K"], "replicate": r["replicate"], **row} for r in results for row in r[part]]
+                  for name, part in zip(layout.ATTRACTOR_TABLES, ("census", "points", "barriers"))}
+        for name, rows in tables.items():
+            if rows:
+                write_csv(run.path / name, rows)
+        write_csv(run.path / layout.ATTRACTOR_TABLES[3], summarize(*tables.values()))
     return results
 
 
@@ -150,7 +192,7 @@ def point_landscape_figure(result: dict, eval_set, train, path) -> None:
 
 
 @click.command("landscape")
-@calls(landscape)
+@calls(landscape, attractor_study)
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @lib_option(landscape, "sizes", "--sizes", type=Numbers(int), help="Sizes K to analyse. [default: every classified point]")
 @lib_option(landscape, "n_samples", "--n-samples", type=int, help="Samples (and training items) per point for recovery times.")
@@ -161,9 +203,22 @@ def point_landscape_figure(result: dict, eval_set, train, path) -> None:
 @lib_option(landscape, "seed", "--seed", type=int)
 @lib_option(landscape, "device", "--device")
 @lib_option(landscape, "overwrite", "--overwrite", is_flag=True, help="Recompute points already analysed.")
+@click.option("--attractors", is_flag=True, help="Run the attractor study instead (Hypothesis 2.1: groups followed to "
+                                                 "fixed points at several t, curvature, barriers, DenseAM prediction).")
+@lib_option(attractor_study, "ts", "--ts", type=Numbers(int), help="With --attractors: the noise levels t.")
+@lib_option(attractor_study, "groups", "--groups", type=Words(ATTRACTOR_GROUPS), help="With --attractors: the starting points.")
+@lib_option(attractor_study, "per_group", "--per-group", type=int, help="With --attractors: starts per group and model.")
+@lib_option(attractor_study, "n_synthetic", "--n-synthetic", type=int,
+            help="With --attractors: samples of S' followed for the basin mass.")
 @click.option("--quiet", is_flag=True)
-def landscape_cmd(quiet, **kw):
+def landscape_cmd(quiet, attractors, ts, groups, per_group, n_synthetic, **kw):
     """The attractor landscape of a sweep's points: recovery times, energy, curvature, attractor census, mixtures."""
+    if attractors:
+        keep = {k: kw[k] for k in ("run_dir", "sizes", "trials", "steps", "seed", "device", "overwrite")}
+        attractor_study(**keep, ts=ts, groups=groups, per_group=per_group, n_synthetic=n_synthetic,
+                        progress=not quiet, echo=click.echo)
+        click.echo(f"wrote attractors.json per point and {kw['run_dir']}/" + ", ".join(layout.ATTRACTOR_TABLES))
+        return
     results = landscape(**kw, progress=not quiet, echo=click.echo)
     click.echo(f"{'K':>6} {'t_c train':>9} {'t_c gen':>8} {'attractors':>10} {'on items':>8} {'mixture spu/gen':>16}")
     for r in results:

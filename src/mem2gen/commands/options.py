@@ -49,6 +49,24 @@ class Numbers(click.ParamType):
         return out
 
 
+class Words(click.ParamType):
+    """Comma-separated names from ``choices`` ('spurious,mixture'); a tuple default passes through."""
+
+    name = "names"
+
+    def __init__(self, choices):
+        self.choices = tuple(choices)
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, tuple):
+            return value
+        out = tuple(x.strip() for x in str(value).split(",") if x.strip())
+        bad = [x for x in out if x not in self.choices]
+        if bad or not out:
+            self.fail(f"{value!r}: give comma-separated names among {', '.join(self.choices)}", param, ctx)
+        return out
+
+
 class Ratio(click.ParamType):
     """A number written as 0.28 or 1/3."""
 

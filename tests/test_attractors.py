@@ -1,0 +1,129 @@
+"""The attractor study (mem2gen.attractors) against the exact denoiser, whose attractors are known: the
+training items alone at small t, and symmetric mixtures exactly where the DenseAM analysis says."""
+import numpy as np
+import pytest
+import torch
+
+from mem2gen.attractors import (
+    AttractorConfig,
+    beta,
+    hessian_extremes,
+    mixture_stability,
+    mixtures,
+    study,
+    summarize,
+)
+from mem2gen.diffusion import OptimalDenoiser, Schedule
+from mem2gen.errors import Mem2genError
+from mem2gen.landscape import follow
+
+SCHED = Schedule()
+
+
+def planted(k=8, d=16, seed=0):
+    """k patterns in [-0.8, 0.8]^d, far apart compared with the noise at small t."""
+    return np.random.default_rng(seed).uniform(-0.8, 0.8, (k, 1, 4, d // 4)).astype(np.float32)
+
+
+def test_training_items_are_the_only_attractors_at_small_t():
+    y = planted()
+    exact = OptimalDenoiser(y)
+    rng = np.random.default_rng(1)
+    groups = {"held-out": rng.uniform(-1, 1, (12, 1, 4, 4)).astype(np.float32),
+              "mixture": mixtures(y, 12, (2, 3, 4))[0]}
+    cfg = AttractorConfig(ts=(5, 10), per_group=12, n_synthetic=0, trials=3, steps=5, barrier_pairs=8)
+    res = study(exact, y, groups, np.zeros((0, 1, 4, 4), np.float32), cfg)
+    assert {r["group"] for r in res["census"]} == {"held-out", "mixture"}
+    for r in res["census"]:
+        assert r["to_training"] == 1.0 and r["nontraining_attractors"] == 0, r
+        assert r["exact_to_training"] == 1.0 and r["exact_stable_mixtures"] == 0.0
+        assert r["minimum_share"] == 1.0 and r["converged"] == 1.0  # the ends are minima of E_t: the items
+    # the exact energy has a barrier between every pair of items (its basins are separate)
+    pairs = [b for b in res["barriers"] if b["kind"] == "training pair"]
+    assert len(pairs) == 2 * 8 and min(b["barrier"] for b in pairs) > 1.0
+    assert min(b["distance"] for b in pairs) > 0  # each item against another item, not itself
+
+
+def simplex(m=3, s=0.6, d=16):
+    """m patterns s·e_i (a regular simplex, pairwise distance s√2): their mean is a fixed point of the exact
+    update by symmetry, and the update's Jacobian there is β·Cov = β s²/m on the simplex's directions."""
+    y = np.zeros((m, 1, 4, d // 4), np.float32)
+    for i in range(m):
+        y.reshape(m, -1)[i, i] = s
+    return y
+
+
+@pytest.mark.parametrize("m", [2, 3, 5])
+def test_planted_mixtures_are_fixed_points_exactly_where_denseam_says_they_are_stable(m):
+    s = 0.6
+    y = simplex(m, s)
+    threshold = m / s ** 2  # β* : ρ = β s²/m crosses 1
+    ts = np.arange(1, 1000)
+    betas = np.array([beta(int(t)) for t in ts])
+    t_stable = int(ts[betas < threshold / 2][0])  # the smallest t with β < β*/2
+    t_unstable = int(ts[betas > 2 * threshold][-1])  # the largest t with β > 2β*
+    centre = y.mean(0, keepdims=True)
+    for t, stable in ((t_stable, True), (t_unstable, False)):
+        rho = mixture_stability(y, centre, t)[0]
+        assert rho == pytest.approx(beta(t) * s ** 2 / m, rel=1e-6)  # the analytic spectral radius
+        assert (rho < 1) == stable
+        start = centre + 1e-3 * np.random.default_rng(t).standard_normal(centre.shape).astype(np.float32)
+        end = follow(OptimalDenoiser(y), start, t=t, iters=5000, tol=1e-9).numpy()
+        to_centre = float(np.linalg.norm(end - centre))
+        to_item = float(np.linalg.norm(end.reshape(1, -1) - y.reshape(m, -1), axis=1).min())
+        if stable:
+            assert to_centre < 1e-4  # the mixture holds
+        else:
+            assert to_item < 0.05 < to_centre  # it splits towards one pattern
+
+
+def test_hessian_extremes_are_the_exact_energys():
+    """∇²E_t = I/σ² − ᾱ Cov_w(y)/σ⁴ for the exact denoiser (w: the posterior over the items)."""
+    y = planted(5)
+    exact = OptimalDenoiser(y)
+    for t in (20, 100):
+        a = float(SCHED.alphas_cumprod[t])
+        s2 = 1 - a
+        z = np.sqrt(a) * y[:3] + 0.3 * np.random.default_rng(t).standard_normal(y[:3].shape).astype(np.float32)
+        got = hessian_extremes(exact, z, t)
+        yf = torch.as_tensor(y.reshape(5, -1), dtype=torch.float64)
+        for i in range(3):
+            zi = torch.as_tensor(z[i].reshape(-1), dtype=torch.float64)
+            w = torch.softmax(-((zi - a ** 0.5 * yf) ** 2).sum(1) / (2 * s2), 0)
+            mu = w @ yf
+            cov = (yf - mu).T @ (w[:, None] * (yf - mu))
+            ev = torch.linalg.eigvalsh(torch.eye(16, dtype=torch.float64) / s2 - a * cov / s2 ** 2)
+            assert got[i] == pytest.approx([float(ev[0]), float(ev[-1])], rel=2e-3, abs=1e-3 / s2)
+
+
+def test_mixtures_are_means_of_an_item_and_its_nearest():
+    y = planted(10)
+    states, parents = mixtures(y, 6, (2, 3))
+    flat = y.reshape(10, -1)
+    for x, p in zip(states, parents):
+        assert len(set(p)) == len(p) in (2, 3)
+        np.testing.assert_allclose(x, flat[p].mean(0), rtol=1e-6)
+        others = np.linalg.norm(flat - flat[p[0]], axis=1)
+        assert set(p[1:]) == set(np.argsort(others)[1:len(p)])  # the anchor's nearest other items
+
+
+def test_summary_is_over_models():
+    def census(k, rep, to_training):
+        return {"K": k, "replicate": rep, "t": 5, "beta": 1.0, "sigma": 0.1, "group": "spurious", "n": 10,
+                "to_training": to_training}
+
+    rows = summarize([census(8, 0, 1.0), census(8, 1, 0.5), census(16, 0, 0.25)], [], [])
+    by_k = {r["K"]: r for r in rows}
+    assert by_k[8]["n_models"] == 2 and by_k[8]["to_training"] == 0.75
+    half = 12.706204736174707 * np.std([1.0, 0.5], ddof=1) / np.sqrt(2)  # t(0.975, 1)
+    assert by_k[8]["to_training_lo95"] == pytest.approx(max(0.75 - half, 0))
+    assert by_k[16]["n_models"] == 1 and by_k[16]["to_training_lo95"] is None  # one model: unmeasured
+
+
+def test_settings_are_checked():
+    with pytest.raises(Mem2genError, match="groups"):
+        AttractorConfig(groups=("spurious", "ghosts"))
+    with pytest.raises(Mem2genError, match="noise levels"):
+        AttractorConfig(ts=(0, 5))
+    with pytest.raises(Mem2genError, match="mixture_sizes"):
+        AttractorConfig(mixture_sizes=(1,))
