@@ -390,6 +390,31 @@ def test_landscape_command_on_a_sweep(uninterrupted, tmp_path, capsys):
     assert "no point K=5" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_attractor_study_command_on_a_sweep(uninterrupted, tmp_path, capsys):
+    full, _ = uninterrupted
+    run = tmp_path / "att"
+    shutil.copytree(full, run)
+    args = ("landscape", run, "--attractors", "--sizes", "8,40", "--ts", "5,50", "--per-group", "3",
+            "--n-synthetic", "16", "--trials", "2", "--steps", "3")
+    assert cli(*args) == 0
+    census = list(csv.DictReader(open(run / "attractors-census.csv")))
+    assert {(r["K"], r["t"]) for r in census} == {(k, t) for k in ("8", "40") for t in ("5", "50")}
+    assert {r["group"] for r in census} <= {"memorized", "spurious", "generalized", "held-out", "mixture", "S'"}
+    assert all(0 <= float(r["to_training"]) <= 1 for r in census)
+    summary = list(csv.DictReader(open(run / "attractors.csv")))
+    assert {r["n_models"] for r in summary} == {"1"} and all(r["to_training_lo95"] == "" for r in summary)
+    points = list(csv.DictReader(open(run / "attractors-points.csv")))
+    assert all(float(p["lambda_min"]) <= float(p["lambda_max"]) for p in points)
+    assert (run / "points" / "K=8" / "attractors.json").exists() and not (run / "points" / "K=2" / "attractors.json").exists()
+    capsys.readouterr()
+    before = (run / "points" / "K=40" / "attractors.json").stat().st_mtime_ns
+    assert cli(*args) == 0 and "attractors in" not in capsys.readouterr().out  # finished points are reused
+    assert (run / "points" / "K=40" / "attractors.json").stat().st_mtime_ns == before
+    assert cli("landscape", run, "--attractors", "--groups", "spurious,ghosts") == 2
+    assert "ghosts" in capsys.readouterr().err
+
+
 def test_calibrate_command_on_a_sweep(uninterrupted, tmp_path):
     full, _ = uninterrupted
     run = tmp_path / "cal"
