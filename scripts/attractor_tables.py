@@ -4,7 +4,9 @@
 attractors.csv: per setting, K, t and group, the mean over the replicate models with its t-interval
 (the run's attractors.csv); attractors-models.csv: the same per model (the run's attractors-census.csv,
 with each model's median curvature and barrier).
-Run: python scripts/attractor_tables.py OUT_DIR SETTING=RUN [SETTING=RUN ...]"""
+docs/attractors.png: per setting, at the K given with it (SETTING=RUN@K), the recovery probability and
+the share of end points on training items against t, per group.
+Run: python scripts/attractor_tables.py OUT_DIR SETTING=RUN[@K] [SETTING=RUN[@K] ...]"""
 import sys
 from pathlib import Path
 
@@ -17,7 +19,7 @@ out = Path(sys.argv[1])
 summary, models = [], []
 for arg in sys.argv[2:]:
     setting, _, run = arg.partition("=")
-    run = Path(run)
+    run = Path(run.partition("@")[0])
     census = pd.read_csv(run / "attractors-census.csv").to_dict("records")
     points = pd.read_csv(run / "attractors-points.csv").to_dict("records")
     barriers = pd.read_csv(run / "attractors-barriers.csv").to_dict("records")
@@ -41,3 +43,37 @@ for name, rows in (("attractors.csv", summary), ("attractors-models.csv", models
     rows, fields = tidy(rows)
     write_csv(out / name, rows, fields=fields)
     print(f"wrote {out / name} ({len(rows)} rows)")
+
+# the figure: per setting (at the K named with it, SETTING=RUN@K), recovery and drain into training items
+# against t, per group, with the t-interval over models
+from mem2gen.plots import COLORS, pyplot, save  # noqa: E402
+
+picks = [(a.partition("=")[0], int(a.partition("@")[2])) for a in sys.argv[2:] if "@" in a]
+if picks:
+    plt = pyplot()
+    colors = {**COLORS, "held-out": "#7f7f7f", "mixture": "#9467bd"}
+    fig, axes = plt.subplots(2, len(picks), figsize=(3.6 * len(picks), 5.2), squeeze=False, sharex=True)
+    s = pd.DataFrame(summary)
+    for c, (setting, k) in enumerate(picks):
+        rows = s[(s["setting"] == setting) & (s["K"] == k)]
+        for r, (col, title) in enumerate((("recovery", "returns within δ under DDIM-20"),
+                                          ("to_training", "end point on a training item"))):
+            ax = axes[r][c]
+            for g in ("memorized", "spurious", "generalized", "held-out", "mixture"):
+                d = rows[rows["group"] == g].sort_values("t")
+                if not len(d):
+                    continue
+                lo, hi = d[f"{col}_lo95"].astype(float), d[f"{col}_hi95"].astype(float)
+                ax.plot(d["t"], d[col], "o-", ms=3, color=colors[g], label=g)
+                ax.fill_between(d["t"], lo, hi, color=colors[g], alpha=0.15, lw=0)
+            ax.set_xscale("log")
+            ax.set_ylim(-0.03, 1.03)
+            ax.set_title(f"{setting}, K = {k}: {title}" if r == 0 else title, fontsize=8)
+            if r == 1:
+                ax.set_xlabel("noise level t")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Attractor study: mean over replicate models, 95% t-interval over models; "
+                 "every group 32 starts per model", fontsize=8)
+    fig.tight_layout()
+    save(fig, out.parent / "attractors.png", dpi=120)
+    print(f"wrote {out.parent / 'attractors.png'}")

@@ -1,5 +1,5 @@
-"""Render the pages of docs/ whose numbers are measurements from their templates and the committed
-tables: every number such a page reports is a placeholder over docs/tables/ (``make docs``; a test
+"""Render the pages of docs/ whose numbers are measurements (and the README) from their templates and
+the committed tables: every number such a page reports is a placeholder over docs/tables/ (``make docs``; a test
 re-renders each page and fails when it differs from the committed one).
 
     {{ TABLE | SELECT | COLUMN | FORMAT }}
@@ -83,8 +83,9 @@ def render(text: str, tables: Path = DOCS / "tables") -> str:
 
 
 def pages(tables: Path = DOCS / "tables") -> dict:
-    """{page path: its rendered text} for every template in docs/templates."""
-    return {DOCS / t.name: render(t.read_text(), tables) for t in sorted((DOCS / "templates").glob("*.md"))}
+    """{page path: its rendered text} for every template in docs/templates (README.md: the repository's)."""
+    return {(DOCS.parent if t.name == "README.md" else DOCS) / t.name: render(t.read_text(), tables)
+            for t in sorted((DOCS / "templates").glob("*.md"))}
 
 
 if __name__ == "__main__":

@@ -167,8 +167,10 @@ def train_ensemble(models: list[MLP], datas: list, cfgs: list[TrainConfig], outs
                                "use another output directory") from None
         log.info("ensemble of %d: resuming at step %d of %d", len(todo), step, cfg.steps)
     use_amp = cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
-    if saved_bf16 is not None:
-        use_amp = use_amp and saved_bf16
+    if saved_bf16 is not None and saved_bf16 != use_amp:  # one precision per model, as train()
+        check(not saved_bf16, "the members were trained in bf16 on a GPU; resume them on a GPU with native bf16 "
+                              "(or start again in another folder)")
+        use_amp = False
     t0 = time.perf_counter()
     windows = [[] for _ in todo]
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train x{len(todo)}", unit="step", disable=not progress,
