@@ -119,3 +119,10 @@ def test_ensemble_sweep_gives_the_fractions_of_separate_models(tmp_path):
     meta = json.loads((tmp_path / "ens" / "points" / "K=16.r2" / "model" / "mem2gen.json").read_text())
     assert meta["ensemble"] == 3 and meta["size"] == 16
     assert len(sep["rows"]) == len(ens["rows"]) == 2
+    # a K's job finishes the replicate whose labels were lost; the finished replicates' labels are not rewritten
+    run = tmp_path / "ens" / "points"
+    (run / "K=16.r1" / "summary.json").unlink()
+    kept = {r: (run / f"K=16{r}" / "labels.csv").stat().st_mtime_ns for r in ("", ".r2")}
+    run_sweep(SweepConfig.from_dict({**SETTING, "train": {**train_cfg, "ensemble": True}}), tmp_path / "ens", **quiet)
+    assert (run / "K=16.r1" / "summary.json").exists()
+    assert kept == {r: (run / f"K=16{r}" / "labels.csv").stat().st_mtime_ns for r in ("", ".r2")}

@@ -30,9 +30,22 @@ from tqdm.auto import tqdm
 from . import diffusion, layout
 from .config import TrainConfig
 from .errors import Mem2genError, check
-from .files import read_json, write_text
 from .models import MLP, load_model, save_model, timestep_embedding
-from .train import STATE_FILE, TrainResult, _as_batch, _load_state, _save_state, _step_seed, batch_indices
+from .train import (
+    STATE_FILE,
+    TrainResult,
+    _as_batch,
+    _load_state,
+    _save_state,
+    _step_seed,
+    batch_indices,
+    check_loss,
+    ema_decay,
+    finished,
+    make_optimizer,
+    save_finished,
+    use_bf16,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,27 +94,25 @@ class StackedMLP(torch.nn.Module):
         return m
 
 
-def _member_opt(model: MLP, opt: torch.optim.Optimizer, stacked: StackedMLP, r: int) -> torch.optim.Optimizer:
-    """An optimizer over ``model`` holding member ``r``'s part of the stacked optimizer's state."""
-    one = type(opt)(model.parameters(), **{k: v for k, v in opt.defaults.items() if k in ("lr", "weight_decay")})
+def _save_members(outs, stacked, ema, opt, cfg, step, losses, use_amp) -> None:
+    """Each member's ``state.safetensors`` in train()'s format: its weights, EMA and its part of the
+    stacked optimizer's state."""
     sd = opt.state_dict()
-    state = {i: {k: (v if v.dim() == 0 else v[r]) for k, v in st.items()} for i, st in sd["state"].items()}
-    one.load_state_dict({"state": state, "param_groups": one.state_dict()["param_groups"]})
-    return one
-
-
-def _save_members(outs, stacked, ema, opt, step, losses, use_amp) -> None:
     for r, out in enumerate(outs):
         m, e = stacked.member(r), stacked.member(r, ema)
-        _save_state(Path(out) / STATE_FILE, m, e, _member_opt(m, opt, stacked, r), step, losses[r], use_amp)
+        one = make_optimizer(m.parameters(), cfg)
+        one.load_state_dict({"state": {i: {k: (v if v.dim() == 0 else v[r]) for k, v in st.items()}
+                                       for i, st in sd["state"].items()},
+                             "param_groups": one.state_dict()["param_groups"]})
+        _save_state(Path(out) / STATE_FILE, m, e, one, step, losses[r], use_amp)
 
 
-def _load_members(outs, stacked, ema, opt, template: MLP) -> tuple[int, list, bool | None]:
+def _load_members(outs, stacked, ema, opt, cfg, template: MLP) -> tuple[int, list, bool | None]:
     """Every member's ``state.safetensors`` into the stacked model, EMA and optimizer (all at one step)."""
     found = []
     for out in outs:
         m, e = copy.deepcopy(template), copy.deepcopy(template)
-        o = type(opt)(m.parameters(), **{k: v for k, v in opt.defaults.items() if k in ("lr", "weight_decay")})
+        o = make_optimizer(m.parameters(), cfg)
         step, losses, bf16 = _load_state(Path(out) / STATE_FILE, m, e, o)
         found.append((step, losses, bf16, m, e, o))
     steps = {f[0] for f in found}
@@ -135,12 +146,10 @@ def train_ensemble(models: list[MLP], datas: list, cfgs: list[TrainConfig], outs
     metas = metas or [None] * r_all
     results: list[TrainResult | None] = [None] * r_all
     cfg = cfgs[0]
-    if outs:  # finished members are loaded
-        for r, out in enumerate(outs):
-            rec = out / layout.MODEL / layout.MODEL_RECORD
-            if rec.exists() and read_json(rec).get("step") == cfg.steps:
-                results[r] = TrainResult(load_model(out / layout.MODEL, device=device), cfg.steps,
-                                         read_json(rec).get("losses", []))
+    for r, out in enumerate(outs or []):  # finished members are loaded
+        done = finished(out, cfg.steps)
+        if done is not None:
+            results[r] = TrainResult(load_model(out / layout.MODEL, device=device), cfg.steps, done.get("losses", []))
     todo = [r for r in range(r_all) if results[r] is None]
     if not todo:
         return results
@@ -153,24 +162,19 @@ def train_ensemble(models: list[MLP], datas: list, cfgs: list[TrainConfig], outs
     stacked = StackedMLP([models[r] for r in todo]).to(device).train()
     ema = [w.detach().clone() for w in stacked.weights]
     params = list(stacked.weights)
-    opt = (torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.weight_decay
-           else torch.optim.Adam(params, lr=cfg.lr))
+    opt = make_optimizer(params, cfg)
     my_outs = [outs[r] for r in todo] if outs else None
     step, losses, saved_bf16 = 0, [[] for _ in todo], None
     if my_outs and any((o / STATE_FILE).exists() for o in my_outs):
         check(all((o / STATE_FILE).exists() for o in my_outs),
               "some members have a training checkpoint and some do not; finish them one by one (train.ensemble: false)")
         try:
-            step, losses, saved_bf16 = _load_members(my_outs, stacked, ema, opt, models[todo[0]])
+            step, losses, saved_bf16 = _load_members(my_outs, stacked, ema, opt, cfg, models[todo[0]])
         except (RuntimeError, KeyError, ValueError) as e:
             raise Mem2genError(f"the members' checkpoints do not fit this ensemble ({str(e).splitlines()[0][:120]}); "
                                "use another output directory") from None
         log.info("ensemble of %d: resuming at step %d of %d", len(todo), step, cfg.steps)
-    use_amp = cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
-    if saved_bf16 is not None and saved_bf16 != use_amp:  # one precision per model, as train()
-        check(not saved_bf16, "the members were trained in bf16 on a GPU; resume them on a GPU with native bf16 "
-                              "(or start again in another folder)")
-        use_amp = False
+    use_amp = use_bf16(cfg, device, saved_bf16, my_outs[0] / STATE_FILE if my_outs else "the ensemble")
     t0 = time.perf_counter()
     windows = [[] for _ in todo]
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train x{len(todo)}", unit="step", disable=not progress,
@@ -201,15 +205,12 @@ def train_ensemble(models: list[MLP], datas: list, cfgs: list[TrainConfig], outs
                 for w in params:
                     w.grad.mul_(coef.view(-1, *[1] * (w.dim() - 1)))
             opt.step()  # 4. Adam acts element by element: each member's own
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
             with torch.no_grad():
-                torch._foreach_lerp_(ema, [w.detach() for w in params], 1.0 - decay)
+                torch._foreach_lerp_(ema, [w.detach() for w in params], 1.0 - ema_decay(cfg, step))
             step += 1
             values = member_loss.detach().cpu().tolist()
-            if not np.all(np.isfinite(values)):
-                raise Mem2genError(f"the training loss became {max(values)} at step {step} (lr = {cfg.lr}); "
-                                   "lower the learning rate")
             for j, v in enumerate(values):
+                check_loss(v, step, cfg.lr)
                 windows[j].append(v)
             if len(windows[0]) == 50 or step == cfg.steps:
                 for j in range(len(todo)):
@@ -221,17 +222,14 @@ def train_ensemble(models: list[MLP], datas: list, cfgs: list[TrainConfig], outs
                 for j, out in enumerate(my_outs):
                     save_model(stacked.member(j, ema), out / "snapshots" / f"step-{step}", meta={"step": step})
             if my_outs and (step % cfg.checkpoint_every == 0 or step == cfg.steps or step == stop_at):
-                _save_members(my_outs, stacked, ema, opt, step, losses, use_amp)
+                _save_members(my_outs, stacked, ema, opt, cfg, step, losses, use_amp)
             if stop_at is not None and step >= stop_at and step < cfg.steps:
                 break
     seconds = time.perf_counter() - t0
     for j, r in enumerate(todo):
         member = stacked.member(j, ema).to(device).eval().requires_grad_(False)
         if my_outs and step == cfg.steps:
-            out = my_outs[j]
-            write_text(out / "losses.csv", "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in losses[j]))
-            save_model(member, out / layout.MODEL, meta={"step": step, "losses": losses[j], "train_config": asdict(cfgs[r]),
-                                                         "seconds": round(seconds / len(todo), 2),
-                                                         "ensemble": len(todo), **(metas[r] or {})})
+            save_finished(my_outs[j], member, cfgs[r], losses[j], seconds / len(todo),
+                          {"ensemble": len(todo), **(metas[r] or {})})
         results[r] = TrainResult(member, step, losses[j], seconds / len(todo))
     return results

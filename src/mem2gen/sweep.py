@@ -184,7 +184,8 @@ class PointJob:
         if str(key).endswith(ALL_REPLICATES):
             k = int(str(key)[:-len(ALL_REPLICATES)])
             seconds = train_replicates(self._run, k, device=device, progress=self.progress)
-            members = [run_point(p, progress=self.progress, device=device) for p in self._run.points() if p.k == k]
+            members = [run_point(p, progress=self.progress, device=device) for p in self._run.points()
+                       if p.k == k and p.state != "classified"]
             for m in members:  # the ensemble's time, shared
                 m["train_s"] += seconds / len(members)
             return {"K": key, "members": members}

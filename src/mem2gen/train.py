@@ -113,6 +113,53 @@ def _load_state(path: Path, model, ema, opt) -> tuple[int, list, bool | None]:
     return int(meta["step"]), json.loads(meta["losses"]), None if "bf16" not in meta else meta["bf16"] == "1"
 
 
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (paper App. B.3), or AdamW with ``cfg.weight_decay`` > 0."""
+    return (torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.weight_decay
+            else torch.optim.Adam(params, lr=cfg.lr))
+
+
+def ema_decay(cfg: TrainConfig, step: int) -> float:
+    """The EMA decay at ``step``: min(decay, (1 + t)/(10 + t)) with the warm-up, else the decay."""
+    return min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
+
+
+def use_bf16(cfg: TrainConfig, device: torch.device, saved: bool | None, where) -> bool:
+    """Whether to train in bf16 autocast: only on a GPU that computes bf16 natively (an emulating GPU runs
+    it slower than fp32), and in the precision a resumed checkpoint (``saved``, at ``where``) started in."""
+    amp = cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    if saved is not None and saved != amp:  # one precision per model, whatever device resumes it
+        check(not saved, f"{where} was trained in bf16 on a GPU; resume it on a GPU with native bf16 "
+                         "(or start again in another folder)")
+        log.info("%s: resuming in fp32, the precision it was started in", where)
+        amp = False
+    return amp
+
+
+def check_loss(loss: float, step: int, lr: float) -> None:
+    """Stop a diverged run rather than save a NaN model as finished."""
+    if not np.isfinite(loss):
+        raise Mem2genError(f"the training loss became {loss} at step {step} (lr = {lr}); lower the learning rate")
+
+
+def finished(out: Path, steps: int) -> dict | None:
+    """The record of ``out``'s final model if it was trained for ``steps`` steps, else None (a damaged
+    record counts as unfinished: the model is trained again, or finished from its checkpoint)."""
+    rec = out / layout.MODEL / layout.MODEL_RECORD
+    try:
+        done = read_json(rec) if rec.exists() else {}
+    except DamagedFile:
+        return None
+    return done if done.get("step") == steps else None
+
+
+def save_finished(out: Path, ema, cfg: TrainConfig, losses: list, seconds: float, meta: dict | None) -> None:
+    """A finished run's ``losses.csv`` (means of 50 steps) and its EMA model in ``out/model``."""
+    write_text(out / "losses.csv", "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in losses))
+    save_model(ema, out / layout.MODEL, meta={"step": cfg.steps, "losses": losses, "train_config": asdict(cfg),
+                                              "seconds": round(seconds, 2), **(meta or {})})
+
+
 @dataclass
 class TrainResult:
     model: torch.nn.Module  # the EMA model, used for sampling
@@ -132,20 +179,15 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(out) if out else None
-    if out and (out / layout.MODEL / layout.MODEL_RECORD).exists():
-        try:
-            done = read_json(out / layout.MODEL / layout.MODEL_RECORD)
-        except DamagedFile:
-            done = {}  # damaged: trained again (or finished from the checkpoint)
-        if done.get("step") == cfg.steps:
-            log.info("%s: already trained (%d steps); loading it", out / "model", cfg.steps)
-            return TrainResult(load_model(out / "model", device=device), cfg.steps, done.get("losses", []))
+    done = finished(out, cfg.steps) if out else None
+    if done is not None:
+        log.info("%s: already trained (%d steps); loading it", out / "model", cfg.steps)
+        return TrainResult(load_model(out / "model", device=device), cfg.steps, done.get("losses", []))
     raw = torch.as_tensor(np.ascontiguousarray(data)).to(device)
     check(len(raw) >= 1, "the training set is empty")
     model = model.to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.weight_decay
-           else torch.optim.Adam(model.parameters(), lr=cfg.lr))
+    opt = make_optimizer(model.parameters(), cfg)
     step, losses, saved_bf16 = 0, [], None
     state_file = out / STATE_FILE if out else None
     if state_file and state_file.exists():
@@ -155,13 +197,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
             raise Mem2genError(f"{state_file} was written by a different model or is damaged "
                                f"({str(e).splitlines()[0][:120]}); use another output directory") from None
         log.info("%s: resuming at step %d of %d", state_file, step, cfg.steps)
-    # bf16 autocast only where the GPU computes bf16 natively (an emulating GPU runs it slower than fp32)
-    use_amp = cfg.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
-    if saved_bf16 is not None and saved_bf16 != use_amp:  # one precision per model, whatever device resumes it
-        check(not saved_bf16, f"{state_file} was trained in bf16 on a GPU; resume it on a GPU with native bf16 "
-                              "(or start again in another folder)")
-        log.info("%s: resuming in fp32, the precision it was started in", state_file)
-        use_amp = False
+    use_amp = use_bf16(cfg, device, saved_bf16, state_file)
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=1.0)
     window = []
@@ -184,13 +220,10 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
-            _ema_update(ema, model, decay)
+            _ema_update(ema, model, ema_decay(cfg, step))
             step += 1
             window.append(float(loss.detach()))
-            if not np.isfinite(window[-1]):  # diverged: stop rather than save a NaN model as finished
-                raise Mem2genError(f"the training loss became {window[-1]} at step {step} (lr = {cfg.lr}); "
-                                   "lower the learning rate")
+            check_loss(window[-1], step, cfg.lr)
             if len(window) == 50 or step == cfg.steps:
                 losses.append([step, float(np.mean(window))])
                 bar.set_postfix(loss=f"{losses[-1][1]:.4f}")
@@ -204,7 +237,5 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
                 break
     seconds = time.perf_counter() - t0
     if out and step == cfg.steps:
-        write_text(out / "losses.csv", "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in losses))  # mean of 50 steps
-        save_model(ema, out / "model", meta={"step": step, "losses": losses, "train_config": asdict(cfg),
-                                              "seconds": round(seconds, 2), **(meta or {})})
+        save_finished(out, ema, cfg, losses, seconds, meta)
     return TrainResult(ema, step, losses, seconds)
