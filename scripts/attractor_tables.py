@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mem2gen.attractors import summarize
+from mem2gen.attractors import per_model
 from mem2gen.files import write_csv
 
 out = Path(sys.argv[1])
@@ -23,25 +23,14 @@ for arg in sys.argv[2:]:
     census = pd.read_csv(run / "attractors-census.csv").to_dict("records")
     points = pd.read_csv(run / "attractors-points.csv").to_dict("records")
     barriers = pd.read_csv(run / "attractors-barriers.csv").to_dict("records")
-    summary += [{"setting": setting, **r} for r in summarize(census, points, barriers)]
-    per_model = pd.DataFrame(points).groupby(["K", "replicate", "t", "group"]).agg(
-        lambda_min=("lambda_min", "median"), lambda_max=("lambda_max", "median")).reset_index()
-    bars = pd.DataFrame(barriers)
-    bars = bars.assign(group=bars["group"].where(bars["kind"] != "training pair", "training pair"))
-    bars = bars.groupby(["K", "replicate", "t", "group"]).agg(barrier=("barrier", "median")).reset_index()
-    table = pd.DataFrame(census).merge(per_model, how="left").merge(bars, how="outer")
-    models += [{"setting": setting, **r} for r in table.to_dict("records")]
+    summary += [{"setting": setting, **r} for r in pd.read_csv(run / "attractors.csv").to_dict("records")]
+    models += [{"setting": setting, **r} for r in per_model(census, points, barriers).to_dict("records")]
     print(f"{setting}: {len(census)} census rows from {run}")
 
 
-def tidy(rows):
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    return [{k: ("" if pd.isna(r.get(k)) else r.get(k)) for k in fields} for r in rows], fields
-
-
 for name, rows in (("attractors.csv", summary), ("attractors-models.csv", models)):
-    rows, fields = tidy(rows)
-    write_csv(out / name, rows, fields=fields)
+    rows = [{k: ("" if pd.isna(v) else v) for k, v in r.items()} for r in rows]  # pandas' NaN: an empty cell
+    write_csv(out / name, rows)
     print(f"wrote {out / name} ({len(rows)} rows)")
 
 # the figure: per setting (at the K named with it, SETTING=RUN@K), recovery and drain into training items

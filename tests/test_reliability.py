@@ -681,3 +681,11 @@ def test_workers_end_with_a_killed_sweep(tmp_path):
     while _alive(pid) and time.time() < deadline:
         time.sleep(0.2)
     assert not _alive(pid)
+
+
+def test_write_csv_keeps_every_rows_columns(tmp_path):
+    """Rows that differ in their keys (a summary whose first row lacks some measures) keep every column."""
+    from mem2gen.files import write_csv
+
+    write_csv(tmp_path / "t.csv", [{"a": 1}, {"a": 2, "b": 3}, {"c": 4}])
+    assert (tmp_path / "t.csv").read_text() == "a,b,c\n1,,\n2,3,\n,,4\n"

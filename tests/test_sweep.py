@@ -404,6 +404,7 @@ def test_attractor_study_command_on_a_sweep(uninterrupted, tmp_path, capsys):
     assert all(0 <= float(r["to_training"]) <= 1 for r in census)
     summary = list(csv.DictReader(open(run / "attractors.csv")))
     assert {r["n_models"] for r in summary} == {"1"} and all(r["to_training_lo95"] == "" for r in summary)
+    assert {"recovery", "lambda_min", "exact_to_training", "barrier"} <= set(summary[0])  # S' rows lack them
     points = list(csv.DictReader(open(run / "attractors-points.csv")))
     assert all(float(p["lambda_min"]) <= float(p["lambda_max"]) for p in points)
     assert (run / "points" / "K=8" / "attractors.json").exists() and not (run / "points" / "K=2" / "attractors.json").exists()

@@ -29,7 +29,7 @@ from .config import ATTRACTOR_GROUPS, check_fields
 from .data import to_float
 from .diffusion import OptimalDenoiser, Schedule
 from .errors import check
-from .landscape import barrier, census, energy_profile, follow, nn_spacing, reverse_from
+from .landscape import _device, barrier, census, energy_profile, follow, nn_spacing, recovery_probability
 from .neighbors import nearest
 
 GROUPS = ATTRACTOR_GROUPS
@@ -110,8 +110,7 @@ def hessian_extremes(model, z, t: int, *, schedule: Schedule = Schedule(), batch
     """(n, 2): the smallest and largest eigenvalue of ∇²E_t = (∂ε/∂z)/√(1 − ᾱ_t), symmetrised, at each
     row of ``z`` (points in x_t space), from the full Jacobian (``torch.func.jacfwd``): exact, for images
     small enough to hold d × d per point (d = 64 on 8×8 digits, 196 on 14×14)."""
-    dev = next(iter(model.parameters()), None)
-    dev = dev.device if dev is not None else (model.y.device if hasattr(model, "y") else torch.device("cpu"))
+    dev = _device(model)
     z = torch.as_tensor(np.asarray(z), dtype=torch.float32).to(dev)
     shape = tuple(getattr(model, "sample_shape", z.shape[1:]))
     d = z[0].numel()
@@ -132,21 +131,6 @@ def hessian_extremes(model, z, t: int, *, schedule: Schedule = Schedule(), batch
     return torch.cat(out).numpy() if out else np.zeros((0, 2))
 
 
-def _recovery(model, x, t, *, delta, trials, steps, schedule, seed) -> np.ndarray:
-    """Per row of x (floats in [-1, 1]): the share of ``trials`` noisings to step t whose DDIM denoising
-    ends within δ of x."""
-    dev = next(iter(model.parameters()), None)
-    dev = dev.device if dev is not None else torch.device("cpu")
-    g = torch.Generator().manual_seed(int(seed))
-    x = torch.as_tensor(x, dtype=torch.float32).reshape(len(x), *model.sample_shape)
-    a = schedule.alphas_cumprod[int(t)].float()
-    rep = x.repeat(trials, *[1] * (x.ndim - 1))
-    xt = a.sqrt() * rep + (1 - a).sqrt() * torch.randn(rep.shape, generator=g)
-    back = reverse_from(model, xt.to(dev), int(t), schedule=schedule, steps=steps).cpu()
-    ok = (back - rep).reshape(len(rep), -1).norm(dim=1) <= delta
-    return ok.reshape(trials, len(x)).float().mean(0).numpy()
-
-
 def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = AttractorConfig(), *,
           schedule: Schedule = Schedule(), exact: bool = True, progress=None) -> dict:
     """The attractor study of ``model`` (an ε-model) trained on ``train``: ``groups`` maps a name to its
@@ -164,8 +148,10 @@ def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = Attracto
     owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(starts)] + [np.full(len(syn), -1)]).astype(int)
     exact_model = OptimalDenoiser(y, schedule=schedule) if exact else None
     out = {"delta": delta, "spacing": spacing, "census": [], "points": [], "barriers": []}
-    dev = next(iter(model.parameters()), None)
-    dev = dev.device if dev is not None else torch.device("cpu")
+    dev = _device(model)
+    if cfg.barrier_pairs and len(y) > 1:  # the training items whose barrier to their nearest other item is drawn
+        pick = np.random.default_rng(cfg.seed).permutation(len(y))[:cfg.barrier_pairs]
+        pair = nearest(y, y, 1, exclude_self=True, device="cpu")  # every item's nearest other item
     for t in cfg.ts:
         say(f"t = {t}: fixed points, census")
         a = float(schedule.alphas_cumprod[int(t)])
@@ -188,24 +174,26 @@ def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = Attracto
             ex_item = ex_cen.training_item[ex_cen.component] >= 0
             rho = mixture_stability(y, ex_ends.numpy(), t, schedule=schedule)
         say(f"t = {t}: recovery and curvature")
-        rec = _recovery(model, xs[owner >= 0], t, delta=delta, trials=cfg.trials, steps=cfg.steps,
-                        schedule=schedule, seed=cfg.seed + t)
+        rec = recovery_probability(model, xs[owner >= 0], t, delta=delta, trials=cfg.trials, steps=cfg.steps,
+                                   schedule=schedule, seed=cfg.seed + t)
         eig = hessian_extremes(model, z[owner >= 0].numpy(), t, schedule=schedule)
         is_min = eig[:, 0] > -cfg.minimum_tol * np.abs(eig[:, 1])
+        converged = residual <= 1e-3 * np.sqrt(y[0].size)
+        level = {"t": t, "beta": beta(t, schedule), "sigma": (1 - a) ** 0.5, "noise_norm": ((1 - a) * y[0].size) ** 0.5,
+                 "delta": delta}
         for gi, g in enumerate(names):
             sel = owner == gi
             comp = cen.component[sel]
             non = ~on_item[sel]
             non_attr = np.unique(comp[non])
-            row = {"t": t, "beta": beta(t, schedule), "sigma": (1 - a) ** 0.5, "noise_norm": ((1 - a) * y[0].size) ** 0.5,
-                   "delta": delta, "group": g, "n": int(sel.sum()),
+            row = {**level, "group": g, "n": int(sel.sum()),
                    "attractors": int(len(np.unique(comp))), "nontraining_attractors": int(len(non_attr)),
                    "to_training": float(np.mean(~non)), "stays": float(np.mean(stays[sel])),
                    "nontraining_sprime_mass": float(syn_mass[non_attr].sum()) if n_syn else None,
                    "largest_nontraining_sprime_mass": float(syn_mass[non_attr].max()) if n_syn and len(non_attr) else 0.0,
                    "recovery": float(np.mean(rec[sel[owner >= 0]])),
                    "minimum_share": float(np.mean(is_min[sel[owner >= 0]])),
-                   "converged": float(np.mean(residual[sel] <= 1e-3 * np.sqrt(y[0].size)))}
+                   "converged": float(np.mean(converged[sel]))}
             if exact_model is not None:
                 sub = sel[owner >= 0]
                 row |= {"exact_to_training": float(np.mean(ex_item[sub])),
@@ -213,12 +201,10 @@ def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = Attracto
             out["census"].append(row)
         if n_syn:
             non_syn = ~on_item[owner == -1]
-            out["census"].append({"t": t, "beta": beta(t, schedule), "sigma": (1 - a) ** 0.5,
-                                  "noise_norm": ((1 - a) * y[0].size) ** 0.5, "delta": delta, "group": "S'",
-                                  "n": n_syn, "attractors": int(len(np.unique(cen.component[owner == -1]))),
+            out["census"].append({**level, "group": "S'", "n": n_syn, "attractors": int(len(np.unique(cen.component[owner == -1]))),
                                   "nontraining_attractors": int(len(np.unique(cen.component[owner == -1][non_syn]))),
                                   "to_training": float(np.mean(~non_syn)), "stays": float(np.mean(stays[owner == -1])),
-                                  "converged": float(np.mean(residual[owner == -1] <= 1e-3 * np.sqrt(y[0].size)))})
+                                  "converged": float(np.mean(converged[owner == -1]))})
         for j, i in enumerate(np.flatnonzero(owner >= 0)):
             out["points"].append({"t": t, "group": names[owner[i]], "i": int(j), "to_training": bool(on_item[i]),
                                   "lambda_min": float(eig[j, 0]), "lambda_max": float(eig[j, 1]),
@@ -237,10 +223,8 @@ def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = Attracto
             kinds.append(("attractor", [names[owner[i]] for i in idx], ends[idx], torch.as_tensor(y[nb.indices[:, 0]]),
                           nb.distances[:, 0]))
         if cfg.barrier_pairs and len(y) > 1:
-            pick = np.random.default_rng(cfg.seed).permutation(len(y))[:cfg.barrier_pairs]
-            nb = nearest(y, y, 1, exclude_self=True, device="cpu")  # every item's nearest other item
             kinds.append(("training pair", ["training item"] * len(pick), torch.as_tensor(y[pick]),
-                          torch.as_tensor(y[nb.indices[pick, 0]]), nb.distances[pick, 0]))
+                          torch.as_tensor(y[pair.indices[pick, 0]]), pair.distances[pick, 0]))
         for kind, groups_of, a_pts, b_pts, dist in kinds:
             _, prof = energy_profile(model, (sq * a_pts).to(dev), (sq * b_pts).to(dev), t, schedule=schedule)
             for g, bar, d in zip(groups_of, barrier(prof), dist):
@@ -273,20 +257,17 @@ def analyze_point(point, cfg: AttractorConfig = AttractorConfig(), *, device=Non
     return {"K": point.k, "replicate": point.replicate, **res}
 
 
-def summarize(census_rows: list, point_rows: list, barrier_rows: list) -> list[dict]:
-    """Model-level summary per (K, t, group): each model's value first, then the mean over models with its
-    t-interval (:func:`mem2gen.stats.model_interval`; with one model, no interval: between-model variance
-    unmeasured). Curvature per model is the median over its end points; barriers per model the median."""
+def per_model(census_rows: list, point_rows: list, barrier_rows: list):
+    """One row per (K, replicate, t, group) (a pandas DataFrame): the census row with the model's median
+    curvature over its end points and median barrier; training pairs as the group "training pair"."""
     import pandas as pd
-
-    from .stats import model_interval
 
     cen, pts = pd.DataFrame(census_rows), pd.DataFrame(point_rows)
     bars = pd.DataFrame(barrier_rows)
     if len(pts):
-        per_model = pts.groupby(["K", "replicate", "t", "group"]).agg(
+        curv = pts.groupby(["K", "replicate", "t", "group"]).agg(
             lambda_min=("lambda_min", "median"), lambda_max=("lambda_max", "median")).reset_index()
-        cen = cen.merge(per_model, on=["K", "replicate", "t", "group"], how="left")
+        cen = cen.merge(curv, on=["K", "replicate", "t", "group"], how="left")
     if len(bars):  # barriers from non-training end points, by the group they came from; training pairs apart
         bars = bars.assign(group=bars["group"].where(bars["kind"] != "training pair", "training pair"))
         b = bars.groupby(["K", "replicate", "t", "group"]).agg(barrier=("barrier", "median"),
@@ -296,6 +277,16 @@ def summarize(census_rows: list, point_rows: list, barrier_rows: list) -> list[d
             on=[c for c in ("K", "replicate", "t") if c in cen])
         cen = pd.concat([cen.merge(b, on=["K", "replicate", "t", "group"], how="left"),
                          pairs.assign(n=pairs["n_barriers"])], ignore_index=True)
+    return cen
+
+
+def summarize(census_rows: list, point_rows: list, barrier_rows: list) -> list[dict]:
+    """Model-level summary per (K, t, group) of :func:`per_model`'s rows: the mean over models with its
+    t-interval (:func:`mem2gen.stats.model_interval`; with one model, no interval: between-model variance
+    unmeasured)."""
+    from .stats import model_interval
+
+    cen = per_model(census_rows, point_rows, barrier_rows)
     measures = [c for c in ("to_training", "nontraining_attractors", "nontraining_sprime_mass", "stays", "recovery",
                             "minimum_share", "converged", "exact_to_training", "exact_stable_mixtures", "lambda_min",
                             "lambda_max", "barrier") if c in cen]

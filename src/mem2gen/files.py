@@ -302,10 +302,11 @@ def run_lock(folder, *, command: str = "mem2gen", name: str = ".lock") -> Iterat
 
 
 def write_csv(path, rows: list[dict], *, fields=None) -> None:
-    """Rows of dicts as a CSV file with a header (atomically; ``fields``: the columns, default the first
-    row's keys; missing values are empty)."""
+    """Rows of dicts as a CSV file with a header (atomically; ``fields``: the columns, default every key of
+    every row in the order they first appear; missing values are empty)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields or rows[0]), extrasaction="ignore", lineterminator="\n")
+    fields = list(fields or dict.fromkeys(k for r in rows for k in r))
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     write_text(path, buf.getvalue())

@@ -240,6 +240,32 @@ class Recovery:
     per_trial: np.ndarray | None = None  # (n, trials), rule "released": each trial's time
 
 
+def _returned(model, x, t, z, *, delta, steps, eta, schedule, generator, batch) -> torch.Tensor:
+    """(n,) the share of the noises ``z`` (trials, n, ...) with which each row of x, noised to its step t
+    (one per row) and denoised by DDIM(``eta``) in ``steps`` steps, ends within ``delta`` of itself."""
+    trials = len(z)
+    xs = x.repeat(trials, *[1] * (x.ndim - 1))
+    tt = t.repeat(trials).to(x.device)
+    ab = schedule.alphas_cumprod.to(x.device).float()[tt].view(-1, *([1] * (x.ndim - 1)))
+    xt = ab.sqrt() * xs + (1 - ab).sqrt() * z.reshape(-1, *x.shape[1:])
+    x0 = torch.cat([reverse_from(model, xt[i:i + batch], tt[i:i + batch], schedule=schedule, steps=steps, eta=eta,
+                                 generator=generator) for i in range(0, len(xt), batch)])
+    return (_flat_norm(x0 - xs) <= delta).reshape(trials, len(x)).float().mean(0).cpu()
+
+
+def recovery_probability(model, x, t: int, *, delta: float, trials: int = 10, steps: int = 20, eta: float = 0.0,
+                         schedule: Schedule = Schedule(), seed: int = 0, batch: int = 8192) -> np.ndarray:
+    """(n,) the probability that each sample x, noised to step t (``trials`` noises), comes back within
+    ``delta`` under the reverse process (DDIM, ``steps`` steps): the quantity whose threshold crossing
+    :func:`recovery_times` finds."""
+    check(delta > 0 and trials >= 1 and steps >= 1, "need delta > 0, trials >= 1, steps >= 1")
+    x = _rows(x, model)
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn((trials, *x.shape), generator=g).to(x.device)
+    return _returned(model, x, torch.full((len(x),), int(t), dtype=torch.long), z, delta=delta, steps=steps,
+                     eta=eta, schedule=schedule, generator=g, batch=batch).numpy()
+
+
 def recovery_times(model, x, *, delta: float, p: float = 0.9, trials: int = 10, steps: int = 20, eta: float = 0.0,
                    schedule: Schedule = Schedule(), seed: int = 0, batch: int = 8192, rule: str = "bisection",
                    stride: int = 25) -> Recovery:
@@ -266,22 +292,15 @@ def recovery_times(model, x, *, delta: float, p: float = 0.9, trials: int = 10, 
     n, T = len(x), schedule.T
     g = torch.Generator().manual_seed(seed)
     z = torch.randn((trials, *x.shape), generator=g).to(x.device)
-    ab_all = schedule.alphas_cumprod.to(x.device).float()
     lo = torch.full((n,), -1, dtype=torch.long)  # recovered at lo (−1: by convention)
     hi = torch.full((n,), T, dtype=torch.long)  # not recovered at hi (T: by convention)
     evaluations = 0
     while bool((hi - lo > 1).any()):
         active = torch.nonzero(hi - lo > 1).flatten()
         mid = (lo[active] + hi[active]) // 2
-        xs = x[active].repeat(trials, *[1] * (x.ndim - 1))
-        noise = z[:, active].reshape(-1, *x.shape[1:])
-        tt = mid.repeat(trials).to(x.device)
-        ab = ab_all[tt].view(-1, *([1] * (x.ndim - 1)))
-        xt = ab.sqrt() * xs + (1 - ab).sqrt() * noise
-        x0 = torch.cat([reverse_from(model, xt[i:i + batch], tt[i:i + batch], schedule=schedule, steps=steps, eta=eta,
-                                     generator=g) for i in range(0, len(xt), batch)])
-        evaluations += len(xt) * steps
-        ok = (_flat_norm(x0 - xs) <= delta).reshape(trials, len(active)).float().mean(0).cpu() >= p
+        ok = _returned(model, x[active], mid, z[:, active], delta=delta, steps=steps, eta=eta, schedule=schedule,
+                       generator=g, batch=batch) >= p
+        evaluations += len(active) * trials * steps
         lo[active] = torch.where(ok, mid, lo[active])
         hi[active] = torch.where(ok, hi[active], mid)
     t_c = lo.numpy()

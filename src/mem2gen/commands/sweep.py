@@ -133,7 +133,7 @@ def pool(runs, out):
         tables += [[x for x in pts if x["replicate"] == rep] for rep in sorted({x["replicate"] for x in pts})]
     points = replicate_points(tables)
     rows = pool_rows(points)
-    write_csv(out, rows, fields=list(dict.fromkeys(k for r in rows for k in r)))
+    write_csv(out, rows)
     click.echo(f"{'K':>6} {'R':>3} {'spurious':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  above the null")
     for r in rows:
         if r.get("null_spurious") is None:
