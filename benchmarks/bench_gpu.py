@@ -30,9 +30,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
-from mem2gen.datasets import ARCHITECTURES  # noqa: E402
-from mem2gen.kernels import tf32 as tf32_flags  # noqa: E402
-from mem2gen.models import build_unet, n_params  # noqa: E402
+from mem2gen.core.kernels import tf32 as tf32_flags  # noqa: E402
+from mem2gen.io.datasets import ARCHITECTURES  # noqa: E402
+from mem2gen.models.networks import build_unet, n_params  # noqa: E402
 
 
 def sync(device):
@@ -96,7 +96,7 @@ def sample_rate(arch: str, device, *, batch: int, evals: int, bf16: bool) -> flo
 
 def search_time(device, *, n: int, refs: tuple[int, int]) -> float:
     """Seconds for the two exact searches of one classification (train and synthetic), float data."""
-    from mem2gen.neighbors import nearest
+    from mem2gen.core.neighbors import nearest
 
     rng = np.random.default_rng(0)
     q = rng.uniform(-1, 1, (n, 784)).astype(np.float32)
@@ -110,7 +110,7 @@ def search_time(device, *, n: int, refs: tuple[int, int]) -> float:
 def bf16_fractions(device, *, quick: bool) -> dict:
     """The quick preset's sweep (digits, U-Net digits-small for a convolutional network) trained with bf16
     autocast and in fp32 on ``device``: per K, each fraction and its 95% interval, and agreement."""
-    from mem2gen.sweep import sweep
+    from mem2gen.runs.sweep import sweep
 
     over = {"model.kind": "unet", "model.arch": "digits-small", "device": str(device), "quality_check": False}
     if quick:
@@ -133,10 +133,10 @@ def ensemble_rates(device, *, members: int, steps: int) -> dict:
     another (mem2gen.train) vs at once (mem2gen.ensemble, train.ensemble): member-steps per second."""
     import copy
 
-    from mem2gen.datasets import load_dataset
-    from mem2gen.ensemble import train_ensemble
-    from mem2gen.models import MLP
-    from mem2gen.train import TrainConfig, train
+    from mem2gen.io.datasets import load_dataset
+    from mem2gen.models.ensemble import train_ensemble
+    from mem2gen.models.networks import MLP
+    from mem2gen.models.train import TrainConfig, train
 
     data = load_dataset("digits")[:64]
     models = [MLP(sample_shape=(1, 8, 8), hidden=512, depth=3) for _ in range(members)]

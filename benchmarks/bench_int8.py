@@ -16,8 +16,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
-from mem2gen.datasets import load_dataset  # noqa: E402
-from mem2gen.neighbors import nearest  # noqa: E402
+from mem2gen.core.neighbors import nearest  # noqa: E402
+from mem2gen.io.datasets import load_dataset  # noqa: E402
 
 
 def data(n: int, seed: int) -> np.ndarray:

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 from mem2gen import Run  # noqa: E402
-from mem2gen import landscape as L  # noqa: E402
-from mem2gen.config import ModelSpec  # noqa: E402
-from mem2gen.models import build_model  # noqa: E402
+from mem2gen.analyses import landscape as L  # noqa: E402
+from mem2gen.io.config import ModelSpec  # noqa: E402
+from mem2gen.models.networks import build_model  # noqa: E402
 
 
 def main():

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from common import machine  # noqa: E402
 
 from mem2gen import classify  # noqa: E402
-from mem2gen.embed import LPIPSEmbedding, LPIPSSpace, _load_state, backbone_features, shipped_lin_weights  # noqa: E402
-from mem2gen.neighbors import nearest  # noqa: E402
+from mem2gen.core.embed import LPIPSEmbedding, LPIPSSpace, _load_state, backbone_features, shipped_lin_weights  # noqa: E402
+from mem2gen.core.neighbors import nearest  # noqa: E402
 
 
 def main():

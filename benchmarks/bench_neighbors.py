@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine, peak_memory  # noqa: E402
 
-from mem2gen.neighbors import nearest  # noqa: E402
+from mem2gen.core.neighbors import nearest  # noqa: E402
 
 
 def make_data(n, d, rng, base):

@@ -10,12 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 from mem2gen import Run, classify  # noqa: E402
-from mem2gen.diffusion import sample  # noqa: E402
+from mem2gen.models.diffusion import sample  # noqa: E402
 
 
 def main():

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
 from mem2gen import classify  # noqa: E402
-from mem2gen.diffusion import sample  # noqa: E402
-from mem2gen.run import Run  # noqa: E402
-from mem2gen.stats import LABELS  # noqa: E402
+from mem2gen.core.stats import LABELS  # noqa: E402
+from mem2gen.models.diffusion import sample  # noqa: E402
+from mem2gen.runs.run import Run  # noqa: E402
 
 SAMPLERS = [("ddpm", 1000, 0.0), ("ddpm", 250, 0.0), ("ddpm", 100, 0.0), ("ddim", 100, 1.0), ("ddim", 50, 0.0),
             ("dpm++sde", 50, 0.0), ("dpm++sde", 20, 0.0), ("dpm++", 50, 0.0), ("dpm++", 20, 0.0)]

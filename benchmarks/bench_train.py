@@ -21,10 +21,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from common import machine  # noqa: E402
 
-from mem2gen.datasets import ARCHITECTURES, load_dataset  # noqa: E402
-from mem2gen.ensemble import train_ensemble  # noqa: E402
-from mem2gen.models import MLP, build_unet, n_params  # noqa: E402
-from mem2gen.train import TrainConfig, train  # noqa: E402
+from mem2gen.io.datasets import ARCHITECTURES, load_dataset  # noqa: E402
+from mem2gen.models.ensemble import train_ensemble  # noqa: E402
+from mem2gen.models.networks import MLP, build_unet, n_params  # noqa: E402
+from mem2gen.models.train import TrainConfig, train  # noqa: E402
 
 
 def reference_loop(unet, data, steps, batch):
@@ -59,7 +59,7 @@ def ours(model, data, steps, batch):
 
 def ensemble_vs_sequential(m: int, steps: int, *, threads: int, batch: int = 128) -> tuple[float, float]:
     """m of the spurious preset's MLPs (2.0M, 8×8 digits) trained by mem2gen.train one after another vs by
-    mem2gen.ensemble.train_ensemble at once: member-steps per second, both with ``threads`` threads."""
+    mem2gen.models.ensemble.train_ensemble at once: member-steps per second, both with ``threads`` threads."""
     torch.set_num_threads(threads)
     data = load_dataset("digits")[:64]
     models = [MLP(sample_shape=(1, 8, 8), hidden=512, depth=3) for _ in range(m)]

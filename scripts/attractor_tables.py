@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mem2gen.attractors import per_model
-from mem2gen.files import write_csv
+from mem2gen.analyses.attractors import per_model
+from mem2gen.io.files import write_csv
 
 out = Path(sys.argv[1])
 summary, models = [], []
@@ -35,7 +35,7 @@ for name, rows in (("attractors.csv", summary), ("attractors-models.csv", models
 
 # the figure: per setting (at the K named with it, SETTING=RUN@K), recovery and drain into training items
 # against t, per group, with the t-interval over models
-from mem2gen.plots import COLORS, pyplot, save  # noqa: E402
+from mem2gen.runs.plots import COLORS, pyplot, save  # noqa: E402
 
 picks = [(a.partition("=")[0], int(a.partition("@")[2])) for a in sys.argv[2:] if "@" in a]
 if picks:

@@ -1,15 +1,15 @@
 """One run's calibration (``mem2gen calibrate RUN``) as a model-level table: per K and |S'| (m = K, 2K,
 4K, …, the prefixes of each model's S'), or per K and δs, the spurious fraction of eq 5 averaged over
 the replicate models, the null's at the same m (or δs), and the models' excess over it with its
-t-interval over models (mem2gen.stats.model_interval). A cell whose null has no S' of that size (the
+t-interval over models (mem2gen.core.stats.model_interval). A cell whose null has no S' of that size (the
 dataset ran out of held-out items) is left blank.
 Run: python scripts/calibration_table.py RUN OUT_SPRIME.csv OUT_DELTAS.csv"""
 import sys
 from collections import defaultdict
 
-from mem2gen.files import read_json, write_csv
-from mem2gen.run import Run
-from mem2gen.stats import model_interval
+from mem2gen.core.stats import model_interval
+from mem2gen.io.files import read_json, write_csv
+from mem2gen.runs.run import Run
 
 
 def table(run_dir, curve: str, grid_key: str, scale, column: str) -> list[dict]:

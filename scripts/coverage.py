@@ -2,7 +2,7 @@
 
 Simulated sweeps: R models, each with a true fraction drawn from N(mu, tau) (between-model variance) and
 n samples labelled binomially. Intervals: the t-interval over the models' fractions (what mem2gen reports
-with replicates, mem2gen.stats.model_interval), a hierarchical percentile bootstrap (models, then samples
+with replicates, mem2gen.core.stats.model_interval), a hierarchical percentile bootstrap (models, then samples
 within each), and a bootstrap of the pooled samples that ignores the models. Run:
 
     python scripts/coverage.py docs/tables/coverage.csv
@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from mem2gen.stats import model_interval
+from mem2gen.core.stats import model_interval
 
 
 def coverage(R, tau, *, mu=0.3, n=500, sims=1000, draws=500, seed=0):

@@ -6,7 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from mem2gen.files import read_json, write_csv
+from mem2gen.io.files import read_json, write_csv
 
 run, out = Path(sys.argv[1]), sys.argv[2]
 shutil.copyfile(run / "dynamics.csv", f"{out}.csv")

@@ -1,12 +1,12 @@
 """docs/tables/pooled.csv: per setting with replicate models, the spurious excess pooled over the table's
-sizes per model (mem2gen.stats.pooled_models_excess) and how many model × K excesses are positive.
+sizes per model (mem2gen.core.stats.pooled_models_excess) and how many model × K excesses are positive.
 Run: python scripts/pooled.py docs/tables/pooled.csv"""
 import sys
 from pathlib import Path
 
-from mem2gen.files import write_csv
-from mem2gen.results import read_rows, replicate_points
-from mem2gen.stats import pooled_models_excess
+from mem2gen.core.stats import pooled_models_excess
+from mem2gen.io.files import write_csv
+from mem2gen.runs.results import read_rows, replicate_points
 
 T = Path(__file__).resolve().parents[1] / "docs" / "tables"
 SETTINGS = {  # setting: one table per model, or one points table with a replicate column

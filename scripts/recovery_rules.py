@@ -1,5 +1,5 @@
 """docs/tables/recovery-rules.csv: the two recovery-time rules side by side on the same items
-(mem2gen.landscape.recovery_times, rule "bisection" and "released"): the exact denoiser of the first 16
+(mem2gen.analyses.landscape.recovery_times, rule "bisection" and "released"): the exact denoiser of the first 16
 training digits (S_16 of the quick preset's split) and, if a finished quick run is given, its trained
 model at K = 32 on its own 32 training items. δ = ¼ of the median nearest-neighbour spacing of S_K, p = 0.9,
 10 trials, DDIM-20, seed 0 for both.
@@ -9,18 +9,18 @@ import sys
 import numpy as np
 import torch
 
-from mem2gen import landscape as L
-from mem2gen.data import nested_subset
-from mem2gen.datasets import load_dataset
-from mem2gen.diffusion import OptimalDenoiser
-from mem2gen.files import write_csv
+from mem2gen.analyses import landscape as L
+from mem2gen.io.data import nested_subset
+from mem2gen.io.datasets import load_dataset
+from mem2gen.io.files import write_csv
+from mem2gen.models.diffusion import OptimalDenoiser
 
 torch.set_num_threads(1)
 settings = []
 y16 = nested_subset(load_dataset("digits"), 16)  # floats in [-1, 1]
 settings.append(("exact-denoiser-K16", OptimalDenoiser(y16), y16))
 if len(sys.argv) > 2:
-    from mem2gen.run import Run
+    from mem2gen.runs.run import Run
 
     p = Run(sys.argv[2]).point(32)
     settings.append(("quick-K32", p.load_model(), np.asarray(p.train_set)))

@@ -29,8 +29,8 @@ def brute_knn(q, r, k, exclude_self=False):
 
 def finished_sweep(tmp_path_factory, name: str, settings: dict):
     """A sweep run to the end in a fresh folder (for module-scoped fixtures): its path."""
-    from mem2gen.config import SweepConfig
-    from mem2gen.sweep import run_sweep
+    from mem2gen.io.config import SweepConfig
+    from mem2gen.runs.sweep import run_sweep
 
     d = tmp_path_factory.mktemp(name) / "run"
     run_sweep(SweepConfig.from_dict(settings), d, progress=False, echo=lambda *a: None)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mem2gen.attractors import (
+from mem2gen.analyses.attractors import (
     AttractorConfig,
     beta,
     hessian_extremes,
@@ -13,9 +13,9 @@ from mem2gen.attractors import (
     study,
     summarize,
 )
-from mem2gen.diffusion import OptimalDenoiser, Schedule
+from mem2gen.analyses.landscape import follow
 from mem2gen.errors import Mem2genError
-from mem2gen.landscape import follow
+from mem2gen.models.diffusion import OptimalDenoiser, Schedule
 
 SCHED = Schedule()
 

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from mem2gen import Mem2genError, classify
-from mem2gen.calibrate import delta_s_grid, excess, null_rates, synthetic_curve
-from mem2gen.datasets import load_dataset
-from mem2gen.stats import capacities
+from mem2gen.analyses.calibration import delta_s_grid, synthetic_curve
+from mem2gen.core.null import excess, null_rates
+from mem2gen.core.stats import capacities
+from mem2gen.io.datasets import load_dataset
 
 DIGITS = load_dataset("digits")
 
@@ -20,8 +21,8 @@ def test_null_of_digits_at_k32_is_the_documented_rate():
 
 
 def test_null_draws_disjoint_held_out_sets():
-    from mem2gen.calibrate import null_sets
-    from mem2gen.data import subset_indices
+    from mem2gen.core.null import null_sets
+    from mem2gen.io.data import subset_indices
 
     ids = np.arange(1000, dtype=np.float32).reshape(-1, 1, 1, 1)  # every item is its own index
     for split in ("numpy", "authors"):
@@ -53,7 +54,7 @@ def test_exact_test_and_holm_known_answers():
     bootstrap interval would call 1 of 500 against 0 of 500 the same; Holm over 40 sizes needs far more."""
     from math import comb
 
-    from mem2gen.stats import exceeds, holm
+    from mem2gen.core.stats import exceeds, holm
 
     p = exceeds(5, 500, 0, 500)
     assert p == pytest.approx(comb(500, 5) / comb(1000, 5), rel=1e-9)
@@ -75,7 +76,7 @@ def test_spurious_capacity_undetermined_without_significant_excess():
 
 
 def test_delta_s_grid_is_monotone_and_matches_the_rule():
-    from mem2gen.planted import planted
+    from mem2gen.core.planted import planted
 
     ev, tr, syn, _ = planted()
     res = classify(ev, tr, syn)
@@ -87,7 +88,7 @@ def test_delta_s_grid_is_monotone_and_matches_the_rule():
 
 
 def test_synthetic_curve_uses_prefixes_of_s_prime():
-    from mem2gen.planted import planted
+    from mem2gen.core.planted import planted
 
     ev, tr, syn, _ = planted()
     curve = synthetic_curve(ev, tr, syn, [50, 300, len(syn)])
@@ -97,7 +98,7 @@ def test_synthetic_curve_uses_prefixes_of_s_prime():
 
 
 def test_off_manifold_noise_and_real_data():
-    from mem2gen.calibrate import off_manifold
+    from mem2gen.core.checks import off_manifold
 
     perm = np.random.default_rng(0).permutation(len(DIGITS))
     train, held, test = DIGITS[perm[:300]], DIGITS[perm[300:1300]], DIGITS[perm[1300:]]
@@ -115,7 +116,7 @@ def test_off_manifold_noise_and_real_data():
 def test_off_manifold_threshold_from_a_subsample():
     """n_real draws the items that set the threshold, each still compared with all real data
     (leave-one-out): their distances are exactly those of the full computation at the drawn rows."""
-    from mem2gen.calibrate import off_manifold
+    from mem2gen.core.checks import off_manifold
 
     train = DIGITS[:400]
     full = off_manifold(DIGITS[400:500], train, None)
@@ -132,7 +133,7 @@ def test_off_manifold_threshold_from_a_subsample():
 
 def test_pooled_excess_sums_the_window():
     """pooled_excess adds the counts the per-K tests compared over lo < K < hi only, and tests the sums."""
-    from mem2gen.stats import exceeds, pooled_excess
+    from mem2gen.core.stats import exceeds, pooled_excess
 
     rows = [{"K": k, "null_count_spurious": b, "model_count_spurious_at_null": a, "null_n": 500, "model_n_at_null": 500}
             for k, a, b in ((8, 9, 9), (32, 5, 1), (64, 6, 2), (128, 4, 1), (512, 0, 3))]

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import cli
 
+from conftest import cli
 from mem2gen import Mem2genError
-from mem2gen.checkpoints import Record, authors_arch, read
-from mem2gen.datasets import UNetArch
-from mem2gen.models import build_unet, load_model
+from mem2gen.io.datasets import UNetArch
+from mem2gen.models.checkpoints import Record, authors_arch, read
+from mem2gen.models.networks import build_unet, load_model
 
 ARCH = UNetArch(sample_size=8, channels=1, base=32, multipliers=(1, 2), layers_per_block=1, attention_resolutions=(4,))
 
@@ -101,7 +101,7 @@ def test_their_own_classes_checkpoint_gives_their_epsilon():
 
 def test_a_wrong_mapping_is_caught_by_the_epsilon_check():
     """The fixture tells mappings apart: swapping two of their attention projections (q and k) changes ε."""
-    from mem2gen.checkpoints import authors_to_diffusers
+    from mem2gen.models.checkpoints import authors_to_diffusers
 
     ck = read(AUTHORS / "16.pt")
     arch = authors_arch(ck["args"])
@@ -141,7 +141,7 @@ def their_samples(path, n, seed, payload):
 
 
 def test_their_sample_sets_are_read_without_unpickling(tmp_path):
-    from mem2gen.data import load_array
+    from mem2gen.io.data import load_array
 
     x = their_samples(tmp_path / "16.npz", 5, 0, str(tmp_path / "pwned"))
     np.testing.assert_array_equal(load_array(tmp_path / "16.npz"), x)

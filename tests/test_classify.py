@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from mem2gen import Mem2genError, bootstrap_fractions, classify, label
-from mem2gen.classify import GENERALIZED, MEMORIZED, SPURIOUS
-from mem2gen.planted import planted
+from mem2gen.core.planted import planted
+from mem2gen.core.rule import GENERALIZED, MEMORIZED, SPURIOUS
 
 
 @pytest.fixture(scope="module")

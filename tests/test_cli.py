@@ -5,8 +5,8 @@ import sys
 
 import click
 import pytest
-from conftest import cli
 
+from conftest import cli
 from mem2gen.cli import cli as group
 
 
@@ -68,7 +68,7 @@ def test_library_rule_defaults_agree_with_cli(tmp_path):
     import numpy as np
 
     from mem2gen import classify
-    from mem2gen.classify import rule_settings
+    from mem2gen.core.rule import rule_settings
 
     assert rule_settings(rule="absolute") == ("l2", 0.03, 0.02)
     assert rule_settings() == ("l2", 1 / 3, 0.28)
@@ -82,9 +82,9 @@ def test_config_reference_is_current():
     """docs/config.md documents every sweep config key: it is describe()'s output, regenerated."""
     from pathlib import Path
 
-    from mem2gen.config_doc import describe, presets_table
+    from mem2gen.io.config_doc import describe, presets_table
 
     text = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
-    assert text.endswith(describe()), "regenerate docs/config.md from mem2gen.config_doc.describe()"
-    assert presets_table() in text, "regenerate docs/config.md's presets from mem2gen.config_doc.presets_table()"
+    assert text.endswith(describe()), "regenerate docs/config.md from mem2gen.io.config_doc.describe()"
+    assert presets_table() in text, "regenerate docs/config.md's presets from mem2gen.io.config_doc.presets_table()"
     assert all(f"`{k}`" in text for k in ("sizes", "train.batching", "model.dropout", "quality_check"))

@@ -4,11 +4,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import cli as run
 from PIL import Image
 
-from mem2gen.data import load_array
-from mem2gen.planted import planted
+from conftest import cli as run
+from mem2gen.core.planted import planted
+from mem2gen.io.data import load_array
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_verbose_logs_what_each_stage_chose(files, tmp_path, capsys):
     try:
         assert run("-v", *args, "--out", str(tmp_path / "a")) == 0
         err = capsys.readouterr().err
-        assert "mem2gen.neighbors: " in err and "300 queries x 300 references, certified float32 search" in err
+        assert "mem2gen.core.neighbors: " in err and "300 queries x 300 references, certified float32 search" in err
         assert run(*args, "--out", str(tmp_path / "b")) == 0
         assert capsys.readouterr().err == ""
     finally:
@@ -181,8 +181,8 @@ def test_held_out_null_beside_each_fraction(tmp_path, capsys):
     from scipy.stats import fisher_exact
 
     from mem2gen import classify
-    from mem2gen.calibrate import held_out_null
-    from mem2gen.planted import digits
+    from mem2gen.core.null import held_out_null
+    from mem2gen.core.planted import digits
 
     ev, tr, syn, _ = planted()
     syn = syn[np.random.default_rng(1).permutation(len(syn))[:600]]  # the planted S', shuffled: blends in any prefix
@@ -220,9 +220,10 @@ def test_checks_reuse_the_searches_the_labels_made(files, tmp_path, monkeypatch)
     """With the default checks, classify searches three times (S_eval→S, S_eval→S', one S→S for both the
     duplicate check and the off-manifold threshold); the labels are those of plain classify(), and the
     threshold is the one a separate S→S search over the same draw gives."""
-    from mem2gen import classify, neighbors
-    from mem2gen.calibrate import off_manifold
+    from mem2gen import classify
     from mem2gen.commands.classify import classify_files
+    from mem2gen.core import neighbors
+    from mem2gen.core.checks import off_manifold
 
     d, _ = files
     calls = []

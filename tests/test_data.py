@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from mem2gen import Mem2genError
-from mem2gen.data import nested_subset, read_idx, subset_indices
-from mem2gen.datasets import DATASETS, load_dataset
+from mem2gen.io.data import nested_subset, read_idx, subset_indices
+from mem2gen.io.datasets import DATASETS, load_dataset
 
 
 def write_idx(path, arr, gz=False):
@@ -102,7 +102,7 @@ def test_builtin_and_bad_names(tmp_path):
 
 def test_registry_entries_agree_with_their_data(tmp_path):
     """Every dataset's registered shape is what its loader returns; paper entries have Table 1 and 2."""
-    from mem2gen.datasets import ARCHITECTURES, PAPER_DATASETS
+    from mem2gen.io.datasets import ARCHITECTURES, PAPER_DATASETS
 
     for name in ("digits", "mnist5k"):
         assert load_dataset(name).shape[1:] == DATASETS[name].shape
@@ -137,7 +137,7 @@ def test_authors_split_is_their_random_split(n):
 
 
 def test_paper_presets_use_the_authors_split():
-    from mem2gen.config import SWEEP_PRESETS
+    from mem2gen.io.config import SWEEP_PRESETS
 
     assert all(SWEEP_PRESETS[f"paper-{d}"].split == "authors" for d in ("mnist", "cifar10", "lsun-church"))
     assert SWEEP_PRESETS["quick"].split == "numpy"  # finished quick runs keep their subsets
@@ -150,7 +150,7 @@ def test_lsun_lmdb_is_read_centre_cropped_and_resized(tmp_path):
     lmdb = pytest.importorskip("lmdb")
     from PIL import Image
 
-    from mem2gen.datasets import load_dataset
+    from mem2gen.io.datasets import load_dataset
 
     imgs = []
     env = lmdb.open(str(tmp_path / "church"), map_size=1 << 24)
@@ -175,7 +175,7 @@ def test_builtin_digits_are_the_uci_set():
     scikit-learn's order when scikit-learn is installed, and map 0..16 onto [-1, 1] as x/8 − 1."""
     import hashlib
 
-    from mem2gen.datasets import DIGITS_FILE, load_dataset
+    from mem2gen.io.datasets import DIGITS_FILE, load_dataset
 
     with np.load(DIGITS_FILE) as f:
         images, target = f["images"], f["target"]
@@ -196,7 +196,7 @@ def test_builtin_digits_are_the_uci_set():
 def test_image_size_shrinks_by_block_means():
     """mnist5k at 14x14: each pixel the rounded mean of a 2x2 block of the 28x28 images; a size that
     does not divide the side is refused."""
-    from mem2gen.datasets import block_mean
+    from mem2gen.io.datasets import block_mean
 
     full, small = load_dataset("mnist5k"), load_dataset("mnist5k", image_size=14)
     assert small.shape == (5000, 1, 14, 14) and small.dtype == np.uint8

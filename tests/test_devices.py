@@ -4,9 +4,9 @@ line. CUDA is simulated: a CPU torch patched to report two GPUs, where any real 
 import numpy as np
 import pytest
 import torch
-from conftest import cli
 
-from mem2gen.executors import Devices, Sequential, make_executor
+from conftest import cli
+from mem2gen.runs.executors import Devices, Sequential, make_executor
 
 TINY = dict(sizes=[2, 8], n_eval=20, sample_steps=3, sample_batch=16, bootstrap_iterations=50, quality_check=False,
             train={"steps": 6, "batch": 8, "checkpoint_every": 3, "save_steps": [3, 6]})
@@ -63,11 +63,11 @@ def test_cpu_commands_never_touch_cuda(two_gpus, tmp_path, capsys):
 def test_precision_flags_are_scoped_and_restored(monkeypatch):
     """The exact search runs its float32 pass in full fp32 whatever the caller set, and leaves the
     caller's TF32 flags as they were; so does training."""
-    import mem2gen.neighbors as nb
-    from mem2gen.config import TrainConfig
-    from mem2gen.kernels import tf32
-    from mem2gen.models import MLP
-    from mem2gen.train import train
+    import mem2gen.core.neighbors as nb
+    from mem2gen.core.kernels import tf32
+    from mem2gen.io.config import TrainConfig
+    from mem2gen.models.networks import MLP
+    from mem2gen.models.train import train
 
     seen = []
     real = nb._rerank
@@ -98,16 +98,16 @@ def test_precision_flags_are_scoped_and_restored(monkeypatch):
 def test_out_of_device_memory_is_one_line(monkeypatch, tmp_path, capsys):
     """torch's OutOfMemoryError (a RuntimeError) raised inside sampling: one line naming what to lower,
     exit 2, not an internal error."""
-    import mem2gen.sample
-    from mem2gen.config import ModelSpec
-    from mem2gen.models import build_model, save_model
+    import mem2gen.models.sample
+    from mem2gen.io.config import ModelSpec
+    from mem2gen.models.networks import build_model, save_model
 
     save_model(build_model(ModelSpec(kind="mlp", hidden=8, depth=1), (1, 4, 4)), tmp_path / "m", meta={"step": 0})
 
     def oom(*a, **kw):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB")
 
-    monkeypatch.setattr(mem2gen.sample.diffusion, "sample", oom)
+    monkeypatch.setattr(mem2gen.models.sample.diffusion, "sample", oom)
     assert cli("sample", "--model", tmp_path / "m", "--n", "4", "--steps", "2", "--out", tmp_path / "s.npy",
                "--quiet") == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -120,7 +120,7 @@ def test_bad_devices_and_a_refused_job_array_are_one_line(tmp_path, capsys, monk
     assert cli("sweep", "--sizes", "2", "--devices", "cpu,cuda:7", "--out", tmp_path / "r") == 2
     assert "cuda:7" in capsys.readouterr().err and not (tmp_path / "r").exists()
     submitit = pytest.importorskip("submitit")
-    from mem2gen.executors import Submitit
+    from mem2gen.runs.executors import Submitit
 
     class Refusing:
         cluster = "local"
@@ -145,7 +145,7 @@ def test_out_of_memory_in_the_network_backs_off_with_the_same_samples():
     """A network that runs out of memory on more than 8 rows: sampling splits only its calls (2, then 4
     parts) and makes the same samples as a network that never runs out; an error that is not out of
     memory, or a batch that cannot be split further, is raised as it is."""
-    from mem2gen.diffusion import sample
+    from mem2gen.models.diffusion import sample
 
     class Net(torch.nn.Module):
         def __init__(self, limit=None, error=torch.OutOfMemoryError):
@@ -191,7 +191,7 @@ def test_submitit_local_spreads_points_over_the_gpus(two_gpus, tmp_path, monkeyp
     """submitit's local backend gives every job of an array the first GPU; with GPUs, each point is its
     own job on the next GPU in turn."""
     submitit = pytest.importorskip("submitit")
-    from mem2gen.executors import Submitit
+    from mem2gen.runs.executors import Submitit
 
     class Done:
         job_id = "0"
@@ -232,9 +232,9 @@ def test_a_model_keeps_its_precision_across_a_resume(tmp_path):
     from safetensors.torch import save_file
 
     from mem2gen import Mem2genError
-    from mem2gen.config import TrainConfig
-    from mem2gen.models import MLP
-    from mem2gen.train import STATE_FILE, train
+    from mem2gen.io.config import TrainConfig
+    from mem2gen.models.networks import MLP
+    from mem2gen.models.train import STATE_FILE, train
 
     x = np.random.default_rng(0).uniform(-1, 1, (16, 6)).astype(np.float32)
     cfg = TrainConfig(steps=6, batch=8, checkpoint_every=3)
@@ -254,7 +254,7 @@ def test_the_exact_search_stays_exact_when_tf32_is_on(monkeypatch):
     """TF32 emulated on the CPU (matmul operands rounded to 10 mantissa bits while the flag is on), the
     flag left on by the caller: near-copy queries among clusters of near-identical references get the
     float64 reference's neighbours; the same search without its full-fp32 scope gets many wrong."""
-    import mem2gen.neighbors as nb
+    import mem2gen.core.neighbors as nb
 
     real_mm = torch.mm
 
@@ -288,7 +288,7 @@ def _near_copies_stay_exact(nb):
 def test_thread_count_follows_the_free_cores():
     """The default thread count: usable cores less the busy ones (load rounded), at least one, split among
     workers; the user's count wins (mem2gen.threads)."""
-    from mem2gen import threads
+    from mem2gen.io import threads
 
     assert threads.default_threads(cores=2, busy=0.0) == 2
     assert threads.default_threads(cores=2, busy=0.4) == 2
@@ -309,8 +309,8 @@ def test_cli_sets_the_default_threads_unless_told(monkeypatch):
     the user set is kept."""
     import torch
 
-    from mem2gen import threads
     from mem2gen.cli import cli
+    from mem2gen.io import threads
 
     before = torch.get_num_threads()
     try:

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from mem2gen.config import ModelSpec
-from mem2gen.datasets import ARCHITECTURES
-from mem2gen.diffusion import OptimalDenoiser, Schedule, sample
-from mem2gen.models import (
+from mem2gen.io.config import ModelSpec
+from mem2gen.io.datasets import ARCHITECTURES
+from mem2gen.models.diffusion import OptimalDenoiser, Schedule, sample
+from mem2gen.models.networks import (
     MLP,
     build_model,
     build_unet,
@@ -57,7 +57,7 @@ def test_optimal_denoiser_matches_brute_force(t):
 
 def test_optimal_denoiser_reproduces_training_points():
     """The ideal memorizer: every DDPM sample is (within a tiny distance of) a training item."""
-    from mem2gen.planted import digits
+    from mem2gen.core.planted import digits
 
     y = digits()[:20]
     x = sample(OptimalDenoiser(y), (16, 1, 8, 8), sampler="ddim", steps=100, seed=1, dtype=torch.float64)
@@ -147,8 +147,8 @@ def test_spec_rejects_wrong_shape():
 def test_every_sampler_lands_on_training_items_and_is_seeded(sampler, tmp_path):
     """Under the exact denoiser of S every sampler ends on training items; the same seed gives the same
     samples, and generate() resumes a stopped run to the same file."""
-    from mem2gen.diffusion import OptimalDenoiser, sample
-    from mem2gen.sample import generate
+    from mem2gen.models.diffusion import OptimalDenoiser, sample
+    from mem2gen.models.sample import generate
 
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (6, 1, 8, 8)).astype(np.float32))
     m = OptimalDenoiser(x)

@@ -4,16 +4,16 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import cli, finished_sweep
 
+from conftest import cli, finished_sweep
 from mem2gen import Mem2genError
-from mem2gen.compare import compare
-from mem2gen.config import SweepConfig, dynamics_steps, parse_grid
-from mem2gen.dynamics import DynamicsConfig, DynamicsJob, dynamics, snapshot_steps
-from mem2gen.run import Run
-from mem2gen.stats import capacity_shift
-from mem2gen.sweep import run_sweep, sweep
-from mem2gen.timescales import crossing, fit_power_law, fit_tau_mem
+from mem2gen.analyses.dynamics import DynamicsConfig, DynamicsJob, dynamics, snapshot_steps
+from mem2gen.core.stats import capacity_shift
+from mem2gen.core.timescales import crossing, fit_power_law, fit_tau_mem
+from mem2gen.io.config import SweepConfig, dynamics_steps, parse_grid
+from mem2gen.runs.compare import compare
+from mem2gen.runs.run import Run
+from mem2gen.runs.sweep import run_sweep, sweep
 
 TINY = dict(sizes=[2, 8, 40], n_eval=30, sample_steps=4, sample_batch=16, bootstrap_iterations=100,
             train={"steps": 12, "batch": 16, "checkpoint_every": 5, "save_steps": [3, 6]})
@@ -123,7 +123,7 @@ def test_dynamics_job_survives_pickling_and_fills_in_a_missing_record(tiny_run, 
 
 
 def test_presets_keep_snapshots_for_the_map():
-    from mem2gen.config import SWEEP_PRESETS
+    from mem2gen.io.config import SWEEP_PRESETS
 
     steps = SWEEP_PRESETS["quick"].train.save_steps
     assert steps == dynamics_steps(3000) and len(steps) == 5 and steps[0] >= 3000 // 32 and steps[-1] < 3000
@@ -135,9 +135,9 @@ def test_presets_keep_snapshots_for_the_map():
 def test_training_knobs_change_training_and_are_validated():
     import torch
 
-    from mem2gen.config import ModelSpec, TrainConfig
-    from mem2gen.models import build_model
-    from mem2gen.train import train
+    from mem2gen.io.config import ModelSpec, TrainConfig
+    from mem2gen.models.networks import build_model
+    from mem2gen.models.train import train
 
     x = (np.random.default_rng(0).random((16, 1, 8, 8)) * 255).astype(np.uint8)
 
@@ -222,7 +222,7 @@ def test_replicates_are_judged_over_models_not_samples():
     bootstrap of one model each calls it moved."""
     from scipy.stats import t as student
 
-    from mem2gen.compare import fraction_shifts, replicate_groups
+    from mem2gen.runs.compare import fraction_shifts, replicate_groups
 
     base = {"data": "digits", "seed": 0, "name": "a", "model": {"hidden": 512}}
     cfgs = [base, base | {"seed": 1, "name": "b", "sizes": [2]}, base | {"model": {"hidden": 128}},
@@ -259,7 +259,7 @@ def test_capacity_shift_known_answers():
 
 
 def test_fraction_shifts_known_answers():
-    from mem2gen.compare import fraction_shifts
+    from mem2gen.runs.compare import fraction_shifts
 
     def rows(counts):
         return [{"K": k, **{f"count_{n}": c for n, c in zip(("memorized", "spurious", "generalized"), cs)}}

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from mem2gen.config import SweepConfig, TrainConfig
-from mem2gen.datasets import load_dataset
-from mem2gen.ensemble import StackedMLP, train_ensemble
 from mem2gen.errors import Mem2genError
-from mem2gen.models import MLP
-from mem2gen.run import Run
-from mem2gen.sweep import run_sweep
-from mem2gen.train import STATE_FILE, train
+from mem2gen.io.config import SweepConfig, TrainConfig
+from mem2gen.io.datasets import load_dataset
+from mem2gen.models.ensemble import StackedMLP, train_ensemble
+from mem2gen.models.networks import MLP
+from mem2gen.models.train import STATE_FILE, train
+from mem2gen.runs.run import Run
+from mem2gen.runs.sweep import run_sweep
 
 quiet = dict(progress=False, echo=lambda *a: None)
 
@@ -41,7 +41,7 @@ def test_stacked_forward_is_each_members_forward():
 
 
 def test_each_member_is_trained_as_train_trains_it_alone():
-    """Same batches, times, noise, clipping, Adam and EMA per member as mem2gen.train.train: the weights
+    """Same batches, times, noise, clipping, Adam and EMA per member as mem2gen.models.train.train: the weights
     agree to the last bits of the batched products (other seeds' draws would differ at ~1e-2)."""
     data = load_dataset("digits")[:24]
     cfgs = [TrainConfig(steps=40, batch=16, lr=1e-3, seed=s, grad_clip=0.05) for s in (5, 6, 7)]  # clipping active

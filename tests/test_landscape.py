@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from mem2gen import landscape as L
-from mem2gen.diffusion import OptimalDenoiser, Schedule
-from mem2gen.planted import digits
+from mem2gen.analyses import landscape as L
+from mem2gen.core.planted import digits
+from mem2gen.models.diffusion import OptimalDenoiser, Schedule
 
 Y = digits()[:20].astype(np.float64)
 DEN = OptimalDenoiser(Y)
@@ -97,7 +97,7 @@ def test_every_training_item_is_its_own_attractor():
     assert c.n_attractors == 20 and c.n_training == 20
     assert sorted(c.training_item.tolist()) == list(range(20))
     # samples of the ideal memorizer all end on training items
-    from mem2gen.diffusion import sample
+    from mem2gen.models.diffusion import sample
 
     s = sample(DEN, (60, 1, 8, 8), sampler="ddpm", steps=50, seed=0)
     c = L.census(L.follow(DEN, s), delta=delta, train=Y)
@@ -124,7 +124,7 @@ def test_mixture_fit_recovers_planted_mixtures():
 def test_toy_counting_rule_on_the_exact_model():
     """In 2-D the census counts the ideal memorizer's attractors right: exactly the K training points
     (evenly spaced, 0.41 apart: farther than the noise at the iteration's step, √(1 − ᾱ_20) = 0.06)."""
-    from mem2gen.diffusion import sample
+    from mem2gen.models.diffusion import sample
 
     a = np.linspace(0, 2 * np.pi, 12, endpoint=False)
     y = (0.8 * np.stack([np.cos(a), np.sin(a)], 1)).astype(np.float32)

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from mem2gen import Mem2genError, classify
-from mem2gen.embed import (
+from mem2gen.core.embed import (
     LPIPSEmbedding,
     LPIPSSpace,
     _load_state,
     backbone_features,
     shipped_lin_weights,
 )
-from mem2gen.neighbors import nearest
+from mem2gen.core.neighbors import nearest
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("lpips") is None,
                                 reason="needs `pip install --no-deps lpips` (its shipped weights and reference code)")

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 import torch
-from conftest import cli
 
+from conftest import cli
 from mem2gen import Mem2genError
-from mem2gen.diffusion import OptimalDenoiser, Schedule
 from mem2gen.memory import (
     DenseAM,
     Hopfield,
@@ -20,6 +19,7 @@ from mem2gen.memory import (
     softmax_average,
 )
 from mem2gen.memory.hopfield import end_state_kind, random_patterns
+from mem2gen.models.diffusion import OptimalDenoiser, Schedule
 
 
 def test_hebbian_storage_and_retrieval_low_load():
@@ -154,8 +154,8 @@ def test_memory_cli(tmp_path, capsys):
 
 
 def test_capacity_table_known_limits():
+    from mem2gen.core.planted import digits
     from mem2gen.memory.phase import capacity_table
-    from mem2gen.planted import digits
 
     flat = digits().reshape(-1, 64)[:64].astype(np.float64)
     rows = {(r["beta"], r["K"]): r for r in capacity_table(flat, [3, 64], [1.0, 500.0], trials=20, noise=0.2)}
@@ -167,7 +167,7 @@ def test_capacity_table_known_limits():
 def test_bridge_distance_form_for_patterns_of_any_norm():
     """The optimal denoiser is a DenseAM step with a per-pattern bias −(β√ᾱ/2)‖y‖², β = √ᾱ/(1−ᾱ);
     the plain update Σ softmax(β xᵀy) y equals it only when all patterns share one norm."""
-    from mem2gen.planted import digits
+    from mem2gen.core.planted import digits
 
     y = digits()[:50].reshape(50, -1).astype(np.float64)  # raw digits: norms differ
     t = 300

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from conftest import brute_knn
 
-from mem2gen.embed import FeatureSpace, PixelSpace
-from mem2gen.neighbors import nearest
+from conftest import brute_knn
+from mem2gen.core.embed import FeatureSpace, PixelSpace
+from mem2gen.core.neighbors import nearest
 
 
 @pytest.mark.parametrize("chunk,batch", [(97, 31), (10_000, 4096)])
@@ -84,7 +84,7 @@ def test_cosine_features(rng):
 def test_uint8_integer_path_is_exact_with_ties_and_duplicates(exclude):
     """uint8 pixels take the integer path: the same neighbours as a float64 brute force on the raw
     values (ties by the lower index), and exactly its squared distances (in [-1, 1] units: /127.5)."""
-    from mem2gen.neighbors import integer_ok
+    from mem2gen.core.neighbors import integer_ok
 
     rng = np.random.default_rng(3)
     ref = rng.integers(0, 256, (700, 1, 7, 7), dtype=np.uint8)

@@ -1,11 +1,11 @@
 """`mem2gen sweep --plan`: the cost of a sweep before it runs (mem2gen.plan)."""
 import numpy as np
 import pytest
-from conftest import cli
 
+from conftest import cli
 from mem2gen import Mem2genError
-from mem2gen.config import load_config
-from mem2gen.plan import plan
+from mem2gen.io.config import load_config
+from mem2gen.runs.plan import plan
 
 
 def test_plan_counts_what_the_sweep_will_do(tmp_path):

@@ -5,17 +5,17 @@ import csv
 import numpy as np
 import pytest
 import torch
-from conftest import cli
 
-from mem2gen import diffusion
-from mem2gen.config import ModelSpec, SweepConfig, TrainConfig
-from mem2gen.datasets import load_dataset
-from mem2gen.models import build_model
-from mem2gen.quality import frechet_distance, kid, quality, train_features
-from mem2gen.results import point_row
-from mem2gen.run import Run
-from mem2gen.sweep import run_sweep
-from mem2gen.train import train
+from conftest import cli
+from mem2gen.core.quality import frechet_distance, kid, quality, train_features
+from mem2gen.io.config import ModelSpec, SweepConfig, TrainConfig
+from mem2gen.io.datasets import load_dataset
+from mem2gen.models import diffusion
+from mem2gen.models.networks import build_model
+from mem2gen.models.train import train
+from mem2gen.runs.results import point_row
+from mem2gen.runs.run import Run
+from mem2gen.runs.sweep import run_sweep
 
 
 def test_frechet_distance_against_scipy():

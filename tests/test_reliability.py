@@ -12,16 +12,16 @@ from pathlib import Path
 import click
 import numpy as np
 import pytest
-from conftest import cli, finished_sweep
-from test_cli import ALL
 
+from conftest import cli, finished_sweep
 from mem2gen import Mem2genError
 from mem2gen.commands.options import Numbers, Ratio
-from mem2gen.config import SweepConfig
-from mem2gen.files import MARKER, run_lock
-from mem2gen.run import Run
-from mem2gen.sweep import run_sweep
-from mem2gen.verify import verify
+from mem2gen.io.config import SweepConfig
+from mem2gen.io.files import MARKER, run_lock
+from mem2gen.runs.run import Run
+from mem2gen.runs.sweep import run_sweep
+from mem2gen.runs.verify import verify
+from test_cli import ALL
 
 TINY = dict(sizes=[2, 8], n_eval=20, sample_steps=3, sample_batch=16, bootstrap_iterations=50,
             null_calibration=False, manifold_check=False, quality_check=False,
@@ -169,7 +169,7 @@ def test_truncated_run_files_give_one_line(tmp_path, tiny_run, capsys):
 
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path, tiny_run):
     run = copy_run(tiny_run, tmp_path / "run")
-    holder = subprocess.Popen([sys.executable, "-c", "import time, sys\nfrom mem2gen.files import run_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import time, sys\nfrom mem2gen.io.files import run_lock\n"
                                f"with run_lock({str(run)!r}, command='test'):\n    print('held', flush=True)\n"
                                "    time.sleep(30)\n"], stdout=subprocess.PIPE, text=True)
     try:
@@ -259,7 +259,7 @@ def test_near_duplicates_in_s_are_warned_about(tmp_path, capsys):
 def test_16_bit_images_are_scaled_not_clipped(tmp_path):
     from PIL import Image
 
-    from mem2gen.data import load_image_folder
+    from mem2gen.io.data import load_image_folder
 
     a = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
     Image.fromarray(a).save(tmp_path / "a.png")
@@ -289,10 +289,10 @@ def test_user_mistakes_give_one_line(tmp_path, capsys, tiny_run):
 def test_an_internal_error_is_one_line_and_a_saved_traceback(monkeypatch, tmp_path, capsys):
     import tempfile
 
-    import mem2gen.sizes
+    import mem2gen.io.sizes
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(mem2gen.sizes, "doubling", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(mem2gen.io.sizes, "doubling", lambda *a, **k: 1 / 0)
     assert cli("sizes", "--doubling", "2", "--n", "10") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "internal error: ZeroDivisionError" in err[0]
@@ -330,10 +330,11 @@ def test_fuzz_every_numeric_option(tmp_path, tiny_run, monkeypatch, capsys):
     for m in pkgutil.walk_packages(mem2gen.__path__, "mem2gen."):
         importlib.import_module(m.name)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    for mod, name in [("classify", "classify"), ("train", "train"), ("sample", "generate"), ("sweep", "update_manifest"),
-                      ("calibrate", "point_calibration"), ("landscape_study", "analyze"), ("dynamics", "measure_step"),
-                      ("memory", "capacity_experiment"), ("memory.phase", "dense_phase"), ("compare", "capacity_draws"),
-                      ("landscape", "relative_energy")]:
+    for mod, name in [("core.rule", "classify"), ("models.train", "train"), ("models.sample", "generate"),
+                      ("runs.sweep", "update_manifest"), ("analyses.calibration", "point_calibration"),
+                      ("analyses.landscape_study", "analyze"), ("analyses.dynamics", "measure_step"),
+                      ("memory", "capacity_experiment"), ("memory.phase", "dense_phase"),
+                      ("runs.compare", "capacity_draws"), ("analyses.landscape", "relative_energy")]:
         monkeypatch.setattr(importlib.import_module(f"mem2gen.{mod}"), name, _stop)
     d = sets(tmp_path)
     run = copy_run(tiny_run, tmp_path / "run")
@@ -519,7 +520,7 @@ def test_image_folders_refuse_bombs_and_name_mixed_channels(tmp_path):
 
     from PIL import Image
 
-    from mem2gen.data import load_array
+    from mem2gen.io.data import load_array
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -603,8 +604,8 @@ def test_sizes_that_cannot_fit_are_refused_before_any_work(tmp_path, monkeypatch
 
 def test_models_that_would_run_code_or_leave_the_cache_are_refused(tmp_path, monkeypatch):
     """A diffusers folder whose weights are only a pickled .bin; a Hub cache entry pointing outside the cache."""
-    from mem2gen.datasets import ARCHITECTURES
-    from mem2gen.models import build_unet, hub_folder, load_model
+    from mem2gen.io.datasets import ARCHITECTURES
+    from mem2gen.models.networks import build_unet, hub_folder, load_model
 
     unet = build_unet(ARCHITECTURES["digits-small"]).unet
     unet.save_pretrained(tmp_path / "pickled", safe_serialization=False)
@@ -651,7 +652,7 @@ def _alive(pid: int) -> bool:
 
 ORPHAN = '''
 import os, sys, time
-from mem2gen.executors import Devices
+from mem2gen.runs.executors import Devices
 
 class Sleep:
     def __call__(self, k, device=None):
@@ -685,7 +686,7 @@ def test_workers_end_with_a_killed_sweep(tmp_path):
 
 def test_write_csv_keeps_every_rows_columns(tmp_path):
     """Rows that differ in their keys (a summary whose first row lacks some measures) keep every column."""
-    from mem2gen.files import write_csv
+    from mem2gen.io.files import write_csv
 
     write_csv(tmp_path / "t.csv", [{"a": 1}, {"a": 2, "b": 3}, {"c": 4}])
     assert (tmp_path / "t.csv").read_text() == "a,b,c\n1,,\n2,3,\n,,4\n"

@@ -10,10 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from mem2gen.config import SweepConfig
-from mem2gen.results import model_row
-from mem2gen.run import Run
-from mem2gen.stats import (
+from mem2gen.core.stats import (
     bootstrap_fractions,
     exceeds,
     holm,
@@ -21,7 +18,10 @@ from mem2gen.stats import (
     model_test,
     still_falling,
 )
-from mem2gen.sweep import run_sweep
+from mem2gen.io.config import SweepConfig
+from mem2gen.runs.results import model_row
+from mem2gen.runs.run import Run
+from mem2gen.runs.sweep import run_sweep
 
 TINY = dict(sizes=[2, 8], n_eval=30, sample_steps=3, sample_batch=32, bootstrap_iterations=50,
             quality_check=False, train={"steps": 8, "batch": 8, "checkpoint_every": 4})
@@ -179,7 +179,7 @@ def test_kill_9_during_a_replicated_sweep_then_resume(replicated, tmp_path):
 def test_under_training_is_said_beside_the_capacities(replicated, capsys):
     """Eight training steps: nothing memorized at the smallest K. The table, capacities.json and the report
     say so beside the capacities and excesses they give."""
-    from mem2gen.report import aggregate
+    from mem2gen.runs.report import aggregate
 
     run, _ = replicated
     aggregate(run)
@@ -194,8 +194,7 @@ def test_pool_of_replicate_tables_is_the_replicated_runs_table(replicated, tmp_p
     """`mem2gen pool` over one results table per model gives the model-level table a replicated run
     writes (round trip through points.csv split by replicate); a folder pair of other settings is refused."""
     from conftest import cli
-
-    from mem2gen.results import read_rows
+    from mem2gen.runs.results import read_rows
 
     run, _ = replicated
     pts = read_rows(run / "points.csv")

@@ -7,17 +7,17 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import cli
 
+from conftest import cli
 from mem2gen import Mem2genError, Run, classify
-from mem2gen.config import SWEEP_PRESETS, SweepConfig, load_config
-from mem2gen.datasets import DATASETS
-from mem2gen.executors import Devices
-from mem2gen.models import build_model
-from mem2gen.results import point_row
-from mem2gen.sizes import PAPER_POINTS, doubling, paper, resolve
-from mem2gen.stats import LABELS, capacities, capacity_bootstrap
-from mem2gen.sweep import prepare, run_point, run_sweep, update_manifest
+from mem2gen.core.stats import LABELS, capacities, capacity_bootstrap
+from mem2gen.io.config import SWEEP_PRESETS, SweepConfig, load_config
+from mem2gen.io.datasets import DATASETS
+from mem2gen.io.sizes import PAPER_POINTS, doubling, paper, resolve
+from mem2gen.models.networks import build_model
+from mem2gen.runs.executors import Devices
+from mem2gen.runs.results import point_row
+from mem2gen.runs.sweep import prepare, run_point, run_sweep, update_manifest
 
 TINY = dict(sizes=(2, 8, 40), n_eval=40, sample_steps=4, sample_batch=16, bootstrap_iterations=200,
             train={"steps": 12, "batch": 16, "checkpoint_every": 5})
@@ -223,8 +223,8 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path, capsys):
     resumed sweep reproduces the uninterrupted results.csv byte for byte."""
     import dataclasses
 
-    from mem2gen.sample import generate
-    from mem2gen.train import train as train_fn
+    from mem2gen.models.sample import generate
+    from mem2gen.models.train import train as train_fn
 
     full, _ = uninterrupted
     path, cfg = tmp_path / "resumed", tiny_cfg()
@@ -431,7 +431,7 @@ def test_calibrate_command_on_a_sweep(uninterrupted, tmp_path):
 
 
 def test_transition_points_and_refined_schedule():
-    from mem2gen.sweep import refine_sizes, transition_points
+    from mem2gen.runs.sweep import refine_sizes, transition_points
 
     ks = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1797]
     p = [1.0, 0.99, 0.97, 0.8, 0.5, 0.2, 0.06, 0.01, 0.0, 0.0, 0.0]
@@ -446,7 +446,7 @@ def test_transition_points_and_refined_schedule():
 def test_find_transition_refines_in_the_same_folder(tmp_path, monkeypatch):
     """The coarse sweep runs first, then the refined sizes in the same run folder (sizes may change there);
     the memorized fractions are stubbed so that the transition sits at K = 8 .. 32."""
-    import mem2gen.sweep as sw
+    import mem2gen.runs.sweep as sw
 
     calls = []
 

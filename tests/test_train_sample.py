@@ -3,16 +3,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import cli
 
-from mem2gen.models import build_model, load_model
-from mem2gen.planted import digits
-from mem2gen.sample import generate
-from mem2gen.train import TrainConfig, log_spaced_steps, train
+from conftest import cli
+from mem2gen.core.planted import digits
+from mem2gen.models.networks import build_model, load_model
+from mem2gen.models.sample import generate
+from mem2gen.models.train import TrainConfig, log_spaced_steps, train
 
 
 def tiny():
-    from mem2gen.config import ModelSpec
+    from mem2gen.io.config import ModelSpec
 
     return build_model(ModelSpec(kind="mlp", hidden=64, depth=2), (1, 8, 8), seed=0)
 
@@ -79,8 +79,8 @@ def test_cli_train_sample_classify(tmp_path, capsys):
     assert cli("sample", "--model", str(tmp_path / "missing"), "--n", "2", "--out", str(tmp_path / "z.npy")) == 2
     assert load_model(out / "model").sample_shape == (1, 8, 8)
     # the run records S_K: its indices in the dataset give back the training set the sweep would use
-    from mem2gen.data import nested_subset
-    from mem2gen.datasets import load_dataset
+    from mem2gen.io.data import nested_subset
+    from mem2gen.io.datasets import load_dataset
 
     idx = np.load(out / "train_indices.npy")
     np.testing.assert_array_equal(load_dataset("digits")[idx], nested_subset(load_dataset("digits"), 8))
@@ -104,7 +104,7 @@ def test_train_and_sample_take_a_presets_settings(tmp_path):
 
 def test_resume_with_another_model_is_refused(tmp_path):
     from mem2gen import Mem2genError
-    from mem2gen.config import ModelSpec
+    from mem2gen.io.config import ModelSpec
 
     cfg = TrainConfig(steps=10, batch=8, checkpoint_every=2)
     train(tiny(), digits()[:16], cfg, tmp_path, progress=False, stop_at=4)
@@ -160,8 +160,8 @@ def test_checkpoint_carries_its_model(tmp_path):
 
 
 def test_optimal_denoiser_saves_and_loads(tmp_path):
-    from mem2gen.diffusion import OptimalDenoiser
-    from mem2gen.models import save_model
+    from mem2gen.models.diffusion import OptimalDenoiser
+    from mem2gen.models.networks import save_model
 
     y = digits()[:9]
     den = OptimalDenoiser(y)
@@ -176,7 +176,7 @@ def test_epoch_batching_is_the_authors_loader():
     the partial last batch dropped; it depends on (seed, step) only, so a resumed run continues exactly."""
     import torch
 
-    from mem2gen.train import batch_indices
+    from mem2gen.models.train import batch_indices
 
     cfg = TrainConfig(steps=10, batch=4, batching="epochs", seed=3)
     n = 10  # b = 4: two batches per epoch, two items of each epoch unused
@@ -189,14 +189,14 @@ def test_epoch_batching_is_the_authors_loader():
     small = TrainConfig(steps=10, batch=128, batching="epochs")
     assert sorted(batch_indices(small, 2, 0, torch.Generator()).tolist()) == [0, 1]  # K = 2: batch of 2
     # the paper presets train as the authors do: their loader, fp32 (TF32) on CUDA
-    from mem2gen.config import SWEEP_PRESETS
+    from mem2gen.io.config import SWEEP_PRESETS
 
     for name in ("paper-mnist", "paper-cifar10"):
         t = SWEEP_PRESETS[name].train
         assert (t.batching, t.bf16) == ("epochs", False)
     # and training with it runs, resumes exactly
-    from mem2gen.config import ModelSpec
-    from mem2gen.models import build_model
+    from mem2gen.io.config import ModelSpec
+    from mem2gen.models.networks import build_model
 
     x = (np.random.default_rng(0).random((6, 1, 8, 8)) * 255).astype(np.uint8)
     cfg = TrainConfig(steps=8, batch=4, batching="epochs", checkpoint_every=3)
@@ -221,7 +221,7 @@ def test_unet_resumes_whatever_diffusers_bookkeeping_it_recorded(tmp_path):
 
     from safetensors.torch import load_file, save_file
 
-    from mem2gen.config import ModelSpec
+    from mem2gen.io.config import ModelSpec
 
     spec, data = ModelSpec(kind="unet", arch="digits-small"), digits()[:16]
     cfg = TrainConfig(steps=4, batch=4, checkpoint_every=2)
@@ -244,7 +244,7 @@ def test_ddpm_initialisation_is_variance_scaling():
     """model.init ddpm: weights uniform with variance scale/fan_avg (JAX's variance scaling, as the authors'
     layers.default_init), biases zero, the blocks' last maps about zero; the default keeps PyTorch's."""
     from mem2gen import Mem2genError
-    from mem2gen.config import ModelSpec
+    from mem2gen.io.config import ModelSpec
 
     spec = ModelSpec(kind="unet", arch="mnist-small", init="ddpm")
     net = build_model(spec, (1, 28, 28), seed=0).unet

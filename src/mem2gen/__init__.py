@@ -10,21 +10,17 @@ Diagnostics go to the standard ``logging`` logger ``"mem2gen"`` (silent unless c
 """
 import logging as _logging
 
-from .classify import (  # eager: the function `classify` shadows its module
-    Classification,
-    classify,
-    label,
-)
+from .core.rule import Classification, classify, label
 from .errors import Mem2genError
 
 _EXPORTS = {
-    "Neighbors": "neighbors", "nearest": "neighbors",
-    "bootstrap_fractions": "stats", "capacities": "stats",
-    "Run": "run", "Point": "run",
-    "SweepConfig": "config", "ModelSpec": "config", "TrainConfig": "config", "load_config": "config",
-    "run_sweep": "sweep",
-    "OptimalDenoiser": "diffusion", "Schedule": "diffusion",
-    "load_model": "models",
+    "Neighbors": "core.neighbors", "nearest": "core.neighbors",
+    "bootstrap_fractions": "core.stats", "capacities": "core.stats",
+    "Run": "runs.run", "Point": "runs.run",
+    "SweepConfig": "io.config", "ModelSpec": "io.config", "TrainConfig": "io.config", "load_config": "io.config",
+    "run_sweep": "runs.sweep",
+    "OptimalDenoiser": "models.diffusion", "Schedule": "models.diffusion",
+    "load_model": "models.networks",
 }
 __all__ = ["Classification", "Mem2genError", "classify", "label", *_EXPORTS]
 __version__ = "0.1.0"

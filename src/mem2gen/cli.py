@@ -12,9 +12,9 @@ import traceback
 
 import click
 
-from . import threads as cpu_threads
 from .commands import calibrate, classify, dynamics, landscape, memory, model, sweep
 from .errors import Mem2genError
+from .io import threads as cpu_threads
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -40,7 +40,7 @@ def cli(threads, deterministic, verbose):
         logging.getLogger("mem2gen").info("threads: %d (%d usable cores, %.1f busy; --threads overrides)", n,
                                           cpu_threads.usable_cores(), busy)
     if deterministic:  # also for the worker processes a sweep starts (they read the variable)
-        from .kernels import deterministic as set_deterministic  # torch
+        from .core.kernels import deterministic as set_deterministic  # torch
 
         os.environ["MEM2GEN_DETERMINISTIC"] = "1"
         set_deterministic()

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import layout
-from ..calibrate import point_calibration
-from ..files import read_json, run_lock, write_json
-from ..plots import pyplot, save
-from ..report import aggregate
-from ..run import Run
+from ..analyses.calibration import point_calibration
+from ..io import layout
+from ..io.files import read_json, run_lock, write_json
+from ..runs.plots import pyplot, save
+from ..runs.report import aggregate
+from ..runs.run import Run
 from .options import Numbers, calls, lib_option
 
 
@@ -20,7 +20,7 @@ def calibrate(run_dir, *, sizes: tuple | None = None, overwrite: bool = False, e
     """The rule's calibration at every classified point of a sweep (or of ``sizes``): eq 5's fractions as
     S' grows (its prefixes, m = K, 2K, 4K, …) and over a δs grid, for the model's samples and for the
     null (held-out real data); ``calibration.json`` per point, ``calibration.png`` and the report's
-    Calibration section (:func:`mem2gen.calibrate.point_calibration`)."""
+    Calibration section (:func:`mem2gen.analyses.calibration.point_calibration`)."""
     run = Run(run_dir)
     with run_lock(run.path, command="mem2gen calibrate"):
         results = []

@@ -10,22 +10,16 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import datasets, layout
-from ..calibrate import held_out_null, off_manifold
-from ..classify import classify, duplicate_warning, rule_settings
-from ..config import RULES
-from ..data import as_samples, load_array, parse_path_key
+from ..core.checks import off_manifold
+from ..core.null import held_out_null
+from ..core.planted import planted
+from ..core.rule import classify, duplicate_warning, rule_settings
 from ..errors import check
-from ..files import (
-    add_csv_columns,
-    prepare_out_dir,
-    run_lock,
-    save_npy,
-    sha256_of,
-    staged_dir,
-)
-from ..planted import planted
-from ..report import write_classification
+from ..io import datasets, layout
+from ..io.config import RULES
+from ..io.data import as_samples, load_array, parse_path_key
+from ..io.files import add_csv_columns, prepare_out_dir, run_lock, save_npy, sha256_of, staged_dir
+from ..runs.report import write_classification
 from .options import Ratio, calls, lib_option, print_table
 
 
@@ -50,14 +44,14 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                    before_write=None) -> Classified:
     """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
     it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
-    into ``out`` (see :func:`mem2gen.classify.classify` for the settings). With ``checks`` (images
+    into ``out`` (see :func:`mem2gen.core.rule.classify` for the settings). With ``checks`` (images
     only), also whether each sample is off-manifold (against S, leave-one-out, the threshold from up to
     5,000 of S's items: labels.csv, summary.json); with ``quality``, the set's FD and KID against up to
-    2,000 items of S in features of a network trained on S at run time (:mod:`mem2gen.quality`; it costs
+    2,000 items of S in features of a network trained on S at run time (:mod:`mem2gen.core.quality`; it costs
     a training run, ~1 min at MNIST's size on one core, so it is asked for, not the default). With
     ``held_out`` (real items outside S, a file like the others), the rule's null: those items labelled in
     place of the samples at the same |S_eval| and |S'|, and the excess of each fraction over it with its
-    interval and exact p-value (:func:`mem2gen.calibrate.held_out_null`; one model: within its samples).
+    interval and exact p-value (:func:`mem2gen.core.null.held_out_null`; one model: within its samples).
     ``before_write``: called with the :class:`Classified` (no files yet) before the outputs and the
     neighbour grid are written, so a caller can show the numbers first.
 
@@ -88,9 +82,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                     features_metric=features_metric, lpips_net=lpips_net, lpips_backbone=lpips_backbone,
                     lpips_lin=lpips_lin, device=device, pixel_range=pixel_range,
                     lpips_resize=32 if protocol == "released" else None)
-    from ..embed import (
-        make_space,  # one space (and one LPIPS network) for every search below
-    )
+    from ..core.embed import make_space  # one space (and one LPIPS network) for every search below
 
     settings["space"] = make_space(distance, metric=features_metric, net=lpips_net, backbone=lpips_backbone,
                                    lin=lpips_lin, device=device, resize=settings["lpips_resize"])
@@ -127,8 +119,8 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                                  **{name: float(off["off"][res.labels == j].mean()) if (res.labels == j).any() else None
                                     for j, name in enumerate(("memorized", "spurious", "generalized"))}}
     if quality:
-        from ..quality import quality as score  # torch
-        from ..quality import train_features
+        from ..core.quality import quality as score  # torch
+        from ..core.quality import train_features
 
         ref = tr[np.sort(np.random.default_rng(seed).choice(len(tr), 2000, replace=False))] if len(tr) > 2000 else tr
         extra["quality"] = {**score(ev, ref, train_features(tr, seed=seed), seed=seed),

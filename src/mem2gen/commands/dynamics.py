@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..compare import compare
-from ..dynamics import DynamicsConfig, dynamics
-from ..executors import EXECUTORS
-from ..report import tau_text
+from ..analyses.dynamics import DynamicsConfig, dynamics
+from ..runs.compare import compare
+from ..runs.executors import EXECUTORS
+from ..runs.report import tau_text
 from .options import Numbers, calls, lib_option
 
 

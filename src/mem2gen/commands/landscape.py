@@ -9,15 +9,15 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import layout
-from ..config import ATTRACTOR_GROUPS
-from ..data import to_float
-from ..files import read_json, run_lock, write_json
-from ..plots import COLORS, as_picture, pyplot, save
-from ..report import aggregate, num
-from ..run import Run
-from ..stats import LABELS
-from ..toy import run_toy
+from ..analyses.toy import run_toy
+from ..core.stats import LABELS
+from ..io import layout
+from ..io.config import ATTRACTOR_GROUPS
+from ..io.data import to_float
+from ..io.files import read_json, run_lock, write_json
+from ..runs.plots import COLORS, as_picture, pyplot, save
+from ..runs.report import aggregate, num
+from ..runs.run import Run
 from .options import Numbers, Words, calls, lib_option
 
 
@@ -26,10 +26,10 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
               overwrite: bool = False, progress: bool = True, echo=print) -> list[dict]:
     """The attractor landscape of every classified point of a sweep (or of ``sizes``): recovery times
     and basin radii, energy profiles, curvature, attractor census against |S'|, mixture test
-    (:func:`mem2gen.landscape_study.analyze`). Each point's ``landscape.json`` is kept and reused while its
+    (:func:`mem2gen.analyses.landscape_study.analyze`). Each point's ``landscape.json`` is kept and reused while its
     settings stay the same; then ``landscape.png`` and the report's Landscape section are rebuilt."""
-    from ..landscape_study import LandscapeConfig, analyze  # torch
-    from ..models import check_device
+    from ..analyses.landscape_study import LandscapeConfig, analyze  # torch
+    from ..models.networks import check_device
 
     cfg = LandscapeConfig(n_samples=n_samples, trials=trials, steps=steps, t_energy=t_energy, t_follow=t_follow,
                           seed=seed)
@@ -62,14 +62,14 @@ def attractor_study(run_dir, *, sizes: tuple | None = None, ts: tuple = (5, 10, 
                     groups: tuple = ATTRACTOR_GROUPS,
                     per_group: int = 32, n_synthetic: int = 512, trials: int = 10, steps: int = 20, seed: int = 0,
                     device: str | None = None, overwrite: bool = False, progress: bool = True, echo=print) -> list[dict]:
-    """``mem2gen landscape RUN --attractors``: the attractor study (:mod:`mem2gen.attractors`) at every
+    """``mem2gen landscape RUN --attractors``: the attractor study (:mod:`mem2gen.analyses.attractors`) at every
     classified point of every replicate (or of ``sizes``). Each point's ``attractors.json`` is kept and reused
     while its settings stay the same (a long study resumes point by point); then the run's tables are
     rewritten: attractors-census.csv (per model, t and group), attractors-points.csv (per start: its end,
     curvature, recovery), attractors-barriers.csv and attractors.csv (per K, t and group over the models)."""
-    from ..attractors import AttractorConfig, analyze_point, summarize
-    from ..files import write_csv
-    from ..models import check_device
+    from ..analyses.attractors import AttractorConfig, analyze_point, summarize
+    from ..io.files import write_csv
+    from ..models.networks import check_device
 
     cfg = AttractorConfig(ts=tuple(ts), groups=tuple(groups), per_group=per_group, n_synthetic=n_synthetic,
                           trials=trials, steps=steps, seed=seed)

@@ -7,16 +7,16 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import layout
-from ..config import check_thresholds
-from ..data import nested_subset, to_float
-from ..datasets import load_dataset
+from ..core.stats import LABELS
 from ..errors import check
-from ..files import prepare_out_dir, run_lock, staged_dir, write_csv, write_json
-from ..plots import COLORS, pyplot, save
-from ..report import num
-from ..run import Run
-from ..stats import LABELS
+from ..io import layout
+from ..io.config import check_thresholds
+from ..io.data import nested_subset, to_float
+from ..io.datasets import load_dataset
+from ..io.files import prepare_out_dir, run_lock, staged_dir, write_csv, write_json
+from ..runs.plots import COLORS, pyplot, save
+from ..runs.report import num
+from ..runs.run import Run
 from .options import Numbers, Ratio, calls, lib_option
 
 
@@ -70,18 +70,18 @@ def bridge(run_dir, *, sizes: tuple | None = None, ts: tuple = (50, 100, 300), n
            seed: int = 0, echo=print) -> list[dict]:
     """Eqs 10-13 measured on a sweep: how close is each point's learned energy to the DenseAM energy of
     its own training set? For ``n_samples`` samples x of S_eval and training items y (below), the
-    trained model's E_t(x) − E_t(y) (a line integral of its ε, :func:`mem2gen.landscape.relative_energy`;
+    trained model's E_t(x) − E_t(y) (a line integral of its ε, :func:`mem2gen.analyses.landscape.relative_energy`;
     y is x's second-nearest training item, x2 of eq 4, so that a copy of x1 still has a difference)
     against the same difference of the exact energy of S_K — eq 11, which is the DenseAM energy (eq 10)
-    in its distance form at β(t) = √ᾱ_t/(1 − ᾱ_t) (:meth:`mem2gen.diffusion.OptimalDenoiser.energy`).
+    in its distance form at β(t) = √ᾱ_t/(1 − ᾱ_t) (:meth:`mem2gen.models.diffusion.OptimalDenoiser.energy`).
     Per K and t: :func:`mem2gen.memory.bridge.energy_agreement`. Writes ``bridge.json`` per point and
     ``bridge.csv`` in the run folder."""
     import torch
 
-    from ..diffusion import OptimalDenoiser
-    from ..landscape import relative_energy
+    from ..analyses.landscape import relative_energy
+    from ..core.neighbors import nearest
     from ..memory import energy_agreement
-    from ..neighbors import nearest
+    from ..models.diffusion import OptimalDenoiser
 
     check(len(ts) > 0 and all(0 < t < 1000 for t in ts), "t values must lie in (0, 1000)")
     check(n_samples >= 2 and seed >= 0, "n_samples must be at least 2 and the seed >= 0")

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import datasets
-from ..config import (
+from ..errors import check
+from ..io import datasets
+from ..io.config import (
     BATCHING,
     INITS,
     SAMPLERS,
@@ -19,17 +20,9 @@ from ..config import (
     check_sampling,
     log_spaced_steps,
 )
-from ..data import SPLITS, subset_indices
-from ..datasets import load_dataset
-from ..errors import check
-from ..files import (
-    changed_keys,
-    mem2gen_leftover,
-    read_json,
-    run_lock,
-    save_npy,
-    write_json,
-)
+from ..io.data import SPLITS, subset_indices
+from ..io.datasets import load_dataset
+from ..io.files import changed_keys, mem2gen_leftover, read_json, run_lock, save_npy, write_json
 from .options import calls, lib_option
 
 
@@ -47,7 +40,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
     of S_K in the dataset (``load_dataset(data)[indices]`` is the training set). A sweep preset's
     settings: ``train_model(data, size, out=..., **preset_settings("quick")["train"])``. Returns what was
     trained."""
-    from ..models import check_device  # torch
+    from ..models.networks import check_device  # torch
 
     spec = ModelSpec(kind=kind, arch=arch, width=width, dropout=dropout, init=init)
     check(snapshots >= 0, "snapshots must be 0 or more")
@@ -70,8 +63,8 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
 
 
 def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_seed, split, seed, device, progress):
-    from ..models import build_model, check_size, n_params, save_model  # torch
-    from ..train import train
+    from ..models.networks import build_model, check_size, n_params, save_model  # torch
+    from ..models.train import train
 
     steps = cfg.steps
     full = load_dataset(data, image_size=image_size)
@@ -133,12 +126,12 @@ def _with_preset(ctx: click.Context, kw: dict, preset: str | None, part: str) ->
 def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int = 1000, eta: float = 0.0,
                  batch: int = 256, seed: int | None = None, device: str | None = None,
                  progress: bool = True) -> np.ndarray:
-    """``n`` samples of the model at ``model`` (any folder :func:`mem2gen.models.load_model` reads) into
+    """``n`` samples of the model at ``model`` (any folder :func:`mem2gen.models.networks.load_model` reads) into
     one memory-mappable .npy, shard by shard (resumable). Without a ``seed`` it is derived from the
     output's file name, so that S_eval and S' sampled into two files differ (the same seed would give
     the same samples, and every sample would find itself in S')."""
-    from ..models import check_device, load_model  # torch
-    from ..sample import generate
+    from ..models.networks import check_device, load_model  # torch
+    from ..models.sample import generate
 
     out = Path(out)
     check(out.suffix == ".npy", f"--out {out} must end in .npy")

@@ -11,7 +11,7 @@ import inspect
 
 import click
 
-from ..classify import parse_fraction
+from ..core.rule import parse_fraction
 from ..errors import Mem2genError
 
 

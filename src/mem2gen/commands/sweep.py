@@ -7,21 +7,21 @@ from pathlib import Path
 
 import click
 
-from .. import datasets
-from ..compare import replicate_groups
-from ..config import SWEEP_PRESETS
+from ..core.stats import pooled_models_excess
 from ..errors import check
-from ..executors import EXECUTORS, Submitit
-from ..files import write_csv
-from ..report import num
-from ..results import pool as pool_rows
-from ..results import read_rows, replicate_points
-from ..run import Run
-from ..sizes import schedule
-from ..stats import pooled_models_excess
-from ..sweep import rebuild_report
-from ..sweep import sweep as run_sweep
-from ..verify import verify
+from ..io import datasets
+from ..io.config import SWEEP_PRESETS
+from ..io.files import write_csv
+from ..io.sizes import schedule
+from ..runs.compare import replicate_groups
+from ..runs.executors import EXECUTORS, Submitit
+from ..runs.report import num
+from ..runs.results import pool as pool_rows
+from ..runs.results import read_rows, replicate_points
+from ..runs.run import Run
+from ..runs.sweep import rebuild_report
+from ..runs.sweep import sweep as run_sweep
+from ..runs.verify import verify
 from .options import Numbers, calls, lib_option
 
 

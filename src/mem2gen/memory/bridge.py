@@ -9,7 +9,7 @@ becomes, for normalised patterns ‖y_j‖ = 1 and β(t) = 1/(τσ²), the Dense
     E_DAM(x, t) = β⁻¹(t) E_DM(x, t) / σ² = −β⁻¹ log Σ_j exp(β xᵀy_j) + ½‖x‖² + const     (eqs 12-13)
 
 and the exact score of the training set is that energy's gradient; its fixed point map is the
-empirical optimal denoiser (:class:`mem2gen.diffusion.OptimalDenoiser`), computed by the same
+empirical optimal denoiser (:class:`mem2gen.models.diffusion.OptimalDenoiser`), computed by the same
 kernel, :func:`mem2gen.memory.dense.softmax_average`.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
     E(x) = −β⁻¹ log Σ_j exp(β xᵀy_j) + ½‖x‖²,   fixed-point update  x ← Σ_j softmax_j(β xᵀy) y_j.
 
 The update is a softmax-weighted average of the stored patterns, computed by
-:func:`mem2gen.kernels.softmax_average`, the kernel the diffusion optimal denoiser uses too.
+:func:`mem2gen.core.kernels.softmax_average`, the kernel the diffusion optimal denoiser uses too.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.kernels import softmax_average
 from ..errors import check
-from ..kernels import softmax_average
 
 
 def _as_tensor(x, dtype, device=None) -> torch.Tensor:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..classify import classify
-from ..stats import LABELS
+from ..core.rule import classify
+from ..core.stats import LABELS
 from .bridge import normalize
 from .dense import DenseAM
 

@@ -1,0 +1,308 @@
+"""Are spurious states attractors? (paper Hypothesis 2.1) The attractor study of one model: groups of
+starting points followed to the fixed points of the denoiser at several noise levels, with controls.
+
+At noise level t the denoiser's fixed-point iteration h ← x̂0(√ᾱ_t h, t) (:func:`mem2gen.analyses.landscape.follow`)
+is, for the exact denoiser of S_K, the DenseAM update with inverse temperature β(t) = ᾱ_t / (1 − ᾱ_t)
+(paper App. C): h ← Σ_i softmax_i(−β‖h − y_i‖²/2) y_i. Its fixed points h* have ε(√ᾱ h*, t) = 0, so
+z* = √ᾱ h* is a stationary point of the energy E_t = −log p_t, a minimum when ∇²E_t(z*) ≻ 0.
+
+Per noise level and group (memorized, spurious, generalized samples of S_eval; real held-out items;
+hand-made convex mixtures of 2-5 training items; and S' for basin mass) :func:`study` measures:
+
+1. the census: end points joined within δ (:func:`mem2gen.analyses.landscape.census`), how many are training
+   items, how much of each group and of S' drains into attractors that are not training items;
+2. the DenseAM prediction beside it: where the exact denoiser of S_K sends the same starts;
+3. stability under the sampler: the probability that a start, noised to t and denoised (DDIM), comes
+   back within δ;
+4. curvature: the extreme eigenvalues of ∇²E_t at each end point (exact, from the full Jacobian);
+5. barriers: E_t along the segment from each non-training end point to its nearest training item,
+   against the same from training items to their nearest other item.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.neighbors import nearest
+from ..errors import check
+from ..io.config import ATTRACTOR_GROUPS, check_fields
+from ..io.data import to_float
+from ..models.diffusion import OptimalDenoiser, Schedule
+from .landscape import _device, barrier, census, energy_profile, follow, nn_spacing, recovery_probability
+
+GROUPS = ATTRACTOR_GROUPS
+
+
+@dataclass(frozen=True)
+class AttractorConfig:
+    """What :func:`study` measures at one model, and with which settings."""
+
+    ts: tuple = (5, 10, 20, 50, 100, 200, 400)  # √(1 − ᾱ_t) = 0.03, 0.05, 0.08, 0.17, 0.32, 0.59, 0.90; the
+    #                                          last two where the DenseAM update holds mixtures of near items
+    groups: tuple = GROUPS  # which starting points: labels of S_eval, real held-out items, hand-made mixtures
+    per_group: int = 32  # starting points per group (fewer where a model has fewer samples of a label)
+    mixture_sizes: tuple = (2, 3, 4, 5)  # hand-made mixtures: the mean of a training item and its m − 1 nearest
+    n_synthetic: int = 512  # of S' followed for the basin mass of each attractor
+    delta_frac: float = 0.25  # δ = this × the median nearest-neighbour spacing of S_K (as the landscape study)
+    trials: int = 10  # noisings per start and t for the recovery probability (the released code's)
+    steps: int = 20  # DDIM steps of each denoising run
+    iters: int = 200  # fixed-point iterations at most
+    barrier_pairs: int = 32  # training items whose barrier to their nearest other item is measured
+    minimum_tol: float = 1e-3  # a point is a local minimum when λ_min > −minimum_tol · |λ_max|
+    seed: int = 0
+
+    def __post_init__(self):
+        check_fields(self, "attractors.")
+        check(len(self.ts) >= 1 and all(isinstance(t, int) and 1 <= t < 1000 for t in self.ts),
+              "ts: noise levels are whole steps in [1, 1000)")
+        check(self.per_group >= 1 and self.n_synthetic >= 0 and self.trials >= 1 and self.steps >= 1
+              and self.iters >= 1 and self.barrier_pairs >= 0, "per_group, trials, steps, iters >= 1; counts >= 0")
+        check(all(isinstance(m, int) and m >= 2 for m in self.mixture_sizes) and len(self.mixture_sizes) >= 1,
+              "mixture_sizes: whole numbers >= 2")
+        check(self.delta_frac > 0 and self.minimum_tol >= 0, "delta_frac > 0 and minimum_tol >= 0")
+        check(len(self.groups) >= 1 and set(self.groups) <= set(GROUPS),
+              f"groups {list(self.groups)}: choose among {', '.join(GROUPS)}")
+
+
+def beta(t: int, schedule: Schedule = Schedule()) -> float:
+    """The DenseAM inverse temperature of noise level t: β(t) = ᾱ_t / (1 − ᾱ_t) (paper App. C)."""
+    a = float(schedule.alphas_cumprod[int(t)])
+    return a / (1 - a)
+
+
+def mixtures(train, n: int, sizes=(2, 3, 4, 5), *, seed: int = 0) -> tuple[np.ndarray, list]:
+    """``n`` hand-made mixture states (floats in [-1, 1]): the equal-weight mean of a random training item
+    and its m − 1 nearest other items, m cycling through ``sizes`` (the symmetric mixtures of Hopfield and
+    DenseAM theory). Returns the states and each one's parents."""
+    y = to_float(np.asarray(train))
+    rng = np.random.default_rng(seed)
+    m_max = min(max(sizes), len(y))
+    anchors = rng.choice(len(y), size=n, replace=len(y) < n)
+    nb = nearest(np.asarray(train)[anchors], np.asarray(train), m_max, device="cpu")
+    states, parents = [], []
+    for i in range(n):
+        m = min(sizes[i % len(sizes)], len(y))
+        idx = nb.indices[i, :m]  # the anchor itself first (distance 0), then its nearest others
+        states.append(y[idx].mean(0))
+        parents.append(idx.tolist())
+    return np.stack(states).astype(np.float32), parents
+
+
+def mixture_stability(train, x, t: int, *, schedule: Schedule = Schedule()) -> np.ndarray:
+    """The DenseAM analysis at β(t): the spectral radius of the exact update's Jacobian at each state x,
+    ρ = β(t) · λ_max(Cov_w(y)) with w = softmax(−β‖x − y_i‖²/2) (the update's derivative is β Cov_w). A
+    fixed point with ρ < 1 is stable; one with ρ > 1 splits towards its patterns."""
+    y = torch.as_tensor(to_float(np.asarray(train)), dtype=torch.float64).reshape(len(train), -1)
+    xs = torch.as_tensor(np.asarray(x), dtype=torch.float64).reshape(len(x), -1)
+    b = beta(t, schedule)
+    w = torch.softmax(-b * torch.cdist(xs, y) ** 2 / 2, dim=1)  # (n, K)
+    out = []
+    for i in range(len(xs)):
+        mean = w[i] @ y
+        c = (y - mean).T @ (w[i, :, None] * (y - mean))
+        out.append(b * float(torch.linalg.eigvalsh(c)[-1]))
+    return np.asarray(out)
+
+
+def hessian_extremes(model, z, t: int, *, schedule: Schedule = Schedule(), batch: int = 16) -> np.ndarray:
+    """(n, 2): the smallest and largest eigenvalue of ∇²E_t = (∂ε/∂z)/√(1 − ᾱ_t), symmetrised, at each
+    row of ``z`` (points in x_t space), from the full Jacobian (``torch.func.jacfwd``): exact, for images
+    small enough to hold d × d per point (d = 64 on 8×8 digits, 196 on 14×14)."""
+    dev = _device(model)
+    z = torch.as_tensor(np.asarray(z), dtype=torch.float32).to(dev)
+    shape = tuple(getattr(model, "sample_shape", z.shape[1:]))
+    d = z[0].numel()
+    check(d <= 4096, f"hessian_extremes forms d × d = {d} × {d} per point; use mem2gen.analyses.landscape.hessian_eigs")
+    scale = float(1 / (1 - schedule.alphas_cumprod[int(t)]).sqrt())
+    tt = torch.full((1,), int(t), dtype=torch.long, device=dev)
+
+    def eps(v):  # one flat point -> its ε, flat
+        return model(v.reshape(1, *shape), tt).reshape(-1).float()
+
+    out = []
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+        for i in range(0, len(z), batch):
+            jac = torch.vmap(torch.func.jacfwd(eps))(z[i:i + batch].reshape(-1, d).float())  # (b, d, d)
+            h = scale * 0.5 * (jac + jac.transpose(1, 2)).double()
+            ev = torch.linalg.eigvalsh(h)
+            out.append(torch.stack([ev[:, 0], ev[:, -1]], 1).detach().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 2))
+
+
+def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = AttractorConfig(), *,
+          schedule: Schedule = Schedule(), exact: bool = True, progress=None) -> dict:
+    """The attractor study of ``model`` (an ε-model) trained on ``train``: ``groups`` maps a name to its
+    starting points (floats in [-1, 1]); ``synthetic``: S' (its first ``cfg.n_synthetic`` are followed).
+    Returns ``{"delta", "spacing", "census": [...], "points": [...], "barriers": [...]}``: one census row
+    per (t, group), one row per followed start (its end, curvature, recovery), one per barrier."""
+    say = progress or (lambda *a: None)
+    y = to_float(np.asarray(train))
+    spacing = nn_spacing(np.asarray(train)) if len(y) > 1 else float("nan")
+    delta = cfg.delta_frac * spacing if len(y) > 1 else 0.1
+    names = [g for g in groups if len(groups[g])]
+    starts = [to_float(np.asarray(groups[g])) for g in names]
+    syn = to_float(np.asarray(synthetic[:cfg.n_synthetic])) if cfg.n_synthetic and len(synthetic) else np.zeros((0, *y.shape[1:]), np.float32)
+    xs = np.concatenate(starts + [syn]).astype(np.float32)
+    owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(starts)] + [np.full(len(syn), -1)]).astype(int)
+    exact_model = OptimalDenoiser(y, schedule=schedule) if exact else None
+    out = {"delta": delta, "spacing": spacing, "census": [], "points": [], "barriers": []}
+    dev = _device(model)
+    if cfg.barrier_pairs and len(y) > 1:  # the training items whose barrier to their nearest other item is drawn
+        pick = np.random.default_rng(cfg.seed).permutation(len(y))[:cfg.barrier_pairs]
+        pair = nearest(y, y, 1, exclude_self=True, device="cpu")  # every item's nearest other item
+    for t in cfg.ts:
+        say(f"t = {t}: fixed points, census")
+        a = float(schedule.alphas_cumprod[int(t)])
+        ends = follow(model, torch.as_tensor(xs).to(dev), t=t, iters=cfg.iters, schedule=schedule).float().cpu()
+        z = (a ** 0.5) * ends
+        with torch.no_grad():  # the fixed-point residual ‖x̂0(√ᾱ h) − h‖ of each end
+            tt = torch.full((len(z),), int(t), dtype=torch.long)
+            eps = torch.cat([model(z[i:i + 4096].to(dev), tt[i:i + 4096].to(dev)).float().cpu()
+                             for i in range(0, len(z), 4096)])
+            residual = (((z - (1 - a) ** 0.5 * eps) / a ** 0.5).clamp(-1, 1) - ends).reshape(len(z), -1).norm(dim=1).numpy()
+        ends, z = ends.reshape(len(xs), -1), z.reshape(len(xs), -1)
+        cen = census(ends.numpy(), delta=delta, train=y)
+        on_item = cen.training_item[cen.component] >= 0  # each end: its attractor sits on a training item
+        stays = (ends - torch.as_tensor(xs)).reshape(len(xs), -1).norm(dim=1).numpy() <= delta
+        n_syn = int((owner == -1).sum())
+        syn_mass = np.bincount(cen.component[owner == -1], minlength=cen.n_attractors) / max(n_syn, 1)
+        if exact_model is not None:
+            ex_ends = follow(exact_model, torch.as_tensor(xs[owner >= 0]), t=t, iters=cfg.iters, schedule=schedule).float()
+            ex_cen = census(ex_ends.numpy(), delta=delta, train=y)
+            ex_item = ex_cen.training_item[ex_cen.component] >= 0
+            rho = mixture_stability(y, ex_ends.numpy(), t, schedule=schedule)
+        say(f"t = {t}: recovery and curvature")
+        rec = recovery_probability(model, xs[owner >= 0], t, delta=delta, trials=cfg.trials, steps=cfg.steps,
+                                   schedule=schedule, seed=cfg.seed + t)
+        eig = hessian_extremes(model, z[owner >= 0].numpy(), t, schedule=schedule)
+        is_min = eig[:, 0] > -cfg.minimum_tol * np.abs(eig[:, 1])
+        converged = residual <= 1e-3 * np.sqrt(y[0].size)
+        level = {"t": t, "beta": beta(t, schedule), "sigma": (1 - a) ** 0.5, "noise_norm": ((1 - a) * y[0].size) ** 0.5,
+                 "delta": delta}
+        for gi, g in enumerate(names):
+            sel = owner == gi
+            comp = cen.component[sel]
+            non = ~on_item[sel]
+            non_attr = np.unique(comp[non])
+            row = {**level, "group": g, "n": int(sel.sum()),
+                   "attractors": int(len(np.unique(comp))), "nontraining_attractors": int(len(non_attr)),
+                   "to_training": float(np.mean(~non)), "stays": float(np.mean(stays[sel])),
+                   "nontraining_sprime_mass": float(syn_mass[non_attr].sum()) if n_syn else None,
+                   "largest_nontraining_sprime_mass": float(syn_mass[non_attr].max()) if n_syn and len(non_attr) else 0.0,
+                   "recovery": float(np.mean(rec[sel[owner >= 0]])),
+                   "minimum_share": float(np.mean(is_min[sel[owner >= 0]])),
+                   "converged": float(np.mean(converged[sel]))}
+            if exact_model is not None:
+                sub = sel[owner >= 0]
+                row |= {"exact_to_training": float(np.mean(ex_item[sub])),
+                        "exact_stable_mixtures": float(np.mean(~ex_item[sub] & (rho[sub] < 1)))}
+            out["census"].append(row)
+        if n_syn:
+            non_syn = ~on_item[owner == -1]
+            out["census"].append({**level, "group": "S'", "n": n_syn, "attractors": int(len(np.unique(cen.component[owner == -1]))),
+                                  "nontraining_attractors": int(len(np.unique(cen.component[owner == -1][non_syn]))),
+                                  "to_training": float(np.mean(~non_syn)), "stays": float(np.mean(stays[owner == -1])),
+                                  "converged": float(np.mean(converged[owner == -1]))})
+        for j, i in enumerate(np.flatnonzero(owner >= 0)):
+            out["points"].append({"t": t, "group": names[owner[i]], "i": int(j), "to_training": bool(on_item[i]),
+                                  "lambda_min": float(eig[j, 0]), "lambda_max": float(eig[j, 1]),
+                                  "minimum": bool(is_min[j]), "recovery": float(rec[j]), "residual": float(residual[i])})
+
+        say(f"t = {t}: barriers")
+        sq = a ** 0.5
+        # 5. non-training end points of every group (distinct attractors) against their nearest item
+        firsts = {}
+        for i in np.flatnonzero((owner >= 0) & ~on_item):
+            firsts.setdefault(int(cen.component[i]), i)
+        kinds = []
+        if firsts:
+            idx = np.array(list(firsts.values()))
+            nb = nearest(ends[idx].numpy(), y, 1, device="cpu")
+            kinds.append(("attractor", [names[owner[i]] for i in idx], ends[idx], torch.as_tensor(y[nb.indices[:, 0]]),
+                          nb.distances[:, 0]))
+        if cfg.barrier_pairs and len(y) > 1:
+            kinds.append(("training pair", ["training item"] * len(pick), torch.as_tensor(y[pick]),
+                          torch.as_tensor(y[pair.indices[pick, 0]]), pair.distances[pick, 0]))
+        for kind, groups_of, a_pts, b_pts, dist in kinds:
+            _, prof = energy_profile(model, (sq * a_pts).to(dev), (sq * b_pts).to(dev), t, schedule=schedule)
+            for g, bar, d in zip(groups_of, barrier(prof), dist):
+                out["barriers"].append({"t": t, "kind": kind, "group": g, "barrier": float(bar), "distance": float(d)})
+    return out
+
+
+def point_groups(point, cfg: AttractorConfig) -> dict:
+    """The starting points of a classified sweep point (a :class:`mem2gen.runs.run.Point`): up to
+    ``cfg.per_group`` samples of S_eval per label (in S_eval's order), as many real items held out of S_K,
+    and as many hand-made mixtures of its training items."""
+    from ..core.stats import LABELS
+
+    out = {}
+    ev, lab = np.asarray(point.eval), point.labels.labels
+    for j, name in enumerate(LABELS):
+        if name in cfg.groups:
+            out[name] = ev[np.flatnonzero(lab == j)[:cfg.per_group]]
+    if "held-out" in cfg.groups:
+        out["held-out"] = point.held_out(cfg.per_group, [cfg.seed, point.k, 0xA77])
+    if "mixture" in cfg.groups and point.k >= 2:
+        out["mixture"] = mixtures(point.train_set, cfg.per_group, cfg.mixture_sizes, seed=cfg.seed)[0]
+    return out
+
+
+def analyze_point(point, cfg: AttractorConfig = AttractorConfig(), *, device=None, progress=None) -> dict:
+    """:func:`study` at one classified sweep point: its EMA model, S_K, :func:`point_groups` and S'."""
+    model = point.load_model(device=device)
+    res = study(model, point.train_set, point_groups(point, cfg), point.synthetic, cfg, progress=progress)
+    return {"K": point.k, "replicate": point.replicate, **res}
+
+
+def per_model(census_rows: list, point_rows: list, barrier_rows: list):
+    """One row per (K, replicate, t, group) (a pandas DataFrame): the census row with the model's median
+    curvature over its end points and median barrier; training pairs as the group "training pair"."""
+    import pandas as pd
+
+    cen, pts = pd.DataFrame(census_rows), pd.DataFrame(point_rows)
+    bars = pd.DataFrame(barrier_rows)
+    if len(pts):
+        curv = pts.groupby(["K", "replicate", "t", "group"]).agg(
+            lambda_min=("lambda_min", "median"), lambda_max=("lambda_max", "median")).reset_index()
+        cen = cen.merge(curv, on=["K", "replicate", "t", "group"], how="left")
+    if len(bars):  # barriers from non-training end points, by the group they came from; training pairs apart
+        bars = bars.assign(group=bars["group"].where(bars["kind"] != "training pair", "training pair"))
+        b = bars.groupby(["K", "replicate", "t", "group"]).agg(barrier=("barrier", "median"),
+                                                               n_barriers=("barrier", "size")).reset_index()
+        pairs = b[b["group"] == "training pair"].merge(
+            cen[[c for c in ("K", "replicate", "t", "sigma", "beta", "noise_norm", "delta") if c in cen]].drop_duplicates(),
+            on=[c for c in ("K", "replicate", "t") if c in cen])
+        cen = pd.concat([cen.merge(b, on=["K", "replicate", "t", "group"], how="left"),
+                         pairs.assign(n=pairs["n_barriers"])], ignore_index=True)
+    return cen
+
+
+def summarize(census_rows: list, point_rows: list, barrier_rows: list) -> list[dict]:
+    """Model-level summary per (K, t, group) of :func:`per_model`'s rows: the mean over models with its
+    t-interval (:func:`mem2gen.core.stats.model_interval`; with one model, no interval: between-model variance
+    unmeasured)."""
+    from ..core.stats import model_interval
+
+    cen = per_model(census_rows, point_rows, barrier_rows)
+    measures = [c for c in ("to_training", "nontraining_attractors", "nontraining_sprime_mass", "stays", "recovery",
+                            "minimum_share", "converged", "exact_to_training", "exact_stable_mixtures", "lambda_min",
+                            "lambda_max", "barrier") if c in cen]
+    fractions = {"to_training", "nontraining_sprime_mass", "stays", "recovery", "minimum_share", "converged",
+                 "exact_to_training", "exact_stable_mixtures"}
+    out = []
+    for (k, t, g), rows in cen.groupby(["K", "t", "group"], sort=True):
+        row = {"K": int(k), "t": int(t), "sigma": float(rows["sigma"].iloc[0]), "beta": float(rows["beta"].iloc[0]),
+               "noise_norm": float(rows["noise_norm"].iloc[0]) if "noise_norm" in rows else None,
+               "delta": float(rows["delta"].mean()) if "delta" in rows else None,
+               "group": g, "n_models": int(len(rows)), "n_per_model": int(rows["n"].min())}
+        for m in measures:
+            v = rows[m].dropna().to_numpy(dtype=float)
+            if not len(v):
+                continue
+            iv = model_interval(v, fraction=m in fractions)
+            row |= {m: iv["mean"], f"{m}_lo95": iv["ci95"][0], f"{m}_hi95": iv["ci95"][1]}
+        out.append(row)
+    return out

@@ -1,0 +1,185 @@
+"""The rows of results.csv: one per classified K (:func:`rows`, what ``Run.results()`` returns), and
+one per classified point (:func:`point_row`, every replicate: points.csv).
+
+A point's row is flattened from its summary.json and, where they exist, its null.json, manifold.json and
+quality.json. With one model per K the K's row is that point's row, and its tests judge that one model
+(``inference`` = "one model": the per-sample test; between-model variance is not measured). With
+replicate models the K's row is model-level (``inference`` = "models"): fractions are means over the
+models, ``std_*`` / ``sd_between_*`` their between-model sd, ``lo95_*``/``hi95_*`` the t-interval
+over the models, and ``p_*`` the t-test of the models' excesses over their own nulls
+(:func:`mem2gen.core.stats.model_interval`, :func:`mem2gen.core.stats.model_test`). ``significant_*`` is
+Holm-corrected over the table's K either way. ``frac_<class>_at_null`` is the model's fraction at the
+null's |S_eval| and |S'| (equal to ``frac_<class>`` unless the held-out data could not fill |S'|): the
+number the null is compared with.
+"""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+
+from ..io import layout
+from ..errors import check
+from ..io.files import read_json
+from ..core.stats import ALPHA, LABELS, exceeds, mark_significant, model_interval, model_test
+
+TESTED = ("memorized", "spurious")  # classes compared with the null
+
+
+def rows(points) -> list[dict]:
+    """One record per classified K: plain dicts, so ``pandas.DataFrame(rows)`` takes them as they are."""
+    by_k: dict = {}
+    for p in points:
+        if p.state == "classified":
+            by_k.setdefault(p.k, []).append(point_row(p))
+    out = [group[0] | {"n_replicates": 1, "inference": "one model"} if len(group) == 1 else model_row(group)
+           for _, group in sorted(by_k.items())]
+    for r in out:
+        r.pop("replicate", None)
+    for name in TESTED:
+        if out and all(f"p_{name}" in r for r in out):
+            mark_significant(out, name)
+    return out
+
+
+def model_row(group: list[dict]) -> dict:
+    """The model-level record of one K from its replicates' point rows."""
+    first = group[0]
+    row = {"K": first["K"], "n_replicates": len(group), "inference": "models", "n_eval": first["n_eval"],
+           "n_synthetic": first["n_synthetic"], "synthetic_per_K": first["synthetic_per_K"]}
+    for name in LABELS:
+        iv = model_interval([r[f"frac_{name}"] for r in group])
+        row |= {f"count_{name}": sum(r[f"count_{name}"] for r in group), f"frac_{name}": iv["mean"],
+                f"mean_{name}": iv["mean"], f"std_{name}": iv["sd"], f"lo95_{name}": iv["ci95"][0],
+                f"hi95_{name}": iv["ci95"][1], f"sd_between_{name}": iv["sd"]}
+    if all(r.get("null_spurious") is not None for r in group):
+        for name in TESTED:
+            nulls = [r[f"null_{name}"] for r in group]
+            at = [r[f"frac_{name}_at_null"] for r in group]
+            exc = [a - b for a, b in zip(at, nulls)]  # each model against its own null, at equal |S'|
+            n_iv, e_iv = model_interval(nulls), model_interval(exc, fraction=False)
+            row |= {f"null_{name}": n_iv["mean"], f"null_lo95_{name}": n_iv["ci95"][0],
+                    f"null_hi95_{name}": n_iv["ci95"][1], f"frac_{name}_at_null": float(np.mean(at)),
+                    f"excess_{name}": e_iv["mean"], f"excess_lo95_{name}": e_iv["ci95"][0],
+                    f"excess_hi95_{name}": e_iv["ci95"][1], f"excess_sd_{name}": e_iv["sd"],
+                    f"p_{name}": model_test(exc), f"significant_{name}": 0,
+                    f"null_count_{name}": sum(r[f"null_count_{name}"] for r in group),
+                    f"model_count_{name}_at_null": sum(r[f"model_count_{name}_at_null"] for r in group)}
+        row |= {"null_n": sum(r["null_n"] for r in group), "model_n_at_null": sum(r["model_n_at_null"] for r in group),
+                "null_n_synthetic": min(r["null_n_synthetic"] for r in group)}
+    for key in ("off_manifold", "generalized_off_manifold", "quality_fd", "quality_kid", "quality_real_fd"):
+        vals = [r.get(key) for r in group]
+        if all(v is not None for v in vals):
+            row[key] = float(np.mean(vals))
+    if "off_manifold" in row:
+        iv = model_interval([r["off_manifold"] for r in group])
+        row |= {"off_manifold_lo95": iv["ci95"][0], "off_manifold_hi95": iv["ci95"][1]}
+    return row
+
+
+def point_row(point) -> dict:
+    """One point's record; its ``significant_*`` judge this point alone (p < α), where :func:`rows`
+    corrects them for the run's number of sizes."""
+    s = point.summary
+    row = {"K": point.k, "replicate": point.replicate, "n_eval": s["n_eval"], "n_synthetic": s["n_synthetic"],
+           "synthetic_per_K": s["n_synthetic"] / point.k}
+    for name in LABELS:
+        b = s["bootstrap"][name]
+        row |= {f"count_{name}": s["counts"][name], f"frac_{name}": s["fractions"][name],
+                f"mean_{name}": b["mean"], f"std_{name}": b["std"], f"lo95_{name}": b["ci95"][0],
+                f"hi95_{name}": b["ci95"][1]}
+    if (point.path / layout.NULL).exists():  # the rule on held-out real data (mem2gen.core.null)
+        n = read_json(point.path / layout.NULL)
+        if n["fractions"] is None:  # no held-out data at this K (K = N): nothing to compare with
+            n = {"fractions": {}, "bootstrap": {}, "excess": {}, "n_synthetic": 0}
+        for name in ("memorized", "spurious"):
+            e = n["excess"].get(name, {"excess": None, "ci95": [None, None]})
+            ci = n["bootstrap"].get(name, {"ci95": [None, None]})["ci95"]
+            p = None
+            if n.get("counts") and n.get("model_counts"):  # the exact test, from the counts (any version's file)
+                mc, nc = n["model_counts"], n["counts"]
+                p = exceeds(mc[name], sum(mc.values()), nc[name], sum(nc.values()))
+            row |= {f"null_{name}": n["fractions"].get(name), f"null_lo95_{name}": ci[0],
+                    f"null_hi95_{name}": ci[1], f"excess_{name}": e["excess"],
+                    f"excess_lo95_{name}": e["ci95"][0], f"excess_hi95_{name}": e["ci95"][1],
+                    f"p_{name}": p, f"significant_{name}": int(p is not None and p < ALPHA),
+                    # the counts the test compared (the model's at the null's |S'|), for pooled tests
+                    f"null_count_{name}": n["counts"].get(name) if n.get("counts") else None,
+                    f"model_count_{name}_at_null": n["model_counts"].get(name) if n.get("model_counts") else None,
+                    f"frac_{name}_at_null": (n["model_counts"][name] / sum(n["model_counts"].values())
+                                             if n.get("model_counts") else  # a file of an early version:
+                                             s["fractions"][name] if n["n_synthetic"] == s["n_synthetic"] else None)}
+        row["null_n"] = sum(n["counts"].values()) if n.get("counts") else None
+        row["model_n_at_null"] = sum(n["model_counts"].values()) if n.get("model_counts") else None
+        row["null_n_synthetic"] = n["n_synthetic"]
+    if (point.path / layout.MANIFOLD).exists():  # samples unlike any real data (mem2gen.core.null)
+        m = read_json(point.path / layout.MANIFOLD)
+        row |= {"off_manifold": m["all"]["fraction"], "off_manifold_lo95": m["all"]["ci95"][0],
+                "off_manifold_hi95": m["all"]["ci95"][1], "generalized_off_manifold": m["generalized"]["fraction"]}
+    if (point.path / layout.QUALITY).exists():  # FD / KID against real data (mem2gen.quality)
+        q = read_json(point.path / layout.QUALITY)
+        row |= {"quality_fd": q["fd"], "quality_kid": q["kid"], "quality_real_fd": q["real_fd"]}
+    return row
+
+
+def label_counts(rows, point_rows) -> np.ndarray:
+    """The label counts of each K of ``rows``, (M, 3); or (M, R, 3) when every K has the same R > 1 models
+    in ``point_rows`` (for the hierarchical capacity draws, :func:`mem2gen.core.stats.capacity_draws`)."""
+    by_k: dict = {}
+    for r in point_rows:
+        by_k.setdefault(r["K"], []).append([r[f"count_{n}"] for n in LABELS])
+    reps = {len(v) for v in by_k.values()}
+    if len(reps) == 1 and reps != {1} and set(by_k) == {r["K"] for r in rows}:
+        return np.array([by_k[r["K"]] for r in rows])
+    return np.array([[r[f"count_{n}"] for n in LABELS] for r in rows]) if reps == {1} else \
+        np.array([np.sum(by_k[r["K"]], axis=0) for r in rows])
+
+
+def read_rows(path) -> list[dict]:
+    """The rows of a results.csv (or points.csv), numbers as numbers and empty cells as None."""
+    def value(v):
+        if v == "":
+            return None
+        for kind in (int, float):
+            try:
+                return kind(v)
+            except ValueError:
+                pass
+        return v
+
+    with open(path, newline="") as f:
+        return [{k: value(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def replicate_points(tables: list[list[dict]]) -> list[dict]:
+    """One table per model (e.g. the results.csv of runs made by ``--grid seed=0,1,2``) as point rows with
+    a ``replicate`` index, over the K that every table holds; rows of tables made before
+    ``frac_<class>_at_null`` existed get it from their counts."""
+    check(len(tables) >= 2, "pooling needs the results of two or more replicate runs")
+    common = set.intersection(*({r["K"] for r in t} for t in tables))
+    check(len(common) > 0, "the tables share no size K")
+    out = []
+    for i, t in enumerate(tables):
+        for r in t:
+            if r["K"] not in common:
+                continue
+            r = dict(r, replicate=i)
+            for name in TESTED:
+                if r.get(f"frac_{name}_at_null") is None and r.get("model_n_at_null"):
+                    r[f"frac_{name}_at_null"] = r[f"model_count_{name}_at_null"] / r["model_n_at_null"]
+            r.setdefault("synthetic_per_K", r["n_synthetic"] / r["K"])
+            out.append(r)
+    return out
+
+
+def pool(points: list[dict]) -> list[dict]:
+    """Model-level rows (:func:`model_row`) per K from point rows of several models
+    (:func:`replicate_points`), Holm-corrected over the K."""
+    by_k: dict = {}
+    for r in points:
+        by_k.setdefault(r["K"], []).append(r)
+    out = [model_row(group) for _, group in sorted(by_k.items())]
+    for name in TESTED:
+        if all(f"p_{name}" in r for r in out):
+            mark_significant(out, name)
+    return out

@@ -1,0 +1,415 @@
+"""A sweep: one diffusion model per training-set size K, then S_eval and S', then the labels
+(paper §2-3, Fig. 2). Every point is independent and resumable; the run directory is
+
+    runs/<name>/config.json             the resolved configuration (:class:`mem2gen.io.config.SweepConfig`)
+                manifest.json           each point's stage and times
+                points/K=<k>/model/     EMA model (diffusers layout for U-Nets)
+                             state.safetensors (training checkpoint), eval.npy, synthetic.npy, labels.csv,
+                             summary.json, neighbors.png
+                results.csv, capacities.json, phase.png, phase.pdf, report.html
+
+Finished points are read back with :class:`mem2gen.runs.run.Run`; where they run is an executor's
+business (:mod:`mem2gen.runs.executors`); what is written about them is :mod:`mem2gen.runs.report`'s.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..io import layout
+from ..io import sizes as sizes_mod
+from ..core.checks import point_manifold
+from ..core.null import point_null
+from ..core.rule import classify
+from .compare import compare
+from ..io.config import SweepConfig, inert_keys, load_config, parse_grid, read_config_file
+from ..io.datasets import load_dataset
+from ..errors import DamagedFile, Mem2genError, check
+from .executors import Sequential, make_executor
+from ..io.files import _remove, changed_keys, check_folder, clean_leftovers, read_json, record_digests, run_lock, write_json
+from .report import aggregate, write_classification
+from .run import Point, Run
+from .verify import verify
+
+log = logging.getLogger(__name__)
+
+
+def run_point(point: Point, *, progress: bool = True, device: str | None = None) -> dict:
+    """Train, sample and classify one point; each stage resumes or is skipped when finished.
+    ``device`` overrides the config's (where a point runs does not change its results' meaning)."""
+    from ..models.diffusion import Schedule
+    from ..models.networks import build_model, weights_digest
+    from ..models.sample import generate, record_path
+    from ..models.train import train
+
+    cfg, k, d = point.config, point.k, point.path
+    device = device or cfg.device
+    d.mkdir(parents=True, exist_ok=True)
+    times = {}
+    data = point.train_set
+    t = time.perf_counter()
+    if cfg.checkpoints:  # a model brought along: copied into the point (its digest then guards the samples)
+        if point.state in ("pending", "started"):
+            from ..models.networks import load_model, model_for_size, save_model
+
+            src = model_for_size(cfg.checkpoints, k)
+            brought = load_model(src)
+            check(tuple(brought.sample_shape) == tuple(data.shape[1:]),
+                  f"{src} makes samples of shape {tuple(brought.sample_shape)}; the data's items are {tuple(data.shape[1:])}")
+            save_model(brought, d / layout.MODEL, meta={"step": 0, "size": k, "data": cfg.data, "source": getattr(brought, "source", str(src))})
+        model = point.load_model(device=device)
+    elif cfg.model.kind == "optimal":  # the exact ε-model of S_K: nothing to train
+        if point.state in ("pending", "started"):
+            from ..models.networks import save_model
+
+            save_model(build_model(cfg.model, data.shape[1:], train=data), d / layout.MODEL,
+                       meta={"step": 0, "size": k, "data": cfg.data})
+        model = point.load_model(device=device)
+    else:
+        tcfg = dataclasses.replace(cfg.train, seed=point.seed("train"))
+        model = build_model(cfg.model, data.shape[1:], seed=point.seed("init"))
+        model = train(model, data, tcfg, d, device=device, progress=progress,
+                      meta={"size": k, "data": cfg.data}).model
+    times["train_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    kw = dict(sampler=cfg.sampler, steps=cfg.sample_steps, eta=cfg.eta, batch=cfg.sample_batch,
+              device=device, schedule=Schedule(), progress=progress)
+    if cfg.samples:  # the brought model's own samples: S_eval first, then S'
+        from ..io.data import load_array
+        from ..models.networks import samples_for_size
+        from ..models.sample import import_samples
+
+        src = samples_for_size(cfg.samples, k)
+        made = load_array(src)
+        n_eval, n_syn = cfg.n_eval, point.n_synthetic
+        check(len(made) >= n_eval + n_syn, f"{src} holds {len(made)} samples; K = {k} needs n_eval + |S'| = {n_eval + n_syn}")
+        ev = import_samples(made[:n_eval], d / layout.EVAL, model, source=f"{src} [0:{n_eval}]")
+        syn = import_samples(made[n_eval:n_eval + n_syn], d / layout.SYNTHETIC, model,
+                             source=f"{src} [{n_eval}:{n_eval + n_syn}]")
+    else:
+        ev = generate(model, cfg.n_eval, d / layout.EVAL, seed=point.seed("eval"), **kw)
+        syn = generate(model, point.n_synthetic, d / layout.SYNTHETIC, seed=point.seed("synthetic"), **kw)
+    times["sample_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if point.state != "classified":
+        c = classify(ev, data, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device,
+                     pixel_range="-1,1")
+        boot = c.bootstrap(iterations=cfg.bootstrap_iterations, seed=point.seed("bootstrap"))
+        made_from = {"model": weights_digest(model)} | {
+            name: read_json(record_path(d / f"{name}.npy"))["sha256"] for name in ("eval", "synthetic")}
+        write_classification(d, c, ev, data, syn, boot=boot, grid=True,
+                             extra={"K": k, "made_from": made_from})  # summary.json last
+        record_digests(d, [layout.LABELS_CSV, layout.SUMMARY])
+    point_checks(point, device=device)
+    times["classify_s"] = time.perf_counter() - t
+    log.info("K=%s: train %.1f s, sample %.1f s, classify and checks %.1f s", point.key, times["train_s"],
+             times["sample_s"], times["classify_s"])
+    return {"K": point.key, **times}
+
+
+def point_checks(point: Point, *, device: str | None = None) -> None:
+    """The rule's null, the off-manifold check and the quality score of a classified point, each computed
+    once and kept in the point's folder (null.json, manifold.json, quality.json), as its config asks; their
+    searches run on ``device`` (default: the config's)."""
+    device = device or point.config.device
+    if point.config.null_calibration:
+        point_null(point, device=device)
+    if point.config.manifold_check:
+        point_manifold(point, device=device)
+    if point.config.quality_check and point.config.n_eval >= 2:
+        from ..core.quality import point_quality
+
+        point_quality(point)
+
+
+def rebuild_report(run_dir, *, echo=print) -> dict:
+    """The ``mem2gen report`` command: complete the checks of classified points made before they existed,
+    then rebuild results.csv, capacities.json, the phase diagram and report.html."""
+    with run_lock(run_dir, command="mem2gen report"):
+        for p in Run(run_dir).points():
+            if p.state == "classified":
+                point_checks(p)
+        return aggregate(run_dir, echo=echo)
+
+
+def train_replicates(run: Run, k: int, *, device: str | None = None, progress: bool = True) -> float:
+    """``train.ensemble``: train every replicate of K not yet trained at once, as one stacked MLP
+    (:func:`mem2gen.models.ensemble.train_ensemble`); returns the seconds it took."""
+    from ..models.ensemble import train_ensemble
+    from ..models.networks import build_model
+
+    cfg, t = run.config, time.perf_counter()
+    todo = [p for p in run.points() if p.k == k and p.state in ("pending", "started")]
+    if todo:
+        for p in todo:
+            p.path.mkdir(parents=True, exist_ok=True)
+        train_ensemble([build_model(cfg.model, p.train_set.shape[1:], seed=p.seed("init")) for p in todo],
+                       [p.train_set for p in todo], [dataclasses.replace(cfg.train, seed=p.seed("train")) for p in todo],
+                       [p.path for p in todo], device=device or cfg.device, progress=progress,
+                       metas=[{"size": k, "data": cfg.data}] * len(todo))
+    return time.perf_counter() - t
+
+
+ALL_REPLICATES = ".r*"  # a job key "K.r*": every replicate of K, trained as one ensemble (train.ensemble)
+
+
+class PointJob:
+    """``job(key, device=None)``: run the point named ``key`` (K, or "K.r<replicate>"; with
+    ``train.ensemble``, "K.r*": every replicate of K, trained together) of one run directory
+    (picklable, for executors).
+    The run's dataset is loaded once per process, however many points the process runs."""
+
+    def __init__(self, run_dir, *, progress: bool = False):
+        self.run_dir, self.progress = str(run_dir), progress
+        self._run = None
+
+    def __getstate__(self):
+        return {"run_dir": self.run_dir, "progress": self.progress, "_run": None}
+
+    def __call__(self, key, device: str | None = None) -> dict:
+        self._run = self._run or Run(self.run_dir)
+        if str(key).endswith(ALL_REPLICATES):
+            k = int(str(key)[:-len(ALL_REPLICATES)])
+            seconds = train_replicates(self._run, k, device=device, progress=self.progress)
+            members = [run_point(p, progress=self.progress, device=device) for p in self._run.points()
+                       if p.k == k and p.state != "classified"]
+            for m in members:  # the ensemble's time, shared
+                m["train_s"] += seconds / len(members)
+            return {"K": key, "members": members}
+        return run_point(self._run.point_of(key), progress=self.progress, device=device)
+
+
+# --- the whole sweep ---------------------------------------------------------------------------------
+
+# what a sweep writes at the top of its folder: all that --overwrite removes (with points/K=*/ and jobs/)
+RUN_FILES = (layout.CONFIG, layout.MANIFEST, "results.csv", "capacities.json", "phase.png", "phase.pdf", "report.html",
+             "samples.png", "bridge.csv", "transition.json",
+             "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png", *layout.ATTRACTOR_TABLES)
+# settings that may change in a run folder: they do not change what its finished points mean
+FREE_KEYS = ("name", "sizes", "replicates", "device", "train.checkpoint_every", "train.save_steps", "null_calibration",
+             "manifold_check", "quality_check")
+
+
+def remove_run_files(run: Path) -> None:
+    """Delete what a sweep wrote in ``run`` (its known names), leaving every other file."""
+    for name in RUN_FILES:
+        _remove(run / name)
+    _remove(run / "jobs")
+    points = run / "points"
+    if points.is_dir():
+        for d in points.glob("K=*"):
+            _remove(d)
+        if not any(points.iterdir()):
+            points.rmdir()
+
+
+def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
+    """Check the config against the data, the device and the run directory; write config.json. Returns
+    the sizes. A run folder accepts a config that differs only in :data:`FREE_KEYS` (more sizes, another
+    device, ...); any other difference is refused with the keys named, or, with ``overwrite``, the run's
+    own files are removed and it starts again."""
+    from ..models.networks import check_device, check_size
+
+    run = Path(run_dir)
+    if run.is_symlink() and not run.exists():
+        raise Mem2genError(f"{run} is a dangling symbolic link; remove it or choose another --out")
+    if run.exists() and not run.is_dir():
+        raise Mem2genError(f"{run} is a file; give a directory for the run")
+    check_device(cfg.device)
+    data = load_dataset(cfg.data, image_size=cfg.image_size)
+    n_data = len(data)
+    ks = sizes_mod.resolve(list(cfg.sizes) if isinstance(cfg.sizes, tuple) else cfg.sizes, n_data)
+    if cfg.model.kind != "optimal" and not cfg.checkpoints:
+        check_size(cfg.model, tuple(data.shape[1:]))  # a network that cannot be trained here: before any work
+    samples = sum(cfg.sample_bytes(k, data.shape[1:]) for k in ks)
+    where = run.resolve()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    check(samples <= free, f"the samples of this sweep need {samples / 2**30:,.1f} GiB and {where} has "
+                           f"{free / 2**30:,.1f} GiB free; lower n_eval, the |S'| factor or cap, or the sizes "
+                           "(`mem2gen sweep ... --plan` itemises it)")
+    if cfg.checkpoints:  # every size has its model (and its samples, if brought) before any work
+        from ..models.networks import model_for_size, samples_for_size
+
+        for k in ks:
+            model_for_size(cfg.checkpoints, k)
+            if cfg.samples:
+                samples_for_size(cfg.samples, k)
+    cfg_file = run / layout.CONFIG
+    if cfg_file.exists():
+        try:
+            old = SweepConfig.from_dict(read_json(cfg_file)).to_dict()  # a run of an earlier version reads the same
+        except (Mem2genError, ValueError, OSError) as e:
+            raise Mem2genError(f"{cfg_file} is not a readable mem2gen sweep config ({str(e)[:120]}); it is left as "
+                               "it is: choose another --out") from None
+        diff = [k for k in changed_keys(old, cfg.to_dict(), nested=True) if k not in FREE_KEYS]
+        if diff:
+            if not overwrite:
+                raise Mem2genError(f"{run} was made by another config (differs in {', '.join(diff)}); "
+                                   "choose another --out or pass --overwrite to start it again")
+            remove_run_files(run)
+    elif run.exists() and any(p.name != ".lock" for p in run.iterdir()) and not overwrite:
+        raise Mem2genError(f"{run} holds files but no sweep config.json; choose another --out or pass --overwrite")
+    run.mkdir(parents=True, exist_ok=True)
+    try:
+        write_json(cfg_file, cfg.to_dict())
+    except OSError as e:
+        raise Mem2genError(f"cannot write to {run} ({e.strerror}); choose a writable --out") from None
+    return ks
+
+
+def update_manifest(run: Path, ks: list[int], record: dict | None = None) -> dict:
+    """manifest.json: each point's stage (read from its files) and, for ``record``'s point, its times."""
+    f = run / layout.MANIFEST
+    try:
+        man = read_json(f) if f.exists() else {"points": {}}
+    except DamagedFile:  # derived from the points' files: rebuilt
+        man = {"points": {}}
+    man["sizes"] = ks
+    write_json(f, man)  # the sizes first: the handle below lists the points from them
+    for point in Run(run).points():
+        p = man["points"].setdefault(str(point.key), {})
+        p["state"] = point.state
+        if record and str(record.get("K")) == str(point.key):
+            p.update({key: round(v, 2) for key, v in record.items() if key != "K"})
+    man["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    write_json(f, man)
+    return man
+
+
+def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: bool = False,
+              progress: bool = True, echo=print, slurm: dict | None = None, devices: list | None = None) -> dict:
+    """Run (or resume) every point, then aggregate and report (results.csv, capacities, report.html).
+
+    ``executor``: local (one point after another, or one worker process per device given several
+    ``devices``; by default every visible GPU when there are several), slurm or submitit-local.
+    """
+    from ..models.networks import check_device  # torch
+
+    run = check_folder(run_dir)
+    for d in devices or []:  # every device of --devices exists, before any work
+        check_device(d)
+    with run_lock(run, command="mem2gen sweep"):
+        ks = prepare(cfg, run, overwrite=overwrite)
+        for p in clean_leftovers(run):
+            echo(f"removed {p}, left by an interrupted run")
+        update_manifest(run, ks)
+        handle = Run(run)
+        for p in handle.points():
+            for problem in verify(p, repair=True):
+                echo(f"K={p.key}: {problem}")
+        todo = [p.key for p in handle.points() if p.state != "classified"]
+        n = len(handle.points())
+        reps = f" x {cfg.replicates} replicates" if cfg.replicates > 1 else ""
+        echo(f"sweep {cfg.name}: {len(ks)} sizes {ks}{reps}; {n - len(todo)} done, {len(todo)} to run ({executor})")
+        if cfg.train.ensemble and cfg.replicates > 1:  # one job per K: its replicates trained together
+            todo = list(dict.fromkeys(f"{p.k}{ALL_REPLICATES}" for p in handle.points() if p.state != "classified"))
+        ex = make_executor(executor, folder=run / "jobs", devices=devices, slurm=slurm, device=cfg.device, echo=echo)
+        bars = isinstance(ex, Sequential)  # one point at a time in this process: its progress bars
+        job = PointJob(run, progress=progress and bars)
+        if todo and not bars:
+            echo(f"each point's progress: mem2gen status {run}")
+        for record in ex.map(job, todo):
+            for r in record.get("members", [record]):
+                update_manifest(run, ks, r)
+        return rebuild_report(run, echo=echo)  # completes points finished by a version without the checks
+
+
+def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None, grid=None,
+          find_transition: bool = False, executor: str = "local", devices: list | None = None, slurm: dict | None = None, overwrite: bool = False,
+          progress: bool = True, echo=print, plan: bool = False) -> dict:
+    """The ``mem2gen sweep`` command: a sweep preset, a config file and overrides (dotted keys for nested
+    settings) resolved into one :class:`SweepConfig` and run in ``out`` (default ``runs/<name>``).
+
+    ``grid`` (``"KEY=V1,V2"``, or a ``grid:`` mapping in the config file) runs one sweep per value in
+    ``out/KEY=V`` (default ``runs/<name>-<KEY>``) and compares them (``out/compare``, the first value
+    the reference): an intervention study in one command. Every config is checked before any work.
+    ``find_transition`` runs the config's (coarse) sizes, then the paper's schedule around the transition
+    they show (:func:`transition_sweep`). ``plan`` runs nothing: it prints what the sweep would cost
+    (:mod:`mem2gen.runs.plan`) and returns the plan."""
+    cfg = load_config(preset, config_file, overrides)
+    if plan:
+        from .plan import plan as make_plan
+        from .plan import print_plan
+
+        p = make_plan(cfg, Path(out) if out else Path("runs") / cfg.name, executor=executor, slurm=slurm,
+                      device=(devices or [None])[0])
+        print_plan(p, echo=echo)
+        return {"plan": p}
+    grid = grid or read_grid(config_file)
+    check(not (grid and find_transition), "--grid and --find-transition do not combine; run them one after the other")
+    if not grid:
+        run = Path(out) if out else Path("runs") / cfg.name
+        res = (transition_sweep if find_transition else run_sweep)(cfg, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
+                 devices=devices)
+        return {**res, "report": run / "report.html"}
+
+    key, values = parse_grid(grid)
+    why = inert_keys(cfg).get(key)
+    check(why is None, f"grid over {key}: {why}, so every sweep would be the same")
+    base = Path(out) if out else Path("runs") / f"{cfg.name}-{key}"
+    members = [(base / f"{key}={v}", load_config(preset, config_file, {**(overrides or {}), key: v,
+                                                                         "name": f"{cfg.name}-{key}={v}"}))
+               for v in values]
+    for run, c in members:  # every member's folder is checked before the first one starts
+        if (run / layout.CONFIG).exists():
+            prepare(c, run, overwrite=overwrite)
+    for i, (run, c) in enumerate(members):
+        echo(f"== {key} = {values[i]} ({i + 1}/{len(members)}) ==")
+        run_sweep(c, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
+                  devices=devices)
+    res = compare([r for r, _ in members], out=base / "compare", overwrite=True, echo=echo)
+    return {**res, "report": base / "compare" / "compare.png"}
+
+
+def transition_points(ks, p_mem, *, tol: float = 0.05) -> tuple[int, int]:
+    """A and B of the paper's schedule (App. B.1) from a coarse sweep: A = the largest K where
+    P(memorized) ≥ 1 − tol (memorization has not started to fall; the smallest K if there is none),
+    B = the smallest K above A where P(memorized) ≤ tol (it has plateaued at ~0)."""
+    ks, p = [int(k) for k in ks], [float(x) for x in p_mem]
+    full = [k for k, x in zip(ks, p) if x >= 1 - tol]
+    a = max(full) if full else min(ks)
+    low = [k for k, x in zip(ks, p) if k > a and x <= tol]
+    check(len(low) > 0, f"memorization does not fall to {tol} above K = {a} in the coarse sweep "
+                        f"({', '.join(f'K={k}: {x:.2f}' for k, x in zip(ks, p))}); there is no transition to refine")
+    return a, min(low)
+
+
+def refine_sizes(a: int, b: int, n: int, *, start: int = 2) -> list[int]:
+    """The paper's schedule around a transition: 5 sizes from ``start`` to A, 30 from A to B, 5 from B to
+    N (:func:`mem2gen.io.sizes.paper`; without the first 5 when A = ``start``)."""
+    if a > start:
+        return sizes_mod.paper(a, b, n, start=start)
+
+    return sorted({int(round(x)) for x in np.concatenate([np.linspace(a, b, 30), np.linspace(b, n, 5)[1:]])})
+
+
+def transition_sweep(cfg: SweepConfig, run_dir, *, echo=print, **kw) -> dict:
+    """``mem2gen sweep --find-transition``: run the coarse sweep of ``cfg`` (e.g. ``{doubling: 500}``),
+    find A and B (:func:`transition_points`), then add the paper's 5 + 30 + 5 sizes around them to the
+    same run folder and run those (transition.json records how). Resumable like any sweep."""
+    run = Path(run_dir)
+    res = run_sweep(cfg, run, echo=echo, **kw)
+    rows = res["rows"]
+    a, b = transition_points([r["K"] for r in rows], [r["frac_memorized"] for r in rows], tol=cfg.capacity_tol)
+    n = len(load_dataset(cfg.data, image_size=cfg.image_size))
+    fine = sorted({r["K"] for r in rows} | set(refine_sizes(a, b, n)))
+    write_json(run / "transition.json", {"A": a, "B": b, "tol": cfg.capacity_tol, "coarse": [r["K"] for r in rows],
+                                         "rule": "A = largest K with P(mem) >= 1 - tol; B = smallest K > A with "
+                                                 "P(mem) <= tol", "sizes": fine})
+    echo(f"transition: A = {a}, B = {b}; refining with {len(fine)} sizes")
+    return run_sweep(dataclasses.replace(cfg, sizes=tuple(fine)), run, echo=echo, **kw)
+
+
+def read_grid(config_file) -> dict | None:
+    """The ``grid:`` mapping of a sweep config file, if it has one."""
+    if not config_file:
+        return None
+
+    return read_config_file(config_file).get("grid")
