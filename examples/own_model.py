@@ -47,7 +47,7 @@ def main(out: Path, *, sizes=(4, 64, 1024), steps: int = 400, n_eval: int = 200,
     from mem2gen.core.stats import LABELS, capacities
     from mem2gen.io.datasets import load_dataset
     from mem2gen.models.sample import generate
-    from mem2gen.runs.plots import phase_diagram
+    from mem2gen.core.plots import phase_diagram
 
     digits = load_dataset("digits")  # float32 in [-1, 1], (1797, 1, 8, 8)
     order = np.random.default_rng(0).permutation(len(digits))

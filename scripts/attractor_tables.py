@@ -35,7 +35,7 @@ for name, rows in (("attractors.csv", summary), ("attractors-models.csv", models
 
 # the figure: per setting (at the K named with it, SETTING=RUN@K), recovery and drain into training items
 # against t, per group, with the t-interval over models
-from mem2gen.runs.plots import COLORS, pyplot, save  # noqa: E402
+from mem2gen.core.plots import COLORS, pyplot, save  # noqa: E402
 
 picks = [(a.partition("=")[0], int(a.partition("@")[2])) for a in sys.argv[2:] if "@" in a]
 if picks:

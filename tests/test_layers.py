@@ -12,10 +12,10 @@ FOLDERS = ["errors", "io", "core", "models", "memory", "runs", "analyses", "comm
 WITHIN = {
     "io": [{"layout", "threads"}, {"files"}, {"data"}, {"datasets"}, {"config", "sizes"}, {"config_doc"}],
     "core": [{"kernels", "stats", "timescales"}, {"embed"}, {"neighbors"}, {"rule"},
-             {"null", "checks", "planted", "quality"}],
+             {"plots"}, {"null", "checks", "planted", "quality"}, {"evaluate"}],
     "models": [{"diffusion", "checkpoints"}, {"networks"}, {"train", "sample"}, {"ensemble"}],
     "memory": [{"hopfield", "dense"}, {"bridge"}, {"phase"}],
-    "runs": [{"run", "results"}, {"plots", "verify"}, {"report"}, {"executors", "compare", "plan"}, {"sweep"}],
+    "runs": [{"run", "results"}, {"verify"}, {"report"}, {"executors", "compare", "plan"}, {"sweep"}],
     "analyses": [{"landscape", "calibration"}, {"landscape_study", "attractors", "toy"}, {"dynamics"}],
 }
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..core.checks import off_manifold
 from ..core.null import excess, null_rates
+from ..core.plots import COLORS, log_edges, pyplot, save
 from ..core.rule import classify
 from ..core.stats import LABELS, mark_significant
 from ..core.timescales import crossing, fit_tau_mem
@@ -47,7 +48,6 @@ from ..io.config import check_fields
 from ..io.data import to_float
 from ..io.files import read_json, run_lock, write_csv, write_json
 from ..runs.executors import Sequential, make_executor
-from ..runs.plots import COLORS, log_edges, pyplot, save
 from ..runs.report import aggregate
 from ..runs.run import Point, Run
 

@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
+from ..core.plots import pyplot, save
 from ..errors import check
 from ..io.config import ModelSpec, TrainConfig
 from ..io.files import prepare_out_dir, staged_dir, write_json, write_text
-from ..runs.plots import pyplot, save
 
 SHAPES = ("circle", "gmm")
 

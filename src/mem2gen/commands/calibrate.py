@@ -8,9 +8,9 @@ import click
 import numpy as np
 
 from ..analyses.calibration import point_calibration
+from ..core.plots import pyplot, save
 from ..io import layout
 from ..io.files import read_json, run_lock, write_json
-from ..runs.plots import pyplot, save
 from ..runs.report import aggregate
 from ..runs.run import Run
 from .options import Numbers, calls, lib_option

@@ -2,24 +2,20 @@
 (paper eqs 4-6) and write labels.csv, summary.json and neighbors.png."""
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import numpy as np
 
-from ..core.checks import off_manifold
-from ..core.null import held_out_null
+from ..core.evaluate import evaluate, rescaled
 from ..core.planted import planted
-from ..core.rule import classify, duplicate_warning, rule_settings
+from ..core.rule import Rule, duplicate_warning
 from ..errors import check
 from ..io import datasets, layout
 from ..io.config import RULES
-from ..io.data import as_samples, load_array, parse_path_key
-from ..io.files import add_csv_columns, prepare_out_dir, run_lock, save_npy, sha256_of, staged_dir
-from ..runs.report import write_classification
+from ..io.data import load_array, parse_path_key
+from ..io.files import prepare_out_dir, run_lock, save_npy, sha256_of, staged_dir
 from .options import Ratio, calls, lib_option, print_table
 
 
@@ -67,8 +63,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
         check(rule in ("ratio", "absolute"), f"unknown rule {rule!r}")
         rule = "absolute"
         distance = distance or "lpips"
-    distance, delta_m, delta_s = rule_settings(dataset=dataset, distance=distance, delta_m=delta_m, delta_s=delta_s,
-                                               rule=rule)
+    the_rule = Rule.of(dataset=dataset, distance=distance, delta_m=delta_m, delta_s=delta_s, kind=rule)
     check(iterations >= 1, "bootstrap iterations must be at least 1")
     check(seed >= 0 and k >= 2, "the seed must be >= 0 and k >= 2")
     paths = {"eval": eval_path, "train": train_path} | ({"synthetic": synthetic_path} if synthetic_path else {}) | (
@@ -77,65 +72,23 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
     prepare_out_dir(out, overwrite=overwrite, inputs=input_files,
                     names=(layout.LABELS_CSV, layout.SUMMARY, layout.GRID))
     arrays = {name: load_array(spec) for name, spec in paths.items()}
-    t0 = time.perf_counter()
-    settings = dict(distance=distance, delta_m=delta_m, delta_s=delta_s, rule=rule, k=k,
-                    features_metric=features_metric, lpips_net=lpips_net, lpips_backbone=lpips_backbone,
-                    lpips_lin=lpips_lin, device=device, pixel_range=pixel_range,
-                    lpips_resize=32 if protocol == "released" else None)
-    from ..core.embed import make_space  # one space (and one LPIPS network) for every search below
-
-    settings["space"] = make_space(distance, metric=features_metric, net=lpips_net, backbone=lpips_backbone,
-                                   lin=lpips_lin, device=device, resize=settings["lpips_resize"])
-    res = classify(arrays["eval"], arrays["train"], arrays.get("synthetic"), progress=progress,
-                   self_check=5000 if checks else 2000, seed=seed, **settings)
-    seconds = time.perf_counter() - t0
-    boot = res.bootstrap(iterations=iterations, seed=seed)
-    null = None
-    if held_out:
-        null = held_out_null(arrays["eval"], arrays["train"], arrays.get("synthetic"), arrays["held_out"],
-                             model_counts=res.counts, iterations=iterations, seed=seed, **settings)
+    ev = evaluate(arrays["eval"], arrays["train"], arrays.get("synthetic"), rule=the_rule,
+                  held_out=arrays.get("held_out"), off_manifold=checks, quality=quality, iterations=iterations,
+                  seed=seed, pixel_range=pixel_range, device=device, progress=progress, k=k,
+                  features_metric=features_metric, lpips_net=lpips_net, lpips_backbone=lpips_backbone,
+                  lpips_lin=lpips_lin, lpips_resize=32 if protocol == "released" else None,
+                  self_check=5000 if checks else 2000)
     extra = {"inputs": {n: {"path": str(s), "sha256": sha256_of(parse_path_key(s)[0])} for n, s in paths.items()},
-             "protocol": protocol,
-             "bootstrap_iterations": iterations, "bootstrap_seed": seed, "seconds": round(seconds, 3)} | (
-        {"null": null} if null else {})
-    def rule_range(a):  # the checks see the pixels as the rule did: [0, 1] floats rescaled to [-1, 1]
-        a = as_samples(a, name="set")
-        return np.asarray(a, dtype=np.float32) * 2 - 1 if pixel_range == "0,1" and a.dtype.kind == "f" else a
-
-    ev = rule_range(arrays["eval"])
-    syn = rule_range(arrays["synthetic"]) if synthetic_path else ev
-    tr = rule_range(arrays["train"])
-    off = None
-    images = distance != "features" and ev.ndim == 4 and min(ev.shape[2:]) >= 4 and len(ev) >= 2 and len(tr) >= 4
-    check(not quality or images, "the quality score needs images (at least 4x4, 2 samples, 4 training items)")
-    if checks and images:  # the searches are done: eq 4's gives the samples' distance to S, the duplicate
-        # check's gives S's own spacing (in the rule's units, after any --range rescaling)
-        same = res.train_self if res.train_self is not None and len(res.train_self["ids"]) == min(5000, len(tr)) else None
-        off = off_manifold(ev, tr, None, distance=distance, device=device, n_real=5000, seed=seed,
-                           space=settings["space"], sample_distance=res.d_train[:, 0],
-                           real_distance=None if same is None else same["distance"])
-        extra["off_manifold"] = {"fraction": float(off["off"].mean()), "reference": off["reference"],
-                                 "quantile": off["quantile"], "threshold": off["threshold"],
-                                 **{name: float(off["off"][res.labels == j].mean()) if (res.labels == j).any() else None
-                                    for j, name in enumerate(("memorized", "spurious", "generalized"))}}
-    if quality:
-        from ..core.quality import quality as score  # torch
-        from ..core.quality import train_features
-
-        ref = tr[np.sort(np.random.default_rng(seed).choice(len(tr), 2000, replace=False))] if len(tr) > 2000 else tr
-        extra["quality"] = {**score(ev, ref, train_features(tr, seed=seed), seed=seed),
-                            "reference": "S" if len(tr) <= 2000 else "2,000 items of S"}
-    checks_found = {k: extra[k] for k in ("off_manifold", "quality", "null") if k in extra} or None
+             "protocol": protocol, "bootstrap_iterations": iterations, "bootstrap_seed": seed,
+             "seconds": round(ev.seconds, 3)}
     if before_write:
-        before_write(Classified(res, boot, [], seconds, checks=checks_found))
+        before_write(Classified(ev.classification, ev.bootstrap, [], ev.seconds, checks=ev.checks()))
+    e, tr = rescaled(arrays["eval"], pixel_range), rescaled(arrays["train"], pixel_range)
+    syn = rescaled(arrays["synthetic"], pixel_range) if synthetic_path else None
     with run_lock(Path(out).resolve().parent, command="mem2gen classify", name=Path(out).name + ".lock"), \
             staged_dir(out, overwrite=overwrite, inputs=input_files) as stage:  # feature vectors: no grid
-        files = write_classification(stage, res, ev, tr, syn, boot=boot, extra=extra,
-                                     grid=grid and distance != "features")
-        if off is not None:
-            add_csv_columns(stage / layout.LABELS_CSV, {"off_manifold": off["off"].astype(int).tolist(),
-                                                       "d_real": [repr(float(v)) for v in off["distance"]]})
-    return Classified(res, boot, files, seconds, checks=checks_found)
+        files = ev.write(stage, e, tr, syn, extra=extra, grid=grid and the_rule.distance != "features")
+    return Classified(ev.classification, ev.bootstrap, files, ev.seconds, checks=ev.checks())
 
 
 def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
@@ -144,15 +97,13 @@ def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
     prepare_out_dir(out, overwrite=overwrite, names=("eval.npy", "train.npy", "synthetic.npy", layout.LABELS_CSV,
                                                      layout.SUMMARY, layout.GRID))
     ev, tr, syn, truth = planted()
-    res = classify(ev, tr, syn)
-    boot = res.bootstrap()
-    agreement = float((res.labels == truth).mean())
+    res = evaluate(ev, tr, syn)
+    agreement = float((res.classification.labels == truth).mean())
     with staged_dir(out, overwrite=overwrite) as stage:
         for name, a in (("eval", ev), ("train", tr), ("synthetic", syn)):
             save_npy(stage / f"{name}.npy", a)
-        files = write_classification(stage, res, ev, tr, syn, boot=boot, grid=True,
-                                     extra={"planted_truth_agreement": agreement})
-    return Classified(res, boot, files, 0.0, agreement)
+        files = res.write(stage, ev, tr, syn, extra={"planted_truth_agreement": agreement})
+    return Classified(res.classification, res.bootstrap, files, 0.0, agreement)
 
 
 @click.command("classify")

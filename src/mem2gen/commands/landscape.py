@@ -10,12 +10,12 @@ import click
 import numpy as np
 
 from ..analyses.toy import run_toy
+from ..core.plots import COLORS, as_picture, pyplot, save
 from ..core.stats import LABELS
 from ..io import layout
 from ..io.config import ATTRACTOR_GROUPS
 from ..io.data import to_float
 from ..io.files import read_json, run_lock, write_json
-from ..runs.plots import COLORS, as_picture, pyplot, save
 from ..runs.report import aggregate, num
 from ..runs.run import Run
 from .options import Numbers, Words, calls, lib_option

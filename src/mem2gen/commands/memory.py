@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..core.plots import COLORS, pyplot, save
 from ..core.stats import LABELS
 from ..errors import check
 from ..io import layout
@@ -14,7 +15,6 @@ from ..io.config import check_thresholds
 from ..io.data import nested_subset, to_float
 from ..io.datasets import load_dataset
 from ..io.files import prepare_out_dir, run_lock, staged_dir, write_csv, write_json
-from ..runs.plots import COLORS, pyplot, save
 from ..runs.report import num
 from ..runs.run import Run
 from .options import Numbers, Ratio, calls, lib_option

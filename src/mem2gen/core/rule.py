@@ -49,6 +49,49 @@ def rule_settings(*, dataset: str | None = None, distance: str | None = None, de
     return distance, float(delta_m), float(delta_s)
 
 
+@dataclass(frozen=True)
+class Rule:
+    """Eqs 4-6 as one value: the distance, δm (eq 4), δs (eq 5) and the comparison (``kind``: the paper's
+    ratios, or the released code's ``"absolute"`` distances). Every classification, null and check in
+    mem2gen takes its rule from here.
+
+    Parameters
+    ----------
+    distance : str
+        ``"l2"`` (pixels), ``"lpips"`` or ``"features"`` (the user's own embeddings).
+    delta_m, delta_s : float
+        The memorization and spurious thresholds.
+    kind : str
+        ``"ratio"`` (paper eqs 4-5) or ``"absolute"`` (the released code's compatibility rule).
+    """
+
+    distance: str = "l2"
+    delta_m: float = DELTA_M
+    delta_s: float = DELTA_S
+    kind: str = "ratio"
+
+    def __post_init__(self):
+        check(self.kind in ("ratio", "absolute"), f"unknown rule {self.kind!r}: use ratio or absolute")
+        check_thresholds(self.delta_m, self.delta_s, self.kind)
+
+    @classmethod
+    def of(cls, *, dataset: str | None = None, distance: str | None = None, delta_m: float | None = None,
+           delta_s: float | None = None, kind: str = "ratio") -> Rule:
+        """The rule for ``dataset`` (its distance and δs, paper §2.1 and Table 3) with any setting given
+        explicitly taking precedence (:func:`rule_settings`)."""
+        d, m, s = rule_settings(dataset=dataset, distance=distance, delta_m=delta_m, delta_s=delta_s, rule=kind)
+        return cls(d, m, s, kind)
+
+    @classmethod
+    def of_config(cls, cfg) -> Rule:
+        """The rule of a sweep's settings (:class:`mem2gen.io.config.SweepConfig`)."""
+        return cls(cfg.distance, cfg.delta_m, cfg.delta_s)
+
+    def settings(self) -> dict:
+        """The keyword arguments :func:`classify` takes for this rule."""
+        return {"distance": self.distance, "delta_m": self.delta_m, "delta_s": self.delta_s, "rule": self.kind}
+
+
 def parse_fraction(text) -> float:
     """'1/3' or '0.28' to a float."""
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..io import layout
 from ..errors import check
 from ..io.files import read_json, write_csv, write_json, write_text
-from .plots import neighbor_grid, phase_diagram, samples_figure
+from ..core.plots import neighbor_grid, phase_diagram, samples_figure
 from .results import label_counts
 from .run import Run
 from ..core.stats import LABELS, capacities, capacity_bootstrap, pooled_excess, pooled_models_excess, still_falling
@@ -36,18 +36,6 @@ def versions() -> dict:
         except md.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def write_classification(out, res, eval_set, train, synthetic, *, boot, extra: dict, grid: bool) -> list[str]:
-    """labels.csv, neighbors.png and, last, summary.json (with the bootstrap and ``extra``) into ``out``.
-    Each file is written atomically, so an existing summary.json means the rest is complete."""
-    out = Path(out)
-    res.write_csv(out / layout.LABELS_CSV)
-    files = [layout.LABELS_CSV, layout.SUMMARY]
-    if grid and neighbor_grid(res, eval_set, train, synthetic, out / layout.GRID):
-        files.append(layout.GRID)
-    write_json(out / layout.SUMMARY, {**res.summary(), "bootstrap": boot, **extra})
-    return files
 
 
 def aggregate(run_dir, *, echo=print) -> dict:

@@ -21,9 +21,9 @@ import numpy as np
 from ..io import layout
 from ..errors import check
 from ..io.files import read_json
+from ..core.null import TESTED, counts_of, excess, share
 from ..core.stats import ALPHA, LABELS, exceeds, mark_significant, model_interval, model_test
 
-TESTED = ("memorized", "spurious")  # classes compared with the null
 
 
 def rows(points) -> list[dict]:
@@ -52,10 +52,17 @@ def model_row(group: list[dict]) -> dict:
         row |= {f"count_{name}": sum(r[f"count_{name}"] for r in group), f"frac_{name}": iv["mean"],
                 f"mean_{name}": iv["mean"], f"std_{name}": iv["sd"], f"lo95_{name}": iv["ci95"][0],
                 f"hi95_{name}": iv["ci95"][1], f"sd_between_{name}": iv["sd"]}
+    if all(r.get("frac_spurious_nonmem") is not None for r in group):
+        iv = model_interval([r["frac_spurious_nonmem"] for r in group])
+        row |= {"frac_spurious_nonmem": iv["mean"], "lo95_spurious_nonmem": iv["ci95"][0],
+                "hi95_spurious_nonmem": iv["ci95"][1]}
     if all(r.get("null_spurious") is not None for r in group):
         for name in TESTED:
-            nulls = [r[f"null_{name}"] for r in group]
-            at = [r[f"frac_{name}_at_null"] for r in group]
+            nulls = [r.get(f"null_{name}") for r in group]
+            at = [r.get(f"frac_{name}_at_null") for r in group]
+            if None in nulls or None in at:  # a model or its null without a non-memorized sample
+                row |= {f"null_{name}": None, f"excess_{name}": None, f"p_{name}": None}
+                continue
             exc = [a - b for a, b in zip(at, nulls)]  # each model against its own null, at equal |S'|
             n_iv, e_iv = model_interval(nulls), model_interval(exc, fraction=False)
             row |= {f"null_{name}": n_iv["mean"], f"null_lo95_{name}": n_iv["ci95"][0],
@@ -65,12 +72,18 @@ def model_row(group: list[dict]) -> dict:
                     f"p_{name}": model_test(exc), f"significant_{name}": 0,
                     f"null_count_{name}": sum(r[f"null_count_{name}"] for r in group),
                     f"model_count_{name}_at_null": sum(r[f"model_count_{name}_at_null"] for r in group)}
+            if name == "spurious_nonmem":  # the denominators of the conditional form
+                row |= {f"null_n_{name}": sum(r[f"null_n_{name}"] for r in group),
+                        f"model_n_{name}_at_null": sum(r[f"model_n_{name}_at_null"] for r in group)}
         row |= {"null_n": sum(r["null_n"] for r in group), "model_n_at_null": sum(r["model_n_at_null"] for r in group),
                 "null_n_synthetic": min(r["null_n_synthetic"] for r in group)}
-    for key in ("off_manifold", "generalized_off_manifold", "quality_fd", "quality_kid", "quality_real_fd"):
+    for key in ("off_manifold", "quality_fd", "quality_kid", "quality_real_fd"):
         vals = [r.get(key) for r in group]
         if all(v is not None for v in vals):
             row[key] = float(np.mean(vals))
+    if "off_manifold" in row:  # over the models that made generalized samples (None: no model did)
+        vals = [r["generalized_off_manifold"] for r in group if r.get("generalized_off_manifold") is not None]
+        row["generalized_off_manifold"] = float(np.mean(vals)) if vals else None
     if "off_manifold" in row:
         iv = model_interval([r["off_manifold"] for r in group])
         row |= {"off_manifold_lo95": iv["ci95"][0], "off_manifold_hi95": iv["ci95"][1]}
@@ -88,26 +101,39 @@ def point_row(point) -> dict:
         row |= {f"count_{name}": s["counts"][name], f"frac_{name}": s["fractions"][name],
                 f"mean_{name}": b["mean"], f"std_{name}": b["std"], f"lo95_{name}": b["ci95"][0],
                 f"hi95_{name}": b["ci95"][1]}
+    row["frac_spurious_nonmem"] = share(s["counts"], "spurious_nonmem")  # eq 5 among non-memorized samples
     if (point.path / layout.NULL).exists():  # the rule on held-out real data (mem2gen.core.null)
         n = read_json(point.path / layout.NULL)
         if n["fractions"] is None:  # no held-out data at this K (K = N): nothing to compare with
             n = {"fractions": {}, "bootstrap": {}, "excess": {}, "n_synthetic": 0}
-        for name in ("memorized", "spurious"):
+        for name in TESTED:
+            mc, nc = n.get("model_counts"), n.get("counts")
+            if name == "spurious_nonmem":  # the conditional form, from the counts (any version's null.json)
+                if not (mc and nc):
+                    continue
+                e = n["excess"].get(name) or excess(mc, nc, name=name, iterations=point.config.bootstrap_iterations,
+                                                    seed=point.seed("bootstrap"))
+                (k_m, n_m), (k_n, n_n) = counts_of(mc, name), counts_of(nc, name)
+                row |= {f"null_{name}": share(nc, name), f"excess_{name}": e["excess"],
+                        f"excess_lo95_{name}": e["ci95"][0], f"excess_hi95_{name}": e["ci95"][1], f"p_{name}": e["p"],
+                        f"significant_{name}": int(e["p"] is not None and e["p"] < ALPHA),
+                        f"null_count_{name}": k_n, f"null_n_{name}": n_n, f"model_count_{name}_at_null": k_m,
+                        f"model_n_{name}_at_null": n_m, f"frac_{name}_at_null": share(mc, name)}
+                continue
             e = n["excess"].get(name, {"excess": None, "ci95": [None, None]})
             ci = n["bootstrap"].get(name, {"ci95": [None, None]})["ci95"]
             p = None
-            if n.get("counts") and n.get("model_counts"):  # the exact test, from the counts (any version's file)
-                mc, nc = n["model_counts"], n["counts"]
+            if nc and mc:  # the exact test, from the counts (any version's file)
                 p = exceeds(mc[name], sum(mc.values()), nc[name], sum(nc.values()))
             row |= {f"null_{name}": n["fractions"].get(name), f"null_lo95_{name}": ci[0],
                     f"null_hi95_{name}": ci[1], f"excess_{name}": e["excess"],
                     f"excess_lo95_{name}": e["ci95"][0], f"excess_hi95_{name}": e["ci95"][1],
                     f"p_{name}": p, f"significant_{name}": int(p is not None and p < ALPHA),
                     # the counts the test compared (the model's at the null's |S'|), for pooled tests
-                    f"null_count_{name}": n["counts"].get(name) if n.get("counts") else None,
-                    f"model_count_{name}_at_null": n["model_counts"].get(name) if n.get("model_counts") else None,
-                    f"frac_{name}_at_null": (n["model_counts"][name] / sum(n["model_counts"].values())
-                                             if n.get("model_counts") else  # a file of an early version:
+                    f"null_count_{name}": nc.get(name) if nc else None,
+                    f"model_count_{name}_at_null": mc.get(name) if mc else None,
+                    f"frac_{name}_at_null": (mc[name] / sum(mc.values())
+                                             if mc else  # a file of an early version:
                                              s["fractions"][name] if n["n_synthetic"] == s["n_synthetic"] else None)}
         row["null_n"] = sum(n["counts"].values()) if n.get("counts") else None
         row["model_n_at_null"] = sum(n["model_counts"].values()) if n.get("model_counts") else None
@@ -165,8 +191,9 @@ def replicate_points(tables: list[list[dict]]) -> list[dict]:
                 continue
             r = dict(r, replicate=i)
             for name in TESTED:
-                if r.get(f"frac_{name}_at_null") is None and r.get("model_n_at_null"):
-                    r[f"frac_{name}_at_null"] = r[f"model_count_{name}_at_null"] / r["model_n_at_null"]
+                n = r.get("model_n_at_null") if name != "spurious_nonmem" else r.get(f"model_n_{name}_at_null")
+                if r.get(f"frac_{name}_at_null") is None and n and r.get(f"model_count_{name}_at_null") is not None:
+                    r[f"frac_{name}_at_null"] = r[f"model_count_{name}_at_null"] / n
             r.setdefault("synthetic_per_K", r["n_synthetic"] / r["K"])
             out.append(r)
     return out

@@ -25,14 +25,15 @@ from ..io import layout
 from ..io import sizes as sizes_mod
 from ..core.checks import point_manifold
 from ..core.null import point_null
-from ..core.rule import classify
+from ..core.evaluate import evaluate
+from ..core.rule import Rule
 from .compare import compare
 from ..io.config import SweepConfig, inert_keys, load_config, parse_grid, read_config_file
 from ..io.datasets import load_dataset
 from ..errors import DamagedFile, Mem2genError, check
 from .executors import Sequential, make_executor
 from ..io.files import _remove, changed_keys, check_folder, clean_leftovers, read_json, record_digests, run_lock, write_json
-from .report import aggregate, write_classification
+from .report import aggregate
 from .run import Point, Run
 from .verify import verify
 
@@ -97,13 +98,11 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
     times["sample_s"] = time.perf_counter() - t
     t = time.perf_counter()
     if point.state != "classified":
-        c = classify(ev, data, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device,
-                     pixel_range="-1,1")
-        boot = c.bootstrap(iterations=cfg.bootstrap_iterations, seed=point.seed("bootstrap"))
+        res = evaluate(ev, data, syn, rule=Rule.of_config(cfg), iterations=cfg.bootstrap_iterations,
+                       bootstrap_seed=point.seed("bootstrap"), pixel_range="-1,1", device=device)
         made_from = {"model": weights_digest(model)} | {
             name: read_json(record_path(d / f"{name}.npy"))["sha256"] for name in ("eval", "synthetic")}
-        write_classification(d, c, ev, data, syn, boot=boot, grid=True,
-                             extra={"K": k, "made_from": made_from})  # summary.json last
+        res.write(d, ev, data, syn, extra={"K": k, "made_from": made_from})  # summary.json last
         record_digests(d, [layout.LABELS_CSV, layout.SUMMARY])
     point_checks(point, device=device)
     times["classify_s"] = time.perf_counter() - t

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..io.data import to_uint8
 from ..io.files import atomic_path
-from ..core.stats import LABELS
+from .stats import LABELS
 
 
 def as_picture(x: np.ndarray) -> np.ndarray | None:
