@@ -82,10 +82,18 @@ def render(text: str, tables: Path = DOCS / "tables") -> str:
     return PLACEHOLDER.sub(one, text)
 
 
+def generated() -> dict:
+    """{page path: its text} for the pages generated from the code: the results columns (the schema)."""
+    from mem2gen.runs.schema import markdown
+
+    return {DOCS / "results-csv.md": markdown()}
+
+
 def pages(tables: Path = DOCS / "tables") -> dict:
-    """{page path: its rendered text} for every template in docs/templates (README.md: the repository's)."""
+    """{page path: its rendered text} for every template in docs/templates (README.md: the repository's),
+    and the pages generated from the code."""
     return {(DOCS.parent if t.name == "README.md" else DOCS) / t.name: render(t.read_text(), tables)
-            for t in sorted((DOCS / "templates").glob("*.md"))}
+            for t in sorted((DOCS / "templates").glob("*.md"))} | generated()
 
 
 if __name__ == "__main__":

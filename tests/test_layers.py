@@ -15,7 +15,7 @@ WITHIN = {
              {"plots"}, {"null", "checks", "planted", "quality"}, {"evaluate"}],
     "models": [{"diffusion", "checkpoints"}, {"networks"}, {"train", "sample"}, {"ensemble"}],
     "memory": [{"hopfield", "dense"}, {"bridge"}, {"phase"}],
-    "runs": [{"run", "results"}, {"verify"}, {"report"}, {"executors", "compare", "plan"}, {"sweep"}],
+    "runs": [{"schema"}, {"run", "results"}, {"verify"}, {"report"}, {"executors", "compare", "plan"}, {"sweep"}],
     "analyses": [{"landscape", "calibration"}, {"landscape_study", "attractors", "toy"}, {"dynamics"}],
 }
 

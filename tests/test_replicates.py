@@ -52,7 +52,7 @@ def test_overdispersed_models_are_not_a_model_level_excess():
     row = model_row(reps)
     assert row["inference"] == "models" and row["n_replicates"] == 3
     assert row["p_spurious"] > 0.2 and row["excess_lo95_spurious"] < 0 < row["excess_hi95_spurious"]
-    assert row["sd_between_spurious"] == pytest.approx(np.std([0.1, 0, 0], ddof=1))
+    assert row["std_spurious"] == pytest.approx(np.std([0.1, 0, 0], ddof=1))
 
 
 def test_consistent_models_are_a_model_level_excess():
@@ -116,7 +116,7 @@ def test_replicates_are_points_of_their_own(replicated):
     for r in rows:  # the K's fraction is the mean over its models, the sd their spread
         fr = [float(p["frac_spurious"]) for p in pts if p["K"] == r["K"]]
         assert float(r["frac_spurious"]) == pytest.approx(np.mean(fr))
-        assert float(r["sd_between_spurious"]) == pytest.approx(np.std(fr, ddof=1))
+        assert float(r["std_spurious"]) == pytest.approx(np.std(fr, ddof=1))
     caps = json.loads((run / "capacities.json").read_text())
     assert caps["inference"] == "models" and "distribution" in caps["bootstrap"]["GC"]
 

@@ -137,10 +137,10 @@ def pool(runs, out):
     click.echo(f"{'K':>6} {'R':>3} {'spurious':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  above the null")
     for r in rows:
         if r.get("null_spurious") is None:
-            click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {num(r['sd_between_spurious'], '7.4f')}"
+            click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {num(r['std_spurious'], '7.4f')}"
                        "    (no null)")
             continue
-        click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {num(r['sd_between_spurious'], '7.4f')} "
+        click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {num(r['std_spurious'], '7.4f')} "
                    f"{r['null_spurious']:>7.4f} {r['excess_spurious']:>+8.4f} [{r['excess_lo95_spurious']:+.4f}, "
                    f"{r['excess_hi95_spurious']:+.4f}] {num(r['p_spurious'], '9.2g')}  "
                    + ("yes" if r["significant_spurious"] else "no"))

@@ -91,7 +91,7 @@ def phase_diagram(rows, caps, path, *, title: str = "", replicates=None) -> None
     else:
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for name in LABELS:
-        m = np.array([r[f"mean_{name}"] for r in rows])
+        m = np.array([r[f"frac_{name}"] for r in rows])
         lo = np.array([r[f"lo95_{name}"] for r in rows])
         hi = np.array([r[f"hi95_{name}"] for r in rows])
         ax.plot(k, m, "o-", color=COLORS[name], label=name, ms=4)
@@ -114,15 +114,23 @@ def phase_diagram(rows, caps, path, *, title: str = "", replicates=None) -> None
                           [r["null_hi95_spurious"] or r["null_spurious"] for r in nrows],
                           facecolor="none", edgecolor="0.4", hatch="///", lw=0)
         zoom.plot(kn, [r["null_spurious"] for r in nrows], ":", color="0.3", lw=1, label="null: held-out real data")
+        cond = [r for r in nrows if r.get("frac_spurious_nonmem_at_null") is not None
+                and r.get("null_spurious_nonmem") is not None]
+        if cond:  # the conditional form: the spurious share among non-memorized samples, and its null
+            zoom.plot([r["K"] for r in cond], [r["frac_spurious_nonmem_at_null"] for r in cond], "s--",
+                      color=COLORS["spurious"], ms=3, lw=0.9, mfc="none", label="spurious | not memorized")
+            zoom.plot([r["K"] for r in cond], [r["null_spurious_nonmem"] for r in cond], "-.", color="0.5", lw=0.9,
+                      label="its null")
         sig = [r["K"] for r in nrows if r.get("significant_spurious")]
         if sig:
             top = max(r["frac_spurious_at_null"] for r in nrows) or 0.01
+            top = max([top] + [r["frac_spurious_nonmem_at_null"] for r in cond])
             zoom.plot(sig, [top * 1.15] * len(sig), "*", color="k", ms=6,
                       label="above the null: t-test over models, Holm, 5%" if models else
                       "above the null within this one model (exact test, Holm, 5%)")
         zoom.set_title("spurious and its null at equal |S_eval| and |S'|" + ("" if models else
                        "; one model per K: between-model variance not measured"), fontsize=7)
-        zoom.set_ylabel("spurious")
+        zoom.set_ylabel("spurious (both forms)")
         zoom.set_xlabel("training-set size K")
         zoom.legend(fontsize=7, loc="center right")
         zoom.grid(alpha=0.3)

@@ -187,7 +187,7 @@ def compare_figure(runs: list, path, *, settings: list | None = None) -> None:
         k = [r["K"] for r in rows]
         for ax, name in zip(axes, LABELS):
             color = f"C{settings[i] if settings else i}"
-            ax.plot(k, [r[f"mean_{name}"] for r in rows], styles[i % len(styles)], ms=4, lw=1.2,
+            ax.plot(k, [r[f"frac_{name}"] for r in rows], styles[i % len(styles)], ms=4, lw=1.2,
                     color=color, label=label)
             ax.fill_between(k, [r[f"lo95_{name}"] for r in rows], [r[f"hi95_{name}"] for r in rows],
                             color=color, alpha=0.12, lw=0)

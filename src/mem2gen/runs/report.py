@@ -11,13 +11,14 @@ import json
 import platform
 from pathlib import Path
 
-from ..io import layout
+from ..core.plots import phase_diagram, samples_figure
+from ..core.stats import LABELS, capacities, capacity_bootstrap, pooled_excess, pooled_models_excess, still_falling
 from ..errors import check
+from ..io import layout
 from ..io.files import read_json, write_csv, write_json, write_text
-from ..core.plots import neighbor_grid, phase_diagram, samples_figure
+from . import schema
 from .results import label_counts
 from .run import Run
-from ..core.stats import LABELS, capacities, capacity_bootstrap, pooled_excess, pooled_models_excess, still_falling
 from .verify import published_problems
 
 
@@ -49,9 +50,9 @@ def aggregate(run_dir, *, echo=print) -> dict:
     rows = run.results()
     check(len(rows) > 0, f"{run.path}: no point is classified yet; run the sweep first")
     point_rows = run.point_results()
-    write_csv(run.path / "results.csv", rows, fields=_columns(rows))
+    write_csv(run.path / "results.csv", rows, fields=schema.ordered(rows))
     if run.replicates > 1:
-        write_csv(run.path / "points.csv", point_rows, fields=_columns(point_rows))
+        write_csv(run.path / "points.csv", point_rows, fields=schema.ordered(point_rows))
     K = [r["K"] for r in rows]
     fr = {name: [r[f"frac_{name}"] for r in rows] for name in LABELS}
     sig = [r["significant_spurious"] for r in rows] if all("significant_spurious" in r for r in rows) else None
@@ -76,11 +77,6 @@ def aggregate(run_dir, *, echo=print) -> dict:
     echo(format_table(rows, caps))
     echo(f"report: {run.path / 'report.html'}")
     return {"rows": rows, "capacities": caps}
-
-
-def _columns(rows: list[dict]) -> list[str]:
-    """Every key of the rows, in the order they first appear (rows of one table may differ in extras)."""
-    return list(dict.fromkeys(k for r in rows for k in r))
 
 
 def training_warnings(run: Run, rows: list[dict], point_rows: list[dict]) -> list[str]:
@@ -112,32 +108,63 @@ def training_warnings(run: Run, rows: list[dict], point_rows: list[dict]) -> lis
     return out
 
 
+def display(rows, caps, *, full: bool = False) -> tuple[list[str], list[list[str]]]:
+    """The cells of the results table, for the printed table (``full=False``) and report.html (``full``):
+    (headers, one list of cells per row). Both forms of the null side by side (:mod:`mem2gen.core.null`)."""
+    null = all("null_spurious" in r for r in rows)
+    models = caps.get("inference") == "models"
+    on_data = full and all(r.get("off_manifold") is not None for r in rows)
+    scored = full and all(r.get("quality_fd") is not None for r in rows)
+    spread = "sd between models" if models else "bootstrap std"
+    heads = ["K", "R"] + (["|S'|"] if full else []) + [f"{n} (± {spread}{', 95%' if full else ''})" for n in LABELS]
+    forms = (("spurious", "spurious"), ("spurious_nonmem", "spurious | not memorized"))
+    if null:
+        for _, title in forms:
+            heads += [f"{title}: model at null |S'|", "null", "excess [95%]"]
+    if on_data:
+        heads += ["off-manifold [95%]", "of the generalized"]
+    if scored:
+        heads += [f"FD (real: {rows[0]['quality_real_fd']:.2f})", "KID"]
+    body = []
+    for r in rows:
+        cells = [str(r["K"]), str(r["n_replicates"])] + ([str(r["n_synthetic"])] if full else [])
+        cells += [f"{r[f'frac_{n}']:.3f} ± {num(r[f'std_{n}'])}"
+                  + (f" [{num(r[f'lo95_{n}'])}, {num(r[f'hi95_{n}'])}]" if full else "") for n in LABELS]
+        for name, _ in forms if null else ():
+            if r.get(f"null_{name}") is None or r.get(f"excess_{name}") is None:
+                cells += ["–", "–", "no held-out data" if r.get("null_spurious") is None else "undefined"]
+                continue
+            star = " *" if r.get(f"significant_{name}") else ""
+            cells += [num(r.get(f"frac_{name}_at_null")), f"{r[f'null_{name}']:.3f}",
+                      f"{r[f'excess_{name}']:+.3f} [{num(r.get(f'excess_lo95_{name}'), '+.3f')}, "
+                      f"{num(r.get(f'excess_hi95_{name}'), '+.3f')}]{star}"]
+        if on_data:
+            g = r.get("generalized_off_manifold")
+            cells += [f"{r['off_manifold']:.3f} [{r['off_manifold_lo95']:.3f}, {r['off_manifold_hi95']:.3f}]",
+                      "–" if g is None else f"{g:.3f}" + (" WARNING" if off_manifold_warning(r) else "")]
+        if scored:
+            cells += [f"{r['quality_fd']:.2f}", f"{r['quality_kid']:.4f}"]
+        body.append(cells)
+    return heads, body
+
+
 def format_table(rows, caps) -> str:
-    """The printed table: fractions per K, the null and the excess over it, capacities and the caveats."""
+    """The printed table: fractions per K, the null and the excess over it in both forms, capacities and the
+    caveats."""
     null = all("null_spurious" in r for r in rows)
     models = caps.get("inference") == "models"
     spread = "sd between models" if models else "bootstrap std"
-    at_null = "spu. at null |S'|"
-    lines = [f"{'K':>7} {'R':>3} {'memorized':>16} {'spurious':>16} {'generalized':>16}"
-             + (f" {at_null:>18} {'null':>7} {'excess [95%]':>22}" if null else "")]
-    for r in rows:
-        cells = [f"{r[f'mean_{n}']:.3f} ± {num(r[f'std_{n}'])}" for n in LABELS]
-        if null and r["null_spurious"] is None:
-            cells += ["–", "–", "no held-out data"]
-        elif null:
-            star = " *" if r["significant_spurious"] else "  "
-            cells += [num(r.get("frac_spurious_at_null")), f"{r['null_spurious']:.3f}",
-                      f"{r['excess_spurious']:+.3f} [{num(r['excess_lo95_spurious'], '+.3f')}, "
-                      f"{num(r['excess_hi95_spurious'], '+.3f')}]{star}"]
-        widths = [16, 16, 16, 18, 7, 22]
-        lines.append(f"{r['K']:>7} {r['n_replicates']:>3} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
+    heads, body = display(rows, caps)
+    widths = [max(len(c) for c in col) for col in zip(heads, *body)]
+    lines = [" ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) for cells in [heads, *body]]
     lines.append(f"R: models per K; ± {spread}" + ("; fractions are means over the models, intervals t-intervals "
                                                    "over them" if models else
                                                    "; one model per K: between-model variance is not measured, and "
                                                    "models differ more than samples do"))
     if null:
         lines.append("the null and the model's spurious fraction beside it are taken at equal |S_eval| and |S'| "
-                     "(the full |S'| unless the held-out data are fewer); * above the null: "
+                     "(the full |S'| unless the held-out data are fewer), in both forms: unconditional, and the "
+                     "spurious share among non-memorized samples (eq 5 counts only those); * above the null: "
                      + ("one-sided t-test of the models' excesses over their own nulls, Holm-corrected over the "
                         "table, family-wise 5%" if models else
                         "within this one model (one-sided exact test over its samples, Holm-corrected over the table, "
@@ -307,36 +334,15 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
         elif k is not None:
             picks.append((k, label))
     man = read_json(run.path / layout.MANIFEST) if (run.path / layout.MANIFEST).exists() else {"points": {}}
-    null = all("null_spurious" in r for r in rows)
     models = caps.get("inference") == "models"
-    on_data = all(r.get("off_manifold") is not None for r in rows)
-    scored = all(r.get("quality_fd") is not None for r in rows)
-    head = "".join(f"<th>{h}</th>" for h in ["K", "models", "|S'|"]
-                   + [f"{n} (mean ± {'sd between models' if models else 'std'}, 95%)" for n in LABELS]
-                   + (["null spurious [95%]", "model spurious at the null's |S'|", "excess over the null [95%]"]
-                      if null else [])
-                   + (["off-manifold [95%]", "of the generalized"] if on_data else [])
-                   + (["FD (real: " + f"{rows[0]['quality_real_fd']:.2f})" if scored else "", "KID"] if scored else [])
-                   + ["train s", "sample s", "classify s"])
+    heads, cells = display(rows, caps, full=True)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads + ["train s", "sample s", "classify s"])
     body = []
-    for r in rows:
+    for r, c in zip(rows, cells):
         t = man["points"].get(str(r["K"]), {})
-        cells = [str(r["K"]), str(r["n_replicates"]), str(r["n_synthetic"])] + [
-            f"{r[f'mean_{n}']:.3f} ± {num(r[f'std_{n}'])} [{num(r[f'lo95_{n}'])}, {num(r[f'hi95_{n}'])}]"
-            for n in LABELS
-        ] + (["–", "–", "no held-out data (K = N)"] if null and r["null_spurious"] is None else
-             [f"{r['null_spurious']:.3f} [{num(r['null_lo95_spurious'])}, {num(r['null_hi95_spurious'])}]",
-              num(r.get("frac_spurious_at_null")),
-              f"{r['excess_spurious']:+.3f} [{num(r['excess_lo95_spurious'], '+.3f')}, "
-              f"{num(r['excess_hi95_spurious'], '+.3f')}]"
-              + ((" above the null (models)" if models else " above the null within this model")
-                 if r["significant_spurious"] else "")] if null else []
-             ) + ([f"{r['off_manifold']:.3f} [{r['off_manifold_lo95']:.3f}, {r['off_manifold_hi95']:.3f}]",
-                   "–" if r["generalized_off_manifold"] is None else f"{r['generalized_off_manifold']:.3f}"
-                   + (" WARNING" if off_manifold_warning(r) else "")] if on_data else []
-                  ) + ([f"{r['quality_fd']:.2f}", f"{r['quality_kid']:.4f}"] if scored else []
-                       ) + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]
-        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        c = c + [str(t.get(x, "")) for x in ("train_s", "sample_s", "classify_s")]
+        body.append("<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in c) + "</tr>")
+
     def dist(key):
         d = caps["bootstrap"][key].get("distribution") or {}
         return ", ".join(f"K={k}: {v:.0%}" for k, v in sorted(d.items(), key=lambda kv: int(kv[0]))) or "–"

@@ -5,7 +5,7 @@ A point's row is flattened from its summary.json and, where they exist, its null
 quality.json. With one model per K the K's row is that point's row, and its tests judge that one model
 (``inference`` = "one model": the per-sample test; between-model variance is not measured). With
 replicate models the K's row is model-level (``inference`` = "models"): fractions are means over the
-models, ``std_*`` / ``sd_between_*`` their between-model sd, ``lo95_*``/``hi95_*`` the t-interval
+models, ``std_*`` their between-model sd, ``lo95_*``/``hi95_*`` the t-interval
 over the models, and ``p_*`` the t-test of the models' excesses over their own nulls
 (:func:`mem2gen.core.stats.model_interval`, :func:`mem2gen.core.stats.model_test`). ``significant_*`` is
 Holm-corrected over the table's K either way. ``frac_<class>_at_null`` is the model's fraction at the
@@ -23,6 +23,7 @@ from ..errors import check
 from ..io.files import read_json
 from ..core.null import TESTED, counts_of, excess, share
 from ..core.stats import ALPHA, LABELS, exceeds, mark_significant, model_interval, model_test
+from .schema import with_old_names
 
 
 
@@ -50,8 +51,7 @@ def model_row(group: list[dict]) -> dict:
     for name in LABELS:
         iv = model_interval([r[f"frac_{name}"] for r in group])
         row |= {f"count_{name}": sum(r[f"count_{name}"] for r in group), f"frac_{name}": iv["mean"],
-                f"mean_{name}": iv["mean"], f"std_{name}": iv["sd"], f"lo95_{name}": iv["ci95"][0],
-                f"hi95_{name}": iv["ci95"][1], f"sd_between_{name}": iv["sd"]}
+                f"std_{name}": iv["sd"], f"lo95_{name}": iv["ci95"][0], f"hi95_{name}": iv["ci95"][1]}
     if all(r.get("frac_spurious_nonmem") is not None for r in group):
         iv = model_interval([r["frac_spurious_nonmem"] for r in group])
         row |= {"frac_spurious_nonmem": iv["mean"], "lo95_spurious_nonmem": iv["ci95"][0],
@@ -162,7 +162,8 @@ def label_counts(rows, point_rows) -> np.ndarray:
 
 
 def read_rows(path) -> list[dict]:
-    """The rows of a results.csv (or points.csv), numbers as numbers and empty cells as None."""
+    """The rows of a results.csv (or points.csv), numbers as numbers, empty cells as None and the old names of
+    renamed columns filled in (:func:`mem2gen.runs.schema.with_old_names`)."""
     def value(v):
         if v == "":
             return None
@@ -174,7 +175,7 @@ def read_rows(path) -> list[dict]:
         return v
 
     with open(path, newline="") as f:
-        return [{k: value(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        return [with_old_names({k: value(v) for k, v in r.items()}) for r in csv.DictReader(f)]
 
 
 def replicate_points(tables: list[list[dict]]) -> list[dict]:
