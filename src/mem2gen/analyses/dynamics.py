@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.checks import off_manifold
-from ..core.null import excess, null_rates
+from ..core.null import excess, null_rates, share
 from ..core.plots import COLORS, log_edges, pyplot, save
 from ..core.rule import classify
 from ..core.stats import LABELS, mark_significant
@@ -190,20 +190,26 @@ def dynamics_null(point: Point, settings: DynamicsConfig, *, device=None) -> dic
 
 
 def with_null(rows: list[dict], nulls: dict, *, iterations: int = 2000) -> list[dict]:
-    """Each (K, step) row with its K's null spurious fraction and the excess over it (95% interval and
-    exact one-sided p-value, :func:`mem2gen.core.null.excess`): ``significant_spurious`` = above the
-    null after Holm's correction over every (K, step) cell of the table."""
+    """Each (K, step) row with its K's null and the excess over it in both forms (``spurious`` and
+    ``spurious_nonmem``, the share among non-memorized samples; 95% interval and exact one-sided p-value,
+    :func:`mem2gen.core.null.excess`): ``significant_*`` = above the null after Holm's correction over every
+    (K, step) cell of the table."""
     out = []
     for r in rows:
         n = nulls.get(r["K"])
+        model = [r[f"count_{x}"] for x in LABELS]
+        r = {**r, "frac_spurious_nonmem": share(model, "spurious_nonmem")}
         if n is None:
-            out.append({**r, "null_spurious": None, "excess_spurious": None, "significant_spurious": None})
+            out.append({**r, "null_spurious": None, "excess_spurious": None, "significant_spurious": None,
+                        "null_spurious_nonmem": None, "excess_spurious_nonmem": None,
+                        "significant_spurious_nonmem": None})
             continue
-        e = excess([r[f"count_{x}"] for x in LABELS], [n["counts"][x] for x in LABELS], name="spurious",
-                   iterations=iterations, seed=int(r["step"]))
-        out.append({**r, "null_spurious": n["fractions"]["spurious"], "excess_spurious": e["excess"],
-                    "p_spurious": e["p"]})
-    return mark_significant(out)
+        for name in ("spurious", "spurious_nonmem"):
+            e = excess(model, [n["counts"][x] for x in LABELS], name=name, iterations=iterations, seed=int(r["step"]))
+            r |= {f"null_{name}": share(n["counts"], name), f"excess_{name}": e["excess"],
+                  f"excess_lo95_{name}": e["ci95"][0], f"excess_hi95_{name}": e["ci95"][1], f"p_{name}": e["p"]}
+        out.append(r)
+    return mark_significant(mark_significant(out), "spurious_nonmem")
 
 
 class DynamicsJob:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..core.evaluate import evaluate, rescaled
+from ..core.null import TESTED, share
 from ..core.planted import planted
 from ..core.rule import Rule, duplicate_warning
 from ..errors import check
@@ -186,10 +187,16 @@ def show_classified(r: Classified) -> None:
         n = r.checks["null"]
         click.echo(f"null (held-out real data labelled in place of the samples; |S_eval| = {n['n_eval']}, "
                    f"|S'| = {n['n_synthetic']}):")
-        for name in ("memorized", "spurious"):
-            e, at = n["excess"][name], n["model_counts"][name] / sum(n["model_counts"].values())
-            click.echo(f"  {name:<11} model {at:.4f} (at the null's |S'|), null {n['fractions'][name]:.4f}, excess "
+        for name in TESTED:
+            e, at, base = n["excess"][name], share(n["model_counts"], name), share(n["counts"], name)
+            title = "spurious | not memorized" if name == "spurious_nonmem" else name
+            if e["excess"] is None:
+                click.echo(f"  {title:<24} undefined: {e['undefined']}")
+                continue
+            click.echo(f"  {title:<24} model {at:.4f} (at the null's |S'|), null {base:.4f}, excess "
                        f"{e['excess']:+.4f} [{e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}], one-sided exact p = {e['p']:.3g}")
+        click.echo("  (spurious | not memorized: eq 5 counts only non-memorized samples, and real held-out items are "
+                   "rarely memorized; both forms are needed to read the spurious excess)")
         click.echo("  (a test over this one model's samples: another training seed may differ more than this)")
 
 

@@ -134,16 +134,18 @@ def pool(runs, out):
     points = replicate_points(tables)
     rows = pool_rows(points)
     write_csv(out, rows)
-    click.echo(f"{'K':>6} {'R':>3} {'spurious':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  above the null")
-    for r in rows:
-        if r.get("null_spurious") is None:
-            click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {num(r['std_spurious'], '7.4f')}"
-                       "    (no null)")
-            continue
-        click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {r['frac_spurious']:>9.4f} {num(r['std_spurious'], '7.4f')} "
-                   f"{r['null_spurious']:>7.4f} {r['excess_spurious']:>+8.4f} [{r['excess_lo95_spurious']:+.4f}, "
-                   f"{r['excess_hi95_spurious']:+.4f}] {num(r['p_spurious'], '9.2g')}  "
-                   + ("yes" if r["significant_spurious"] else "no"))
+    for name, title in (("spurious", "spurious"), ("spurious_nonmem", "spurious | not memorized")):
+        click.echo(f"{title}:")
+        click.echo(f"{'K':>6} {'R':>3} {'model':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  above the null")
+        for r in rows:
+            frac = r.get(f"frac_{name}")
+            if r.get(f"null_{name}") is None or r.get(f"excess_{name}") is None:
+                click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {num(frac, '9.4f')}    (no null)")
+                continue
+            click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {num(frac, '9.4f')} {num(r.get('std_' + name), '7.4f')} "
+                       f"{r[f'null_{name}']:>7.4f} {r[f'excess_{name}']:>+8.4f} [{num(r[f'excess_lo95_{name}'], '+.4f')}, "
+                       f"{num(r[f'excess_hi95_{name}'], '+.4f')}] {num(r[f'p_{name}'], '9.2g')}  "
+                       + ("yes" if r[f"significant_{name}"] else "no"))
     ks = [r["K"] for r in rows]
     w = pooled_models_excess(points, min(ks) - 1, max(ks) + 1)
     if w:
