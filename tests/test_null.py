@@ -61,3 +61,20 @@ def test_held_out_sets_split_without_overlap():
     assert len(ev) == 50 and len(syn) == 50
     ev, syn = held_out_sets(h, n_eval=30, n_synthetic=None, seed=0)
     assert syn is None and len(ev) == 30
+
+
+def test_capacities_are_bracketed_by_the_grid():
+    """P(mem) = 0.958 at K = 8 and 0.822 at K = 32: MC lies in [8, 32), not at 8; GC in (128, 512]; the peak's
+    cell is open at an end of the grid."""
+    from mem2gen.core.stats import capacities
+
+    c = capacities([2, 8, 32, 128, 512, 1797], [1, 0.958, 0.822, 0.3, 0.01, 0], [0, 0.02, 0.1, 0.2, 0.03, 0],
+                   [0, 0.02, 0.08, 0.5, 0.96, 1])
+    assert (c["MC"], c["SC"], c["GC"]) == (8, 128, 512)
+    assert c["mc_bracket"] == {"lo": 8, "hi": 32, "text": "MC in [8, 32)"}
+    assert c["gc_bracket"] == {"lo": 128, "hi": 512, "text": "GC in (128, 512]"}
+    assert c["sc_bracket"]["text"] == "SC in (32, 512)"
+    c = capacities([2, 8], [1, 1], [0, 0.1], [0, 0])  # memorizing to the last size; nothing generalizes
+    assert c["mc_bracket"]["text"] == "MC ≥ 8" and c["gc_bracket"] is None and c["sc_bracket"]["text"] == "SC > 2"
+    c = capacities([2, 8], [0, 0], [0, 0], [1, 1])  # generalizing from the first size
+    assert c["gc_bracket"]["text"] == "GC ≤ 2" and c["mc_bracket"] is None

@@ -155,6 +155,7 @@ def capacities(sizes, p_mem, p_spu, p_gen, *, tol: float = 0.05, spurious_signif
     if len(sizes) and sig.any():
         masked = np.where(sig, p_spu, -np.inf)
         out["SC"] = int(sizes[int(np.argmax(masked))])
+    out |= brackets(sizes, out)
     if out["MC"] is None and len(sizes):
         out["reasons"]["MC"] = (f"P(memorized) < 1 − ε = {1 - tol:.3g} at every K "
                                 f"(highest {p_mem.max():.3f} at K={int(sizes[int(np.argmax(p_mem))])})")
@@ -165,6 +166,41 @@ def capacities(sizes, p_mem, p_spu, p_gen, *, tol: float = 0.05, spurious_signif
         out["reasons"]["SC"] = ("at no K does P(spurious) exceed the rule's null significantly "
                                 f"(highest {p_spu.max():.3f} at K={int(sizes[int(np.argmax(p_spu))])})")
     return out
+
+
+def brackets(sizes, caps: dict) -> dict:
+    """Where each capacity lies between the grid's sizes (the grid cannot see between them, and nor can
+    a bootstrap over labels). MC (the largest K still memorizing) lies in [K_i, K_i+1): memorizing at K_i,
+    not at the next size; GC (the smallest generalizing) in (K_j-1, K_j]; SC (the peak) in the cell
+    (K_s-1, K_s+1) around it. An end of the grid leaves that side open (None). Returns ``mc_bracket``,
+    ``sc_bracket``, ``gc_bracket``: each {"lo", "hi", "text"} (or None where the capacity is undetermined).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        The grid, sorted.
+    caps : dict
+        MC, SC, GC as :func:`capacities` found them.
+    """
+    ks = [int(k) for k in sizes]
+
+    def bracket(key, lo, hi, left, right):
+        if lo is None:
+            text = f"{key} {'≤' if right == ']' else '<'} {hi}"
+        elif hi is None:
+            text = f"{key} {'≥' if left == '[' else '>'} {lo}"
+        else:
+            text = f"{key} in {left}{lo}, {hi}{right}"
+        return {"lo": lo, "hi": hi, "text": text}
+
+    def neighbour(k, step):
+        i = ks.index(k) + step
+        return ks[i] if 0 <= i < len(ks) else None
+
+    mc, sc, gc = caps.get("MC"), caps.get("SC"), caps.get("GC")
+    return {"mc_bracket": None if mc is None else bracket("MC", mc, neighbour(mc, 1), "[", ")"),
+            "sc_bracket": None if sc is None else bracket("SC", neighbour(sc, -1), neighbour(sc, 1), "(", ")"),
+            "gc_bracket": None if gc is None else bracket("GC", neighbour(gc, -1), gc, "(", "]")}
 
 
 def capacity_draws(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, seed: int = 0,

@@ -169,11 +169,13 @@ def format_table(rows, caps) -> str:
                         "table, family-wise 5%" if models else
                         "within this one model (one-sided exact test over its samples, Holm-corrected over the table, "
                         "family-wise 5%); says nothing of another training seed"))
-    lines.append(f"MC = {caps['MC']}, SC = {caps['SC']}, GC = {caps['GC']} (tolerance {caps['tol']})")
+    lines.append("capacities between the grid's sizes (tolerance " + f"{caps['tol']}): "
+                 + "; ".join(bracket_text(caps, key, why=False) for key in ("MC", "SC", "GC")))
     for key in ("MC", "SC", "GC"):
         dist = caps.get("bootstrap", {}).get(key, {}).get("distribution")
         if dist:
-            lines.append(f"  {key} over {'hierarchical ' if models else ''}bootstrap draws: "
+            lines.append(f"  {key} on the grid over {'hierarchical ' if models else ''}bootstrap draws of the labels "
+                         "(blind between grid points): "
                          + ", ".join(f"K={k} {v:.0%}" for k, v in sorted(dist.items(), key=lambda kv: int(kv[0]))))
     for key, why in caps.get("reasons", {}).items():
         lines.append(f"{key} undetermined: {why}")
@@ -202,6 +204,17 @@ def format_table(rows, caps) -> str:
         lines.append(f"WARNING (under-training): {w}; the capacities and spurious excesses above may move with "
                      "longer training")
     return "\n".join(lines)
+
+
+def bracket_text(caps: dict, key: str, *, why: bool = True) -> str:
+    """'MC in [8, 32)' (the grid interval that holds a capacity, :func:`mem2gen.core.stats.brackets`), or
+    why it is undetermined; a capacities.json of an earlier version without brackets gives the grid K."""
+    b = caps.get(f"{key.lower()}_bracket")
+    if b:
+        return b["text"]
+    if caps.get(key) is not None:
+        return f"{key} = {caps[key]} (on the grid)"
+    return f"{key} undetermined" + (f": {caps['reasons'][key]}" if why and caps.get("reasons", {}).get(key) else "")
 
 
 def num(value, spec: str = ".3f") -> str:
@@ -348,7 +361,7 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
         return ", ".join(f"K={k}: {v:.0%}" for k, v in sorted(d.items(), key=lambda kv: int(kv[0]))) or "–"
 
     cap_rows = "".join(
-        f"<tr><td>{key}</td><td>{caps.get(key) if caps.get(key) is not None else 'undetermined: ' + html.escape(caps.get('reasons', {}).get(key, ''))}</td>"
+        f"<tr><td>{key}</td><td>{html.escape(bracket_text(caps, key))}</td>"
         f"<td>{caps['bootstrap'][key]['median']}</td>"
         f"<td>{caps['bootstrap'][key]['ci95']}</td><td>{caps['bootstrap'][key]['defined']:.2f}</td>"
         f"<td>{html.escape(dist(key))}</td></tr>"
@@ -392,7 +405,7 @@ dataset and are not Inception FID.</p>
 {_img(run.path / 'phase.png', 'phase diagram', '75%')}
 <h2>Capacities (eqs 1-3, tolerance ε = {caps['tol']})</h2>
 {warn}
-<table><tr><th>capacity</th><th>estimate</th><th>bootstrap median</th><th>95% interval</th><th>share of draws
+<table><tr><th>capacity</th><th>between the grid's sizes</th><th>bootstrap median (on the grid; blind between its sizes)</th><th>95% interval</th><th>share of draws
 where defined</th><th>share of draws at each K</th></tr>{cap_rows}</table>
 {pooled}
 {inference}
