@@ -273,3 +273,45 @@ def test_fraction_shifts_known_answers():
     assert k8["memorized_change"] == pytest.approx(-0.4) and k8["memorized_significant"] == 1
     assert k8["spurious_change"] == 0 and k8["spurious_significant"] == 0
     assert all(k32[f"{n}_significant"] == 0 for n in ("memorized", "spurious", "generalized"))
+
+
+def _crossings(a, ks, *, c=20.0, reps=3, noise=0.15, seed=0, steps=(93, 187, 375, 750, 1500, 3000)):
+    """(K, replicate, step) rows whose memorized fraction jumps from 0 to 1 at τ = c·K^a·exp(noise·N(0, 1))."""
+    import math
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in ks:
+        for r in range(reps):
+            tau = c * k ** a * math.exp(noise * rng.standard_normal())
+            rows += [{"K": k, "replicate": r, "step": s, "frac_memorized": float(s >= tau)} for s in steps]
+    return rows
+
+
+@pytest.mark.parametrize("a", [1.0, 0.5])
+def test_censored_fit_finds_a_known_exponent(a):
+    """Crossings with a known exponent, some sizes crossing before the first snapshot or after the last:
+    every model is used (none dropped), and the profile interval holds the true exponent."""
+    from mem2gen.core.timescales import censored_units, fit_censored
+
+    units = censored_units(_crossings(a, [2, 8, 32, 128, 512] if a == 1 else [2, 32, 512, 8192, 131072]))
+    assert len(units) == 15 and {u["status"] for u in units} >= {"interval"}
+    assert any(u["status"] != "interval" for u in units)  # censored sizes are in the fit
+    fit = fit_censored(units)
+    assert fit["n_units"] == 15
+    assert fit["ci95"][0] <= a <= fit["ci95"][1] and abs(fit["a"] - a) < 0.2
+
+
+def test_censored_sizes_narrow_the_exponent():
+    """τ(2) < 93 and τ(128) > 3,000 beside two bracketed sizes: dropping the censored sizes leaves a wide
+    interval; keeping them excludes slopes that would put τ(128) before 3,000 or τ(2) after 93."""
+    from mem2gen.core.timescales import fit_censored
+
+    inner = [{"K": 8, "lo": 187.0, "hi": 375.0, "status": "interval"},
+             {"K": 32, "lo": 750.0, "hi": 1500.0, "status": "interval"}]
+    both = inner + [{"K": 2, "lo": None, "hi": 93.0, "status": "left"},
+                    {"K": 128, "lo": 3000.0, "hi": None, "status": "right"}]
+    wide, narrow = fit_censored(inner), fit_censored(both)
+    assert narrow["n_left"] == 1 and narrow["n_right"] == 1
+    assert narrow["ci95"][0] > wide["ci95"][0] or wide["ci95"][0] is None
+    assert 0.5 <= narrow["ci95"][0] <= 1.0 <= narrow["ci95"][1]

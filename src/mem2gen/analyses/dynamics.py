@@ -41,7 +41,7 @@ from ..core.null import excess, null_rates, share
 from ..core.plots import COLORS, log_edges, pyplot, save
 from ..core.rule import classify
 from ..core.stats import LABELS, mark_significant
-from ..core.timescales import crossing, fit_tau_mem
+from ..core.timescales import censored_units, crossing, fit_censored, fit_tau_mem
 from ..errors import Mem2genError, check
 from ..io import layout
 from ..io.config import check_fields
@@ -259,7 +259,8 @@ def analyze(rows: list[dict], settings: DynamicsConfig = DynamicsConfig(), *, se
                       "tau_mem_05_status": s5, "tau_gen": min(held)[1] if held else None,
                       "spurious_onset": onset, "max_spurious": max(r["frac_spurious"] for r in rs)})
     return {"per_K": per_k, "fit": fit_tau_mem(rows, level=settings.level, iterations=settings.fit_iterations,
-                                                seed=seed)}
+                                                seed=seed),
+            "fit_censored": fit_censored(censored_units(rows, level=settings.level))}
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -377,6 +378,11 @@ def dynamics_figure(rows: list, analysis: dict, path, *, title: str = "") -> Non
         kk = np.geomspace(min(fit["K"]), max(fit["K"]), 50)
         ci = "" if not fit.get("ci95") else f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]"
         ax.plot(kk, np.exp(fit["c"]) * kk ** fit["a"], "-", color="0.3", lw=1, label=f"τ_mem ∝ K^{fit['a']:.2f}{ci}")
+    cen = analysis.get("fit_censored") or {}
+    if cen.get("a") is not None:
+        kk = np.geomspace(min(ks), max(ks), 50)
+        ax.plot(kk, np.exp(cen["c"]) * kk ** cen["a"], "--", color="0.1", lw=1,
+                label=f"every size, censored: K^{cen['a']:.2f}")
     ax.set(xscale="log", yscale="log", xlabel="training-set size K", ylabel="training step",
            xlim=(xe[0], xe[-1]), ylim=(ye[0], ye[-1]), title="times")
     ax.legend(fontsize=7)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..analyses.dynamics import DynamicsConfig, dynamics
+from ..core.timescales import censored_text
 from ..runs.compare import compare
 from ..runs.executors import EXECUTORS
 from ..runs.report import tau_text
@@ -39,6 +40,8 @@ def dynamics_cmd(run_dir, sizes, executor, device, overwrite, **kw):
     else:
         ci = f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit.get("ci95") else ""
         click.echo(f"tau_mem ~ K^a: a = {fit['a']:.2f}{ci} over K = {fit['K']}" + (f" ({fit['reason']})" if fit.get("reason") else ""))
+    if res.get("fit_censored"):
+        click.echo(censored_text(res["fit_censored"]))
     click.echo(f"wrote {run_dir}/dynamics.csv, dynamics.json, dynamics.png and the report's Dynamics section")
 
 

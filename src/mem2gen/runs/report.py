@@ -12,6 +12,7 @@ import platform
 from pathlib import Path
 
 from ..core.plots import phase_diagram, samples_figure
+from ..core.timescales import censored_text
 from ..core.stats import LABELS, capacities, capacity_bootstrap, pooled_excess, pooled_models_excess, still_falling
 from ..errors import check
 from ..io import layout
@@ -323,6 +324,8 @@ def dynamics_section(run: Run) -> str:
         ci = f", 95% interval [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit.get("ci95") else ""
         fit_text = (f"τ_mem ∝ K^a with a = {fit['a']:.2f}{ci} (least squares over K = {fit['K']}; the interval "
                     "resamples the labels and places each τ anywhere between its two snapshots)" + (f"; {html.escape(fit['reason'])}" if fit.get("reason") else "") + ".")
+    if d.get("fit_censored"):
+        fit_text += " " + html.escape(censored_text(d["fit_censored"])) + "."
     return f"""<h2>Dynamics</h2>
 <p>Each kept EMA snapshot of each point, sampled ({st['n_eval']} S_eval, |S'| ≤ {st['synthetic_cap']}) and labelled
 by the same rule. τ_mem: the first step at which the memorized fraction reaches {st['level']} (log-interpolated
