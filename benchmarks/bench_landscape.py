@@ -21,6 +21,7 @@ from common import machine  # noqa: E402
 
 from mem2gen import Run  # noqa: E402
 from mem2gen.analyses import landscape as L  # noqa: E402
+from mem2gen.analyses import recovery as R  # noqa: E402
 from mem2gen.io.config import ModelSpec  # noqa: E402
 from mem2gen.models.networks import build_model  # noqa: E402
 
@@ -33,16 +34,16 @@ def main():
     print(res["machine"], flush=True)
     x = np.concatenate([p.eval, p.synthetic])[:1000]  # S_eval (500 in the quick preset), then S'
 
-    delta = 0.25 * L.nn_spacing(p.train_set)
+    delta = 0.25 * R.nn_spacing(p.train_set)
     t = time.perf_counter()
-    rec = L.recovery_times(p.model, x, delta=delta, trials=10, steps=20)
+    rec = R.recovery_times(p.model, x, delta=delta, trials=10, steps=20)
     res["bisection_s"] = time.perf_counter() - t
     res["bisection_evaluations"] = rec.evaluations
     sub = 100
     t = time.perf_counter()
-    lin = L.recovery_times_linear(p.model, x[:sub], delta=delta, trials=10, steps=20, stride=25)
+    lin = R.recovery_times_linear(p.model, x[:sub], delta=delta, trials=10, steps=20, stride=25)
     res["linear_s_extrapolated"] = (time.perf_counter() - t) * len(x) / sub
-    same = L.recovery_times(p.model, x[:sub], delta=delta, trials=10, steps=20).t_c  # the scan's noises
+    same = R.recovery_times(p.model, x[:sub], delta=delta, trials=10, steps=20).t_c  # the scan's noises
     res["agree_within_stride"] = float(np.mean((lin <= same) & (same < lin + 25)))
     print(f"recovery times, {len(x)} samples x 10 trials, DDIM-20: bisection {res['bisection_s']:.1f} s; "
           f"linear scan (stride 25) {res['linear_s_extrapolated']:.0f} s extrapolated from {sub}; "

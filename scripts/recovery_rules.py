@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import torch
 
-from mem2gen.analyses import landscape as L
+from mem2gen.analyses import recovery as R
 from mem2gen.io.data import nested_subset
 from mem2gen.io.datasets import load_dataset
 from mem2gen.io.files import write_csv
@@ -26,9 +26,9 @@ if len(sys.argv) > 2:
     settings.append(("quick-K32", p.load_model(), np.asarray(p.train_set)))
 rows = []
 for name, model, y in settings:
-    delta = 0.25 * L.nn_spacing(y)
-    ours = L.recovery_times(model, y, delta=delta, seed=0)
-    theirs = L.recovery_times(model, y, delta=delta, seed=0, rule="released")
+    delta = 0.25 * R.nn_spacing(y)
+    ours = R.recovery_times(model, y, delta=delta, seed=0)
+    theirs = R.recovery_times(model, y, delta=delta, seed=0, rule="released")
     for i in range(len(y)):
         rows.append({"setting": name, "item": i, "delta": f"{delta:.6g}", "bisection": int(ours.t_c[i]),
                      "released_mean": f"{theirs.t_c[i]:.6g}", "released_min": int(theirs.per_trial[i].min()),

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mem2gen.analyses import landscape as L
+from mem2gen.analyses import recovery as R
 from mem2gen.core.planted import digits
 from mem2gen.models.diffusion import OptimalDenoiser, Schedule
 
@@ -73,8 +74,8 @@ def test_hessian_budget_at_d_784():
 def test_recovery_times_of_two_items_agree_within_trial_noise():
     y = Y[:2]
     den = OptimalDenoiser(y)
-    delta = 0.25 * L.nn_spacing(y)
-    tc = np.array([L.recovery_times(den, y, delta=delta, trials=40, seed=s).t_c for s in range(4)])
+    delta = 0.25 * R.nn_spacing(y)
+    tc = np.array([R.recovery_times(den, y, delta=delta, trials=40, seed=s).t_c for s in range(4)])
     m, se = tc.mean(0), tc.std(0, ddof=1) / np.sqrt(len(tc))
     assert np.all(tc > 0)
     assert abs(m[0] - m[1]) <= 3 * np.hypot(*se) + 25, tc
@@ -82,16 +83,16 @@ def test_recovery_times_of_two_items_agree_within_trial_noise():
 
 def test_bisection_agrees_with_the_linear_scan():
     den = OptimalDenoiser(Y[:4])
-    delta = 0.25 * L.nn_spacing(Y[:4])
-    fast = L.recovery_times(den, Y[:4], delta=delta, trials=10, seed=3)
-    slow = L.recovery_times_linear(den, Y[:4], delta=delta, trials=10, stride=25, seed=3)
+    delta = 0.25 * R.nn_spacing(Y[:4])
+    fast = R.recovery_times(den, Y[:4], delta=delta, trials=10, seed=3)
+    slow = R.recovery_times_linear(den, Y[:4], delta=delta, trials=10, stride=25, seed=3)
     # same noises: the bisection's t_c lies in the scan's last recovered cell (recovery is monotone here)
     assert np.all((slow <= fast.t_c) & (fast.t_c < slow + 25)), (fast.t_c, slow)
     assert fast.evaluations < 10 * 4 * 20 * 40 / 3  # ~10 rounds against the scan's 40 steps of t
 
 
 def test_every_training_item_is_its_own_attractor():
-    delta = 0.25 * L.nn_spacing(Y)
+    delta = 0.25 * R.nn_spacing(Y)
     ends = L.follow(DEN, torch.as_tensor(Y))
     c = L.census(ends, delta=delta, train=Y)
     assert c.n_attractors == 20 and c.n_training == 20
@@ -130,7 +131,7 @@ def test_toy_counting_rule_on_the_exact_model():
     y = (0.8 * np.stack([np.cos(a), np.sin(a)], 1)).astype(np.float32)
     den = OptimalDenoiser(y)
     s = sample(den, (400, 2), sampler="ddpm", steps=100, seed=0)
-    c = L.census(L.follow(den, s, t=20), delta=0.25 * L.nn_spacing(y), train=y)
+    c = L.census(L.follow(den, s, t=20), delta=0.25 * R.nn_spacing(y), train=y)
     assert c.n_attractors == c.n_training == 12
 
 
@@ -153,11 +154,11 @@ def test_released_recovery_rule_known_answers():
     failure): a one-item ideal memorizer recovers its item from every t, so each trial reads the scan's
     last step; a point it never returns to reads t = 1 for every trial and the scan stops at once."""
     one = OptimalDenoiser(Y[:1])
-    r = L.recovery_times(one, Y[:1], delta=1e-3, trials=3, rule="released", stride=25)
+    r = R.recovery_times(one, Y[:1], delta=1e-3, trials=3, rule="released", stride=25)
     assert r.rule == "released" and r.per_trial.shape == (1, 3)
     assert (r.per_trial == max(range(1, 1000, 25))).all() and r.t_c[0] == 976
     far = -Y[:1]  # the item's negative: the denoiser always returns the item, never this point
-    r = L.recovery_times(one, far, delta=1e-3, trials=3, rule="released", stride=25)
+    r = R.recovery_times(one, far, delta=1e-3, trials=3, rule="released", stride=25)
     assert (r.per_trial == 1).all() and r.evaluations == 3 * 1  # one scan step (t = 1: one DDIM step)
 
 
@@ -165,11 +166,11 @@ def test_released_and_bisection_rules_differ_on_the_same_items():
     """Both rules on the exact denoiser of 16 digits: the released per-trial times lie on its scan grid
     and below the scan's end, and the two rules do not give the same numbers (they are different rules)."""
     den = OptimalDenoiser(Y[:16])
-    delta = 0.25 * L.nn_spacing(Y[:16])
-    ours = L.recovery_times(den, Y[:4], delta=delta, trials=8, seed=0)
-    theirs = L.recovery_times(den, Y[:4], delta=delta, trials=8, seed=0, rule="released")
+    delta = 0.25 * R.nn_spacing(Y[:16])
+    ours = R.recovery_times(den, Y[:4], delta=delta, trials=8, seed=0)
+    theirs = R.recovery_times(den, Y[:4], delta=delta, trials=8, seed=0, rule="released")
     assert set(np.unique(theirs.per_trial)) <= set(range(1, 1000, 25))
     assert np.all(theirs.t_c > 1) and np.all(ours.t_c > 0)
     assert not np.allclose(theirs.t_c, ours.t_c)
     with pytest.raises(Exception, match="recovery rule"):
-        L.recovery_times(den, Y[:1], delta=delta, rule="scan")
+        R.recovery_times(den, Y[:1], delta=delta, rule="scan")

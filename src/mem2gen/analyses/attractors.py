@@ -30,7 +30,8 @@ from ..errors import check
 from ..io.config import ATTRACTOR_GROUPS, check_fields
 from ..io.data import to_float
 from ..models.diffusion import OptimalDenoiser, Schedule
-from .landscape import _device, barrier, census, energy_profile, follow, nn_spacing, recovery_probability
+from .landscape import _device, barrier, census, energy_profile, follow
+from .recovery import nn_spacing, recovery_probability
 
 GROUPS = ATTRACTOR_GROUPS
 

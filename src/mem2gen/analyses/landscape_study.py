@@ -14,7 +14,8 @@ from ..io.config import check_fields
 from ..io.data import to_float
 from ..models.diffusion import Schedule
 from .calibration import synthetic_curve
-from .landscape import barrier, census, energy_profile, follow, hessian_eigs, mixture_fit, nn_spacing, recovery_times
+from .landscape import barrier, census, energy_profile, follow, hessian_eigs, mixture_fit
+from .recovery import nn_spacing, recovery_times
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ def run_toy(*, out="runs/toy", data: str = "circle", sizes: tuple = (2, 4, 8, 16
     from ..models.networks import build_model, check_device
     from ..models.train import train
     from . import landscape as L
+    from . import recovery as R
 
     check(len(sizes) > 0 and min(sizes) >= 2, "give sizes of at least 2")
     check(steps >= 1 and grid >= 4 and n_samples >= 2, "steps >= 1, grid >= 4, n_samples >= 2")
@@ -75,7 +76,7 @@ def run_toy(*, out="runs/toy", data: str = "circle", sizes: tuple = (2, 4, 8, 16
         origin = torch.zeros_like(pts)
         learned_e = L.relative_energy(model, origin.float(), pts.float(), t_energy, schedule=sched)
         exact_e = (exact.energy(pts, t_energy) - exact.energy(origin, t_energy)).numpy()
-        delta = 0.25 * min(L.nn_spacing(y, device=device), 0.2)
+        delta = 0.25 * min(R.nn_spacing(y, device=device), 0.2)
         basin_ends = L.follow(model, pts.float(), t=t_follow, schedule=sched).cpu().numpy()
         samples = sample(model, (n_samples, 2), sampler="ddpm", steps=250, seed=seed,
                          device=next(model.parameters()).device).cpu().numpy()
