@@ -89,10 +89,38 @@ def generated() -> dict:
     return {DOCS / "results-csv.md": markdown()}
 
 
+TREE_MARK = "<!-- the module tree -->"
+FOLDER_ORDER = ["io", "core", "models", "memory", "runs", "analyses", "commands"]
+
+
+def _gist(path: Path) -> str:
+    """A module's docstring up to the end of its first sentence, on one line, at most 100 characters."""
+    import ast
+
+    doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split("\n\n")[0].split())
+    m = re.search(r"(?<![A-Z][a-z]{2})(?<!\bal)(?<!\beq)\.(\s|$)", doc)
+    doc = doc[:m.start()] if m else doc
+    return doc if len(doc) <= 100 else doc[:99].rsplit(" ", 1)[0] + " …"
+
+
+def module_tree() -> str:
+    """The package's folders and modules in layer order, each with its docstring's gist."""
+    root = DOCS.parent / "src" / "mem2gen"
+    lines = ["```", "src/mem2gen/", f"  {'errors.py':<22}{_gist(root / 'errors.py')}"]
+    for folder in FOLDER_ORDER:
+        lines.append(f"  {folder + '/':<22}{_gist(root / folder / '__init__.py')}")
+        for f in sorted((root / folder).glob("*.py")):
+            if f.name != "__init__.py":
+                lines.append(f"    {f.name:<20}{_gist(f)}")
+    lines += [f"  {'cli.py':<22}{_gist(root / 'cli.py')}", "```"]
+    return "\n".join(lines)
+
+
 def pages(tables: Path = DOCS / "tables") -> dict:
     """{page path: its rendered text} for every template in docs/templates (README.md: the repository's),
     and the pages generated from the code."""
-    return {(DOCS.parent if t.name == "README.md" else DOCS) / t.name: render(t.read_text(), tables)
+    return {(DOCS.parent if t.name == "README.md" else DOCS) / t.name:
+            render(t.read_text(), tables).replace(TREE_MARK, module_tree())
             for t in sorted((DOCS / "templates").glob("*.md"))} | generated()
 
 

@@ -1,6 +1,5 @@
-"""What mem2gen writes about results: a classification's files (labels.csv, summary.json,
-neighbors.png), a sweep's tables (results.csv, capacities.json), its phase diagram and a
-self-contained report.html (figures embedded, no network). Reads finished runs through
+"""What mem2gen writes about a sweep's results: its tables (results.csv, points.csv, capacities.json), its
+phase diagram and a self-contained report.html (figures embedded, no network). Reads finished runs through
 :class:`mem2gen.runs.run.Run`; never runs anything."""
 from __future__ import annotations
 
