@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine
 
-from mem2gen.core.kernels import tf32 as tf32_flags  # noqa: E402
-from mem2gen.io.datasets import ARCHITECTURES  # noqa: E402
-from mem2gen.models.networks import build_unet, n_params  # noqa: E402
+from mem2gen.core.kernels import tf32 as tf32_flags
+from mem2gen.io.datasets import ARCHITECTURES
+from mem2gen.models.networks import build_unet, n_params
 
 
 def sync(device):
@@ -183,7 +183,7 @@ def main():
         """One figure, isolated: an error (a failed torch.compile, out of memory) is recorded, not fatal."""
         try:
             return fn()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             print(f"{what}: failed ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})", flush=True)
             return {"error": f"{type(e).__name__}: {str(e)[:300]}"}
 
@@ -195,7 +195,7 @@ def main():
         row = res["train"][arch] = {"params_M": n_params(build_unet(ARCHITECTURES[arch])) / 1e6}
         for name, kw in variants:
             row[name] = measure(f"train {arch} {name}",
-                                lambda: train_rate(arch, device, batch=batch, steps=steps, **kw))
+                                lambda arch=arch, kw=kw: train_rate(arch, device, batch=batch, steps=steps, **kw))
             if isinstance(row[name], float) and isinstance(row.get("fp32"), float):
                 print(f"train {arch}: {name} {row[name]:.0f} img/s ({row[name] / row['fp32']:.2f}x fp32)", flush=True)
             save()
@@ -203,14 +203,14 @@ def main():
     for arch in archs:
         row = res["sample"][arch] = {}
         for name, bf16 in (("fp32", False), ("bf16", True)):
-            row[name] = measure(f"sample {arch} {name}", lambda: sample_rate(
+            row[name] = measure(f"sample {arch} {name}", lambda arch=arch, bf16=bf16: sample_rate(
                 arch, device, batch=64 if args.quick else 1024, evals=2 if args.quick else 20, bf16=bf16))
             save()
         show = {k: f"{v:.1f}" if isinstance(v, float) else v for k, v in row.items()}
         print(f"sample {arch}: DDPM-1000 {show['fp32']} samples/s fp32, {show['bf16']} bf16", flush=True)
     res["ensemble"] = {}
     for m in (3, 8, 16):
-        r = res["ensemble"][m] = measure(f"ensemble {m}", lambda: ensemble_rates(device, members=m,
+        r = res["ensemble"][m] = measure(f"ensemble {m}", lambda m=m: ensemble_rates(device, members=m,
                                                                                  steps=3 if args.quick else 200))
         save()
         if "ratio" in r:

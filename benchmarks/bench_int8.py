@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine
 
-from mem2gen.core.neighbors import nearest  # noqa: E402
-from mem2gen.io.datasets import load_dataset  # noqa: E402
+from mem2gen.core.neighbors import nearest
+from mem2gen.io.datasets import load_dataset
 
 
 def data(n: int, seed: int) -> np.ndarray:

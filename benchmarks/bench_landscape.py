@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine
 
-from mem2gen import Run  # noqa: E402
-from mem2gen.analyses import landscape as L  # noqa: E402
-from mem2gen.analyses import recovery as R  # noqa: E402
-from mem2gen.io.config import ModelSpec  # noqa: E402
-from mem2gen.models.networks import build_model  # noqa: E402
+from mem2gen import Run
+from mem2gen.analyses import landscape as L
+from mem2gen.analyses import recovery as R
+from mem2gen.io.config import ModelSpec
+from mem2gen.models.networks import build_model
 
 
 def main():

@@ -20,11 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from common import machine  # noqa: E402
+from common import machine
 
-from mem2gen import classify  # noqa: E402
-from mem2gen.core.embed import LPIPSEmbedding, LPIPSSpace, _load_state, backbone_features, shipped_lin_weights  # noqa: E402
-from mem2gen.core.neighbors import nearest  # noqa: E402
+from mem2gen import classify
+from mem2gen.core.embed import LPIPSEmbedding, LPIPSSpace, _load_state, backbone_features, shipped_lin_weights
+from mem2gen.core.neighbors import nearest
 
 
 def main():
@@ -46,9 +46,10 @@ def main():
                                              lin_state=_load_state(shipped_lin_weights("alex"))), device="cpu")
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (500, 3, a.size, a.size), dtype=np.uint8)
-    def make(n):  # noqa: E306 - images near a shared pool, so neighbours are meaningful
+    def make(n):
         idx = rng.integers(0, len(base), n)
-        return np.clip(base[idx].astype(np.int16) + rng.integers(-20, 21, (n, 3, a.size, a.size)), 0, 255).astype(np.uint8)
+        return np.clip(base[idx].astype(np.int16) + rng.integers(-20, 21, (n, 3, a.size, a.size)), 0,
+                       255).astype(np.uint8)
     ev, refs = make(a.n_eval), make(a.n_ref)
 
     t = time.perf_counter()

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine
 
-from mem2gen.memory import DenseAM  # noqa: E402
+from mem2gen.memory import DenseAM
 
 
 def main():

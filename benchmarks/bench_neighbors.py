@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, peak_memory  # noqa: E402
+from common import machine, peak_memory
 
-from mem2gen.core.neighbors import nearest  # noqa: E402
+from mem2gen.core.neighbors import nearest
 
 
 def make_data(n, d, rng, base):

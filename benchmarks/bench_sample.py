@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine
 
-from mem2gen import Run, classify  # noqa: E402
-from mem2gen.models.diffusion import sample  # noqa: E402
+from mem2gen import Run, classify
+from mem2gen.models.diffusion import sample
 
 
 def main():

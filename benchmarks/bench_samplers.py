@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine
 
-from mem2gen import classify  # noqa: E402
-from mem2gen.core.stats import LABELS  # noqa: E402
-from mem2gen.models.diffusion import sample  # noqa: E402
-from mem2gen.runs.run import Run  # noqa: E402
+from mem2gen import classify
+from mem2gen.core.stats import LABELS
+from mem2gen.models.diffusion import sample
+from mem2gen.runs.run import Run
 
 SAMPLERS = [("ddpm", 1000, 0.0), ("ddpm", 250, 0.0), ("ddpm", 100, 0.0), ("ddim", 100, 1.0), ("ddim", 50, 0.0),
             ("dpm++sde", 50, 0.0), ("dpm++sde", 20, 0.0), ("dpm++", 50, 0.0), ("dpm++", 20, 0.0)]

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine  # noqa: E402
+from common import machine
 
-from mem2gen.io.datasets import ARCHITECTURES, load_dataset  # noqa: E402
-from mem2gen.models.ensemble import train_ensemble  # noqa: E402
-from mem2gen.models.networks import MLP, build_unet, n_params  # noqa: E402
-from mem2gen.models.train import TrainConfig, train  # noqa: E402
+from mem2gen.io.datasets import ARCHITECTURES, load_dataset
+from mem2gen.models.ensemble import train_ensemble
+from mem2gen.models.networks import MLP, build_unet, n_params
+from mem2gen.models.train import TrainConfig, train
 
 
 def reference_loop(unet, data, steps, batch):
@@ -64,7 +64,8 @@ def ensemble_vs_sequential(m: int, steps: int, *, threads: int, batch: int = 128
     data = load_dataset("digits")[:64]
     models = [MLP(sample_shape=(1, 8, 8), hidden=512, depth=3) for _ in range(m)]
     cfgs = [TrainConfig(steps=steps, batch=batch, lr=1e-3, seed=i) for i in range(m)]
-    train_ensemble([copy.deepcopy(x) for x in models[:2]], [data] * 2, cfgs[:2], progress=False, device="cpu")  # warm-up
+    train_ensemble([copy.deepcopy(x) for x in models[:2]], [data] * 2, cfgs[:2], progress=False,
+                   device="cpu")  # warm-up
     t0 = time.perf_counter()
     for mod, c in zip(models, cfgs):
         train(copy.deepcopy(mod), data, c, progress=False, device="cpu")

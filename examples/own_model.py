@@ -43,11 +43,11 @@ def train_pipeline(images: np.ndarray, folder: Path, *, steps: int, seed: int = 
 
 def main(out: Path, *, sizes=(4, 64, 1024), steps: int = 400, n_eval: int = 200, cap: int = 1024) -> list[dict]:
     import mem2gen
+    from mem2gen.core.plots import phase_diagram
     from mem2gen.core.quality import quality, train_features
     from mem2gen.core.stats import LABELS, capacities
     from mem2gen.io.datasets import load_dataset
     from mem2gen.models.sample import generate
-    from mem2gen.core.plots import phase_diagram
 
     digits = load_dataset("digits")  # float32 in [-1, 1], (1797, 1, 8, 8)
     order = np.random.default_rng(0).permutation(len(digits))

@@ -9,7 +9,8 @@ TABLE is a CSV in docs/tables; SELECT picks its rows (``K=64``, ``R=3,tau=0.05``
 ``count(col>0)``, ``rows`` over the
 rows picked, ``ratio(a/b)`` one row's a / b (a count over its n), ``argmax(col)`` the K of the row
 where col is largest, ``where(col)`` the K of the rows
-where col > 0 as a list ("none" if no row) (otherwise exactly one row must match); FORMAT is a Python format spec, or one ending in
+where col > 0 as a list ("none" if no row) (otherwise exactly one row must match); FORMAT is a Python format spec, or
+one ending in
 ``pt`` for a fraction in percentage points (``+.1pt`` → +2.6). Run: ``python scripts/render_docs.py``
 (writes the pages) or ``--check`` (exit 1 naming each page that differs).
 """

@@ -53,7 +53,8 @@ def save_theirs(path, state, extra=None):
     mod = their_options()
     sys.modules["parse_utils"] = mod
     try:
-        args = argparse.Namespace(model=mod.ModelOptions(), train=mod.TrainOptions(), data=argparse.Namespace(data_name="x"))
+        args = argparse.Namespace(model=mod.ModelOptions(), train=mod.TrainOptions(),
+                                  data=argparse.Namespace(data_name="x"))
         torch.save({"model": {f"module.{k}": v for k, v in state.items()}, "ema": state, "opt": {}, "args": args,
                     "iterations": 500, **(extra or {})}, path)
     finally:
@@ -146,7 +147,8 @@ def test_their_sample_sets_are_read_without_unpickling(tmp_path):
     x = their_samples(tmp_path / "16.npz", 5, 0, str(tmp_path / "pwned"))
     np.testing.assert_array_equal(load_array(tmp_path / "16.npz"), x)
     (tmp_path / "batches").mkdir()  # their generator writes one .npz per batch into a folder
-    parts = [their_samples(tmp_path / "batches" / f"{c}.npz", 3, i, str(tmp_path / "pwned")) for i, c in enumerate("ab")]
+    parts = [their_samples(tmp_path / "batches" / f"{c}.npz", 3, i, str(tmp_path / "pwned")) for i,
+             c in enumerate("ab")]
     np.testing.assert_array_equal(load_array(tmp_path / "batches"), np.concatenate(parts))
     with pytest.raises(Mem2genError, match="'args'"):
         load_array(f"{tmp_path / '16.npz'}:args")  # naming the pickled member is refused, not run

@@ -74,7 +74,8 @@ def test_uint8_and_float_layouts_agree(example):
     ev, tr, syn, _ = example
     u = lambda a: np.clip(np.rint((a + 1) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
     a = classify(u(ev), u(tr), u(syn))
-    b = classify(u(ev).transpose(0, 2, 3, 1), u(tr)[:, 0], (u(syn).astype(np.float32) / 127.5 - 1).reshape(len(syn), -1)[:, :].reshape(len(syn), 8, 8))
+    flat = (u(syn).astype(np.float32) / 127.5 - 1).reshape(len(syn), -1)
+    b = classify(u(ev).transpose(0, 2, 3, 1), u(tr)[:, 0], flat[:, :].reshape(len(syn), 8, 8))
     np.testing.assert_array_equal(a.labels, b.labels)
 
 

@@ -197,7 +197,8 @@ def test_held_out_null_beside_each_fraction(tmp_path, capsys):
         text = capsys.readouterr().out
         assert "null (held-out real data" in text and "one-sided exact p" in text and "this one model" in text
         null = json.loads((out / "summary.json").read_text())["null"]
-        assert null["n_synthetic"] == m and null["n_eval"] == min(len(ev), len(np.load(tmp_path / f"{held_name}.npy")) // 2)
+        assert null["n_synthetic"] == m and null["n_eval"] == min(len(ev),
+                                                                  len(np.load(tmp_path / f"{held_name}.npy")) // 2)
         model = classify(ev, tr, syn)
         ref = held_out_null(ev, tr, syn, np.load(tmp_path / f"{held_name}.npy"), model_counts=model.counts,
                             iterations=200, seed=0)

@@ -89,7 +89,7 @@ def test_precision_flags_are_scoped_and_restored(monkeypatch):
             assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (flag, flag)
         with pytest.raises(ZeroDivisionError):  # restored on the way out of an error too
             with tf32(True):
-                1 / 0
+                raise ZeroDivisionError
         assert torch.backends.cuda.matmul.allow_tf32 is False
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old

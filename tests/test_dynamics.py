@@ -192,7 +192,8 @@ def test_grid_over_a_knob_that_changes_nothing_is_refused(tmp_path):
     for grid, overrides, msg in (
             ("model.arch=mnist,cifar10", {}, "names a U-Net; this model is kind mlp"),
             ("eta=0,1", {}, "only DDIM reads it"), ("train.seed=0,1", {}, "set seed instead"),
-            ("model.hidden=8,16", {"model": {"kind": "unet", "arch": "digits-small"}}, "shapes MLPs; this model is kind unet"),
+            ("model.hidden=8,16", {"model": {"kind": "unet", "arch": "digits-small"}},
+             "shapes MLPs; this model is kind unet"),
             ("train.steps=2,4", {"checkpoints": str(tmp_path)}, "the models come from checkpoints")):
         with pytest.raises(Mem2genError, match=msg):
             sweep(config_file=cfg, grid=grid, overrides=overrides, out=tmp_path / "g", **quiet)

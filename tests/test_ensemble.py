@@ -106,7 +106,8 @@ def test_ensemble_sweep_gives_the_fractions_of_separate_models(tmp_path):
 
     train_cfg = {"steps": 600, "batch": 32, "lr": 1e-3, "checkpoint_every": 200}
     sep = run_sweep(SweepConfig.from_dict({**SETTING, "train": train_cfg}), tmp_path / "sep", **quiet)
-    ens = run_sweep(SweepConfig.from_dict({**SETTING, "train": {**train_cfg, "ensemble": True}}), tmp_path / "ens", **quiet)
+    ens = run_sweep(SweepConfig.from_dict({**SETTING, "train": {**train_cfg, "ensemble": True}}), tmp_path / "ens",
+                    **quiet)
     a, b = fractions(tmp_path / "sep"), fractions(tmp_path / "ens")
     assert np.mean(a[(2, "memorized")]) > np.mean(a[(16, "memorized")]) + 0.2
     for key in a:

@@ -10,7 +10,8 @@ ROOT = Path(__file__).parents[1]
 
 @pytest.mark.slow
 def test_own_model_example(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "examples" / "own_model.py"), "--out", str(tmp_path), "--steps", "30",
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "own_model.py"), "--out", str(tmp_path), "--steps",
+                        "30",
                         "--n-eval", "40", "--cap", "64"], capture_output=True, text=True, timeout=600,
                        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr[-2000:]

@@ -16,7 +16,8 @@ WITHIN = {
     "models": [{"diffusion", "checkpoints"}, {"networks"}, {"train", "sample"}, {"ensemble"}],
     "memory": [{"hopfield", "dense"}, {"bridge"}, {"phase"}],
     "runs": [{"schema"}, {"run", "results"}, {"verify"}, {"report"}, {"executors", "compare", "plan"}, {"sweep"}],
-    "analyses": [{"landscape", "calibration"}, {"recovery"}, {"landscape_study", "attractors", "toy"}, {"dynamics"}],
+    "analyses": [{"points"}, {"landscape", "calibration"}, {"recovery"}, {"landscape_study", "attractors", "toy"},
+                 {"dynamics", "studies"}],
 }
 
 

@@ -84,7 +84,8 @@ def test_sweep_points_carry_quality_and_per_sample_flags(tmp_path):
         assert flags.sum() == m["all"]["off"] and len(flags) == 40
         assert p.labels.labels.shape == (40,)  # the extra columns leave the classification readable
     assert "FD (real" in (tmp_path / "r" / "report.html").read_text()
-    assert (tmp_path / "r" / "samples.png").exists() and "the first 12 of S_eval" in (tmp_path / "r" / "report.html").read_text()
+    assert (tmp_path / "r" / "samples.png").exists()
+    assert "the first 12 of S_eval" in (tmp_path / "r" / "report.html").read_text()
 
 
 @pytest.mark.slow
@@ -92,7 +93,8 @@ def test_classify_command_reports_both(tmp_path, capsys):
     assert cli("demo", "--out", tmp_path / "d") == 0
     capsys.readouterr()
     d = tmp_path / "d"
-    args = ["classify", "--train", d / "train.npy", "--eval", d / "eval.npy", "--synthetic", d / "synthetic.npy", "--quiet"]
+    args = ["classify", "--train", d / "train.npy", "--eval", d / "eval.npy", "--synthetic", d / "synthetic.npy",
+            "--quiet"]
     assert cli(*args, "--out", tmp_path / "plain") == 0  # the default: off-manifold only (quality trains a network)
     out = capsys.readouterr().out
     assert "off-manifold" in out and "FD" not in out
@@ -104,7 +106,8 @@ def test_classify_command_reports_both(tmp_path, capsys):
     assert s["off_manifold"]["fraction"] == 0.0 and s["quality"]["fd"] > 0
     noise = np.random.default_rng(0).integers(0, 256, (50, 1, 8, 8), dtype=np.uint8)
     np.save(tmp_path / "noise.npy", noise)
-    assert cli("classify", "--train", d / "train.npy", "--eval", tmp_path / "noise.npy", "--synthetic", tmp_path / "noise.npy",
+    assert cli("classify", "--train", d / "train.npy", "--eval", tmp_path / "noise.npy", "--synthetic",
+               tmp_path / "noise.npy",
                "--out", tmp_path / "o2", "--quiet", "--quality") == 0
     s2 = __import__("json").loads((tmp_path / "o2" / "summary.json").read_text())
     assert s2["off_manifold"]["fraction"] >= 0.99 and s2["quality"]["fd"] > 10 * s["quality"]["fd"]

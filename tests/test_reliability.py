@@ -228,7 +228,8 @@ def test_diverging_training_stops_with_a_message(tmp_path):
 
 def test_leftovers_of_a_kill_are_cleaned(tmp_path, tiny_run):
     run = copy_run(tiny_run, tmp_path / "run")
-    junk = [run / "manifest.json.mem2gen-tmp-abc123", run / "points" / "K=2" / "model" / "model.safetensors.mem2gen-tmp-x9"]
+    junk = [run / "manifest.json.mem2gen-tmp-abc123",
+            run / "points" / "K=2" / "model" / "model.safetensors.mem2gen-tmp-x9"]
     for j in junk:
         j.write_bytes(b"half")
     run_sweep(SweepConfig.from_dict(TINY), run, **quiet)
@@ -528,7 +529,8 @@ def test_image_folders_refuse_bombs_and_name_mixed_channels(tmp_path):
     for side, msg in ((30000, "decompression bomb"), (9000, "9000 x 9000 pixels")):  # PIL's limit, then ours
         bomb = tmp_path / f"bomb{side}"
         bomb.mkdir()
-        (bomb / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+        header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+        (bomb / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
                                      + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
         with pytest.raises(Mem2genError, match=msg):
             load_array(bomb)

@@ -216,6 +216,7 @@ def test_pool_of_replicate_tables_is_the_replicated_runs_table(replicated, tmp_p
             assert g[key] == pytest.approx(w[key], rel=1e-9, abs=1e-12), key
     assert cli("pool", run, "--out", tmp_path / "folder.csv") == 0  # a folder's replicates are its models
     for g, w in zip(read_rows(tmp_path / "folder.csv"), want):
-        assert g["p_spurious"] == pytest.approx(w["p_spurious"]) and g["frac_memorized"] == pytest.approx(w["frac_memorized"])
+        assert g["p_spurious"] == pytest.approx(w["p_spurious"])
+        assert g["frac_memorized"] == pytest.approx(w["frac_memorized"])
     assert cli("pool", files[0], "--out", tmp_path / "one.csv") == 2  # one table: nothing to pool
     assert cli("pool", *files, "--out", tmp_path / "pooled.csv") == 2  # never replaced

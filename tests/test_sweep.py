@@ -175,7 +175,8 @@ def test_run_handle_reopens_every_point_exactly(uninterrupted):
         np.testing.assert_array_equal(lab.i_syn, again.i_syn)
         np.testing.assert_array_equal(lab.ratio_s, again.ratio_s)
         assert [int(row[f"count_{n}"]) for n in LABELS] == np.bincount(again.labels, minlength=3).tolist()
-        want = {k: v for k, v in point_row(p).items() if k != "replicate"} | {"n_replicates": 1, "inference": "one model"}
+        want = {k: v for k, v in point_row(p).items() if k != "replicate"}
+        want |= {"n_replicates": 1, "inference": "one model"}
         assert want == {key: type(want[key])(v) for key, v in row.items()}
         x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 800])
         assert p.model(x, t).shape == (2, 1, 8, 8)
@@ -407,7 +408,8 @@ def test_attractor_study_command_on_a_sweep(uninterrupted, tmp_path, capsys):
     assert {"recovery", "lambda_min", "exact_to_training", "barrier"} <= set(summary[0])  # S' rows lack them
     points = list(csv.DictReader(open(run / "attractors-points.csv")))
     assert all(float(p["lambda_min"]) <= float(p["lambda_max"]) for p in points)
-    assert (run / "points" / "K=8" / "attractors.json").exists() and not (run / "points" / "K=2" / "attractors.json").exists()
+    assert (run / "points" / "K=8" / "attractors.json").exists()
+    assert not (run / "points" / "K=2" / "attractors.json").exists()
     capsys.readouterr()
     before = (run / "points" / "K=40" / "attractors.json").stat().st_mtime_ns
     assert cli(*args) == 0 and "attractors in" not in capsys.readouterr().out  # finished points are reused
@@ -482,7 +484,8 @@ def test_sweep_over_brought_models(tmp_path):
         assert np.array_equal(np.load(tmp_path / "a" / "points" / f"K={k}" / "eval.npy"),
                               np.load(tmp_path / "b" / "points" / f"K={k}" / "eval.npy"))
         assert np.array_equal(Run(tmp_path / "a").point(k).labels.labels, Run(tmp_path / "b").point(k).labels.labels)
-    assert json.loads((tmp_path / "b" / "points" / "K=8" / "model" / "mem2gen.json").read_text())["source"].endswith("8")
+    record = json.loads((tmp_path / "b" / "points" / "K=8" / "model" / "mem2gen.json").read_text())
+    assert record["source"].endswith("8")
     with pytest.raises(Mem2genError, match="has no model for K = 40"):
         run_sweep(dataclasses.replace(cfg, sizes=(2, 40), checkpoints=str(brought)), tmp_path / "c", **quiet)
     assert not (tmp_path / "c").exists()

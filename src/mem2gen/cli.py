@@ -110,10 +110,11 @@ def main(argv=None) -> None:
                           if e.errno in (28, 13, 30, 27, 122) else ""), err=True)
             sys.exit(2)
         _internal_error(e)
-    except Exception as e:  # noqa: BLE001 - a bug, or a resource limit reported by a library's own error type
+    except Exception as e:
         full = str(e)
-        if type(e).__name__ == "SafetensorError" and any(w in full for w in ("os error 28", "os error 27", "os error 122", "code: 28", "code: 27",
-                                                                               "StorageFull", "FileTooLarge")):
+        disk_full = ("os error 28", "os error 27", "os error 122", "code: 28", "code: 27", "StorageFull",
+                     "FileTooLarge")
+        if type(e).__name__ == "SafetensorError" and any(w in full for w in disk_full):
             click.echo("mem2gen: error: the disk is full (or a file-size limit was reached) while saving weights; "
                        "free space or raise the limit, then run the command again: it resumes", err=True)
             sys.exit(2)

@@ -144,7 +144,10 @@ def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = Attracto
     delta = cfg.delta_frac * spacing if len(y) > 1 else 0.1
     names = [g for g in groups if len(groups[g])]
     starts = [to_float(np.asarray(groups[g])) for g in names]
-    syn = to_float(np.asarray(synthetic[:cfg.n_synthetic])) if cfg.n_synthetic and len(synthetic) else np.zeros((0, *y.shape[1:]), np.float32)
+    if cfg.n_synthetic and len(synthetic):
+        syn = to_float(np.asarray(synthetic[:cfg.n_synthetic]))
+    else:
+        syn = np.zeros((0, *y.shape[1:]), np.float32)
     xs = np.concatenate(starts + [syn]).astype(np.float32)
     owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(starts)] + [np.full(len(syn), -1)]).astype(int)
     exact_model = OptimalDenoiser(y, schedule=schedule) if exact else None
@@ -162,7 +165,8 @@ def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = Attracto
             tt = torch.full((len(z),), int(t), dtype=torch.long)
             eps = torch.cat([model(z[i:i + 4096].to(dev), tt[i:i + 4096].to(dev)).float().cpu()
                              for i in range(0, len(z), 4096)])
-            residual = (((z - (1 - a) ** 0.5 * eps) / a ** 0.5).clamp(-1, 1) - ends).reshape(len(z), -1).norm(dim=1).numpy()
+            x0 = ((z - (1 - a) ** 0.5 * eps) / a ** 0.5).clamp(-1, 1)
+            residual = (x0 - ends).reshape(len(z), -1).norm(dim=1).numpy()
         ends, z = ends.reshape(len(xs), -1), z.reshape(len(xs), -1)
         cen = census(ends.numpy(), delta=delta, train=y)
         on_item = cen.training_item[cen.component] >= 0  # each end: its attractor sits on a training item
@@ -170,7 +174,8 @@ def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = Attracto
         n_syn = int((owner == -1).sum())
         syn_mass = np.bincount(cen.component[owner == -1], minlength=cen.n_attractors) / max(n_syn, 1)
         if exact_model is not None:
-            ex_ends = follow(exact_model, torch.as_tensor(xs[owner >= 0]), t=t, iters=cfg.iters, schedule=schedule).float()
+            ex_ends = follow(exact_model, torch.as_tensor(xs[owner >= 0]), t=t, iters=cfg.iters,
+                             schedule=schedule).float()
             ex_cen = census(ex_ends.numpy(), delta=delta, train=y)
             ex_item = ex_cen.training_item[ex_cen.component] >= 0
             rho = mixture_stability(y, ex_ends.numpy(), t, schedule=schedule)
@@ -191,7 +196,8 @@ def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = Attracto
                    "attractors": int(len(np.unique(comp))), "nontraining_attractors": int(len(non_attr)),
                    "to_training": float(np.mean(~non)), "stays": float(np.mean(stays[sel])),
                    "nontraining_sprime_mass": float(syn_mass[non_attr].sum()) if n_syn else None,
-                   "largest_nontraining_sprime_mass": float(syn_mass[non_attr].max()) if n_syn and len(non_attr) else 0.0,
+                   "largest_nontraining_sprime_mass": (float(syn_mass[non_attr].max()) if n_syn and len(non_attr)
+                                                       else 0.0),
                    "recovery": float(np.mean(rec[sel[owner >= 0]])),
                    "minimum_share": float(np.mean(is_min[sel[owner >= 0]])),
                    "converged": float(np.mean(converged[sel]))}
@@ -202,14 +208,16 @@ def study(model, train, groups: dict, synthetic, cfg: AttractorConfig = Attracto
             out["census"].append(row)
         if n_syn:
             non_syn = ~on_item[owner == -1]
-            out["census"].append({**level, "group": "S'", "n": n_syn, "attractors": int(len(np.unique(cen.component[owner == -1]))),
+            out["census"].append({**level, "group": "S'", "n": n_syn,
+                                  "attractors": int(len(np.unique(cen.component[owner == -1]))),
                                   "nontraining_attractors": int(len(np.unique(cen.component[owner == -1][non_syn]))),
                                   "to_training": float(np.mean(~non_syn)), "stays": float(np.mean(stays[owner == -1])),
                                   "converged": float(np.mean(converged[owner == -1]))})
         for j, i in enumerate(np.flatnonzero(owner >= 0)):
             out["points"].append({"t": t, "group": names[owner[i]], "i": int(j), "to_training": bool(on_item[i]),
                                   "lambda_min": float(eig[j, 0]), "lambda_max": float(eig[j, 1]),
-                                  "minimum": bool(is_min[j]), "recovery": float(rec[j]), "residual": float(residual[i])})
+                                  "minimum": bool(is_min[j]), "recovery": float(rec[j]),
+                                  "residual": float(residual[i])})
 
         say(f"t = {t}: barriers")
         sq = a ** 0.5
@@ -274,7 +282,8 @@ def per_model(census_rows: list, point_rows: list, barrier_rows: list):
         b = bars.groupby(["K", "replicate", "t", "group"]).agg(barrier=("barrier", "median"),
                                                                n_barriers=("barrier", "size")).reset_index()
         pairs = b[b["group"] == "training pair"].merge(
-            cen[[c for c in ("K", "replicate", "t", "sigma", "beta", "noise_norm", "delta") if c in cen]].drop_duplicates(),
+            cen[[c for c in ("K", "replicate", "t", "sigma", "beta", "noise_norm",
+                             "delta") if c in cen]].drop_duplicates(),
             on=[c for c in ("K", "replicate", "t") if c in cen])
         cen = pd.concat([cen.merge(b, on=["K", "replicate", "t", "group"], how="left"),
                          pairs.assign(n=pairs["n_barriers"])], ignore_index=True)

@@ -4,7 +4,8 @@ A phase diagram is one slice of a (K, training time) map: memorization sets in a
 grows with K, while the held-out loss is lowest at a time τ_gen that hardly does (Bonnaire et al.
 2025, arXiv 2505.17638). For every point and every saved snapshot (``train.save_steps``, plus the
 finished model) this module draws a smaller S_eval and S', applies the paper's rule (eqs 4-6, the
-run's distance and thresholds) and measures the denoising loss on S_K and on held-out items, and how many samples are off-manifold
+run's distance and thresholds) and measures the denoising loss on S_K and on held-out items, and how many samples are
+off-manifold
 (:func:`mem2gen.core.checks.off_manifold`):
 
     runs/<name>/points/K=<k>/dynamics/step-<s>.json   one (K, step), written atomically (resume unit)
@@ -69,7 +70,8 @@ class DynamicsConfig:
         check_fields(self)
         for name in ("n_eval", "synthetic_cap", "loss_items", "loss_draws", "bootstrap_iterations", "fit_iterations"):
             v = getattr(self, name)
-            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{name} = {v!r} must be a whole number >= 1")
+            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                  f"{name} = {v!r} must be a whole number >= 1")
         check(self.synthetic_cap >= 2, "synthetic_cap must be at least 2")
         check(0 < self.level < 1 and 0 < self.spurious_onset < 1, "level and spurious_onset must lie in (0, 1)")
 
@@ -236,7 +238,8 @@ class DynamicsJob:
             write_json(f, row)
             if self.echo:
                 self.echo(f"    K={k} step {step}: memorized {row['frac_memorized']:.3f}, spurious "
-                          f"{row['frac_spurious']:.3f}, generalized {row['frac_generalized']:.3f} ({row['seconds']:.0f} s)")
+                          f"{row['frac_spurious']:.3f}, generalized {row['frac_generalized']:.3f} "
+                          f"({row['seconds']:.0f} s)")
         return {"K": k, "dynamics_s": time.perf_counter() - t}
 
 
@@ -316,7 +319,8 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
         pass
     rows = collect(run)
     check(rows, f"{run.path}: nothing measured")
-    nulls = {p.k: dynamics_null(p, settings) for p in run.points(replicate=0) if (p.path / "dynamics" / layout.NULL).exists()}
+    nulls = {p.k: dynamics_null(p, settings) for p in run.points(replicate=0)
+             if (p.path / "dynamics" / layout.NULL).exists()}
     rows = with_null(rows, nulls, iterations=settings.bootstrap_iterations)
     # timings stay in the per-step records: the table depends on the results alone
     write_csv(run.path / "dynamics.csv", rows, fields=[k for k in rows[0] if k != "seconds"])

@@ -134,7 +134,8 @@ def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
 @lib_option(classify_files, "lpips_net", "--lpips-net", type=click.Choice(["alex", "vgg"]))
 @lib_option(classify_files, "lpips_backbone", "--lpips-backbone",
             help="torchvision state dict of the backbone (.pth/.safetensors).")
-@lib_option(classify_files, "lpips_lin", "--lpips-lin", help="LPIPS linear weights. [default: those shipped with lpips]")
+@lib_option(classify_files, "lpips_lin", "--lpips-lin",
+            help="LPIPS linear weights. [default: those shipped with lpips]")
 @lib_option(classify_files, "k", "--k", type=int, help="Neighbours kept per set (>= 2).")
 @lib_option(classify_files, "iterations", "--iterations", type=int, help="Bootstrap iterations.")
 @lib_option(classify_files, "seed", "--seed", type=int, help="Bootstrap seed.")
@@ -194,7 +195,8 @@ def show_classified(r: Classified) -> None:
                 click.echo(f"  {title:<24} undefined: {e['undefined']}")
                 continue
             click.echo(f"  {title:<24} model {at:.4f} (at the null's |S'|), null {base:.4f}, excess "
-                       f"{e['excess']:+.4f} [{e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}], one-sided exact p = {e['p']:.3g}")
+                       f"{e['excess']:+.4f} [{e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}], one-sided exact p = "
+                       f"{e['p']:.3g}")
         click.echo("  (spurious | not memorized: eq 5 counts only non-memorized samples, and real held-out items are "
                    "rarely memorized; both forms are needed to read the spurious excess)")
         click.echo("  (a test over this one model's samples: another training seed may differ more than this)")

@@ -19,7 +19,8 @@ from .options import Numbers, calls, lib_option
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @lib_option(dynamics, "sizes", "--sizes", type=Numbers(int), help="Sizes K. [default: every trained point]")
 @lib_option(DynamicsConfig, "n_eval", "--n-eval", type=int, help="|S_eval| per (K, step).")
-@lib_option(DynamicsConfig, "synthetic_cap", "--synthetic-cap", type=int, help="|S'| = min(the run's factor x K, this).")
+@lib_option(DynamicsConfig, "synthetic_cap", "--synthetic-cap", type=int,
+            help="|S'| = min(the run's factor x K, this).")
 @lib_option(DynamicsConfig, "loss_items", "--loss-items", type=int, help="Training and held-out items for the losses.")
 @lib_option(DynamicsConfig, "level", "--level", type=float, help="tau_mem: first step where memorized reaches this.")
 @lib_option(dynamics, "executor", "--executor", type=click.Choice(EXECUTORS))
@@ -29,7 +30,8 @@ def dynamics_cmd(run_dir, sizes, executor, device, overwrite, **kw):
     """Phases over (K, training step) from a sweep's EMA snapshots; tau_mem(K) and its power law."""
     res = dynamics(run_dir, settings=DynamicsConfig(**kw), sizes=sizes, executor=executor, device=device,
                    overwrite=overwrite, echo=click.echo)
-    click.echo(f"{'K':>6} {'tau_mem (1/2)':>14} {'mem 5%':>9} {'tau_gen':>8} {'spurious onset':>15} {'max spurious':>13}")
+    click.echo(f"{'K':>6} {'tau_mem (1/2)':>14} {'mem 5%':>9} {'tau_gen':>8} {'spurious onset':>15} "
+               f"{'max spurious':>13}")
     for d in res["per_K"]:
         click.echo(f"{d['K']:>6} {tau_text(d['tau_mem'], d['tau_mem_status']):>14} "
                    f"{tau_text(d['tau_mem_05'], d['tau_mem_05_status']):>9} {str(d['tau_gen'] or '-'):>8} "
@@ -39,7 +41,8 @@ def dynamics_cmd(run_dir, sizes, executor, device, overwrite, **kw):
         click.echo(f"tau_mem ~ K^a: not fitted ({fit['reason']})")
     else:
         ci = f" [{fit['ci95'][0]:.2f}, {fit['ci95'][1]:.2f}]" if fit.get("ci95") else ""
-        click.echo(f"tau_mem ~ K^a: a = {fit['a']:.2f}{ci} over K = {fit['K']}" + (f" ({fit['reason']})" if fit.get("reason") else ""))
+        why = f" ({fit['reason']})" if fit.get("reason") else ""
+        click.echo(f"tau_mem ~ K^a (bracketed sizes only): a = {fit['a']:.2f}{ci} over K = {fit['K']}{why}")
     if res.get("fit_censored"):
         click.echo(censored_text(res["fit_censored"]))
     click.echo(f"wrote {run_dir}/dynamics.csv, dynamics.json, dynamics.png and the report's Dynamics section")

@@ -1,201 +1,27 @@
-"""``mem2gen landscape`` and ``mem2gen toy``: the attractor landscape of a sweep's points (recovery
-times, energy, curvature, attractor census, mixtures), and a 2-D toy whose energy is exact."""
+"""``mem2gen landscape``, ``mem2gen attractors`` and ``mem2gen toy``: the attractor landscape of a sweep's points
+(recovery times, energy, curvature, attractor census, mixtures), the attractor study (Hypothesis 2.1), and a 2-D
+toy whose energy is exact."""
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import click
-import numpy as np
 
+from ..analyses.studies import attractor_study, landscape
 from ..analyses.toy import run_toy
-from ..core.plots import COLORS, as_picture, pyplot, save
-from ..core.stats import LABELS
 from ..io import layout
 from ..io.config import ATTRACTOR_GROUPS
-from ..io.data import to_float
-from ..io.files import read_json, run_lock, write_json
-from ..runs.report import aggregate, num
-from ..runs.run import Run
+from ..runs.report import num
 from .options import Numbers, Words, calls, lib_option
-
-
-def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, trials: int = 10, steps: int = 20,
-              t_energy: int = 100, t_follow: int = 50, seed: int = 0, device: str | None = None,
-              overwrite: bool = False, progress: bool = True, echo=print) -> list[dict]:
-    """The attractor landscape of every classified point of a sweep (or of ``sizes``): recovery times
-    and basin radii, energy profiles, curvature, attractor census against |S'|, mixture test
-    (:func:`mem2gen.analyses.landscape_study.analyze`). Each point's ``landscape.json`` is kept and reused while its
-    settings stay the same; then ``landscape.png`` and the report's Landscape section are rebuilt."""
-    from ..analyses.landscape_study import LandscapeConfig, analyze  # torch
-    from ..models.networks import check_device
-
-    cfg = LandscapeConfig(n_samples=n_samples, trials=trials, steps=steps, t_energy=t_energy, t_follow=t_follow,
-                          seed=seed)
-    check_device(device)
-    run = Run(run_dir)
-    settings = json.loads(json.dumps(cfg.__dict__, default=list))
-    results = []
-    with run_lock(run.path, command="mem2gen landscape"):
-        for p in run.classified(sizes, what="analyse"):
-            f, figure = p.path / layout.LANDSCAPE, p.path / layout.LANDSCAPE_FIGURE
-            if f.exists() and not overwrite and read_json(f).get("settings") == settings:
-                echo(f"K={p.k}: {layout.LANDSCAPE} is up to date")
-                results.append(read_json(f))
-                if not figure.exists():
-                    point_landscape_figure(results[-1], p.eval, p.train_set, figure)
-                continue
-            t = time.perf_counter()
-            res = analyze(p, cfg, device=device, progress=progress)
-            res["seconds"] = round(time.perf_counter() - t, 1)
-            point_landscape_figure(res, p.eval, p.train_set, figure)
-            write_json(f, res)
-            echo(f"K={p.k}: analysed in {res['seconds']:.0f} s")
-            results.append(res)
-        landscape_figure(results, run.path / "landscape.png")
-        aggregate(run.path, echo=lambda *a: None)
-    return results
-
-
-def attractor_study(run_dir, *, sizes: tuple | None = None, ts: tuple = (5, 10, 20, 50, 100, 200, 400),
-                    groups: tuple = ATTRACTOR_GROUPS,
-                    per_group: int = 32, n_synthetic: int = 512, trials: int = 10, steps: int = 20, seed: int = 0,
-                    device: str | None = None, overwrite: bool = False, progress: bool = True, echo=print) -> list[dict]:
-    """``mem2gen landscape RUN --attractors``: the attractor study (:mod:`mem2gen.analyses.attractors`) at every
-    classified point of every replicate (or of ``sizes``). Each point's ``attractors.json`` is kept and reused
-    while its settings stay the same (a long study resumes point by point); then the run's tables are
-    rewritten: attractors-census.csv (per model, t and group), attractors-points.csv (per start: its end,
-    curvature, recovery), attractors-barriers.csv and attractors.csv (per K, t and group over the models)."""
-    from ..analyses.attractors import AttractorConfig, analyze_point, summarize
-    from ..io.files import write_csv
-    from ..models.networks import check_device
-
-    cfg = AttractorConfig(ts=tuple(ts), groups=tuple(groups), per_group=per_group, n_synthetic=n_synthetic,
-                          trials=trials, steps=steps, seed=seed)
-    check_device(device)
-    run = Run(run_dir)
-    settings = json.loads(json.dumps(cfg.__dict__, default=list))
-    results = []
-    with run_lock(run.path, command="mem2gen landscape --attractors"):
-        points = run.classified(sizes, what="analyse")
-        for i, p in enumerate(points):
-            f = p.path / layout.ATTRACTORS
-            if f.exists() and not overwrite and read_json(f).get("settings") == settings:
-                results.append(read_json(f))
-                continue
-            t = time.perf_counter()
-            res = analyze_point(p, cfg, device=device, progress=echo if progress else None)
-            res |= {"settings": settings, "seconds": round(time.perf_counter() - t, 1)}
-            write_json(f, res)
-            echo(f"[{i + 1}/{len(points)}] K={p.key}: attractors in {res['seconds']:.0f} s")
-            results.append(res)
-        tables = {name: [{"K": r["K"], "replicate": r["replicate"], **row} for r in results for row in r[part]]
-                  for name, part in zip(layout.ATTRACTOR_TABLES, ("census", "points", "barriers"))}
-        for name, rows in tables.items():
-            if rows:
-                write_csv(run.path / name, rows)
-        write_csv(run.path / layout.ATTRACTOR_TABLES[3], summarize(*tables.values()))
-    return results
-
-
-def landscape_figure(results: list, path) -> None:
-    """Per K: recovery times by group, attractors found vs samples followed (with eq 5's spurious
-    fraction on the same subsets of S'), and the fraction of samples explained as mixtures."""
-    plt = pyplot()
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    groups = ["training item", *LABELS]
-    colors = {"training item": "0.4", **COLORS}
-    ks = [r["K"] for r in results]
-    for gi, g in enumerate(groups):
-        for xi, r in enumerate(results):
-            tc = r["recovery"].get(g, {}).get("t_c", [])
-            if tc:
-                x = xi + (gi - 1.5) * 0.18
-                axes[0].boxplot([tc], positions=[x], widths=0.15, patch_artist=True, showfliers=False,
-                                boxprops=dict(facecolor=colors[g], alpha=0.6), medianprops=dict(color="k"))
-        axes[0].plot([], [], "s", color=colors[g], alpha=0.6, label=g)
-    axes[0].set_xticks(range(len(ks)), [str(k) for k in ks])
-    axes[0].set_xlabel("K")
-    axes[0].set_ylabel("recovery time t_c")
-    axes[0].legend(fontsize=7)
-    ax2 = axes[1].twinx()
-    for r in results:
-        c = r["census"]["curve"]
-        m = [e["m"] for e in c]
-        line, = axes[1].plot(m, [e["attractors"] for e in c], "o-", ms=3, label=f"K={r['K']}")
-        ax2.plot(m, [e["spurious_eq5"] for e in c], "x--", ms=3, color=line.get_color(), alpha=0.6)
-    axes[1].set_xscale("log")
-    axes[1].set_yscale("log")
-    axes[1].set_xlabel("samples of S' followed (m)")
-    axes[1].set_ylabel("distinct attractors (o)")
-    ax2.set_ylabel("eq 5 spurious fraction with |S'| = m (x)")
-    axes[1].legend(fontsize=7)
-    for name in ("spurious", "generalized"):
-        ys, xs = [], []
-        for r in results:
-            mix = r["mixture"].get(name)
-            if mix and "3" in mix["by_m"]:
-                xs.append(r["K"])
-                ys.append(mix["by_m"]["3"]["explained"])
-        axes[2].plot(xs, ys, "o-", color=COLORS[name], label=name)
-    axes[2].set_xscale("log")
-    axes[2].set_ylim(-0.02, 1.02)
-    axes[2].set_xlabel("K")
-    axes[2].set_ylabel("explained by a convex mixture of 3 items")
-    axes[2].legend(fontsize=7)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save(fig, path)
-
-
-def point_landscape_figure(result: dict, eval_set, train, path) -> None:
-    """One point's energy profiles (E_t from each sample to its nearest training item, per label) and
-    the best-explained mixtures: each sample, its parents with their weights, and the mixture."""
-    plt = pyplot()
-
-    names = [n for n in LABELS if n in result["energy"]]
-    mixes = [(n, e) for n in ("spurious", "generalized") for e in result["mixture"].get(n, {}).get("examples", [])]
-    ncols = max(len(names), 1)
-    fig = plt.figure(figsize=(3.2 * max(ncols, 3), 2.6 + 1.2 * len(mixes)))
-    grid = fig.add_gridspec(2, 1, height_ratios=[2.6, 1.2 * max(len(mixes), 1)])
-    top = grid[0].subgridspec(1, ncols)
-    for j, name in enumerate(names):
-        ax = fig.add_subplot(top[j])
-        path0 = result["energy"][name]["paths"][0]
-        for prof in path0["profile"]:
-            ax.plot(path0["s"], prof, color=COLORS[name], alpha=0.5, lw=1)
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set_title(f"{name}: E_t along x̂ → x1", fontsize=8)
-        ax.set_xlabel("s (0: sample, 1: nearest training item)", fontsize=7)
-        ax.tick_params(labelsize=7)
-    if mixes:
-        bottom = grid[1].subgridspec(len(mixes), 7)
-        y = np.asarray(train)
-        for r, (name, e) in enumerate(mixes):
-            x = np.asarray(eval_set[e["sample"]])
-            parents = [y[i] for i in e["parents"]]
-            mix = sum(w * to_float(p[None])[0] for w, p in zip(e["weights"], parents)).reshape(np.shape(x))
-            cells = [(x, f"{name} #{e['sample']}")] + [(p, f"w={w:.2f}") for p, w in zip(parents, e["weights"])] + [
-                (mix, f"mix: res {e['relative']:.2f}·d1")]
-            for c, (img, title) in enumerate(cells[:7]):
-                ax = fig.add_subplot(bottom[r, c])
-                pic = as_picture(img)
-                if pic is not None:
-                    ax.imshow(pic, cmap="gray" if pic.ndim == 2 else None, vmin=0, vmax=255)
-                ax.set_title(title, fontsize=6)
-                ax.set_xticks([]), ax.set_yticks([])
-    fig.tight_layout()
-    save(fig, path, dpi=110)
 
 
 @click.command("landscape")
 @calls(landscape, attractor_study)
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@lib_option(landscape, "sizes", "--sizes", type=Numbers(int), help="Sizes K to analyse. [default: every classified point]")
-@lib_option(landscape, "n_samples", "--n-samples", type=int, help="Samples (and training items) per point for recovery times.")
+@lib_option(landscape, "sizes", "--sizes", type=Numbers(int),
+            help="Sizes K to analyse. [default: every classified point]")
+@lib_option(landscape, "n_samples", "--n-samples", type=int,
+            help="Samples (and training items) per point for recovery times.")
 @lib_option(landscape, "trials", "--trials", type=int, help="Forward noises per sample and step.")
 @lib_option(landscape, "steps", "--steps", type=int, help="DDIM steps of each reverse run.")
 @lib_option(landscape, "t_energy", "--t-energy", type=int, help="Step of the energy profiles and curvature.")
@@ -203,11 +29,13 @@ def point_landscape_figure(result: dict, eval_set, train, path) -> None:
 @lib_option(landscape, "seed", "--seed", type=int)
 @lib_option(landscape, "device", "--device")
 @lib_option(landscape, "overwrite", "--overwrite", is_flag=True, help="Recompute points already analysed.")
-@click.option("--attractors", is_flag=True, help="Run the attractor study instead (Hypothesis 2.1: groups followed to "
-                                                 "fixed points at several t, curvature, barriers, DenseAM prediction).")
+@click.option("--attractors", is_flag=True, help="Run the attractor study instead (the same as `mem2gen attractors`: "
+                                                 "Hypothesis 2.1, groups followed to fixed points at several t).")
 @lib_option(attractor_study, "ts", "--ts", type=Numbers(int), help="With --attractors: the noise levels t.")
-@lib_option(attractor_study, "groups", "--groups", type=Words(ATTRACTOR_GROUPS), help="With --attractors: the starting points.")
-@lib_option(attractor_study, "per_group", "--per-group", type=int, help="With --attractors: starts per group and model.")
+@lib_option(attractor_study, "groups", "--groups", type=Words(ATTRACTOR_GROUPS),
+            help="With --attractors: the starting points.")
+@lib_option(attractor_study, "per_group", "--per-group", type=int,
+            help="With --attractors: starts per group and model.")
 @lib_option(attractor_study, "n_synthetic", "--n-synthetic", type=int,
             help="With --attractors: samples of S' followed for the basin mass.")
 @click.option("--quiet", is_flag=True)
@@ -223,11 +51,37 @@ def landscape_cmd(quiet, attractors, ts, groups, per_group, n_synthetic, **kw):
     click.echo(f"{'K':>6} {'t_c train':>9} {'t_c gen':>8} {'attractors':>10} {'on items':>8} {'mixture spu/gen':>16}")
     for r in results:
         tc = {g: r["recovery"].get(g, {}).get("median_t_c") for g in ("training item", "generalized")}
-        mix = [r["mixture"].get(n, {}).get("by_m", {}).get("3", {}).get("explained") for n in ("spurious", "generalized")]
+        mix = [r["mixture"].get(n, {}).get("by_m", {}).get("3", {}).get("explained")
+               for n in ("spurious", "generalized")]
         click.echo(f"{r['K']:>6} {num(tc['training item'], '9.0f')} {num(tc['generalized'], '8.0f')} "
                    f"{r['census']['n_attractors']:>10} {r['census']['n_training']:>8} "
                    f"{num(mix[0], '.2f'):>7} / {num(mix[1], '.2f')}")
     click.echo(f"wrote landscape.json per point, {kw['run_dir']}/landscape.png and the report's Landscape section")
+
+
+@click.command("attractors")
+@calls(attractor_study)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@lib_option(attractor_study, "sizes", "--sizes", type=Numbers(int),
+            help="Sizes K to study (every replicate of each). [default: every classified point]")
+@lib_option(attractor_study, "ts", "--ts", type=Numbers(int), help="The noise levels t at which starts are followed.")
+@lib_option(attractor_study, "groups", "--groups", type=Words(ATTRACTOR_GROUPS),
+            help="The starting points: labels of S_eval, real held-out items, hand-made mixtures.")
+@lib_option(attractor_study, "per_group", "--per-group", type=int, help="Starts per group and model.")
+@lib_option(attractor_study, "n_synthetic", "--n-synthetic", type=int,
+            help="Samples of S' followed for the basin mass of each attractor.")
+@lib_option(attractor_study, "trials", "--trials", type=int,
+            help="Forward noises per start for the recovery probability.")
+@lib_option(attractor_study, "steps", "--steps", type=int, help="DDIM steps of each reverse run.")
+@lib_option(attractor_study, "seed", "--seed", type=int)
+@lib_option(attractor_study, "device", "--device", help="[default: cuda when present]")
+@lib_option(attractor_study, "overwrite", "--overwrite", is_flag=True, help="Study points already studied again.")
+@click.option("--quiet", is_flag=True)
+def attractors(quiet, **kw):
+    """Are spurious states attractors (Hypothesis 2.1)? Groups followed to fixed points at several t, with
+    curvature, barriers and the DenseAM prediction, per model; tables over the models."""
+    attractor_study(**kw, progress=not quiet, echo=click.echo)
+    click.echo(f"wrote attractors.json per point and {kw['run_dir']}/" + ", ".join(layout.ATTRACTOR_TABLES))
 
 
 @click.command("toy")
@@ -249,4 +103,4 @@ def toy(quiet, **kw):
     click.echo(f"wrote {kw['out']}/ (toy.csv, toy.json, toy.png) for K = {[r['K'] for r in rows]}")
 
 
-COMMANDS = [landscape_cmd, toy]
+COMMANDS = [landscape_cmd, attractors, toy]

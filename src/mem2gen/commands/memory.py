@@ -92,7 +92,8 @@ def bridge(run_dir, *, sizes: tuple | None = None, ts: tuple = (50, 100, 300), n
             train = p.train_set
             pick = np.sort(np.random.default_rng([seed, p.k]).permutation(len(p.eval))[:n_samples])
             x = np.asarray(p.eval[pick], dtype=np.float32)
-            y = np.asarray(train[nearest(x, train, 2).indices[:, 1]], dtype=np.float32)  # x2: a copy of x1 still differs
+            y = np.asarray(train[nearest(x, train, 2).indices[:, 1]],
+                           dtype=np.float32)  # x2: a copy of x1 still differs
             exact = OptimalDenoiser(train)
             res = {"K": p.k, "n": int(len(x)), "by_t": []}
             for t in ts:
@@ -204,7 +205,8 @@ def dense(**kw):
     click.echo("noisy-cue retrieval and 3-mixture fixed points (fractions of 50 trials):")
     for row in r["capacity"]:
         mix = "-" if row["mixture_fixed"] is None else f"{row['mixture_fixed']:.2f}"
-        click.echo(f"  beta={row['beta']:<6g} K={row['K']:<6} retrieved {row['retrieved']:.2f}  mixture fixed point {mix}")
+        click.echo(f"  beta={row['beta']:<6g} K={row['K']:<6} retrieved {row['retrieved']:.2f}  mixture fixed point "
+                   f"{mix}")
     click.echo(f"wrote {kw['out']}/ (results.csv, capacity.csv, dense.png)")
 
 

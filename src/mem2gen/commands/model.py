@@ -31,7 +31,8 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
                 steps: int = TrainConfig.steps,
                 batch: int = TrainConfig.batch, lr: float = TrainConfig.lr, ema_decay: float = TrainConfig.ema_decay,
                 weight_decay: float = TrainConfig.weight_decay, data_noise: float = TrainConfig.data_noise,
-                batching: str = TrainConfig.batching, seed: int = 0, split_seed: int = 3407, split: str = "numpy", image_size: int | None = None,
+                batching: str = TrainConfig.batching, seed: int = 0, split_seed: int = 3407, split: str = "numpy",
+                image_size: int | None = None,
                 snapshots: int = 0, bf16: bool = False, device: str | None = None, progress: bool = True) -> dict:
     """Train one DDPM on S_K (the first ``size`` items of the ``split_seed`` permutation of ``data``) into
     ``out``; resumes if interrupted, refuses a folder started with other settings. ``snapshots`` keeps
@@ -167,7 +168,8 @@ PRESET_HELP = "Take every setting not given from this sweep preset (its settings
 @lib_option(train_model, "batch", "--batch", type=int)
 @lib_option(train_model, "lr", "--lr", type=float)
 @lib_option(train_model, "ema_decay", "--ema-decay", type=float)
-@lib_option(train_model, "weight_decay", "--weight-decay", type=float, help="AdamW weight decay (0: Adam, the paper's).")
+@lib_option(train_model, "weight_decay", "--weight-decay", type=float,
+            help="AdamW weight decay (0: Adam, the paper's).")
 @lib_option(train_model, "data_noise", "--data-noise", type=float,
             help="Std of Gaussian noise added to training images in [-1, 1] (augmentation).")
 @lib_option(train_model, "batching", "--batching", type=click.Choice(BATCHING),

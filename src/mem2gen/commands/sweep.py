@@ -58,7 +58,8 @@ from .options import Numbers, calls, lib_option
             help="Run nothing: print each point's estimated time (a few steps timed on the device), disk and "
                  "memory, and the totals; refuse a run that would not fit on its disk.")
 @click.option("--quiet", is_flag=True)
-def sweep(data, sizes, steps, checkpoints, samples, device, partition, gpus_per_node, timeout_min, devices, executor, quiet, **kw):
+def sweep(data, sizes, steps, checkpoints, samples, device, partition, gpus_per_node, timeout_min, devices,
+          executor, quiet, **kw):
     """Train, sample and classify one model per training-set size; phase diagram and report.
     Re-running the same command resumes."""
     t = time.perf_counter()
@@ -100,12 +101,14 @@ def status(run_dir, full):
     run = Run(run_dir)
     lock = run.lock_holder()
     if lock:
-        click.echo(f"in use by `{lock.get('command')}` (pid {lock.get('pid')} on {lock.get('host')} since {lock.get('since')})")
+        click.echo(f"in use by `{lock.get('command')}` (pid {lock.get('pid')} on {lock.get('host')} since "
+                   f"{lock.get('since')})")
     bad = 0
     for p in run.points():
         problems = verify(p, full=True) if full else []
         bad += bool(problems)
-        click.echo(f"K={str(p.key):<8} {p.state:<11} {p.progress}".rstrip() + "".join(f"\n           {x}" for x in problems))
+        click.echo(f"K={str(p.key):<8} {p.state:<11} {p.progress}".rstrip()
+                   + "".join(f"\n           {x}" for x in problems))
     states = [p.state for p in run.points()]
     click.echo(f"{states.count('classified')}/{len(states)} points classified"
                + (f"; {bad} inconsistent (the next sweep redoes them)" if bad else "; all consistent" if full else ""))
@@ -136,14 +139,16 @@ def pool(runs, out):
     write_csv(out, rows)
     for name, title in (("spurious", "spurious"), ("spurious_nonmem", "spurious | not memorized")):
         click.echo(f"{title}:")
-        click.echo(f"{'K':>6} {'R':>3} {'model':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  above the null")
+        click.echo(f"{'K':>6} {'R':>3} {'model':>9} {'sd':>7} {'null':>7} {'excess [95%]':>24} {'p':>9}  "
+                   "above the null")
         for r in rows:
             frac = r.get(f"frac_{name}")
             if r.get(f"null_{name}") is None or r.get(f"excess_{name}") is None:
                 click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {num(frac, '9.4f')}    (no null)")
                 continue
             click.echo(f"{r['K']:>6} {r['n_replicates']:>3} {num(frac, '9.4f')} {num(r.get('std_' + name), '7.4f')} "
-                       f"{r[f'null_{name}']:>7.4f} {r[f'excess_{name}']:>+8.4f} [{num(r[f'excess_lo95_{name}'], '+.4f')}, "
+                       f"{r[f'null_{name}']:>7.4f} {r[f'excess_{name}']:>+8.4f} "
+                       f"[{num(r[f'excess_lo95_{name}'], '+.4f')}, "
                        f"{num(r[f'excess_hi95_{name}'], '+.4f')}] {num(r[f'p_{name}'], '9.2g')}  "
                        + ("yes" if r[f"significant_{name}"] else "no"))
     ks = [r["K"] for r in rows]

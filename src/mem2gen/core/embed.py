@@ -118,7 +118,7 @@ def _load_state(path) -> dict:
             from safetensors.torch import load_file
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure to parse a weights file is a user error here
+    except Exception as e:
         raise Mem2genError(f"{path}: cannot read weights ({type(e).__name__}: {e})") from None
 
 

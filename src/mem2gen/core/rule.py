@@ -263,7 +263,8 @@ def duplicate_warning(dup: dict) -> str:
 
 
 def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, distance: str | None = None,
-             delta_m: float | None = None, delta_s: float | None = None, rule: str = "ratio", k: int = 5, space=None, features_metric: str = "l2",
+             delta_m: float | None = None, delta_s: float | None = None, rule: str = "ratio", k: int = 5,
+             space=None, features_metric: str = "l2",
              lpips_net: str = "alex", lpips_backbone=None, lpips_lin=None, lpips_resize: int | None = None,
              device=None, chunk: int = 8192,
              batch: int = 4096, check_duplicates: bool = True, pixel_range: str = "auto",
@@ -280,7 +281,8 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     ``pixel_range``: float pixels are read as [-1, 1]; "auto" refuses float sets that lie within [0, 1]
     (most likely [0, 1] images), "0,1" rescales them, "-1,1" takes them as they are.
     ``lpips_resize``: LPIPS on images smaller than this resizes them up to it first (nearest-exact; the
-    released code's 32 for 28×28 images). ``check_duplicates`` looks for near-duplicate items inside S (:func:`near_duplicates`), which hide
+    released code's 32 for 28×28 images). ``check_duplicates`` looks for near-duplicate items inside S
+    (:func:`near_duplicates`), which hide
     memorization under eq 4, and warns when there are any.
     """
     from .embed import make_space
@@ -308,7 +310,8 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
             continue
         if pixel_range == "auto":
             check(not (span[0] >= 0 and span[1] <= 1),
-                  f"{name}: float pixels lie in [{span[0]:.3g}, {span[1]:.3g}], which looks like [0, 1] (what diffusers "
+                  f"{name}: float pixels lie in [{span[0]:.3g}, {span[1]:.3g}], which looks like [0, 1] (what "
+                  f"diffusers "
                   "pipelines and most image code give); mem2gen reads float pixels as [-1, 1]. Say which: "
                   "--range 0,1 (pixel_range='0,1') rescales them, --range -1,1 takes them as they are")
         elif pixel_range == "0,1":

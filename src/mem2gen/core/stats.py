@@ -249,7 +249,8 @@ def capacity_bootstrap(sizes, counts, *, tol: float = 0.05, iterations: int = 20
             out[key] = {"median": None, "ci95": None, "defined": 0.0}
             continue
         ks, c = np.unique(v, return_counts=True)
-        out[key] = {"median": float(np.median(v)), "ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))],
+        out[key] = {"median": float(np.median(v)),
+                    "ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))],
                     "defined": len(v) / iterations,
                     "distribution": {str(int(k)): round(float(x) / iterations, 4) for k, x in zip(ks, c)}}
     return out

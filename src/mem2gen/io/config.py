@@ -95,7 +95,7 @@ class TrainConfig:
     batching: str = "sample"  # sample: `batch` draws with replacement; epochs: the authors' (min(batch, K), drop_last)
     weight_decay: float = 0.0  # > 0: AdamW's decoupled weight decay (an intervention; the paper uses none)
     data_noise: float = 0.0  # > 0: Gaussian noise of this std added to each training image in [-1, 1] (augmentation)
-    ensemble: bool = False  # a sweep trains each K's replicates at once, as one MLP with stacked weights (mem2gen.ensemble)
+    ensemble: bool = False  # a sweep trains each K's replicates at once, as one MLP with stacked weights
 
     def __post_init__(self):
         check_fields(self, "train.")
@@ -125,7 +125,7 @@ class SweepConfig:
     replicates: int = 1  # models per K, each trained on the same S_K with its own seeds: the unit of inference
     replicate_subsets: bool = False  # also draw S_K anew per replicate (nested within each replicate)
     model: ModelSpec = ModelSpec(kind="mlp", hidden=512, depth=3)
-    checkpoints: str | None = None  # a folder of one model per K (K.pt, K=<K>/ or <K>/): sampled and classified, not trained
+    checkpoints: str | None = None  # a folder of one model per K (K.pt, K=<K>/, <K>/): sampled and classified
     samples: str | None = None  # with checkpoints: a folder of each K's samples (K.npz, K.npy or K/): S_eval, then S'
     train: TrainConfig = TrainConfig(steps=3000, batch=128, lr=1e-3, checkpoint_every=500)
     sampler: str = "ddpm"  # ancestral, as the paper; DDIM-50 finds far less memorization (BENCHMARKS.md)
@@ -147,7 +147,8 @@ class SweepConfig:
 
     def __post_init__(self):
         check_fields(self)
-        check(isinstance(self.model, ModelSpec) and isinstance(self.train, TrainConfig), "model and train must be mappings")
+        check(isinstance(self.model, ModelSpec) and isinstance(self.train, TrainConfig),
+              "model and train must be mappings")
         check_sizes(self.sizes)
         check(0 <= self.seed < 2 ** 63 and 0 <= self.split_seed < 2 ** 63,
               "seed and split_seed must be whole numbers in [0, 2^63)")
@@ -157,7 +158,8 @@ class SweepConfig:
         check(not self.train.ensemble or (self.model.kind == "mlp" and not self.checkpoints),
               "train.ensemble stacks MLPs that the sweep trains; this sweep's models are "
               + ("brought along" if self.checkpoints else f"kind {self.model.kind}") + " (set train.ensemble: false)")
-        check(self.image_size is None or self.image_size >= 4, f"image_size {self.image_size} must be at least 4 (or null)")
+        check(self.image_size is None or self.image_size >= 4,
+              f"image_size {self.image_size} must be at least 4 (or null)")
         check_sampling(self.sampler, self.sample_steps, self.eta, self.sample_batch)
         check(self.split in SPLITS, f"split {self.split!r}: use one of {', '.join(SPLITS)}")
         check(self.n_eval >= 1 and self.synthetic_factor >= 1, "n_eval and synthetic_factor must be positive")
@@ -356,7 +358,8 @@ def inert_keys(cfg: SweepConfig) -> dict[str, str]:
         out.update({f"train.{f.name}": why for f in dataclasses.fields(TrainConfig)})
         out.update({f"model.{k}": why for k in ("width", "dropout")})
     if cfg.samples:
-        out.update({k: "the samples come with the checkpoints" for k in ("sampler", "sample_steps", "eta", "sample_batch")})
+        out.update({k: "the samples come with the checkpoints"
+                    for k in ("sampler", "sample_steps", "eta", "sample_batch")})
     elif cfg.sampler != "ddim":
         out["eta"] = f"only DDIM reads it; the sampler is {cfg.sampler}"
     return out
@@ -368,7 +371,8 @@ class _NoAliases(yaml.SafeLoader):
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("anchors and aliases (&name, *name) are not accepted in a config; write the values out")
+            raise yaml.YAMLError("anchors and aliases (&name, *name) are not accepted in a config; write the "
+                                 "values out")
         return super().compose_node(parent, index)
 
 
@@ -376,7 +380,7 @@ def read_yaml(text: str, *, where: str):
     """A YAML/JSON value from ``text`` (a config file's, or one ``--grid`` value); any syntax error, alias
     or non-text content is one line naming ``where``."""
     try:
-        return yaml.load(text, Loader=_NoAliases)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_NoAliases)
     except yaml.YAMLError as e:
         raise Mem2genError(f"{where}: not valid YAML/JSON ({str(e).splitlines()[0]})") from None
 

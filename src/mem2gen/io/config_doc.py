@@ -30,7 +30,8 @@ def _departures(c: SweepConfig) -> str:
                 sampler=c.sampler, sample_steps=c.sample_steps, n_eval=c.n_eval, cap=c.synthetic_cap, split=c.split,
                 sizes="Table 1" if isinstance(c.sizes, dict) and "paper" in c.sizes else "own")
     want = dict(PAPER, batch=ds.batch if ds.train_steps else PAPER["batch"])
-    names = dict(lr="lr", batch="batch", batching="batching", ema="EMA", sampler="sampler", sample_steps="sampler steps",
+    names = dict(lr="lr", batch="batch", batching="batching", ema="EMA", sampler="sampler",
+                 sample_steps="sampler steps",
                  n_eval="S_eval", cap="\\|S'\\| cap", split="split", sizes="sizes")
     out = [names[k] for k in PAPER if have[k] != want[k]]
     if c.model.kind != "unet" or c.model.arch != ds.arch or not ds.train_steps:
@@ -79,6 +80,7 @@ def describe() -> str:
             default = getattr(base, f.name)
             q = quick[f.name] if not prefix else quick[prefix[:-1]][f.name]
             show = lambda v: json.dumps(list(v) if isinstance(v, tuple) else v)  # noqa: E731
-            out.append(f"| `{prefix}{f.name}` | `{show(default)}` | {'' if show(q) == show(default) else f'`{show(q)}`'} "
+            out.append(f"| `{prefix}{f.name}` | `{show(default)}` | "
+                       f"{'' if show(q) == show(default) else f'`{show(q)}`'} "
                        f"| {comments.get(f.name, '').replace('|', chr(92) + '|')} |")
     return "\n".join(out) + "\n"

@@ -171,7 +171,8 @@ def read_idx(path) -> np.ndarray:
         ndim = raw[3]
         dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
         body = raw[4 + 4 * ndim:]
-        check(len(body) == int(np.prod(dims)), f"{path}: truncated IDX file ({len(body)} of {int(np.prod(dims))} bytes)")
+        check(len(body) == int(np.prod(dims)),
+              f"{path}: truncated IDX file ({len(body)} of {int(np.prod(dims))} bytes)")
         return np.frombuffer(body, dtype=np.uint8).reshape(dims)
     except (OSError, EOFError) as e:
         raise Mem2genError(f"{path}: unreadable IDX file ({e})") from None

@@ -23,7 +23,8 @@ class Hopfield:
 
     def __init__(self, patterns):
         p = np.asarray(patterns)
-        check(p.ndim == 2 and p.shape[0] >= 1 and p.shape[1] >= 2, f"patterns must be (K, N) with N >= 2; got {p.shape}")
+        check(p.ndim == 2 and p.shape[0] >= 1 and p.shape[1] >= 2,
+              f"patterns must be (K, N) with N >= 2; got {p.shape}")
         check(np.isin(p, (-1, 1)).all(), "the classical Hopfield network stores binary ±1 patterns only; "
                                           "binarize them (e.g. np.sign) or use DenseAM for real-valued ones")
         self.patterns = p.astype(np.float32)
@@ -110,7 +111,7 @@ def retrieval_curve(n: int, alphas, *, trials: int = 8, probes: int = 20, noise:
     for alpha in alphas:
         k = max(1, int(round(alpha * n)))
         ms, ok = [], []
-        for trial in range(trials):
+        for _ in range(trials):
             xi = random_patterns(k, n, seed=int(rng.integers(1 << 31)))
             net = Hopfield(xi)
             pick = rng.choice(k, size=min(probes, k), replace=False)

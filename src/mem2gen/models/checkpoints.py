@@ -5,7 +5,8 @@ A ``K.pt`` is a ``torch.save`` pickle: ``{"ema": state dict, "model": state dict
 their parsed options, "iterations": int}`` (their ``train_unet.py``). Their network (``src/models/ddpm.py``
 of their repository, a port of Ho et al.'s DDPM U-Net) is the architecture of diffusers' ``UNet2DModel``
 as :func:`mem2gen.models.networks.build_unet` configures it, its modules held in one flat list
-(``all_modules.<i>``): :func:`authors_to_diffusers` renames its weights onto ``UNet2DModel``'s. Unpickling runs whatever the file
+(``all_modules.<i>``): :func:`authors_to_diffusers` renames its weights onto ``UNet2DModel``'s. Unpickling runs
+whatever the file
 names, so :func:`read` unpickles with an allowlist: torch's tensor-rebuild functions and plain
 containers as themselves, the classes of the authors' option objects (``argparse.Namespace``, their
 ``parse_utils`` / ``simple_parsing`` dataclasses, paths) as inert :class:`Record` objects holding
@@ -82,8 +83,9 @@ def read(path) -> dict:
         obj = torch.load(path, map_location="cpu", pickle_module=_SAFE_PICKLE, weights_only=False)
     except pickle.UnpicklingError as e:
         raise Mem2genError(f"{path}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - a damaged or foreign file is the user's to fix
-        raise Mem2genError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    except Exception as e:
+        why = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+        raise Mem2genError(f"{path}: not a readable torch checkpoint ({why})") from None
     return obj
 
 
@@ -184,5 +186,7 @@ def authors_to_diffusers(state: dict, arch: UNetArch, target: dict) -> dict:
     shapes = sorted(k for k in set(out) & set(target) if tuple(out[k].shape) != tuple(target[k].shape))
     bad = [f"{k} missing" for k in missing] + [f"{k} unknown" for k in extra] + [
         f"{k}: {tuple(out[k].shape)} where UNet2DModel has {tuple(target[k].shape)}" for k in shapes]
-    check(not bad, f"the authors' weights do not fit UNet2DModel for {arch} ({len(bad)} mismatches; first: {bad[0] if bad else ''})")
+    check(not bad,
+          f"the authors' weights do not fit UNet2DModel for {arch} ({len(bad)} mismatches; first: "
+          f"{bad[0] if bad else ''})")
     return out

@@ -128,7 +128,8 @@ def check_size(spec, sample_shape: tuple) -> None:
             net = build_unet(ARCHITECTURES[spec.arch].scaled(spec.width))
     n = sum(p.numel() for p in net.parameters())
     free = available_memory()
-    check(free is None or 20 * n <= free, f"the {spec.kind} asked for has {n / 1e6:,.0f}M parameters: training it needs "
+    check(free is None or 20 * n <= free,
+          f"the {spec.kind} asked for has {n / 1e6:,.0f}M parameters: training it needs "
                                           f"about {20 * n / 2**30:,.1f} GiB, and {free / 2**30:,.1f} GiB is free; "
                                           "lower model.width, hidden or depth")
 
@@ -162,7 +163,8 @@ def check_device(device) -> None:
     try:
         d = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise Mem2genError(f"device {device!r} is not a device ({str(e).splitlines()[0]}); use cpu, cuda or cuda:N") from None
+        why = str(e).splitlines()[0]
+        raise Mem2genError(f"device {device!r} is not a device ({why}); use cpu, cuda or cuda:N") from None
     if d.type == "cuda":
         check(torch.cuda.is_available(), f"device {device!r}: this torch build or machine has no CUDA GPU; use cpu")
         check(d.index is None or d.index < torch.cuda.device_count(),
@@ -274,14 +276,16 @@ def load_model(path, *, device=None) -> nn.Module:
     if not path.exists() and _HUB_ID.fullmatch(str(path)):
         path = hub_folder(str(path))
     check(path.exists(), f"{path}: no such model folder or checkpoint")
-    if path.is_dir() and not (path / layout.MODEL_RECORD).exists() and (path / layout.MODEL / layout.MODEL_RECORD).exists():
+    inner = path / layout.MODEL / layout.MODEL_RECORD
+    if path.is_dir() and not (path / layout.MODEL_RECORD).exists() and inner.exists():
         path = path / layout.MODEL
     try:
         if path.is_file() and path.suffix in (".pt", ".pth"):
             model = _load_authors(path)
         elif path.is_file():
             model = _load_checkpoint(path)
-        elif (path / layout.MODEL_RECORD).exists() and json.loads((path / layout.MODEL_RECORD).read_text())["kind"] != "unet":
+        elif (path / layout.MODEL_RECORD).exists() and \
+                json.loads((path / layout.MODEL_RECORD).read_text())["kind"] != "unet":
             from safetensors.torch import load_file
 
             model = model_from_config(json.loads((path / layout.MODEL_RECORD).read_text()))
@@ -304,7 +308,7 @@ def load_model(path, *, device=None) -> nn.Module:
                 dlog.set_verbosity(level)
     except Mem2genError:
         raise
-    except Exception as e:  # noqa: BLE001 - corrupt or foreign files are a user error
+    except Exception as e:
         raise Mem2genError(f"{path}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     log.info("loaded %s (%s, %.2fM parameters) onto %s", path, type(model).__name__,
              sum(p.numel() for p in model.parameters()) / 1e6, device or "cpu")
@@ -325,7 +329,7 @@ def hub_folder(repo_id: str) -> Path:
     cache = Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE).resolve()
     try:
         found = Path(snapshot_download(repo_id, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE")))
-    except Exception as e:  # noqa: BLE001 - not cached (huggingface_hub's own error types vary by version)
+    except Exception as e:
         raise Mem2genError(
             f"{repo_id} is not a folder here, and as a Hub id it is not in the local Hugging Face cache "
             f"({type(e).__name__}). mem2gen does not download: on a machine with internet run "

@@ -58,7 +58,8 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     model = model.to(device).eval()
     need = 4 * n * int(np.prod(shape))
     free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
-    check(need < free, f"{n} samples of shape {shape} need {need / 1e9:.3g} GB; {path.parent} has {free / 1e9:.3g} GB free")
+    check(need < free,
+          f"{n} samples of shape {shape} need {need / 1e9:.3g} GB; {path.parent} has {free / 1e9:.3g} GB free")
     partial = path.with_name(path.name + ".partial.npy")
     prog_file = progress_path(path)
     done: list[int] = []
@@ -112,7 +113,8 @@ def import_samples(samples: np.ndarray, path, model, *, source: str) -> np.ndarr
     _orphan_record(path)
     if path.exists() and record.exists():
         made = read_json(record)
-        if not changed_keys({k: made.get(k) for k in settings}, settings) and made.get("fingerprint") == fingerprint(path):
+        if not changed_keys({k: made.get(k) for k in settings},
+                            settings) and made.get("fingerprint") == fingerprint(path):
             return np.load(path, mmap_mode="r")
     partial = path.with_name(path.name + ".partial.npy")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -100,7 +100,8 @@ def _load_state(path: Path, model, ema, opt) -> tuple[int, list, bool | None]:
         saved, now = json.loads(meta["model"]), model_config(model)
         saved["config"] = shape_only(saved.get("config", {}))  # files written before it left diffusers' keys out
         if saved != now:
-            diff = changed_keys(saved.get("config", {}), now.get("config", {})) if saved["kind"] == now["kind"] else ["kind"]
+            diff = changed_keys(saved.get("config", {}), now.get("config",
+                                                                 {})) if saved["kind"] == now["kind"] else ["kind"]
             raise Mem2genError(f"{path} was written for another model ({saved['kind']}, differing in "
                                f"{', '.join(diff)}); use another output directory")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -205,7 +206,7 @@ def train(model: torch.nn.Module, data, cfg: TrainConfig = TrainConfig(), out=No
     # the per-step seeding (for dropout) must not leak into the caller's global RNG
     # fp32 on CUDA with TF32 matmuls and convolutions, as the authors; the flags restored when training ends
     with tf32(device.type == "cuda" and not use_amp), \
-            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), bar:  # the bar closed on errors too
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), bar:  # closed on errors too
         while step < cfg.steps:
             seed = _step_seed(cfg.seed, step)
             g = torch.Generator().manual_seed(seed)

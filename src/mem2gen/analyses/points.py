@@ -1,0 +1,70 @@
+"""The loop every analysis of a sweep's points shares: lock the run, and for each classified point reuse its
+record while it was made with the same settings, else compute it, stamp it with its settings and the
+seconds it took and write it atomically (so a long analysis resumes point by point); then the run's own
+outputs (figure, tables) and, where asked, its report."""
+from __future__ import annotations
+
+import time
+
+from ..io.files import read_json, run_lock, write_json
+from ..runs.report import aggregate
+from ..runs.run import Run
+
+
+def over_points(run_dir, *, command: str, record: str, compute, settings: dict | None = None, sizes=None,
+                what: str = "analyse", after=None, report: bool = True, overwrite: bool = False,
+                echo=print) -> list[dict]:
+    """Run one analysis over a sweep's classified points (all replicates).
+
+    Parameters
+    ----------
+    run_dir
+        The sweep's folder.
+    command : str
+        The command named in the run's lock (``"mem2gen landscape"``).
+    record : str
+        The file each point's result is kept in (in the point's folder).
+    compute : callable
+        ``compute(point) -> dict``: the analysis of one point.
+    settings : dict, optional
+        What changes a point's result: a record made with other settings is computed again (None: any
+        existing record is reused).
+    sizes : sequence of int, optional
+        Only these K (default: every classified point).
+    what : str
+        The verb the progress lines and refusals use.
+    after : callable, optional
+        ``after(run, results)``: the run-level outputs (a figure, tables), under the same lock.
+    report : bool
+        Rebuild results.csv and report.html afterwards (the report shows the analysis's section).
+    overwrite : bool
+        Compute every point again.
+    echo : callable
+        Where progress lines go.
+
+    Returns
+    -------
+    list of dict
+        The points' records, in the order of the points.
+    """
+    run = Run(run_dir)
+    results = []
+    with run_lock(run.path, command=command):
+        points = run.classified(sizes, what=what)
+        for i, p in enumerate(points):
+            f = p.path / record
+            if f.exists() and not overwrite and (settings is None or read_json(f).get("settings") == settings):
+                results.append(read_json(f))
+                continue
+            t = time.perf_counter()
+            res = compute(p)
+            res |= ({} if settings is None else {"settings": settings}) | {
+                "seconds": round(time.perf_counter() - t, 1)}
+            write_json(f, res)
+            echo(f"[{i + 1}/{len(points)}] K={p.key}: {res['seconds']:.0f} s")
+            results.append(res)
+        if after:
+            after(run, results)
+        if report:
+            aggregate(run.path, echo=lambda *a: None)
+    return results
