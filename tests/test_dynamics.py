@@ -316,3 +316,26 @@ def test_censored_sizes_narrow_the_exponent():
     assert narrow["n_left"] == 1 and narrow["n_right"] == 1
     assert narrow["ci95"][0] > wide["ci95"][0] or wide["ci95"][0] is None
     assert 0.5 <= narrow["ci95"][0] <= 1.0 <= narrow["ci95"][1]
+
+
+@pytest.mark.slow
+def test_dynamics_over_replicates_is_model_level(tmp_path_factory):
+    """With --replicates every model of each K is measured at each snapshot against its own null; the
+    model-level table has one row per (K, step) over both models, with both forms of the excess, and
+    the censored τ_mem fit counts every model."""
+    import csv
+
+    run = finished_sweep(tmp_path_factory, "dynrep", {**TINY, "sizes": [8, 40], "replicates": 2})
+    res = dynamics(run, settings=SMALL, replicates=True, **{k: v for k, v in quiet.items() if k == "echo"})
+    rows = res["rows"]
+    assert {(r["K"], r["replicate"]) for r in rows} == {(8, 0), (8, 1), (40, 0), (40, 1)}
+    a = [r for r in rows if r["K"] == 8 and r["step"] == 6]
+    assert a[0]["train_loss"] != a[1]["train_loss"]  # two models
+    models = list(csv.DictReader(open(run / "dynamics-models.csv")))
+    assert len(models) == 2 * 3 and {m["n_models"] for m in models} == {"2"}
+    for m in models:
+        pair = [r for r in rows if r["K"] == int(m["K"]) and r["step"] == int(m["step"])]
+        assert float(m["frac_memorized"]) == pytest.approx(np.mean([r["frac_memorized"] for r in pair]))
+        assert float(m["excess_spurious"]) == pytest.approx(np.mean([r["excess_spurious"] for r in pair]))
+        assert "excess_spurious_nonmem" in m
+    assert res["fit_censored"]["n_units"] == 4

@@ -41,7 +41,7 @@ from ..core.checks import off_manifold
 from ..core.null import excess, null_rates, share
 from ..core.plots import COLORS, log_edges, pyplot, save
 from ..core.rule import classify
-from ..core.stats import LABELS, mark_significant
+from ..core.stats import LABELS, mark_significant, model_interval, model_test
 from ..core.timescales import censored_units, crossing, fit_censored, fit_tau_mem
 from ..errors import Mem2genError, check
 from ..io import layout
@@ -50,7 +50,7 @@ from ..io.data import to_float
 from ..io.files import read_json, run_lock, write_csv, write_json
 from ..runs.executors import Sequential, make_executor
 from ..runs.report import aggregate
-from ..runs.run import Point, Run
+from ..runs.run import Point, Run, parse_key
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ def _model_path(point: Point, step: int) -> Path:
 
 
 def _seed(point: Point, step: int, what: int) -> int:
-    return int(np.random.SeedSequence([point.config.seed, point.k, 5, step, what]).generate_state(1)[0])
+    extra = [point.replicate] if point.replicate else []  # replicate 0 draws what a run without replicates drew
+    return int(np.random.SeedSequence([point.config.seed, point.k, 5, step, what, *extra]).generate_state(1)[0])
 
 
 def denoising_loss(model, items, *, draws: int, seed: int, device=None, batch: int = 512) -> float:
@@ -155,7 +156,7 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     rng = np.random.default_rng([cfg.seed, point.k, 56])
     items = train[np.sort(rng.permutation(len(train))[:settings.loss_items])]
     other = point.held_out(settings.loss_items, [cfg.seed, point.k, 55]) if point.k < len(point.run.dataset) else None
-    row = {"K": point.k, "step": step, "n_eval": settings.n_eval, "n_synthetic": n_syn}
+    row = {"K": point.k, "replicate": point.replicate, "step": step, "n_eval": settings.n_eval, "n_synthetic": n_syn}
     for j, name in enumerate(LABELS):
         row |= {f"count_{name}": int(c.counts[j]), f"frac_{name}": c.fractions[name], f"std_{name}": boot[name]["std"]}
     row["train_loss"] = denoising_loss(model, items, draws=settings.loss_draws, seed=loss_seed, device=device)
@@ -198,7 +199,7 @@ def with_null(rows: list[dict], nulls: dict, *, iterations: int = 2000) -> list[
     (K, step) cell of the table."""
     out = []
     for r in rows:
-        n = nulls.get(r["K"])
+        n = nulls.get((r["K"], r.get("replicate", 0)))
         model = [r[f"count_{x}"] for x in LABELS]
         r = {**r, "frac_spurious_nonmem": share(model, "spurious_nonmem")}
         if n is None:
@@ -224,10 +225,10 @@ class DynamicsJob:
     def __getstate__(self):
         return {**self.__dict__, "echo": None, "_run": None}
 
-    def __call__(self, k: int, device: str | None = None) -> dict:
+    def __call__(self, k, device: str | None = None) -> dict:
         device = device or self.device
         self._run = self._run or Run(self.run_dir)
-        point = self._run.point(k)
+        point = self._run.point(*parse_key(k))
         t = time.perf_counter()
         dynamics_null(point, self.settings, device=device)
         for step in snapshot_steps(point):
@@ -268,34 +269,71 @@ def analyze(rows: list[dict], settings: DynamicsConfig = DynamicsConfig(), *, se
 
 # --- the command ----------------------------------------------------------------------------------
 
-def collect(run: Run) -> list[dict]:
-    """Every (K, step) record of a run, sorted."""
+def collect(run: Run, *, replicates: bool = False) -> list[dict]:
+    """Every (K, step) record of a run's first models (``replicates``: of every model), sorted; a record
+    of an earlier version without ``replicate`` is replicate 0's."""
     rows = []
-    for p in run.points(replicate=0):
+    for p in run.points(replicate=None if replicates else 0):
         d = p.path / "dynamics"
         if d.is_dir():
-            rows += [read_json(f) for f in d.glob("step-*.json")]
-    return sorted(rows, key=lambda r: (r["K"], r["step"]))
+            rows += [{"replicate": p.replicate, **read_json(f)} for f in d.glob("step-*.json")]
+    return sorted(rows, key=lambda r: (r["K"], r["replicate"], r["step"]))
 
 
-def dynamics(run_dir, *, settings: DynamicsConfig = DynamicsConfig(), sizes=None, executor: str = "local",
-             devices: list | None = None, slurm: dict | None = None, device: str | None = None,
-             overwrite: bool = False, echo=print) -> dict:
+def model_table(rows: list[dict]) -> list[dict]:
+    """Per (K, step), over the models that were measured there: the mean fractions with their t-intervals
+    and the models' excesses over their own nulls in both forms, each with its t-interval and one-sided
+    t-test (:func:`mem2gen.core.stats.model_interval`, :func:`mem2gen.core.stats.model_test`), Holm-corrected
+    over the table's cells. The unit of inference is the model."""
+    out = []
+    for k, step in sorted({(r["K"], r["step"]) for r in rows}):
+        group = [r for r in rows if r["K"] == k and r["step"] == step]
+        row = {"K": k, "step": step, "n_models": len(group), "n_eval": group[0]["n_eval"],
+               "n_synthetic": group[0]["n_synthetic"]}
+        for name in (*LABELS, "spurious_nonmem"):
+            vals = [r.get(f"frac_{name}") for r in group]
+            if None in vals:
+                row |= {f"frac_{name}": None, f"lo95_{name}": None, f"hi95_{name}": None}
+                continue
+            iv = model_interval(vals)
+            row |= {f"frac_{name}": iv["mean"], f"sd_{name}": iv["sd"], f"lo95_{name}": iv["ci95"][0],
+                    f"hi95_{name}": iv["ci95"][1]}
+        for name in ("spurious", "spurious_nonmem"):
+            exc = [r.get(f"excess_{name}") for r in group]
+            if None in exc or len(exc) < 2:
+                row |= {f"excess_{name}": None if None in exc else float(np.mean(exc)), f"p_{name}": None}
+                continue
+            iv = model_interval(exc, fraction=False)
+            row |= {f"null_{name}": float(np.mean([r[f"null_{name}"] for r in group])), f"excess_{name}": iv["mean"],
+                    f"excess_lo95_{name}": iv["ci95"][0], f"excess_hi95_{name}": iv["ci95"][1],
+                    f"p_{name}": model_test(exc), f"significant_{name}": 0}
+        out.append(row)
+    return mark_significant(mark_significant(out), "spurious_nonmem")
+
+
+def dynamics(run_dir, *, settings: DynamicsConfig = DynamicsConfig(), sizes=None, replicates: bool = False,
+             executor: str = "local", devices: list | None = None, slurm: dict | None = None,
+             device: str | None = None, overwrite: bool = False, echo=print) -> dict:
     """The ``mem2gen dynamics`` command: every (K, step) of a sweep's trained points (or of ``sizes``),
-    resumable per (K, step); then dynamics.csv, dynamics.json, dynamics.png and the report's section."""
+    resumable per (K, step); then dynamics.csv, dynamics.json, dynamics.png and the report's section.
+    ``replicates``: every model of each K, not only the first (each against its own null), and
+    dynamics-models.csv, the model-level table per (K, step) (:func:`model_table`)."""
     run = Run(run_dir)
     with run_lock(run.path, command="mem2gen dynamics"):
-        return _dynamics(run, settings, sizes=sizes, executor=executor, devices=devices, slurm=slurm, device=device,
-                         overwrite=overwrite, echo=echo)
+        return _dynamics(run, settings, sizes=sizes, replicates=replicates, executor=executor, devices=devices,
+                         slurm=slurm, device=device, overwrite=overwrite, echo=echo)
 
 
-def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, slurm, device, overwrite, echo) -> dict:
+def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, replicates, executor, devices, slurm, device, overwrite,
+              echo) -> dict:
     from ..models.networks import check_device
 
     check_device(device)
     cfg = run.config
     check(cfg.model.kind != "optimal", f"{run.path}: the optimal denoiser is not trained; it has no dynamics")
-    points = [run.point(k) for k in sizes] if sizes else run.points(replicate=0)  # the first model of each K
+    reps = range(run.replicates) if replicates else [0]
+    points = [run.point(k, r) for k in sizes for r in reps] if sizes else \
+        [p for p in run.points(replicate=None if replicates else 0)]
     points = [p for p in points if p.state in ("trained", "sampled", "classified")]
     check(points, f"{run.path}: no trained point yet; run the sweep first")
     check(any(len(snapshot_steps(p)) > 1 for p in points),
@@ -307,26 +345,32 @@ def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, executor, devices, s
         if not overwrite:
             raise Mem2genError(f"{run.path} holds dynamics measured with other settings "
                                f"({read_json(f)['settings'].get('measure')}); pass --overwrite to measure again")
-        for p in run.points(replicate=0):
+        for p in run.points():
             shutil.rmtree(p.path / "dynamics", ignore_errors=True)
     write_json(f, {"settings": {"measure": measure, **dataclasses.asdict(settings)}, "status": "running"})
-    ks = [p.k for p in points]
+    ks = [p.key for p in points]
     ex = make_executor(executor, folder=run.path / "jobs" / "dynamics", devices=devices, slurm=slurm,
                        device=device or cfg.device, echo=echo)
     job = DynamicsJob(run.path, settings, device=device or cfg.device,
                       echo=echo if isinstance(ex, Sequential) else None)
     for _ in ex.map(job, ks):
         pass
-    rows = collect(run)
+    rows = collect(run, replicates=replicates)
     check(rows, f"{run.path}: nothing measured")
-    nulls = {p.k: dynamics_null(p, settings) for p in run.points(replicate=0)
+    nulls = {(p.k, p.replicate): dynamics_null(p, settings) for p in run.points()
              if (p.path / "dynamics" / layout.NULL).exists()}
     rows = with_null(rows, nulls, iterations=settings.bootstrap_iterations)
     # timings stay in the per-step records: the table depends on the results alone
     write_csv(run.path / "dynamics.csv", rows, fields=[k for k in rows[0] if k != "seconds"])
-    res = analyze(rows, settings, seed=cfg.seed)
+    first = [r for r in rows if r["replicate"] == 0]
+    res = analyze(first, settings, seed=cfg.seed)
+    if replicates:  # the model-level table, and τ_mem from every model of every size
+        models = model_table(rows)
+        write_csv(run.path / "dynamics-models.csv", models)
+        res["fit_censored"] = fit_censored(censored_units(rows, level=settings.level))
+        res["models"] = models
     write_json(f, {"settings": {"measure": measure, **dataclasses.asdict(settings)}, **res})
-    dynamics_figure(rows, res, run.path / "dynamics.png", title=f"{cfg.name}: {cfg.data}")
+    dynamics_figure(first, res, run.path / "dynamics.png", title=f"{cfg.name}: {cfg.data}")
     if any(p.state == "classified" for p in run.points()):
         aggregate(run.path, echo=lambda *a: None)
     return {"rows": rows, **res}

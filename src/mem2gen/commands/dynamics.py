@@ -23,13 +23,18 @@ from .options import Numbers, calls, lib_option
             help="|S'| = min(the run's factor x K, this).")
 @lib_option(DynamicsConfig, "loss_items", "--loss-items", type=int, help="Training and held-out items for the losses.")
 @lib_option(DynamicsConfig, "level", "--level", type=float, help="tau_mem: first step where memorized reaches this.")
+@lib_option(dynamics, "replicates", "--replicates", is_flag=True,
+            help="Every model of each K (each against its own null), and dynamics-models.csv over the models.")
 @lib_option(dynamics, "executor", "--executor", type=click.Choice(EXECUTORS))
+@lib_option(dynamics, "devices", "--devices", type=click.STRING,
+            help="Comma-separated devices, one worker each (e.g. cpu,cpu).")
 @lib_option(dynamics, "device", "--device", help="[default: the run's, else cuda when present]")
 @lib_option(dynamics, "overwrite", "--overwrite", is_flag=True, help="Measure again with new settings.")
-def dynamics_cmd(run_dir, sizes, executor, device, overwrite, **kw):
+def dynamics_cmd(run_dir, sizes, replicates, executor, devices, device, overwrite, **kw):
     """Phases over (K, training step) from a sweep's EMA snapshots; tau_mem(K) and its power law."""
-    res = dynamics(run_dir, settings=DynamicsConfig(**kw), sizes=sizes, executor=executor, device=device,
-                   overwrite=overwrite, echo=click.echo)
+    res = dynamics(run_dir, settings=DynamicsConfig(**kw), sizes=sizes, replicates=replicates, executor=executor,
+                   devices=devices.split(",") if devices else None, device=device, overwrite=overwrite,
+                   echo=click.echo)
     click.echo(f"{'K':>6} {'tau_mem (1/2)':>14} {'mem 5%':>9} {'tau_gen':>8} {'spurious onset':>15} "
                f"{'max spurious':>13}")
     for d in res["per_K"]:
