@@ -65,7 +65,9 @@ def test_doubling_and_bad_sizes():
 def test_capacities_known_curve():
     K = [2, 10, 100, 1000]
     caps = capacities(K, [1.0, 0.97, 0.2, 0.0], [0.0, 0.02, 0.5, 0.01], [0.0, 0.01, 0.3, 0.99], tol=0.05)
-    assert caps == {"MC": 10, "SC": 100, "GC": 1000, "tol": 0.05, "reasons": {}}
+    assert {k: caps[k] for k in ("MC", "SC", "GC", "tol", "reasons")} == {"MC": 10, "SC": 100, "GC": 1000, "tol": 0.05,
+                                                                           "reasons": {}}
+    assert caps["mc_bracket"]["text"] == "MC in [10, 100)" and caps["gc_bracket"]["text"] == "GC in (100, 1000]"
     assert capacities(K, [0.5] * 4, [0.1] * 4, [0.4] * 4)["MC"] is None
 
 
