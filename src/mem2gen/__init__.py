@@ -10,7 +10,7 @@ Diagnostics go to the standard ``logging`` logger ``"mem2gen"`` (silent unless c
 """
 import logging as _logging
 
-from .core.rule import Classification, classify, label
+from .core.rule import Classification, Rule, classify, label
 from .errors import Mem2genError
 
 _EXPORTS = {
@@ -21,8 +21,9 @@ _EXPORTS = {
     "run_sweep": "runs.sweep",
     "OptimalDenoiser": "models.diffusion", "Schedule": "models.diffusion",
     "load_model": "models.networks",
+    "evaluate": "core.evaluate", "Evaluation": "core.evaluate",
 }
-__all__ = ["Classification", "Mem2genError", "classify", "label", *_EXPORTS]
+__all__ = ["Classification", "Mem2genError", "Rule", "classify", "label", *_EXPORTS]
 __version__ = "0.1.0"
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 

@@ -104,7 +104,18 @@ def _train_into(out: Path, data, size, spec, cfg, *, kind, image_size, split_see
 def preset_settings(name: str) -> dict:
     """A sweep preset's settings as keyword arguments: ``{"train": …}`` for :func:`train_model` and
     ``{"sample": …}`` for :func:`sample_model`. The same settings as the preset's points, not the same
-    seeds (a sweep derives each point's seeds from its seed and K)."""
+    seeds (a sweep derives each point's seeds from its seed and K).
+
+    Parameters
+    ----------
+    name : str
+        A sweep preset's name.
+
+    Returns
+    -------
+    dict
+        ``{"train": {...}, "sample": {...}}``.
+    """
     check(name in SWEEP_PRESETS, f"unknown sweep preset {name!r}; use one of {', '.join(SWEEP_PRESETS)}")
     c = SWEEP_PRESETS[name]
     m, t = c.model, c.train

@@ -93,7 +93,30 @@ def label_null(null_eval, train, null_synthetic, *, iterations: int = 10_000, se
 def null_rates(data, k: int, *, n_eval: int, n_synthetic: int, split_seed: int = 3407, split: str = "numpy",
                seed: int = 0, distance: str = "l2", delta_m: float = DELTA_M, delta_s: float = DELTA_S,
                iterations: int = 10_000, device=None) -> dict:
-    """Fractions the rule gives to real held-out items in place of a model's samples (:func:`null_sets`)."""
+    """Fractions the rule gives to real held-out items in place of a model's samples (:func:`null_sets`).
+
+    Parameters
+    ----------
+    data : array
+        The dataset (all N items).
+    k : int
+        The training-set size: S = the first K of the split.
+    n_eval, n_synthetic : int
+        The null's |S_eval| and |S'|.
+    split_seed, split : int and str
+        The permutation that made S_K.
+    seed : int
+        The seed of the held-out draws and the bootstrap.
+    distance, delta_m, delta_s
+        The rule.
+    iterations, device
+        Bootstrap draws, and where the search runs.
+
+    Returns
+    -------
+    dict
+        ``K``, ``n_eval``, ``n_synthetic``, ``counts``, ``fractions`` and ``bootstrap`` of the null.
+    """
     ev, train, syn = null_sets(data, k, n_eval=n_eval, n_synthetic=n_synthetic, split_seed=split_seed, split=split,
                                seed=seed)
     return {"K": int(k), **label_null(ev, train, syn, iterations=iterations, seed=seed, distance=distance,
@@ -142,7 +165,26 @@ def held_out_null(eval_set, train, synthetic, held_out, *, model_counts, iterati
                   **rule) -> dict:
     """The rule's null for anyone's samples: real items ``held_out`` (outside the training set ``train``)
     labelled in place of the model's samples at its |S_eval| and |S'| where they hold enough
-    (:func:`held_out_sets`, :func:`against_null`); one model: the test is over its samples."""
+    (:func:`held_out_sets`, :func:`against_null`); one model: the test is over its samples.
+
+    Parameters
+    ----------
+    eval_set, train, synthetic
+        The model's S_eval, S and S' (None: S_eval leave-one-out).
+    held_out : array
+        Real items outside S.
+    model_counts : sequence of int
+        The model's label counts at its full |S'|.
+    iterations, seed
+        Bootstrap draws and the seed of the shuffle and the bootstrap.
+    **rule
+        The settings of :func:`mem2gen.core.rule.classify`.
+
+    Returns
+    -------
+    dict
+        As :func:`against_null`.
+    """
     null_ev, null_syn = held_out_sets(held_out, n_eval=len(eval_set), seed=seed,
                                       n_synthetic=None if synthetic is None else len(synthetic))
     return against_null(eval_set, train, synthetic, null_ev, null_syn, model_counts=model_counts,

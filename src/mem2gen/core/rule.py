@@ -105,7 +105,21 @@ def parse_fraction(text) -> float:
 
 @dataclass
 class Classification:
-    """Per-sample labels, neighbour distances and indices, and the fractions."""
+    """Per-sample labels, neighbour distances and indices, and the fractions.
+
+    Attributes
+    ----------
+    labels : ndarray of int8
+        0 memorized, 1 spurious, 2 generalized, per sample of S_eval.
+    d_train, train_nn, d_syn, syn_nn : ndarray
+        Distances to and indices of the nearest items of S and of S'.
+    ratio_m, ratio_s : ndarray
+        The ratios of eqs 4 and 5.
+    delta_m, delta_s, distance, rule
+        The rule that made the labels.
+    info : dict
+        Sizes, leave-one-out, refined queries and the duplicate check.
+    """
 
     labels: np.ndarray  # (n,) int8: 0 memorized, 1 spurious, 2 generalized
     d_train: np.ndarray  # (n, k) distances to the k nearest training items, ascending
@@ -284,6 +298,40 @@ def classify(eval_set, train, synthetic=None, *, dataset: str | None = None, dis
     released code's 32 for 28×28 images). ``check_duplicates`` looks for near-duplicate items inside S
     (:func:`near_duplicates`), which hide
     memorization under eq 4, and warns when there are any.
+
+    Parameters
+    ----------
+    eval_set, train, synthetic : array
+        S_eval, S and S' (``synthetic=None``: S_eval leave-one-out).
+    dataset : str, optional
+        Take the paper's distance and δs for this dataset.
+    distance : str, optional
+        ``"l2"``, ``"lpips"`` or ``"features"``.
+    delta_m, delta_s : float, optional
+        The thresholds of eqs 4 and 5.
+    rule : str
+        ``"ratio"`` (the paper's) or ``"absolute"`` (the released code's).
+    k : int
+        Neighbours kept per set (at least 2).
+    space : object, optional
+        A distance space already built (:func:`mem2gen.core.embed.make_space`), reused across calls.
+    features_metric, lpips_net, lpips_backbone, lpips_lin, lpips_resize
+        Settings of the feature and LPIPS spaces.
+    device, chunk, batch
+        Where and in which blocks the exact search runs.
+    check_duplicates : bool
+        Look for near-duplicates inside S, which hide memorization under eq 4.
+    pixel_range : str
+        ``"auto"``, ``"-1,1"`` or ``"0,1"`` (how float pixels are read).
+    self_check, seed : int
+        Items of S checked against S for duplicates, and the seed of their draw.
+    progress : bool
+        Show the search's progress.
+
+    Returns
+    -------
+    Classification
+        Per-sample labels, the distances and neighbours behind them, and the settings.
     """
     from .embed import make_space
     from .neighbors import nearest

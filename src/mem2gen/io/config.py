@@ -113,7 +113,11 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Everything a sweep depends on; a run directory belongs to exactly one of these."""
+    """Everything a sweep depends on; a run directory belongs to exactly one of these.
+
+    Every field, its default and meaning: docs/config.md (generated from this class). Build one with
+    :func:`load_config` (preset, file, overrides) or :meth:`from_dict`; a run writes it as config.json.
+    """
 
     name: str = "quick"  # the run's name: its default folder is runs/<name>
     data: str = "digits"  # a dataset spec: digits, mnist5k, mnist:DIR, cifar10:DIR, folder:DIR, FILE.npy

@@ -60,7 +60,20 @@ def load(interval: float = 0.1) -> float:
 
 def default_threads(*, workers: int = 1, cores: int | None = None, busy: float | None = None) -> int:
     """Threads per worker: the free cores (``cores`` less ``busy`` rounded, at least one) split evenly
-    among ``workers``, at least one each. ``cores``/``busy`` default to this machine's now."""
+    among ``workers``, at least one each. ``cores``/``busy`` default to this machine's now.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes sharing the machine.
+    cores, busy : int and float, optional
+        The machine's cores and their busy share (default: read now).
+
+    Returns
+    -------
+    int
+        Threads per worker, at least 1.
+    """
     cores = usable_cores() if cores is None else cores
     busy = load() if busy is None else busy
     free = max(1, cores - min(cores, int(busy + 0.5)))

@@ -162,7 +162,22 @@ def _authors_modules(arch: UNetArch) -> list[tuple[str, dict | None]]:
 def authors_to_diffusers(state: dict, arch: UNetArch, target: dict) -> dict:
     """Their state dict (``all_modules.<i>.<part>.<param>``) as ``UNet2DModel``'s (``target``: its state
     dict, for names and shapes). Every tensor of theirs must land on one of ``target``'s with its shape,
-    and every one of ``target``'s must be filled; otherwise the first mismatch is named."""
+    and every one of ``target``'s must be filled; otherwise the first mismatch is named.
+
+    Parameters
+    ----------
+    state : dict
+        The authors' state dict (their ``ema`` weights).
+    arch : UNetArch
+        The architecture their checkpoint's ``args`` describe.
+    target : dict
+        A ``UNet2DModel`` state dict of that architecture.
+
+    Returns
+    -------
+    dict
+        ``target``'s names with the authors' tensors.
+    """
     modules = _authors_modules(arch)
     out = {}
     for key, value in state.items():

@@ -118,6 +118,17 @@ class OptimalDenoiser(torch.nn.Module):
     The softmax is expanded as logits (√ᾱ/(1−ᾱ)) x·y_j − (ᾱ/(2(1−ᾱ))) ‖y_j‖² (the ‖x‖² term is common)
     and computed by :func:`mem2gen.core.kernels.softmax_average` (the kernel of a DenseAM step), streamed
     over the training set in blocks of ``chunk`` items.
+
+    Parameters
+    ----------
+    train : array
+        The training set S (images or vectors in [-1, 1]).
+    schedule : Schedule
+        The DDPM schedule (ᾱ_t).
+    dtype : torch.dtype
+        The precision of the softmax (float64: exact to the last digits).
+    chunk : int
+        Training items per block of the streamed softmax.
     """
 
     def __init__(self, train, *, schedule: Schedule = Schedule(), dtype=torch.float64, chunk: int = 8192):

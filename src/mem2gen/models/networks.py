@@ -271,7 +271,20 @@ def load_model(path, *, device=None) -> nn.Module:
     the configuration it stores), any diffusers ``UNet2DModel`` folder (also a ``DDPMPipeline``
     folder with ``unet/``), or an authors' ``K.pt`` (their U-Net's weights, renamed onto UNet2DModel's, or
     weights already named as UNet2DModel's: :func:`_load_authors`).
-    Never runs code from a file."""
+    Never runs code from a file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any of the forms above, or a Hub id whose snapshot is in the local cache.
+    device : str, optional
+        Where the model is put (default: CPU).
+
+    Returns
+    -------
+    torch.nn.Module
+        An ε-model ``model(x_t, t)`` in eval mode, with ``sample_shape``.
+    """
     path = Path(path)
     if not path.exists() and _HUB_ID.fullmatch(str(path)):
         path = hub_folder(str(path))

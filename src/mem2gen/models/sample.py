@@ -33,6 +33,28 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     Samples are made in shards of ``batch``; shard s uses seed (seed, s), so the result does not
     depend on interruptions. Work in progress lives in ``path.partial.npy`` and ``path.progress.json``.
     ``stop_after`` ends after that many new shards (as a crash would), for tests.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An ε-model.
+    n : int
+        Samples to make.
+    path : str or Path
+        The .npy file.
+    sampler, steps, eta
+        The sampler (``ddpm``, ``ddim``, ``dpm++sde``), its steps and DDIM's η.
+    batch, seed
+        Shard size, and the seed every shard's seed derives from.
+    device, schedule, progress
+        Where it runs, the noise schedule, and a progress bar.
+    stop_after : int, optional
+        End after this many new shards (tests).
+
+    Returns
+    -------
+    numpy.memmap
+        The ``n`` samples, float32 in [-1, 1].
     """
     check(n >= 1, "the number of samples must be at least 1")
     check_sampling(sampler, steps, eta, batch)
@@ -102,7 +124,24 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
 def import_samples(samples: np.ndarray, path, model, *, source: str) -> np.ndarray:
     """Samples ``model`` made elsewhere (``source``: where they came from), written to ``path`` (.npy,
     float32 in [-1, 1]) with the same record as :func:`generate`'s, so a sweep verifies and reuses them as
-    its own. A finished file is reused when its record names the same source, model and count."""
+    its own. A finished file is reused when its record names the same source, model and count.
+
+    Parameters
+    ----------
+    samples : array
+        The samples (floats in [-1, 1] or uint8).
+    path : str or Path
+        The .npy file to write.
+    model : torch.nn.Module
+        The model that made them (its weights' digest goes into the record).
+    source : str
+        Where they came from (a file and slice).
+
+    Returns
+    -------
+    numpy.memmap
+        The samples as written.
+    """
     path = Path(path)
     x = np.asarray(samples, dtype=np.float32)
     check(x.ndim >= 2 and np.isfinite(x).all() and x.min() >= -1.0001 and x.max() <= 1.0001,

@@ -100,7 +100,24 @@ def measure(cfg: SweepConfig, shape: tuple, *, device: str | None = None, steps:
 def plan(cfg: SweepConfig, run_dir, *, executor: str = "local", slurm: dict | None = None, device: str | None = None,
          steps: int = 5) -> dict:
     """Every point's estimated time, disk and memory, the totals, and whether the disk suffices (see the
-    module's docstring). Refuses (one line) a run that does not fit on its disk."""
+    module's docstring). Refuses (one line) a run that does not fit on its disk.
+
+    Parameters
+    ----------
+    cfg : SweepConfig
+        The sweep to plan.
+    run_dir : str or Path
+        Where it would run (its disk is the one checked).
+    executor, slurm, device
+        Where it would run.
+    steps : int
+        Training steps timed per network.
+
+    Returns
+    -------
+    dict
+        Per point and in total: time, disk and memory, with the assumptions behind them.
+    """
     n_data, shape, source = _n_data(cfg)
     ks = sizes_mod.resolve(list(cfg.sizes) if isinstance(cfg.sizes, tuple) else cfg.sizes, n_data)
     m = measure(cfg, shape, device=device or cfg.device, steps=steps, image_batch=min(cfg.sample_batch, 128))

@@ -62,7 +62,18 @@ def parse_key(key) -> tuple[int, int]:
 
 
 class Run:
-    """A sweep's run directory, for reading: its configuration, sizes, points and results."""
+    """A sweep's run directory, for reading: its configuration, sizes, points and results.
+
+    Parameters
+    ----------
+    path : str or Path
+        A sweep's folder (its ``config.json`` is read; nothing is written).
+
+    Examples
+    --------
+    >>> run = mem2gen.Run("runs/quick")                     # doctest: +SKIP
+    >>> run.results(), run.point_results(), run.point(128)  # doctest: +SKIP
+    """
 
     def __init__(self, path):
         self.path = Path(path)
@@ -159,7 +170,17 @@ class Run:
 
 class Point:
     """One training-set size K (and replicate) of a run; every part is read from the point's folder on
-    first use."""
+    first use.
+
+    Parameters
+    ----------
+    run : Run
+        The sweep the point belongs to.
+    k : int
+        Its training-set size.
+    replicate : int
+        Which model of that K (0 for the first).
+    """
 
     def __init__(self, run: Run, k: int, replicate: int = 0):
         self.run, self.k, self.replicate = run, k, replicate

@@ -288,6 +288,24 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
 
     ``executor``: local (one point after another, or one worker process per device given several
     ``devices``; by default every visible GPU when there are several), slurm or submitit-local.
+
+    Parameters
+    ----------
+    cfg : SweepConfig
+        The resolved settings.
+    run_dir : str or Path
+        The run folder (created, or resumed when it holds the same configuration).
+    executor, devices, slurm
+        Where the points run.
+    overwrite : bool
+        Replace a run of another configuration in ``run_dir`` (mem2gen's own files only).
+    progress, echo
+        Progress bars, and where lines go.
+
+    Returns
+    -------
+    dict
+        ``rows`` (results.csv's), ``caps`` (capacities.json's) and the paths written.
     """
     from ..models.networks import check_device  # torch
 
@@ -331,7 +349,36 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
     the reference): an intervention study in one command. Every config is checked before any work.
     ``find_transition`` runs the config's (coarse) sizes, then the paper's schedule around the transition
     they show (:func:`transition_sweep`). ``plan`` runs nothing: it prints what the sweep would cost
-    (:mod:`mem2gen.runs.plan`) and returns the plan."""
+    (:mod:`mem2gen.runs.plan`) and returns the plan.
+
+    Parameters
+    ----------
+    preset : str
+        A sweep preset (:data:`mem2gen.io.config.SWEEP_PRESETS`).
+    config_file : str or Path, optional
+        A YAML/JSON file overriding the preset's keys.
+    overrides : dict, optional
+        Further keys, dotted for nested settings (``{"train.steps": 500}``).
+    out : str or Path, optional
+        The run folder (default ``runs/<name>``).
+    grid : str or dict, optional
+        One sweep per value of one setting, then compared.
+    find_transition : bool
+        Refine the sizes around the transition the coarse sizes show.
+    executor, devices, slurm
+        Where the points run (:func:`mem2gen.runs.executors.make_executor`).
+    overwrite : bool
+        Start again in a folder that holds another configuration's run.
+    progress, echo
+        Progress bars, and where lines go.
+    plan : bool
+        Print what the sweep would cost and run nothing.
+
+    Returns
+    -------
+    dict
+        The aggregate (results, capacities, paths; ``report``: report.html), or ``{"plan": ...}``.
+    """
     cfg = load_config(preset, config_file, overrides)
     if plan:
         from .plan import plan as make_plan
