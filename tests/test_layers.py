@@ -12,7 +12,7 @@ FOLDERS = ["errors", "io", "core", "models", "memory", "runs", "analyses", "comm
 WITHIN = {
     "io": [{"layout", "threads"}, {"files"}, {"data"}, {"datasets"}, {"config", "sizes"}, {"config_doc"}],
     "core": [{"kernels", "stats", "timescales"}, {"embed"}, {"neighbors"}, {"rule"},
-             {"plots"}, {"null", "checks", "planted", "quality"}, {"evaluate"}],
+             {"plots"}, {"null", "checks", "planted", "quality", "mixed"}, {"evaluate"}],
     "models": [{"diffusion", "checkpoints"}, {"networks"}, {"train", "sample"}, {"ensemble"}],
     "memory": [{"hopfield", "dense"}, {"bridge"}, {"phase"}],
     "runs": [{"schema"}, {"run", "results"}, {"verify"}, {"report"}, {"executors", "compare", "plan"}, {"sweep"}],

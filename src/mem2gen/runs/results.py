@@ -21,6 +21,7 @@ import numpy as np
 from ..io import layout
 from ..errors import check
 from ..io.files import read_json
+from ..core.mixed import mixed_excess_test
 from ..core.null import TESTED, counts_of, excess, share
 from ..core.stats import ALPHA, LABELS, exceeds, mark_significant, model_interval, model_test
 from .schema import with_old_names
@@ -75,6 +76,7 @@ def model_row(group: list[dict]) -> dict:
             if name == "spurious_nonmem":  # the denominators of the conditional form
                 row |= {f"null_n_{name}": sum(r[f"null_n_{name}"] for r in group),
                         f"model_n_{name}_at_null": sum(r[f"model_n_{name}_at_null"] for r in group)}
+            row |= mixed_columns(group, name)
         row |= {"null_n": sum(r["null_n"] for r in group), "model_n_at_null": sum(r["model_n_at_null"] for r in group),
                 "null_n_synthetic": min(r["null_n_synthetic"] for r in group)}
     for key in ("off_manifold", "quality_fd", "quality_kid", "quality_real_fd"):
@@ -88,6 +90,22 @@ def model_row(group: list[dict]) -> dict:
         iv = model_interval([r["off_manifold"] for r in group])
         row |= {"off_manifold_lo95": iv["ci95"][0], "off_manifold_hi95": iv["ci95"][1]}
     return row
+
+
+def mixed_columns(group: list[dict], name: str) -> dict:
+    """``p_mixed_<name>`` and ``odds_mixed_<name>``: the binomial mixed model's one-sided test over the models
+    (:func:`mem2gen.core.mixed.mixed_excess_test`), beside the t-test; None where a count is missing."""
+    n_model = "model_n_at_null" if name != "spurious_nonmem" else f"model_n_{name}_at_null"
+    n_null = "null_n" if name != "spurious_nonmem" else f"null_n_{name}"
+    try:
+        model = [(int(r[f"model_count_{name}_at_null"]), int(r[n_model])) for r in group]
+        null = [(int(r[f"null_count_{name}"]), int(r[n_null])) for r in group]
+    except (KeyError, TypeError):
+        return {}
+    if any(n == 0 for _, n in model + null):
+        return {f"p_mixed_{name}": None, f"odds_mixed_{name}": None}
+    m = mixed_excess_test(model, null)
+    return {f"p_mixed_{name}": m["p"], f"odds_mixed_{name}": m["odds_ratio"]}
 
 
 def point_row(point) -> dict:
