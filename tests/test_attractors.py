@@ -25,6 +25,7 @@ def planted(k=8, d=16, seed=0):
     return np.random.default_rng(seed).uniform(-0.8, 0.8, (k, 1, 4, d // 4)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_training_items_are_the_only_attractors_at_small_t():
     y = planted()
     exact = OptimalDenoiser(y)
@@ -107,6 +108,7 @@ def test_mixtures_are_means_of_an_item_and_its_nearest():
         assert set(p[1:]) == set(np.argsort(others)[1:len(p)])  # the anchor's nearest other items
 
 
+@pytest.mark.slow
 def test_summary_is_over_models():
     def census(k, rep, to_training):
         return {"K": k, "replicate": rep, "t": 5, "beta": 1.0, "sigma": 0.1, "group": "spurious", "n": 10,

@@ -61,6 +61,7 @@ def save_theirs(path, state, extra=None):
         del sys.modules["parse_utils"]  # loading cannot import it: the records are read as data
 
 
+@pytest.mark.slow
 def test_reads_their_format_as_data_and_loads_the_weights(tmp_path):
     torch.manual_seed(0)
     ref = build_unet(ARCH).eval()

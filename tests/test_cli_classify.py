@@ -21,6 +21,7 @@ def files(tmp_path_factory):
     return d, truth
 
 
+@pytest.mark.slow
 def test_classify_writes_outputs(files, tmp_path, capsys):
     d, truth = files
     out = tmp_path / "out"
@@ -172,6 +173,7 @@ def test_verbose_logs_what_each_stage_chose(files, tmp_path, capsys):
         set_verbosity(0)
 
 
+@pytest.mark.slow
 def test_held_out_null_beside_each_fraction(tmp_path, capsys):
     """`classify --held-out`: the null of real items outside S at the same |S_eval| and |S'|, the excess
     and its exact p-value, as calibrate computes them on the same arrays; a held-out set too small for

@@ -85,6 +85,7 @@ def test_folder_center_crop_resize(tmp_path):
     assert arr.shape == (1, 3, 16, 16) and arr.min() >= 250
 
 
+@pytest.mark.slow
 def test_builtin_and_bad_names(tmp_path):
     d = load_dataset("digits")
     assert d.shape == (1797, 1, 8, 8) and d.min() >= -1 and d.max() <= 1
@@ -100,6 +101,7 @@ def test_builtin_and_bad_names(tmp_path):
     assert load_dataset(str(tmp_path / "a.npy")).shape == (5, 1, 8, 8)
 
 
+@pytest.mark.slow
 def test_registry_entries_agree_with_their_data(tmp_path):
     """Every dataset's registered shape is what its loader returns; paper entries have Table 1 and 2."""
     from mem2gen.io.datasets import ARCHITECTURES, PAPER_DATASETS

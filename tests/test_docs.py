@@ -12,6 +12,7 @@ render_docs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(render_docs)
 
 
+@pytest.mark.slow
 def test_pages_are_rendered_from_the_tables():
     pages = render_docs.pages()
     assert pages, "no templates in docs/templates"
@@ -20,6 +21,7 @@ def test_pages_are_rendered_from_the_tables():
         assert path.read_text() == text, f"{path.name} differs from its template and tables: make docs"
 
 
+@pytest.mark.slow
 def test_a_changed_table_value_changes_the_page(tmp_path):
     tables = tmp_path / "tables"
     shutil.copytree(ROOT / "docs" / "tables", tables)
@@ -39,6 +41,7 @@ def test_a_placeholder_that_finds_no_number_is_refused():
     assert render_docs.render("x {{ pooled.csv | setting=quick | models | .0f }} y") == "x 3 y"
 
 
+@pytest.mark.slow
 def test_the_site_builds_offline_with_strict_checks(tmp_path):
     """mkdocs (material, mkdocstrings) builds the docs site with broken links and missing references
     as errors (mkdocs.yml: strict)."""

@@ -303,6 +303,7 @@ def test_censored_fit_finds_a_known_exponent(a):
     assert fit["ci95"][0] <= a <= fit["ci95"][1] and abs(fit["a"] - a) < 0.2
 
 
+@pytest.mark.slow
 def test_censored_sizes_narrow_the_exponent():
     """τ(2) < 93 and τ(128) > 3,000 beside two bracketed sizes: dropping the censored sizes leaves a wide
     interval; keeping them excludes slopes that would put τ(128) before 3,000 or τ(2) after 93."""

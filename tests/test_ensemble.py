@@ -40,6 +40,7 @@ def test_stacked_forward_is_each_members_forward():
             assert gap(s.member(r), m) == 0.0  # member() gives back exactly the weights stacked
 
 
+@pytest.mark.slow
 def test_each_member_is_trained_as_train_trains_it_alone():
     """Same batches, times, noise, clipping, Adam and EMA per member as mem2gen.models.train.train: the weights
     agree to the last bits of the batched products (other seeds' draws would differ at ~1e-2)."""
@@ -53,6 +54,7 @@ def test_each_member_is_trained_as_train_trains_it_alone():
     assert gap(alone[0], alone[1]) > 1e-3  # the members differ: the check above is not vacuous
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_is_bit_identical(tmp_path):
     data = load_dataset("digits")[:24]
     cfgs = [TrainConfig(steps=30, batch=8, lr=1e-3, seed=s, checkpoint_every=10) for s in (1, 2)]

@@ -27,6 +27,7 @@ def test_relative_energy_is_exact_within_1_percent(t):
     np.testing.assert_allclose(prof[:, 4], (DEN.energy(mid, t) - DEN.energy(x, t)).numpy(), rtol=1e-2, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t", [300, 600])
 def test_hessian_extreme_eigenvalues_exact_small_d(t):
     x = torch.as_tensor(Y[[0, 1, 2]].mean(0, keepdims=True))  # a 3-mixture: a curved, non-trivial spot
@@ -71,6 +72,7 @@ def test_hessian_budget_at_d_784():
     assert np.all(got.residuals < 1e-3 * np.abs(got.values).max())
 
 
+@pytest.mark.slow
 def test_recovery_times_of_two_items_agree_within_trial_noise():
     y = Y[:2]
     den = OptimalDenoiser(y)
@@ -81,6 +83,7 @@ def test_recovery_times_of_two_items_agree_within_trial_noise():
     assert abs(m[0] - m[1]) <= 3 * np.hypot(*se) + 25, tc
 
 
+@pytest.mark.slow
 def test_bisection_agrees_with_the_linear_scan():
     den = OptimalDenoiser(Y[:4])
     delta = 0.25 * R.nn_spacing(Y[:4])

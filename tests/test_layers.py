@@ -15,7 +15,8 @@ WITHIN = {
              {"plots"}, {"null", "checks", "planted", "quality", "mixed"}, {"evaluate"}],
     "models": [{"diffusion", "checkpoints"}, {"networks"}, {"train", "sample"}, {"ensemble"}],
     "memory": [{"hopfield", "dense"}, {"bridge"}, {"phase"}],
-    "runs": [{"schema"}, {"run", "results"}, {"verify"}, {"report"}, {"executors", "compare", "plan"}, {"sweep"}],
+    "runs": [{"schema"}, {"run", "results"}, {"verify"}, {"report"}, {"executors", "compare", "plan"}, {"point"},
+             {"sweep"}],
     "analyses": [{"points"}, {"landscape", "calibration"}, {"recovery"}, {"landscape_study", "attractors", "toy"},
                  {"dynamics", "studies"}],
 }

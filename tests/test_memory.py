@@ -130,6 +130,7 @@ def test_dense_bad_inputs(rng):
         normalize(np.zeros((2, 3)))
 
 
+@pytest.mark.slow
 def test_memory_cli(tmp_path, capsys):
     out = tmp_path / "hop"
     assert cli("memory", "hopfield-capacity", "--n", "60,120", "--trials", "2", "--probes", "6", "--out", str(out)) == 0
@@ -187,6 +188,7 @@ def test_bridge_distance_form_for_patterns_of_any_norm():
     np.testing.assert_allclose(DenseAM(yn, beta=beta).update(x), ref_n, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_bridge_command_on_the_exact_denoiser(tmp_path_factory, capsys):
     """A sweep whose model is the exact denoiser of S_K: its learned energy is the DenseAM energy of S_K,
     so the bridge must find them equal (up to the quadrature of the line integral)."""

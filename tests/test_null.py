@@ -94,7 +94,9 @@ def test_mixed_model_likelihood_is_the_integral():
     a, b, s = -3.5, 1.2, 0.8
     ref = 0.0
     for kr, nr in zip(k, n):
-        f = lambda u, kr=kr, nr=nr: math.exp(kr * math.log(expit(a + b + u)) + (nr - kr) * math.log(expit(-(a + b + u))))
+        def f(u, kr=kr, nr=nr):
+            return math.exp(kr * math.log(expit(a + b + u)) + (nr - kr) * math.log(expit(-(a + b + u))))
+
         ref += math.log(quad(lambda u, f=f: f(u) * norm.pdf(u, scale=s), -12, 12, limit=400, epsabs=0,
                              epsrel=1e-10)[0])
     ref += float((k0 * np.log(expit(a)) + (n0 - k0) * np.log(expit(-a))).sum())

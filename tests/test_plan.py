@@ -23,6 +23,7 @@ def test_plan_counts_what_the_sweep_will_do(tmp_path):
     assert not (tmp_path / "run").exists()  # nothing is made
 
 
+@pytest.mark.slow
 def test_plan_of_a_paper_preset_without_its_files(tmp_path):
     """No data files: sizes from Table 1 (38) and the item shape from the registry; Slurm's array and limit."""
     cfg = load_config("paper-mnist", overrides={"data": f"mnist:{tmp_path / 'absent'}", "model.width": 0.25,

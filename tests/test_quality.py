@@ -30,6 +30,7 @@ def test_frechet_distance_against_scipy():
     assert frechet_distance(a, a) == pytest.approx(0, abs=1e-8)
 
 
+@pytest.mark.slow
 def test_kid_against_the_formula():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(30, 4)), rng.normal(size=(30, 4)) + 1.0

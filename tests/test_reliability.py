@@ -71,6 +71,7 @@ def test_overwrite_refuses_to_replace_an_input_it_wrote_earlier(tmp_path):
     assert (d / "train.npy").exists()
 
 
+@pytest.mark.slow
 def test_sweep_overwrite_keeps_foreign_files_and_a_foreign_config(tmp_path, tiny_run):
     run = copy_run(tiny_run, tmp_path / "run")
     (run / "mine.txt").write_text("keep")
@@ -102,6 +103,7 @@ def test_sample_refuses_output_made_by_other_settings_or_model(tmp_path, tiny_ru
     assert cli(*base[:-2], "--out", tmp_path / "t.npy") == 2
 
 
+@pytest.mark.slow
 def test_swapped_or_truncated_files_are_found_and_redone(tmp_path, tiny_run):
     run = copy_run(tiny_run, tmp_path / "run")
     p8 = run / "points" / "K=8"
@@ -121,6 +123,7 @@ def test_swapped_or_truncated_files_are_found_and_redone(tmp_path, tiny_run):
     assert verify(Run(run).point(2), full=True) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["label", "fraction", "truncate", "eval-without-record"])
 def test_verify_reads_every_file_it_vouches_for(tmp_path, tiny_run, capsys, damage):
     """An edited label, an edited fraction, a truncated labels.csv, a swapped S_eval whose record is gone:
@@ -154,6 +157,7 @@ def test_verify_reads_every_file_it_vouches_for(tmp_path, tiny_run, capsys, dama
     assert cli("status", run, "--verify") == 0 and cli("report", run) == 0
 
 
+@pytest.mark.slow
 def test_truncated_run_files_give_one_line(tmp_path, tiny_run, capsys):
     for name in ("config.json", "manifest.json", "points/K=2/summary.json", "points/K=2/model/mem2gen.json"):
         run = copy_run(tiny_run, tmp_path / name.replace("/", "_"))
@@ -210,6 +214,7 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, bad, msg):
     assert not (tmp_path / "r").exists()  # nothing written
 
 
+@pytest.mark.slow
 def test_free_settings_may_change_in_a_run_others_are_named(tmp_path, tiny_run):
     run = copy_run(tiny_run, tmp_path / "run")
     run_sweep(SweepConfig.from_dict({**TINY, "sizes": [2, 8, 16], "device": "cpu",
@@ -226,6 +231,7 @@ def test_diverging_training_stops_with_a_message(tmp_path):
     assert not (tmp_path / "t" / "model").exists()
 
 
+@pytest.mark.slow
 def test_leftovers_of_a_kill_are_cleaned(tmp_path, tiny_run):
     run = copy_run(tiny_run, tmp_path / "run")
     junk = [run / "manifest.json.mem2gen-tmp-abc123",
@@ -318,6 +324,7 @@ def _numeric(cmd):
     return [o for o in cmd.params if isinstance(o, click.Option) and not o.is_flag and isinstance(o.type, NUMERIC)]
 
 
+@pytest.mark.slow
 def test_fuzz_every_numeric_option(tmp_path, tiny_run, monkeypatch, capsys):
     """Every numeric option of every command, with values no option accepts (must be exit 2 and one line)
     and edge values (exit 2 with one line, or accepted: the command then reaches its work, stopped here)."""
@@ -433,6 +440,7 @@ def test_status_ignores_a_lock_whose_process_is_gone(tmp_path, tiny_run, capsys)
     assert "in use by `mem2gen sweep`" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_while_saving_weights_is_one_line_and_resumes(tmp_path):
     """`ulimit -f` hit while the checkpoint is written (safetensors' own error type): one line, exit 2,
     no partial file; the same command then finishes."""
@@ -558,6 +566,7 @@ def seed_user_files(folder):
     return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_no_command_replaces_or_removes_what_it_did_not_write(tmp_path, tiny_run, capsys):
     """Every command that writes an --out folder, run into one seeded with user files of every output
     name, with and without --overwrite: refused with one line, every seeded file byte-identical."""
@@ -667,6 +676,7 @@ if __name__ == "__main__":
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
 def test_workers_end_with_a_killed_sweep(tmp_path):
     """A sweep killed outright (SIGKILL: no clean-up runs) leaves no worker training on for nobody."""

@@ -99,6 +99,7 @@ def replicated(tmp_path_factory):
     return run, res
 
 
+@pytest.mark.slow
 def test_replicates_are_points_of_their_own(replicated):
     run, res = replicated
     handle = Run(run)
@@ -131,6 +132,7 @@ def test_replicate_subsets_draw_another_training_set(tmp_path):
     assert np.array_equal(run.point(2, replicate=1).train_set, b.train_set[:2])  # nested within the replicate
 
 
+@pytest.mark.slow
 def test_a_run_made_before_replicates_opens_as_one_and_takes_more(replicated, tmp_path):
     """(d) A run folder whose config has no replicates key (made before they existed) is one replicate;
     asking for three adds two models per K and leaves the first ones' files as they were."""
@@ -176,6 +178,7 @@ def test_kill_9_during_a_replicated_sweep_then_resume(replicated, tmp_path):
         assert (out / name).read_bytes() == (full / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_under_training_is_said_beside_the_capacities(replicated, capsys):
     """Eight training steps: nothing memorized at the smallest K. The table, capacities.json and the report
     say so beside the capacities and excesses they give."""
@@ -190,6 +193,7 @@ def test_under_training_is_said_beside_the_capacities(replicated, capsys):
     assert "Under-training warning" in (run / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_pool_of_replicate_tables_is_the_replicated_runs_table(replicated, tmp_path, capsys):
     """`mem2gen pool` over one results table per model gives the model-level table a replicated run
     writes (round trip through points.csv split by replicate); a folder pair of other settings is refused."""

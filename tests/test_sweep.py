@@ -16,8 +16,9 @@ from mem2gen.io.datasets import DATASETS
 from mem2gen.io.sizes import PAPER_POINTS, doubling, paper, resolve
 from mem2gen.models.networks import build_model
 from mem2gen.runs.executors import Devices
+from mem2gen.runs.point import run_point
 from mem2gen.runs.results import point_row
-from mem2gen.runs.sweep import prepare, run_point, run_sweep, update_manifest
+from mem2gen.runs.sweep import prepare, run_sweep, update_manifest
 
 TINY = dict(sizes=(2, 8, 40), n_eval=40, sample_steps=4, sample_batch=16, bootstrap_iterations=200,
             train={"steps": 12, "batch": 16, "checkpoint_every": 5})
@@ -134,6 +135,7 @@ def uninterrupted(tmp_path_factory):
     return run, res
 
 
+@pytest.mark.slow
 def test_end_to_end_artifacts(uninterrupted):
     run, res = uninterrupted
     for f in ("config.json", "manifest.json", "results.csv", "capacities.json", "phase.png", "phase.pdf",
@@ -158,6 +160,7 @@ def test_end_to_end_artifacts(uninterrupted):
     assert "WARNING" in html and (run / "points" / "K=8" / "manifold.json").exists()
 
 
+@pytest.mark.slow
 def test_run_handle_reopens_every_point_exactly(uninterrupted):
     """Each point's labels are what classifying its saved S_eval against its S_K and S' gives now,
     results.csv holds those counts, and the handle's parts are the sweep's own."""
@@ -187,6 +190,7 @@ def test_run_handle_reopens_every_point_exactly(uninterrupted):
         run.point(5)
 
 
+@pytest.mark.slow
 def test_run_of_an_earlier_version_opens(uninterrupted, tmp_path):
     """config.json with `model.preset` and labels.csv with only d_train1, d_train2, d_syn1 (as written
     before the handles existed): the handle opens it; distances not on file read as NaN."""
@@ -269,6 +273,7 @@ def test_kill_and_resume_gives_same_results(uninterrupted, tmp_path, capsys):
         np.testing.assert_array_equal(np.load(a / "synthetic.npy"), np.load(b / "synthetic.npy"))
 
 
+@pytest.mark.slow
 def test_refuses_to_mix_configs(uninterrupted, tmp_path, capsys):
     run, _ = uninterrupted
     other = tmp_path / "o"
@@ -280,6 +285,7 @@ def test_refuses_to_mix_configs(uninterrupted, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_optimal_denoiser_sweep_memorizes(tmp_path):
     """The whole pipeline with the exact ε-model of S_K (nothing trained): the ideal memorizer's
     samples are training items, so at least 99% of S_eval is labelled memorized at every K."""
@@ -325,6 +331,7 @@ def _slurm_up() -> bool:
     return p.returncode == 0 and "idle" in p.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _slurm_up(), reason="no running Slurm cluster (scripts/slurm-local.sh start makes one)")
 def test_slurm_executor_on_a_real_cluster(tmp_path, uninterrupted):
     pytest.importorskip("submitit")
@@ -420,6 +427,7 @@ def test_attractor_study_command_on_a_sweep(uninterrupted, tmp_path, capsys):
     assert "ghosts" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_calibrate_command_on_a_sweep(uninterrupted, tmp_path):
     full, _ = uninterrupted
     run = tmp_path / "cal"

@@ -17,6 +17,7 @@ def tiny():
     return build_model(ModelSpec(kind="mlp", hidden=64, depth=2), (1, 8, 8), seed=0)
 
 
+@pytest.mark.slow
 def test_loss_falls():
     before = torch.get_rng_state()
     res = train(tiny(), digits()[:64], TrainConfig(steps=300, batch=64, lr=1e-3), progress=False)
@@ -25,6 +26,7 @@ def test_loss_falls():
     assert last < 0.8 * first
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path):
     data = digits()[:32]
     cfg = TrainConfig(steps=40, batch=16, checkpoint_every=7)
@@ -61,6 +63,7 @@ def test_generate_resumes_shard_by_shard(tmp_path):
         generate(m, 10, tmp_path / "t.npy", steps=6, batch=3, seed=1, progress=False)
 
 
+@pytest.mark.slow
 def test_cli_train_sample_classify(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli("train", "--data", "digits", "--size", "8", "--steps", "30", "--batch", "16", "--out", str(out),
@@ -86,6 +89,7 @@ def test_cli_train_sample_classify(tmp_path, capsys):
     np.testing.assert_array_equal(load_dataset("digits")[idx], nested_subset(load_dataset("digits"), 8))
 
 
+@pytest.mark.slow
 def test_train_and_sample_take_a_presets_settings(tmp_path):
     """--preset fills every option not given from the preset; an option given still wins."""
     out = tmp_path / "q"
@@ -214,6 +218,7 @@ def test_epoch_batching_is_the_authors_loader():
         assert torch.equal(p, q)
 
 
+@pytest.mark.slow
 def test_unet_resumes_whatever_diffusers_bookkeeping_it_recorded(tmp_path):
     """A U-Net checkpoint whose recorded config carries diffusers' own keys ("_use_default_values",
     which depends on how the model object was made) resumes: only the shape is compared."""

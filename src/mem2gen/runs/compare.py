@@ -22,12 +22,12 @@ import json
 import numpy as np
 
 from ..core.null import excess
+from ..core.plots import k_axis, pyplot, save
+from ..core.stats import LABELS, capacities, capacity_draws, capacity_shift
 from ..errors import check
 from ..io.files import changed_keys, dotted, prepare_out_dir, staged_dir, write_csv, write_json
-from ..core.plots import k_axis, pyplot, save
 from .results import label_counts
 from .run import Run
-from ..core.stats import LABELS, capacities, capacity_draws, capacity_shift
 
 CAPS = ("MC", "SC", "GC")
 # keys that must agree for two runs' fractions to mean the same thing

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import check
 from ..io import datasets
 from ..io import sizes as sizes_mod
 from ..io.config import SweepConfig
-from ..errors import check
 
 GiB = 1 << 30
 

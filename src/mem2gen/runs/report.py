@@ -11,8 +11,8 @@ import platform
 from pathlib import Path
 
 from ..core.plots import phase_diagram, samples_figure
-from ..core.timescales import censored_text
 from ..core.stats import LABELS, capacities, capacity_bootstrap, pooled_excess, pooled_models_excess, still_falling
+from ..core.timescales import censored_text
 from ..errors import check
 from ..io import layout
 from ..io.files import read_json, write_csv, write_json, write_text

@@ -18,14 +18,13 @@ import csv
 
 import numpy as np
 
-from ..io import layout
-from ..errors import check
-from ..io.files import read_json
 from ..core.mixed import mixed_excess_test
 from ..core.null import TESTED, counts_of, excess, share
 from ..core.stats import ALPHA, LABELS, exceeds, mark_significant, model_interval, model_test
+from ..errors import check
+from ..io import layout
+from ..io.files import read_json
 from .schema import with_old_names
-
 
 
 def rows(points) -> list[dict]:

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import layout
-from . import results
-from ..io import sizes as sizes_mod
 from ..core.rule import Classification
+from ..errors import DamagedFile, Mem2genError, check
+from ..io import layout
+from ..io import sizes as sizes_mod
 from ..io.config import SweepConfig
 from ..io.data import nested_subset, subset_indices
 from ..io.datasets import load_dataset
-from ..errors import DamagedFile, Mem2genError, check
 from ..io.files import _alive, read_json
+from . import results
 
 STAGES = ("pending", "started", "trained", "sampled", "classified")
 # what each of a point's seeds is for: seed(cfg, K, purpose)

@@ -2,8 +2,8 @@
 makes them again (``mem2gen status --verify``, and every sweep before it resumes)."""
 from __future__ import annotations
 
-from ..io import layout
 from ..errors import Mem2genError
+from ..io import layout
 from ..io.files import _remove, check_digests, fingerprint, read_json, sha256_of
 from .run import Point
 
