@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..core.neighbors import nearest
+from ..core.stats import LABELS, model_interval
 from ..errors import check
 from ..io.config import ATTRACTOR_GROUPS, check_fields
 from ..io.data import to_float
@@ -245,7 +246,6 @@ def point_groups(point, cfg: AttractorConfig) -> dict:
     """The starting points of a classified sweep point (a :class:`mem2gen.runs.run.Point`): up to
     ``cfg.per_group`` samples of S_eval per label (in S_eval's order), as many real items held out of S_K,
     and as many hand-made mixtures of its training items."""
-    from ..core.stats import LABELS
 
     out = {}
     ev, lab = np.asarray(point.eval), point.labels.labels
@@ -294,7 +294,6 @@ def summarize(census_rows: list, point_rows: list, barrier_rows: list) -> list[d
     """Model-level summary per (K, t, group) of :func:`per_model`'s rows: the mean over models with its
     t-interval (:func:`mem2gen.core.stats.model_interval`; with one model, no interval: between-model variance
     unmeasured)."""
-    from ..core.stats import model_interval
 
     cen = per_model(census_rows, point_rows, barrier_rows)
     measures = [c for c in ("to_training", "nontraining_attractors", "nontraining_sprime_mass", "stays", "recovery",

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import DamagedFile, Mem2genError, check
+from .layout import DIGESTS
 
 TMP_TAG = ".mem2gen-tmp-"  # in the name of every temporary file mem2gen writes, and of nothing else
 
@@ -386,7 +387,6 @@ def sha256_of(path) -> str:
 def record_digests(folder, names) -> None:
     """Record each of ``names`` that exists in ``folder`` (its sha256, fingerprint and size) in the folder's
     ``digests.json``, so that a later edit, truncation or swap of the file is found (:func:`check_digests`)."""
-    from .layout import DIGESTS
 
     folder = Path(folder)
     f = folder / DIGESTS
@@ -403,7 +403,6 @@ def check_digests(folder, names, *, full: bool = False) -> list[str]:
     recorded (size, sampled checksum, or with ``full`` the whole sha256), a recorded file that is gone, a
     file present with no record. A folder without ``digests.json`` (made by an earlier version) gives
     nothing to check against and an empty list."""
-    from .layout import DIGESTS
 
     folder = Path(folder)
     f = folder / DIGESTS

@@ -19,6 +19,7 @@ from ..errors import Mem2genError, check
 from ..io import layout
 from ..io.datasets import ARCHITECTURES, UNetArch
 from ..io.files import _umask, write_json
+from ..io.threads import available_memory
 from .checkpoints import authors_arch, authors_to_diffusers, read, strip_prefix
 from .diffusion import OptimalDenoiser, Schedule
 
@@ -119,7 +120,6 @@ def check_size(spec, sample_shape: tuple) -> None:
     """Refuse, before allocating it, a network whose training would not fit in memory: it is built on
     torch's meta device (no memory) to count its parameters, and training holds about five copies
     (weights, gradients, EMA, Adam's two moments) of 4 bytes each."""
-    from ..io.threads import available_memory
 
     with torch.device("meta"):
         if spec.kind == "mlp":

@@ -19,6 +19,7 @@ import time
 from typing import Callable, Iterator
 
 from ..errors import Mem2genError
+from ..io.threads import apply, per_worker
 
 EXECUTORS = ("local", "slurm", "submitit-local")
 
@@ -56,7 +57,6 @@ def _worker(job, device: str, wid: int, jobs, results, threads: int | None = Non
 
         threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     if threads:  # CPU workers share the cores: each its part (mem2gen.threads)
-        from ..io.threads import apply
 
         apply(threads)
     if os.environ.get("MEM2GEN_DETERMINISTIC") == "1":  # `mem2gen --deterministic` holds in the workers too
@@ -85,7 +85,6 @@ class Devices:
         jobs, results = ctx.SimpleQueue(), ctx.SimpleQueue()
         for k in [*ks, *[None] * len(self.devices)]:  # one stop sign per worker
             jobs.put(k)
-        from ..io.threads import per_worker
 
         n_cpu = sum(str(d).startswith("cpu") for d in self.devices)
         threads = per_worker(n_cpu) if n_cpu else None

@@ -26,6 +26,7 @@ from ..errors import check
 from ..io import datasets
 from ..io import sizes as sizes_mod
 from ..io.config import SweepConfig
+from ..io.datasets import load_dataset
 
 GiB = 1 << 30
 
@@ -35,7 +36,6 @@ def _n_data(cfg: SweepConfig) -> tuple[int, tuple, str]:
     (Table 1's N; the item shape of the paper's configuration)."""
     name = cfg.data.split(":")[0]
     try:
-        from ..io.datasets import load_dataset
 
         data = load_dataset(cfg.data, image_size=cfg.image_size)
         return len(data), tuple(data.shape[1:]), "its files"
