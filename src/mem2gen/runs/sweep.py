@@ -37,7 +37,7 @@ from ..io.files import (
 )
 from .compare import compare
 from .executors import Sequential, make_executor
-from .point import PointJob, point_checks
+from .point import PointJob, missing_checks, point_checks
 from .report import aggregate
 from .run import Run
 from .verify import verify
@@ -49,8 +49,8 @@ def rebuild_report(run_dir, *, echo=print) -> dict:
     """The ``mem2gen report`` command: complete the checks of classified points made before they existed,
     then rebuild results.csv, capacities.json, the phase diagram and report.html."""
     with run_lock(run_dir, command="mem2gen report"):
-        for p in Run(run_dir).points():
-            if p.state == "classified":
+        for p in Run(run_dir).points():  # points classified before a check existed (or by an older version)
+            if p.state == "classified" and missing_checks(p):
                 point_checks(p)
         return aggregate(run_dir, echo=echo)
 
