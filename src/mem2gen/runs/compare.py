@@ -67,7 +67,8 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
     for r in runs[1:]:
         d = r.config.to_dict()
         diff = [k for k in SAME_MEANING if d.get(k) != ref.get(k)]
-        check(not diff, f"{r.path} and {runs[0].path} differ in {', '.join(f'{k} ({d.get(k)} vs {ref.get(k)})' for k in diff)}"
+        check(not diff,
+              f"{r.path} and {runs[0].path} differ in {', '.join(f'{k} ({d.get(k)} vs {ref.get(k)})' for k in diff)}"
                         ": their fractions do not compare; compare runs on one dataset with one rule")
     names = ("compare_fractions.csv", "compare.csv", "compare.json", "compare.png")
     out = prepare_out_dir(out, overwrite=overwrite, names=names)
@@ -98,7 +99,8 @@ def compare(run_dirs, *, out, iterations: int = 2000, overwrite: bool = False, e
         for key in CAPS:
             s = capacity_shift(draws[0][key], dr[key])
             row |= {f"{key}_shift_log2": s["log2_ratio"], f"{key}_shift_lo95": s["ci95"][0] if s["ci95"] else None,
-                    f"{key}_shift_hi95": s["ci95"][1] if s["ci95"] else None, f"{key}_shift_significant": int(s["significant"])}
+                    f"{key}_shift_hi95": s["ci95"][1] if s["ci95"] else None,
+                    f"{key}_shift_significant": int(s["significant"])}
     settings = run_labels(runs, ignore=REPLICATE_FREE)  # a replicate group's label: its first run's
     by_k = fraction_shifts(curves, groups=groups, names=settings, iterations=iterations)
     with staged_dir(out, overwrite=overwrite) as stage:  # only mem2gen's own outputs are ever replaced
@@ -171,7 +173,8 @@ def format_compare(table: list[dict], by_k: list[dict] = ()) -> str:
             sig = [f"K={r['K']} {r[f'{name}_change']:+.3f}" for r in rows if r[f"{name}_significant"]]
             cells.append(f"{name} {', '.join(sig) if sig else 'unchanged'}")
         how = ("bootstrap of one model each: training seeds not replicated, so seeds alone may move more "
-               "(replicate: --grid seed=0,1,2)") if rows[0]["test"] == "bootstrap" else f"t-test over {rows[0]['models']} models"
+               "(replicate: --grid seed=0,1,2)") if rows[0]["test"] == "bootstrap" else \
+            f"t-test over {rows[0]['models']} models"
         lines.append(f"{label}: fractions that moved (95%, {how}): " + "; ".join(cells))
     return "\n".join(lines)
 

@@ -37,7 +37,8 @@ class Sequential:
             self.echo(f"[{i + 1}/{len(ks)}] K={k}")
             yield job(k) if self.device is None else job(k, device=self.device)
             left = len(ks) - i - 1
-            eta = f"; about {(time.perf_counter() - start) / (i + 1) * left / 60:.0f} min left at this pace" if left else ""
+            pace = (time.perf_counter() - start) / (i + 1)
+            eta = f"; about {pace * left / 60:.0f} min left at this pace" if left else ""
             self.echo(f"    K={k} done in {time.perf_counter() - t:.0f} s{eta}")
 
 
@@ -158,7 +159,8 @@ class Submitit:
             raise Mem2genError("the slurm executor needs submitit: pip install 'mem2gen[slurm]'") from None
         if not ks:
             return
-        ex = submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster=None if self.cluster == "slurm" else self.cluster)
+        ex = submitit.AutoExecutor(folder=str(self.folder / "%j"),
+                                   cluster=None if self.cluster == "slurm" else self.cluster)
         if self.cluster == "slurm" and ex.cluster != "slurm":
             raise Mem2genError("no Slurm cluster found (sbatch is not on PATH); use --executor local")
         ex.update_parameters(**self.params, **(self.slurm if ex.cluster == "slurm" else {}))

@@ -133,7 +133,8 @@ def plan(cfg: SweepConfig, run_dir, *, executor: str = "local", slurm: dict | No
         weights = 4 * m["params"] * ((4 if trains else 0) + 1 + snapshots)  # checkpoint (4 copies), model, snapshots
         rows.append({"K": k, "replicates": cfg.replicates, "train_steps": cfg.train.steps if trains else 0,
                      "train_s": train_s, "sample_evals": evals, "sample_s": sample_s,
-                     "disk_bytes": cfg.sample_bytes(k, shape) + weights * cfg.replicates, "seconds": (train_s + sample_s) * cfg.replicates})
+                     "disk_bytes": cfg.sample_bytes(k, shape) + weights * cfg.replicates,
+                     "seconds": (train_s + sample_s) * cfg.replicates})
     search_bytes = 4 * (4096 * 8192 + (min(cfg.n_eval, 4096) + 8192) * d)
     total = {"seconds": sum(r["seconds"] for r in rows), "disk_bytes": sum(r["disk_bytes"] for r in rows),
              "search_peak_bytes": search_bytes, "points": len(ks) * cfg.replicates}
@@ -165,7 +166,8 @@ def print_plan(p: dict, echo=print) -> None:
          "sampler step (measured)")
     echo(f"{'K':>7} {'models':>6} {'train steps':>12} {'train':>9} {'sampler evals':>14} {'sample':>9} {'disk':>10}")
     for r in p["points"]:
-        echo(f"{r['K']:>7} {r['replicates']:>6} {r['train_steps']:>12,} {hms(r['train_s']):>9} {r['sample_evals']:>14,} "
+        echo(f"{r['K']:>7} {r['replicates']:>6} {r['train_steps']:>12,} {hms(r['train_s']):>9} "
+             f"{r['sample_evals']:>14,} "
              f"{hms(r['sample_s']):>9} {r['disk_bytes'] / GiB:>8.3g} G")
     echo(f"total: {hms(t['seconds'])} of one device, {t['disk_bytes'] / GiB:.3g} GiB on disk "
          f"({t['free_bytes'] / GiB:.3g} GiB free), the neighbour search's peak {t['search_peak_bytes'] / GiB:.2g} GiB")

@@ -13,12 +13,12 @@ from ..core.null import point_null
 from ..core.rule import Rule
 from ..errors import check
 from ..io import layout
+from ..io.data import load_array
 from ..io.files import (
     read_json,
     record_digests,
 )
 from .run import Point, Run
-from ..io.data import load_array
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,10 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
             src = model_for_size(cfg.checkpoints, k)
             brought = load_model(src)
             check(tuple(brought.sample_shape) == tuple(data.shape[1:]),
-                  f"{src} makes samples of shape {tuple(brought.sample_shape)}; the data's items are {tuple(data.shape[1:])}")
-            save_model(brought, d / layout.MODEL, meta={"step": 0, "size": k, "data": cfg.data, "source": getattr(brought, "source", str(src))})
+                  f"{src} makes samples of shape {tuple(brought.sample_shape)}; the data's items are "
+                  f"{tuple(data.shape[1:])}")
+            save_model(brought, d / layout.MODEL, meta={"step": 0, "size": k, "data": cfg.data,
+                                                        "source": getattr(brought, "source", str(src))})
         model = point.load_model(device=device)
     elif cfg.model.kind == "optimal":  # the exact ε-model of S_K: nothing to train
         if point.state in ("pending", "started"):
@@ -70,7 +72,8 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
         src = samples_for_size(cfg.samples, k)
         made = load_array(src)
         n_eval, n_syn = cfg.n_eval, point.n_synthetic
-        check(len(made) >= n_eval + n_syn, f"{src} holds {len(made)} samples; K = {k} needs n_eval + |S'| = {n_eval + n_syn}")
+        check(len(made) >= n_eval + n_syn,
+              f"{src} holds {len(made)} samples; K = {k} needs n_eval + |S'| = {n_eval + n_syn}")
         ev = import_samples(made[:n_eval], d / layout.EVAL, model, source=f"{src} [0:{n_eval}]")
         syn = import_samples(made[n_eval:n_eval + n_syn], d / layout.SYNTHETIC, model,
                              source=f"{src} [{n_eval}:{n_eval + n_syn}]")
@@ -129,7 +132,8 @@ def train_replicates(run: Run, k: int, *, device: str | None = None, progress: b
         for p in todo:
             p.path.mkdir(parents=True, exist_ok=True)
         train_ensemble([build_model(cfg.model, p.train_set.shape[1:], seed=p.seed("init")) for p in todo],
-                       [p.train_set for p in todo], [dataclasses.replace(cfg.train, seed=p.seed("train")) for p in todo],
+                       [p.train_set for p in todo],
+                       [dataclasses.replace(cfg.train, seed=p.seed("train")) for p in todo],
                        [p.path for p in todo], device=device or cfg.device, progress=progress,
                        metas=[{"size": k, "data": cfg.data}] * len(todo))
     return time.perf_counter() - t
@@ -167,9 +171,3 @@ class PointJob:
 # --- the whole sweep ---------------------------------------------------------------------------------
 
 # what a sweep writes at the top of its folder: all that --overwrite removes (with points/K=*/ and jobs/)
-RUN_FILES = (layout.CONFIG, layout.MANIFEST, "results.csv", "capacities.json", "phase.png", "phase.pdf", "report.html",
-             "samples.png", "bridge.csv", "transition.json",
-             "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png", *layout.ATTRACTOR_TABLES)
-# settings that may change in a run folder: they do not change what its finished points mean
-FREE_KEYS = ("name", "sizes", "replicates", "device", "train.checkpoint_every", "train.save_steps", "null_calibration",
-             "manifold_check", "quality_check")

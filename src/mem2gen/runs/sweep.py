@@ -37,12 +37,19 @@ from ..io.files import (
 )
 from .compare import compare
 from .executors import Sequential, make_executor
-from .point import PointJob, missing_checks, point_checks
+from .point import ALL_REPLICATES, PointJob, missing_checks, point_checks
 from .report import aggregate
 from .run import Run
 from .verify import verify
 
 log = logging.getLogger(__name__)
+RUN_FILES = (layout.CONFIG, layout.MANIFEST, "results.csv", "capacities.json", "phase.png", "phase.pdf", "report.html",
+             "samples.png", "bridge.csv", "transition.json",
+             "calibration.png", "landscape.png", "dynamics.csv", "dynamics.json", "dynamics.png",
+             *layout.ATTRACTOR_TABLES)
+# settings that may change in a run folder: they do not change what its finished points mean
+FREE_KEYS = ("name", "sizes", "replicates", "device", "train.checkpoint_every", "train.save_steps", "null_calibration",
+             "manifold_check", "quality_check")
 
 
 def rebuild_report(run_dir, *, echo=print) -> dict:
@@ -200,7 +207,8 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
 
 
 def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None, grid=None,
-          find_transition: bool = False, executor: str = "local", devices: list | None = None, slurm: dict | None = None, overwrite: bool = False,
+          find_transition: bool = False, executor: str = "local", devices: list | None = None,
+          slurm: dict | None = None, overwrite: bool = False,
           progress: bool = True, echo=print, plan: bool = False) -> dict:
     """The ``mem2gen sweep`` command: a sweep preset, a config file and overrides (dotted keys for nested
     settings) resolved into one :class:`SweepConfig` and run in ``out`` (default ``runs/<name>``).
@@ -253,7 +261,8 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
     check(not (grid and find_transition), "--grid and --find-transition do not combine; run them one after the other")
     if not grid:
         run = Path(out) if out else Path("runs") / cfg.name
-        res = (transition_sweep if find_transition else run_sweep)(cfg, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
+        go = transition_sweep if find_transition else run_sweep
+        res = go(cfg, run, executor=executor, overwrite=overwrite, progress=progress, echo=echo, slurm=slurm,
                  devices=devices)
         return {**res, "report": run / "report.html"}
 

@@ -89,7 +89,8 @@ def sample_record(point: Point, name: str, *, full: bool = False) -> tuple[dict 
         return None, f"{name} has no record of what made it ({rec.name} is missing)" if missing else None
     try:
         r = read_json(rec)
-        ok = f.stat().st_size == r["bytes"] and (sha256_of(f) == r["sha256"] if full else fingerprint(f) == r["fingerprint"])
+        same = sha256_of(f) == r["sha256"] if full else fingerprint(f) == r["fingerprint"]
+        ok = f.stat().st_size == r["bytes"] and same
     except (ValueError, OSError, KeyError, TypeError):
         r, ok = {}, False
     return r, None if ok else f"{name} does not match its record (damaged or replaced)"
