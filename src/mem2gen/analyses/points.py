@@ -55,6 +55,7 @@ def over_points(run_dir, *, command: str, record: str, compute, settings: dict |
             f = p.path / record
             if f.exists() and not overwrite and (settings is None or read_json(f).get("settings") == settings):
                 results.append(read_json(f))
+                echo(f"[{i + 1}/{len(points)}] K={p.key}: {record} is up to date")
                 continue
             t = time.perf_counter()
             res = compute(p)
