@@ -102,6 +102,8 @@ class TrainConfig:
         check(self.steps >= 1, "training steps must be at least 1")
         check(self.batch >= 1, "batch size must be at least 1")
         check(self.lr > 0 and self.lr < float("inf"), f"learning rate {self.lr} must be a positive finite number")
+        check(0 <= self.grad_clip < float("inf"), f"grad_clip = {self.grad_clip} must be a finite norm >= 0 (0: no "
+                                                   "clipping); a negative one would turn every step around")
         check(0 <= self.ema_decay < 1, "ema_decay must lie in [0, 1)")
         check(self.checkpoint_every >= 1, "checkpoint_every must be at least 1")
         check(all(isinstance(s, int) and 1 <= s <= self.steps for s in self.save_steps),
