@@ -73,7 +73,7 @@ def train_features(data, *, steps: int = 400, batch: int = 128, seed: int = 0) -
     """The feature network for ``data`` (images, uint8 or [-1, 1]): Adam 1e-3, MSE, seeded."""
     x = _images(data)
     g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(devices=[]):  # the CPU's generator only: no CUDA call on any visible GPU
         torch.manual_seed(seed)
         net = FeatureNet(tuple(x.shape[1:]))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
