@@ -45,7 +45,7 @@ def over_points(run_dir, *, command: str, record: str, compute, settings: dict |
     Returns
     -------
     list of dict
-        The points' records, in the order of the points.
+        The points' records, in the order of the points, each with its point's key (``point``: K or "K.rN").
     """
     run = Run(run_dir)
     results = []
@@ -54,7 +54,7 @@ def over_points(run_dir, *, command: str, record: str, compute, settings: dict |
         for i, p in enumerate(points):
             f = p.path / record
             if f.exists() and not overwrite and (settings is None or read_json(f).get("settings") == settings):
-                results.append(read_json(f))
+                results.append({**read_json(f), "point": p.key})
                 echo(f"[{i + 1}/{len(points)}] K={p.key}: {record} is up to date")
                 continue
             t = time.perf_counter()
@@ -63,7 +63,7 @@ def over_points(run_dir, *, command: str, record: str, compute, settings: dict |
                 "seconds": round(time.perf_counter() - t, 1)}
             write_json(f, res)
             echo(f"[{i + 1}/{len(points)}] K={p.key}: {res['seconds']:.0f} s")
-            results.append(res)
+            results.append({**res, "point": p.key})
         if after:
             after(run, results)
         if report:
