@@ -224,3 +224,20 @@ def test_pool_of_replicate_tables_is_the_replicated_runs_table(replicated, tmp_p
         assert g["frac_memorized"] == pytest.approx(w["frac_memorized"])
     assert cli("pool", files[0], "--out", tmp_path / "one.csv") == 2  # one table: nothing to pool
     assert cli("pool", *files, "--out", tmp_path / "pooled.csv") == 2  # never replaced
+
+
+def test_a_model_without_generalized_samples_does_not_break_the_report_table():
+    """The off-manifold share of the generalized samples is undefined for a model that made none: the K's
+    model-level row takes the mean over the models that made some (None if none did), and the report's cells
+    are built from it (this raised a KeyError before)."""
+    from mem2gen.runs.report import display
+
+    a, b = point(8, 0, 5, 2), point(8, 1, 5, 2)
+    a |= {"off_manifold": 0.1, "off_manifold_lo95": 0.05, "off_manifold_hi95": 0.15, "generalized_off_manifold": None}
+    b |= {"off_manifold": 0.2, "off_manifold_lo95": 0.1, "off_manifold_hi95": 0.3, "generalized_off_manifold": 0.4}
+    row = model_row([a, b])
+    assert row["generalized_off_manifold"] == pytest.approx(0.4)
+    a2 = dict(a, replicate=1)
+    assert model_row([a, a2])["generalized_off_manifold"] is None
+    heads, cells = display([row], {"inference": "models"}, full=True)
+    assert "of the generalized" in heads and cells[0][heads.index("of the generalized")] == "0.400"
