@@ -129,3 +129,56 @@ def test_settings_are_checked():
         AttractorConfig(ts=(0, 5))
     with pytest.raises(Mem2genError, match="mixture_sizes"):
         AttractorConfig(mixture_sizes=(1,))
+
+
+def test_theory_window_is_where_a_pair_mixture_holds_and_the_mean_has_not_taken_over():
+    """The window's edges from their closed forms (β = 4/d² of the closest pair, 1/λ_max of S_K), and the
+    exact update agreeing: the closest pair's midpoint holds just above t_from and splits well below it."""
+    from mem2gen.analyses.attractors import t_of_beta, theory_window
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-0.8, 0.8, (6, 1, 4, 4)).astype(np.float32)
+    y[1] = y[0] + 0.25 * rng.standard_normal((1, 4, 4)).astype(np.float32)  # one close pair
+    w = theory_window(y, step=25)
+    d = np.linalg.norm(y[0] - y[1])
+    flat = y.reshape(6, -1).astype(np.float64)
+    assert w["d_min"] == pytest.approx(d, rel=1e-5)
+    assert w["beta_pair"] == pytest.approx(4 / d ** 2, rel=1e-4)
+    assert w["beta_global"] == pytest.approx(1 / np.linalg.eigvalsh(np.cov(flat.T, bias=True))[-1], rel=1e-6)
+    assert beta(w["t_from"]) <= w["beta_pair"] < beta(w["t_from"] - 1)  # the first t past the threshold
+    assert w["t_from"] < w["t_median_pair"] <= w["t_to"] and w["t_to"] == t_of_beta(w["beta_global"])
+    assert w["ts"][0] >= w["t_from"] and w["ts"][-1] <= w["t_to"] and all(t % 25 == 0 for t in w["ts"])
+    mid = (0.5 * (y[0] + y[1]))[None]
+
+    def settles(t):
+        end = follow(OptimalDenoiser(y), mid + 1e-3, t=t, iters=5000, tol=1e-10).numpy()
+        return float(np.linalg.norm(end - mid))
+
+    t_in = w["t_from"] + 10
+    assert settles(t_in) < 0.05 * d  # the mixture holds inside the window
+    t_out = t_of_beta(4 * w["beta_pair"])  # β four times past the pair's threshold
+    assert settles(t_out) > 0.4 * d  # below it, it splits towards an item
+
+
+@pytest.mark.slow
+def test_the_planted_control_finds_planted_states_and_the_exact_denoiser_alone_does_not():
+    """The positive control (issue's done-when): starts near planted mixtures end off the training items in
+    the exact denoiser of S_K ∪ P (≤ 10% on items at t ≤ 50) and on them in that of S_K alone, while real
+    held-out digits end on training items (those nearest a planted state may end there)."""
+    from mem2gen.analyses.attractors import planted_control
+    from mem2gen.core.planted import digits
+
+    x = digits()
+    y, held = x[:48], x[100:116]
+    cfg = AttractorConfig(ts=(5, 20, 50), per_group=16, n_synthetic=0, trials=2, steps=4, barrier_pairs=4,
+                          n_planted=12)
+    res = planted_control(y, {"held-out": held}, cfg)
+    rows = {(m, r["t"], r["group"]): r for m, out in res.items() for r in out["census"]}
+    for t in (5, 20, 50):
+        assert rows[("planted control", t, "planted")]["to_training"] <= 0.1
+        assert rows[("exact S_K", t, "planted")]["to_training"] >= 0.9
+        assert rows[("planted control", t, "planted")]["nontraining_attractors"] >= 8
+        assert rows[("planted control", t, "planted")]["recovery"] >= 0.9  # and the sampler keeps them there
+        assert rows[("exact S_K", t, "planted")]["recovery"] <= 0.1
+        assert rows[("exact S_K", t, "held-out")]["to_training"] >= 0.9
+        assert rows[("planted control", t, "held-out")]["to_training"] >= 0.6  # a few are nearer a planted state

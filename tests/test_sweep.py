@@ -425,6 +425,18 @@ def test_attractor_study_command_on_a_sweep(uninterrupted, tmp_path, capsys):
     assert (run / "points" / "K=40" / "attractors.json").stat().st_mtime_ns == before
     assert cli("landscape", run, "--attractors", "--groups", "spurious,ghosts") == 2
     assert "ghosts" in capsys.readouterr().err
+    # the positive control and the theory window (issue's done-when), on the same tiny run
+    assert cli("attractors", run, "--sizes", "40", "--ts", "5,50", "--per-group", "4", "--n-synthetic", "0",
+               "--trials", "2", "--steps", "3", "--control", "planted", "--n-planted", "6", "--window") == 0
+    summary = list(csv.DictReader(open(run / "attractors.csv")))
+    cell = {(r["model"], int(r["t"]), r["group"]): r for r in summary}
+    for t in (5, 50):
+        assert float(cell[("planted control", t, "planted")]["to_training"]) <= 0.1
+        assert float(cell[("exact S_K", t, "planted")]["to_training"]) >= 0.9
+        assert float(cell[("exact S_K", t, "held-out")]["to_training"]) >= 0.9
+    window = json.loads((run / "points" / "K=40" / "attractors.json").read_text())["window"]
+    inside = {int(r["t"]) for r in summary if r["in_window"] == "True" and r["model"] == "trained"}
+    assert window["ts"] and set(window["ts"]) <= inside and min(inside) >= window["t_from"]
 
 
 @pytest.mark.slow

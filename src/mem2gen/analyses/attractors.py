@@ -20,6 +20,7 @@ hand-made convex mixtures of 2-5 training items; and S' for basin mass) :func:`s
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,10 @@ class AttractorConfig:
     iters: int = 200  # fixed-point iterations at most
     barrier_pairs: int = 32  # training items whose barrier to their nearest other item is measured
     minimum_tol: float = 1e-3  # a point is a local minimum when λ_min > −minimum_tol · |λ_max|
+    window: bool = False  # add the noise levels where DenseAM theory puts mixture states (:func:`theory_window`)
+    window_step: int = 25  # their spacing
+    control: str | None = None  # "planted": also the exact denoiser of S_K with planted mixtures, and without them
+    n_planted: int = 16  # planted mixtures of 2-3 training items in the positive control
     seed: int = 0
 
     def __post_init__(self):
@@ -66,12 +71,74 @@ class AttractorConfig:
         check(self.delta_frac > 0 and self.minimum_tol >= 0, "delta_frac > 0 and minimum_tol >= 0")
         check(len(self.groups) >= 1 and set(self.groups) <= set(GROUPS),
               f"groups {list(self.groups)}: choose among {', '.join(GROUPS)}")
+        check(isinstance(self.window_step, int) and 1 <= self.window_step < 1000,
+              "window_step: a whole step in [1, 1000)")
+        check(self.control in (None, "planted"), f"control {self.control!r}: the one control is 'planted'")
+        check(isinstance(self.n_planted, int) and self.n_planted >= 1, "n_planted: a whole number >= 1")
 
 
 def beta(t: int, schedule: Schedule = Schedule()) -> float:
     """The DenseAM inverse temperature of noise level t: β(t) = ᾱ_t / (1 − ᾱ_t) (paper App. C)."""
     a = float(schedule.alphas_cumprod[int(t)])
     return a / (1 - a)
+
+
+def t_of_beta(b: float, schedule: Schedule = Schedule()) -> int:
+    """The smallest step t with β(t) ≤ b (β falls with t); T − 1 when none does."""
+    ab = schedule.alphas_cumprod.double()
+    below = torch.nonzero(ab / (1 - ab) <= b).flatten()
+    return int(below[0]) if len(below) else len(ab) - 1
+
+
+def theory_window(train, *, schedule: Schedule = Schedule(), step: int = 25) -> dict:
+    """The noise levels where the DenseAM analysis of the exact denoiser puts mixture states (paper App. C).
+
+    The update h ← Σ_i w_i y_i has Jacobian β Cov_w(y) (:func:`mixture_stability`), so
+
+    1. the symmetric mixture of two items at distance d (w = ½, ½) is a stable fixed point while
+       β(t) · d²/4 < 1: from t_pair = t(β = 4 / d²) on, with d the closest pair of S_K (the first mixture)
+       and, for reference, the median nearest-neighbour distance (most pairs);
+    2. the mean of S_K (w uniform) is the only fixed point once β(t) · λ_max(Cov S_K) < 1: up to
+       t_global = t(β = 1 / λ_max).
+
+    Mixture states therefore live in [t_pair(closest), t_global]; ``ts`` samples it every ``step``."""
+    y = to_float(np.asarray(train)).reshape(len(train), -1).astype(np.float64)
+    check(len(y) >= 2, "the theory window needs at least two training items")
+    d = nearest(np.asarray(train), np.asarray(train), 1, exclude_self=True, device="cpu").distances[:, 0]
+    d_min, d_med = float(d.min()), float(np.median(d))
+    lam = float(np.linalg.eigvalsh(np.cov(y.T, bias=True))[-1])
+    b_pair, b_med, b_glob = 4 / max(d_min, 1e-12) ** 2, 4 / max(d_med, 1e-12) ** 2, 1 / lam
+    t_from, t_med, t_to = t_of_beta(b_pair, schedule), t_of_beta(b_med, schedule), t_of_beta(b_glob, schedule)
+    first = -(-t_from // step) * step
+    return {"d_min": d_min, "d_median": d_med, "lambda_max": lam, "beta_pair": b_pair, "beta_pair_median": b_med,
+            "beta_global": b_glob, "t_from": t_from, "t_median_pair": t_med, "t_to": t_to,
+            "ts": list(range(max(first, step), t_to + 1, step))}
+
+
+def planted_control(train, groups: dict, cfg: "AttractorConfig", *, schedule: Schedule = Schedule(),
+                    progress=None) -> dict:
+    """The positive control of the study (``control="planted"``): ``cfg.n_planted`` mixtures P of 2-3
+    training items (:func:`mixtures`) planted as extra patterns of the exact denoiser (the DenseAM of
+    S_K ∪ P, whose attractors at small t are S_K and P, by construction), and the exact denoiser of S_K
+    alone; both through :func:`study` with the same starts: "planted" (each state of P moved by δ/2 in a
+    random direction), and the real held-out items and hand-made mixtures of ``groups``. Returns
+    ``{"planted control": result, "exact S_K": result}``; the census counts P as not training items."""
+    y = to_float(np.asarray(train))
+    p, _ = mixtures(train, cfg.n_planted, (2, 3), seed=cfg.seed + 1)
+    spacing = nn_spacing(np.asarray(train))
+    rng = np.random.default_rng(cfg.seed + 2)
+    u = rng.standard_normal(p.shape).astype(np.float32)
+    u /= np.linalg.norm(u.reshape(len(u), -1), axis=1).reshape(-1, *[1] * (u.ndim - 1))
+    starts = {"planted": p + 0.5 * cfg.delta_frac * spacing * u,
+              **{g: groups[g] for g in ("held-out", "mixture") if g in groups}}
+    sub = dataclasses.replace(cfg, n_synthetic=0, control=None)
+    out = {}
+    for name, patterns in (("planted control", np.concatenate([y, p])), ("exact S_K", y)):
+        if progress:
+            progress(f"control: {name}")
+        out[name] = study(OptimalDenoiser(patterns, schedule=schedule), y, starts, [], sub, schedule=schedule,
+                          exact=False, progress=progress)
+    return out
 
 
 def mixtures(train, n: int, sizes=(2, 3, 4, 5), *, seed: int = 0) -> tuple[np.ndarray, list]:
@@ -260,10 +327,24 @@ def point_groups(point, cfg: AttractorConfig) -> dict:
 
 
 def analyze_point(point, cfg: AttractorConfig = AttractorConfig(), *, device=None, progress=None) -> dict:
-    """:func:`study` at one classified sweep point: its EMA model, S_K, :func:`point_groups` and S'."""
-    model = point.load_model(device=device)
-    res = study(model, point.train_set, point_groups(point, cfg), point.synthetic, cfg, progress=progress)
-    return {"K": point.k, "replicate": point.replicate, **res}
+    """:func:`study` at one classified sweep point: its EMA model, S_K, :func:`point_groups` and S'; with
+    ``cfg.window`` also at the noise levels of :func:`theory_window`, with ``cfg.control`` the
+    :func:`planted_control`. Every census, point and barrier row names its ``model``."""
+    train = point.train_set
+    window = theory_window(train, step=cfg.window_step) if cfg.window and point.k >= 2 else None
+    if window:
+        cfg = dataclasses.replace(cfg, ts=tuple(sorted(set(cfg.ts) | set(window["ts"]))))
+    groups = point_groups(point, cfg)
+    res = {"trained": study(point.load_model(device=device), train, groups, point.synthetic, cfg, progress=progress)}
+    if cfg.control == "planted":
+        res |= planted_control(train, groups, cfg, progress=progress)
+    out = {"K": point.k, "replicate": point.replicate, "window": window,
+           "delta": res["trained"]["delta"], "spacing": res["trained"]["spacing"]}
+    for part in ("census", "points", "barriers"):
+        out[part] = [{"model": name, **row,
+                      "in_window": bool(window and window["t_from"] <= row["t"] <= window["t_to"])}
+                     for name, r in res.items() for row in r[part]]
+    return out
 
 
 def per_model(census_rows: list, point_rows: list, barrier_rows: list):
@@ -271,27 +352,31 @@ def per_model(census_rows: list, point_rows: list, barrier_rows: list):
     curvature over its end points and median barrier; training pairs as the group "training pair"."""
     import pandas as pd
 
-    cen, pts = pd.DataFrame(census_rows), pd.DataFrame(point_rows)
-    bars = pd.DataFrame(barrier_rows)
+    def framed(rows):  # records of earlier versions: the trained model's, outside any window
+        df = pd.DataFrame(rows)
+        return df if not len(df) or "model" in df else df.assign(model="trained", in_window=False)
+
+    cen, pts, bars = framed(census_rows), framed(point_rows), framed(barrier_rows)
+    key = ["model", "K", "replicate", "t", "group"]
     if len(pts):
-        curv = pts.groupby(["K", "replicate", "t", "group"]).agg(
-            lambda_min=("lambda_min", "median"), lambda_max=("lambda_max", "median")).reset_index()
-        cen = cen.merge(curv, on=["K", "replicate", "t", "group"], how="left")
+        curv = pts.groupby(key).agg(lambda_min=("lambda_min", "median"),
+                                    lambda_max=("lambda_max", "median")).reset_index()
+        cen = cen.merge(curv, on=key, how="left")
     if len(bars):  # barriers from non-training end points, by the group they came from; training pairs apart
         bars = bars.assign(group=bars["group"].where(bars["kind"] != "training pair", "training pair"))
-        b = bars.groupby(["K", "replicate", "t", "group"]).agg(barrier=("barrier", "median"),
-                                                               n_barriers=("barrier", "size")).reset_index()
+        b = bars.groupby(key).agg(barrier=("barrier", "median"), n_barriers=("barrier", "size")).reset_index()
+        level = ["model", "K", "replicate", "t"]
         pairs = b[b["group"] == "training pair"].merge(
-            cen[[c for c in ("K", "replicate", "t", "sigma", "beta", "noise_norm",
-                             "delta") if c in cen]].drop_duplicates(),
-            on=[c for c in ("K", "replicate", "t") if c in cen])
-        cen = pd.concat([cen.merge(b, on=["K", "replicate", "t", "group"], how="left"),
-                         pairs.assign(n=pairs["n_barriers"])], ignore_index=True)
+            cen[[c for c in (*level, "sigma", "beta", "noise_norm", "delta", "in_window")
+                 if c in cen]].drop_duplicates(),
+            on=level)
+        cen = pd.concat([cen.merge(b, on=key, how="left"), pairs.assign(n=pairs["n_barriers"])], ignore_index=True)
     return cen
 
 
 def summarize(census_rows: list, point_rows: list, barrier_rows: list) -> list[dict]:
-    """Model-level summary per (K, t, group) of :func:`per_model`'s rows: the mean over models with its
+    """Model-level summary per (model, K, t, group) of :func:`per_model`'s rows (model: the trained one, or a
+    control's): the mean over models with its
     t-interval (:func:`mem2gen.core.stats.model_interval`; with one model, no interval: between-model variance
     unmeasured)."""
 
@@ -302,8 +387,9 @@ def summarize(census_rows: list, point_rows: list, barrier_rows: list) -> list[d
     fractions = {"to_training", "nontraining_sprime_mass", "stays", "recovery", "minimum_share", "converged",
                  "exact_to_training", "exact_stable_mixtures"}
     out = []
-    for (k, t, g), rows in cen.groupby(["K", "t", "group"], sort=True):
-        row = {"K": int(k), "t": int(t), "sigma": float(rows["sigma"].iloc[0]), "beta": float(rows["beta"].iloc[0]),
+    for (name, k, t, g), rows in cen.groupby(["model", "K", "t", "group"], sort=True):
+        row = {"model": name, "K": int(k), "t": int(t), "in_window": bool(rows["in_window"].any()),
+               "sigma": float(rows["sigma"].iloc[0]), "beta": float(rows["beta"].iloc[0]),
                "noise_norm": float(rows["noise_norm"].iloc[0]) if "noise_norm" in rows else None,
                "delta": float(rows["delta"].mean()) if "delta" in rows else None,
                "group": g, "n_models": int(len(rows)), "n_per_model": int(rows["n"].min())}

@@ -38,13 +38,21 @@ from .options import Numbers, Words, calls, lib_option
             help="With --attractors: starts per group and model.")
 @lib_option(attractor_study, "n_synthetic", "--n-synthetic", type=int,
             help="With --attractors: samples of S' followed for the basin mass.")
+@lib_option(attractor_study, "window", "--window", is_flag=True,
+            help="With --attractors: also every 25 steps through the t range where DenseAM theory puts "
+                 "mixture states (per K).")
+@lib_option(attractor_study, "control", "--control", type=click.Choice(["planted"]),
+            help="With --attractors: the positive control beside each model: the exact denoiser of S_K with "
+                 "planted mixtures, and without.")
+@lib_option(attractor_study, "n_planted", "--n-planted", type=int,
+            help="With --attractors: planted mixtures in the control.")
 @click.option("--quiet", is_flag=True)
-def landscape_cmd(quiet, attractors, ts, groups, per_group, n_synthetic, **kw):
+def landscape_cmd(quiet, attractors, ts, groups, per_group, n_synthetic, window, control, n_planted, **kw):
     """The attractor landscape of a sweep's points: recovery times, energy, curvature, attractor census, mixtures."""
     if attractors:
         keep = {k: kw[k] for k in ("run_dir", "sizes", "trials", "steps", "seed", "device", "overwrite")}
-        attractor_study(**keep, ts=ts, groups=groups, per_group=per_group, n_synthetic=n_synthetic,
-                        progress=not quiet, echo=click.echo)
+        attractor_study(**keep, ts=ts, groups=groups, per_group=per_group, n_synthetic=n_synthetic, window=window,
+                        control=control, n_planted=n_planted, progress=not quiet, echo=click.echo)
         click.echo(f"wrote attractors.json per point and {kw['run_dir']}/" + ", ".join(layout.ATTRACTOR_TABLES))
         return
     results = landscape(**kw, progress=not quiet, echo=click.echo)
@@ -73,6 +81,12 @@ def landscape_cmd(quiet, attractors, ts, groups, per_group, n_synthetic, **kw):
 @lib_option(attractor_study, "trials", "--trials", type=int,
             help="Forward noises per start for the recovery probability.")
 @lib_option(attractor_study, "steps", "--steps", type=int, help="DDIM steps of each reverse run.")
+@lib_option(attractor_study, "window", "--window", is_flag=True,
+            help="Also every 25 steps through the t range where DenseAM theory puts mixture states (per K).")
+@lib_option(attractor_study, "control", "--control", type=click.Choice(["planted"]),
+            help="The positive control beside each model: the exact denoiser of S_K with planted mixtures, "
+                 "and without.")
+@lib_option(attractor_study, "n_planted", "--n-planted", type=int, help="Planted mixtures in the control.")
 @lib_option(attractor_study, "seed", "--seed", type=int)
 @lib_option(attractor_study, "device", "--device", help="[default: cuda when present]")
 @lib_option(attractor_study, "overwrite", "--overwrite", is_flag=True, help="Study points already studied again.")
