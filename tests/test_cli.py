@@ -27,7 +27,7 @@ CLI_ONLY = {"out", "quiet", "help", "data", "sizes", "steps", "device", "n", "si
 def test_every_command_is_listed():
     names = {" ".join(p) for p, _ in ALL}
     assert names == {"classify", "demo", "train", "sample", "sweep", "sizes", "report", "status", "landscape",
-                     "attractors",
+                     "attractors", "basins",
                      "calibrate", "toy",
                      "dynamics", "compare", "memory hopfield-capacity", "memory dense", "memory bridge", "pool"}
 

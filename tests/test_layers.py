@@ -18,7 +18,7 @@ WITHIN = {
     "runs": [{"schema"}, {"run", "results"}, {"verify"}, {"report"}, {"executors", "compare", "plan"}, {"point"},
              {"sweep"}],
     "analyses": [{"points"}, {"landscape", "calibration"}, {"recovery"}, {"landscape_study", "attractors", "toy"},
-                 {"dynamics", "studies", "window"}],
+                 {"dynamics", "studies", "window"}, {"basins"}],
 }
 
 

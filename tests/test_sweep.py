@@ -440,6 +440,25 @@ def test_attractor_study_command_on_a_sweep(uninterrupted, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_basins_command_on_a_sweep_with_snapshots(tmp_path, capsys):
+    """`mem2gen basins --snapshots`: per model, step, group and radius; model-level rows; reused on rerun."""
+    run = tmp_path / "bas"
+    run_sweep(tiny_cfg(sizes=(8,), replicates=2, train={"steps": 12, "batch": 16, "checkpoint_every": 5,
+                                                          "save_steps": [6]}), run, **quiet)
+    args = ("basins", run, "--n", "6", "--radii", "0.1,1", "--trials", "1", "--snapshots")
+    assert cli(*args) == 0
+    radii = list(csv.DictReader(open(run / "basins.csv")))
+    assert {(r["replicate"], r["step"]) for r in radii} == {(a, b) for a in ("0", "1") for b in ("6", "12")}
+    assert {r["radius"] for r in radii} == {"0.1", "1.0"} and all(0 <= float(r["p_return"]) <= 1 for r in radii)
+    models = list(csv.DictReader(open(run / "basins-models.csv")))
+    alls = [r for r in models if r["group"] == "all"]
+    assert len(alls) == 2 and {r["n_models"] for r in alls} == {"2"} and alls[0]["basin_radius_lo95"] != ""
+    capsys.readouterr()
+    assert cli(*args) == 0 and capsys.readouterr().out.count("up to date") == 2
+    assert cli("basins", run, "--radii", "0.5,0.2") == 2 and "increasing" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_calibrate_command_on_a_sweep(uninterrupted, tmp_path):
     full, _ = uninterrupted
     run = tmp_path / "cal"

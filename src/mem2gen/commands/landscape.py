@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..analyses.basins import TABLES as BASIN_TABLES
+from ..analyses.basins import basin_study
 from ..analyses.studies import attractor_study, landscape
 from ..analyses.toy import run_toy
 from ..io import layout
@@ -98,6 +100,27 @@ def attractors(quiet, **kw):
     click.echo(f"wrote attractors.json per point and {kw['run_dir']}/" + ", ".join(layout.ATTRACTOR_TABLES))
 
 
+@click.command("basins")
+@calls(basin_study)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@lib_option(basin_study, "sizes", "--sizes", type=Numbers(int),
+            help="Sizes K to study (every replicate of each). [default: every classified point]")
+@lib_option(basin_study, "n", "--n", type=int, help="Samples drawn and perturbed per model (and snapshot).")
+@lib_option(basin_study, "radii", "--radii", type=Numbers(float),
+            help="How far each start moves: x_T' = sqrt(1 - r^2) x_T + r xi (r = 1: an independent start).")
+@lib_option(basin_study, "trials", "--trials", type=int, help="Moves per sample and radius.")
+@lib_option(basin_study, "snapshots", "--snapshots", is_flag=True,
+            help="Also at every EMA snapshot of each point (the basins over training time).")
+@lib_option(basin_study, "seed", "--seed", type=int)
+@lib_option(basin_study, "device", "--device", help="[default: cuda when present]")
+@lib_option(basin_study, "overwrite", "--overwrite", is_flag=True, help="Study points already studied again.")
+def basins(**kw):
+    """Basins in the sampler's sense (paper Fig. 4): how far a sample's initial noise can move before the
+    sampler stops returning it, per group (memorized, spurious, generalized), with duplication in S'."""
+    basin_study(**kw, echo=click.echo)
+    click.echo(f"wrote basins.json per point and {kw['run_dir']}/" + ", ".join(BASIN_TABLES))
+
+
 @click.command("toy")
 @calls(run_toy)
 @lib_option(run_toy, "data", "--data", type=click.Choice(["circle", "gmm"]),
@@ -117,4 +140,4 @@ def toy(quiet, **kw):
     click.echo(f"wrote {kw['out']}/ (toy.csv, toy.json, toy.png) for K = {[r['K'] for r in rows]}")
 
 
-COMMANDS = [landscape_cmd, attractors, toy]
+COMMANDS = [landscape_cmd, attractors, basins, toy]

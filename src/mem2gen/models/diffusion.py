@@ -91,15 +91,21 @@ class SplitOnOOM:
 
 @torch.no_grad()
 def sample(model, shape: tuple, *, schedule: Schedule = Schedule(), sampler: str = "ddpm", steps: int = 1000,
-           eta: float = 0.0, seed: int = 0, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Generate ``shape[0]`` samples; deterministic for a given seed (noise drawn on the CPU)."""
+           eta: float = 0.0, seed: int = 0, device=None, dtype=torch.float32, noise=None) -> torch.Tensor:
+    """Generate ``shape[0]`` samples; deterministic for a given seed (noise drawn on the CPU). ``noise``:
+    the initial x_T to start from in place of the seed's; the sampler's later noise is the seed's still, so
+    (seed, x_T) regenerates a sample and a changed x_T moves only its start (the sampler's basins)."""
     check(steps >= 1, "sampling steps must be at least 1")
     check(steps <= schedule.T, f"sampling steps must be at most T = {schedule.T}")
     device = torch.device(device or "cpu")
     sched = schedule.scheduler(sampler)
     sched.set_timesteps(steps)
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g, dtype=dtype).to(device)
+    x = torch.randn(shape, generator=g, dtype=dtype)  # drawn even when replaced: the later noise stays the seed's
+    if noise is not None:
+        check(tuple(noise.shape) == tuple(shape), f"noise of shape {tuple(noise.shape)} for samples of {tuple(shape)}")
+        x = torch.as_tensor(noise, dtype=dtype)
+    x = x.to(device)
     net = SplitOnOOM(model)
     for t in sched.timesteps:
         tt = torch.full((shape[0],), int(t), device=device, dtype=torch.long)
