@@ -136,3 +136,44 @@ def test_mixed_model_weighs_models_not_pooled_samples():
     assert model_test([0.095, -0.005, -0.005]) > 0.2
     assert mixed_excess_test([(50, 1000), (60, 1000), (40, 1000)], [(10, 1000), (12, 1000), (9, 1000)])["p"] < 1e-3
     assert mixed_excess_test([(10, 1000), (12, 1000), (9, 1000)], [(10, 1000), (12, 1000), (9, 1000)])["p"] >= 0.4
+
+
+def test_tables_of_earlier_versions_get_the_conditional_form_from_their_counts(tmp_path):
+    """A points.csv written before the conditional form existed: `pool` (with one table per replicate)
+    fills frac/null/excess_spurious_nonmem from the counts, and leaves every unconditional number as it was."""
+    import csv
+
+    from mem2gen.cli import main
+    from mem2gen.runs.results import conditional_from_counts, read_rows
+
+    old = {"K": 16, "n_eval": 100, "count_memorized": 60, "count_spurious": 10, "count_generalized": 30,
+           "null_n": 200, "null_count_memorized": 2, "null_count_spurious": 6, "model_n_at_null": 100,
+           "model_count_memorized_at_null": 64, "model_count_spurious_at_null": 9}
+    r = conditional_from_counts(old)
+    assert r["frac_spurious_nonmem"] == 10 / 40 and r["null_spurious_nonmem"] == 6 / 198
+    assert r["frac_spurious_nonmem_at_null"] == 9 / 36 and r["model_n_spurious_nonmem_at_null"] == 36
+    assert conditional_from_counts({**old, "null_count_memorized": None}) == {**old, "null_count_memorized": None}
+    every = dict(old, null_count_memorized=200, model_count_memorized_at_null=100)  # nothing left to share
+    assert conditional_from_counts(every)["null_spurious_nonmem"] is None
+    # a points.csv of three replicates pools to three models
+    rows = []
+    for rep, (sp, msp) in enumerate(((10, 9), (14, 12), (6, 7))):
+        rows.append({**old, "replicate": rep, "count_spurious": sp, "count_generalized": 40 - sp,
+                     "model_count_spurious_at_null": msp, "synthetic_per_K": 4, "n_synthetic": 64,
+                     "frac_memorized": 0.6, "frac_spurious": sp / 100, "frac_generalized": (40 - sp) / 100,
+                     "null_memorized": 0.01, "null_spurious": 0.03, "frac_memorized_at_null": 0.64,
+                     "frac_spurious_at_null": msp / 100, "null_count_generalized": 192,
+                     "model_count_generalized_at_null": 36 - msp, "null_n_synthetic": 64})
+    src = tmp_path / "points.csv"
+    with open(src, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with pytest.raises(SystemExit) as done:
+        main(["pool", str(src), "--out", str(tmp_path / "m.csv")])
+    assert done.value.code in (0, None)
+    (m,) = read_rows(tmp_path / "m.csv")
+    assert m["n_replicates"] == 3
+    want = np.mean([msp / 36 - 6 / 198 for msp in (9, 12, 7)])
+    assert m["excess_spurious_nonmem"] == pytest.approx(want)
+    assert m["excess_spurious"] == pytest.approx(np.mean([msp / 100 - 0.03 for msp in (9, 12, 7)]))

@@ -120,7 +120,7 @@ def status(run_dir, full):
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The model-level table (.csv).")
 def pool(runs, out):
     """Model-level table from replicate runs (run folders, or their results.csv) that differ only in seed;
-    a folder's own replicates count as models too."""
+    a folder's own replicates count as models too, and so do those of a points.csv (its `replicate` column)."""
     folders = [r for r in runs if r.is_dir()]
     if folders:
         groups = replicate_groups([Run(r).config.to_dict() for r in folders])
@@ -128,11 +128,11 @@ def pool(runs, out):
     check(out.suffix == ".csv", f"--out {out} must end in .csv")
     check(not out.exists(), f"{out} exists; choose another --out")
     tables = []
-    for r in runs:  # one table per model: a run folder with replicates gives one per replicate
-        if not r.is_dir():
-            tables.append(read_rows(r))
+    for r in runs:  # one table per model: a run folder with replicates (or its points.csv) gives one per replicate
+        pts = read_rows(r) if not r.is_dir() else Run(r).point_results()
+        if not r.is_dir() and not any(x.get("replicate") for x in pts):
+            tables.append(pts)
             continue
-        pts = Run(r).point_results()
         tables += [[x for x in pts if x["replicate"] == rep] for rep in sorted({x["replicate"] for x in pts})]
     points = replicate_points(tables)
     rows = pool_rows(points)

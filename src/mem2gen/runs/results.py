@@ -54,8 +54,8 @@ def model_row(group: list[dict]) -> dict:
                 f"std_{name}": iv["sd"], f"lo95_{name}": iv["ci95"][0], f"hi95_{name}": iv["ci95"][1]}
     if all(r.get("frac_spurious_nonmem") is not None for r in group):
         iv = model_interval([r["frac_spurious_nonmem"] for r in group])
-        row |= {"frac_spurious_nonmem": iv["mean"], "lo95_spurious_nonmem": iv["ci95"][0],
-                "hi95_spurious_nonmem": iv["ci95"][1]}
+        row |= {"frac_spurious_nonmem": iv["mean"], "std_spurious_nonmem": iv["sd"],
+                "lo95_spurious_nonmem": iv["ci95"][0], "hi95_spurious_nonmem": iv["ci95"][1]}
     if all(r.get("null_spurious") is not None for r in group):
         for name in TESTED:
             nulls = [r.get(f"null_{name}") for r in group]
@@ -213,8 +213,29 @@ def replicate_points(tables: list[list[dict]]) -> list[dict]:
                 if r.get(f"frac_{name}_at_null") is None and n and r.get(f"model_count_{name}_at_null") is not None:
                     r[f"frac_{name}_at_null"] = r[f"model_count_{name}_at_null"] / n
             r.setdefault("synthetic_per_K", r["n_synthetic"] / r["K"])
-            out.append(r)
+            out.append(conditional_from_counts(r))
     return out
+
+
+def conditional_from_counts(r: dict) -> dict:
+    """A point row of a version before the conditional form (``spurious_nonmem``) with it filled in from its
+    counts: the spurious share among non-memorized samples is count_spurious / (n − count_memorized), for
+    S_eval, for the model at the null's |S'| and for the null (eq 5 on the samples that eq 4 left)."""
+    need = ("count_spurious", "count_memorized", "n_eval", "null_count_spurious", "null_count_memorized", "null_n",
+            "model_count_spurious_at_null", "model_count_memorized_at_null", "model_n_at_null")
+    if r.get("null_spurious_nonmem") is not None or any(r.get(c) is None for c in need):
+        return r
+
+    def ratio(a, b):
+        return a / b if b else None
+
+    n_null, n_model = r["null_n"] - r["null_count_memorized"], r["model_n_at_null"] - r["model_count_memorized_at_null"]
+    return {**r, "frac_spurious_nonmem": ratio(r["count_spurious"], r["n_eval"] - r["count_memorized"]),
+            "null_count_spurious_nonmem": r["null_count_spurious"], "null_n_spurious_nonmem": n_null,
+            "null_spurious_nonmem": ratio(r["null_count_spurious"], n_null),
+            "model_count_spurious_nonmem_at_null": r["model_count_spurious_at_null"],
+            "model_n_spurious_nonmem_at_null": n_model,
+            "frac_spurious_nonmem_at_null": ratio(r["model_count_spurious_at_null"], n_model)}
 
 
 def pool(points: list[dict]) -> list[dict]:

@@ -53,6 +53,7 @@ PER_LABEL = [
 CONDITIONAL = [
     Column("frac_spurious_nonmem", "eq 5 among the non-memorized samples: spurious / (spurious + generalized), "
                                    "or the models' mean; empty where every sample is memorized"),
+    Column("std_spurious_nonmem", "its between-model sd (several models only)", "results"),
     Column("lo95_spurious_nonmem", "its t-interval over the models (several models only)", "results"),
     Column("hi95_spurious_nonmem", "its upper end", "results"),
 ]
