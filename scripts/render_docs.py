@@ -7,7 +7,7 @@ re-renders each page and fails when it differs from the committed one).
 TABLE is a CSV in docs/tables; SELECT picks its rows (``K=64``, ``R=3,tau=0.05``, ``K>=16,K<=128``;
 ``*`` for all); COLUMN is a column, or ``min(col)``, ``max(col)``, ``mean(col)``, ``median(col)``,
 ``count(col>0)``, ``rows`` over the
-rows picked, ``ratio(a/b)`` one row's a / b (a count over its n), ``argmax(col)`` the K of the row
+rows picked, ``ratio(a/b)`` one row's a / b (a count over its n; ``ratio(a/b-c)``: a / (b − c)), ``argmax(col)`` the K of the row
 where col is largest, ``where(col)`` the K of the rows
 where col > 0 as a list ("none" if no row) (otherwise exactly one row must match); FORMAT is a Python format spec, or
 one ending in
@@ -47,9 +47,9 @@ def _number(rows: list[dict], column: str):
     m = re.fullmatch(r"(min|max|count|mean|median)\((\w+)(>0)?\)", column)
     if column == "rows":
         return len(rows)
-    r = re.fullmatch(r"ratio\((\w+)/(\w+)\)", column)
-    if r and len(rows) == 1:
-        return rows[0][r.group(1)] / rows[0][r.group(2)]
+    r = re.fullmatch(r"ratio\((\w+)/(\w+)(?:-(\w+))?\)", column)
+    if r and len(rows) == 1:  # a / b, or a / (b - c): a share among what c leaves (e.g. the non-memorized)
+        return rows[0][r.group(1)] / (rows[0][r.group(2)] - (rows[0][r.group(3)] if r.group(3) else 0))
     f = re.fullmatch(r"(argmax|where)\((\w+)\)", column)
     if f and f.group(1) == "argmax":
         return max((r for r in rows if isinstance(r[f.group(2)], float)), key=lambda r: r[f.group(2)])["K"]

@@ -42,8 +42,8 @@ GROUPS = ATTRACTOR_GROUPS
 class AttractorConfig:
     """What :func:`study` measures at one model, and with which settings."""
 
-    ts: tuple = (5, 10, 20, 50, 100, 200, 400)  # √(1 − ᾱ_t) = 0.03, 0.05, 0.08, 0.17, 0.32, 0.59, 0.90; the
-    #                                          last two where the DenseAM update holds mixtures of near items
+    ts: tuple = (5, 10, 20, 50, 100, 200, 400)  # √(1 − ᾱ_t) = 0.03, 0.05, 0.08, 0.17, 0.32, 0.59, 0.90 (where
+    #                                          mixtures can be depends on S_K: ``window``, :func:`theory_window`)
     groups: tuple = GROUPS  # which starting points: labels of S_eval, real held-out items, hand-made mixtures
     per_group: int = 32  # starting points per group (fewer where a model has fewer samples of a label)
     mixture_sizes: tuple = (2, 3, 4, 5)  # hand-made mixtures: the mean of a training item and its m − 1 nearest
