@@ -23,7 +23,8 @@ for k in sizes:
     train = point.train_set
     w = theory_window(train)
     windows.append({"K": k, **{key: v for key, v in w.items() if key != "ts"}, "n_window_ts": len(w["ts"])})
-    print(f"K={k}: window t = {w['t_from']}-{w['t_to']} (β = {w['beta_pair']:.3f} … {w['beta_global']:.3f})", flush=True)
+    print(f"K={k}: window t = {w['t_from']}-{w['t_to']} (β = {w['beta_pair']:.3f} … {w['beta_global']:.3f})",
+          flush=True)
     for seed in range(3):
         cfg = AttractorConfig(ts=tuple(sorted({5, 10, 20, 50, 100, 200, 400} | set(w["ts"]))), per_group=32,
                               n_synthetic=0, barrier_pairs=8, n_planted=16, seed=seed)

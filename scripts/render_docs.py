@@ -7,7 +7,8 @@ re-renders each page and fails when it differs from the committed one).
 TABLE is a CSV in docs/tables; SELECT picks its rows (``K=64``, ``R=3,tau=0.05``, ``K>=16,K<=128``;
 ``*`` for all); COLUMN is a column, or ``min(col)``, ``max(col)``, ``mean(col)``, ``median(col)``,
 ``count(col>0)``, ``rows`` over the
-rows picked, ``ratio(a/b)`` one row's a / b (a count over its n; ``ratio(a/b-c)``: a / (b − c)), ``argmax(col)`` the K of the row
+rows picked, ``ratio(a/b)`` one row's a / b (a count over its n;
+``ratio(a/b-c)``: a / (b − c)), ``argmax(col)`` the K of the row
 where col is largest, ``where(col)`` the K of the rows
 where col > 0 as a list ("none" if no row) (otherwise exactly one row must match); FORMAT is a Python format spec, or
 one ending in
