@@ -177,3 +177,21 @@ def test_tables_of_earlier_versions_get_the_conditional_form_from_their_counts(t
     want = np.mean([msp / 36 - 6 / 198 for msp in (9, 12, 7)])
     assert m["excess_spurious_nonmem"] == pytest.approx(want)
     assert m["excess_spurious"] == pytest.approx(np.mean([msp / 100 - 0.03 for msp in (9, 12, 7)]))
+
+
+def test_a_held_out_set_that_holds_training_items_is_refused():
+    """Silent before: a "held-out" set that is, or half is, the training set gave a null of training items."""
+    from mem2gen.core.null import check_outside, held_out_null
+    from mem2gen.core.planted import digits
+    from mem2gen.errors import Mem2genError
+
+    x = digits()
+    train, held = x[:300], x[600:1000]
+    assert check_outside(held, train)["exact"] == 0  # real held-out digits pass
+    for bad in (train, np.concatenate([held[:200], train[:200]]), np.concatenate([held, train[:10]])):
+        with pytest.raises(Mem2genError, match="copies of training items"):
+            check_outside(bad, train)
+    with pytest.raises(Mem2genError, match="copies of training items"):
+        held_out_null(held[:50], train, None, train, model_counts=[10, 10, 30], iterations=10)
+    with pytest.raises(Mem2genError, match="shape"):
+        check_outside(held[:, :, :4], train)

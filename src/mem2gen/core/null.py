@@ -161,6 +161,27 @@ def against_null(eval_set, train, synthetic, null_eval, null_synthetic, *, model
     return out
 
 
+def check_outside(held_out, train, *, factor: float = 0.1, tolerated: float = 0.01) -> dict:
+    """Refuse a "held-out" set that holds training items: an exact copy of one, or more than ``tolerated``
+    of its items within ``factor`` × the median nearest-neighbour spacing of S (the rule of the duplicate
+    check inside S, :func:`mem2gen.core.rule.near_duplicates`), in pixels. A null computed from training
+    items reads as a much larger memorized share and hides any excess. Returns the counts it found."""
+    from ..io.data import to_float
+    from .neighbors import nearest
+
+    h, y = to_float(np.asarray(held_out)), to_float(np.asarray(train))
+    check(h.shape[1:] == y.shape[1:], f"the held-out items have shape {tuple(np.asarray(held_out).shape[1:])}, "
+                                      f"the training items {tuple(np.asarray(train).shape[1:])}")
+    d = nearest(h, y, 1, device="cpu").distances[:, 0]
+    sub = y[np.random.default_rng(0).permutation(len(y))[:2000]] if len(y) > 1 else y
+    spacing = float(np.median(nearest(sub, y, 2, device="cpu").distances[:, 1])) if len(y) > 1 else 0.0
+    exact, near = int((d == 0).sum()), int((d <= factor * spacing).sum())
+    check(exact == 0 and near <= tolerated * len(d),
+          f"{near} of {len(d)} held-out items ({exact} exact) are copies of training items (within {factor} × "
+          "the median spacing of S): the null needs real items from outside the training set")
+    return {"exact": exact, "near": near, "checked": len(d)}
+
+
 def held_out_null(eval_set, train, synthetic, held_out, *, model_counts, iterations: int = 10_000, seed: int = 0,
                   **rule) -> dict:
     """The rule's null for anyone's samples: real items ``held_out`` (outside the training set ``train``)
@@ -185,6 +206,7 @@ def held_out_null(eval_set, train, synthetic, held_out, *, model_counts, iterati
     dict
         As :func:`against_null`.
     """
+    check_outside(held_out, train)
     null_ev, null_syn = held_out_sets(held_out, n_eval=len(eval_set), seed=seed,
                                       n_synthetic=None if synthetic is None else len(synthetic))
     return against_null(eval_set, train, synthetic, null_ev, null_syn, model_counts=model_counts,
