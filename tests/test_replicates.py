@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -224,6 +225,32 @@ def test_pool_of_replicate_tables_is_the_replicated_runs_table(replicated, tmp_p
         assert g["frac_memorized"] == pytest.approx(w["frac_memorized"])
     assert cli("pool", files[0], "--out", tmp_path / "one.csv") == 2  # one table: nothing to pool
     assert cli("pool", *files, "--out", tmp_path / "pooled.csv") == 2  # never replaced
+    # one model's evidence counted once: the same table twice, a byte copy, a folder with its own table
+    shutil.copyfile(files[0], tmp_path / "copy.csv")
+    capsys.readouterr()
+    for twice in ((files[0], files[0], files[1]), (files[0], tmp_path / "copy.csv", files[1]),
+                  (run, run / "points.csv"), (run, run)):
+        assert cli("pool", *twice, "--out", tmp_path / "twice.csv") == 2
+        assert "pool each model once" in capsys.readouterr().err and not (tmp_path / "twice.csv").exists()
+    edited = [dict(r, count_spurious=r["count_spurious"]) for r in read_rows(files[0])]  # the same model, re-saved
+    with open(tmp_path / "resaved.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(edited[0]) + ["note"])
+        w.writeheader()
+        w.writerows({**{k: ("" if v is None else v) for k, v in r.items()}, "note": "mine"} for r in edited)
+    assert cli("pool", files[0], tmp_path / "resaved.csv", "--out", tmp_path / "twice.csv") == 2
+    assert "the same model's results" in capsys.readouterr().err
+    other = tmp_path / "other.csv"  # another setting's |S_eval|
+    rows = [dict(r, n_eval=r["n_eval"] * 2) for r in read_rows(files[2])]
+    with open(other, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    assert cli("pool", files[0], files[1], other, "--out", tmp_path / "mixed.csv") == 2
+    assert "differ in n_eval" in capsys.readouterr().err
+    no_k = tmp_path / "nok.csv"
+    no_k.write_text("a,b\n1,2\n")
+    assert cli("pool", files[0], no_k, "--out", tmp_path / "nok-out.csv") == 2
+    assert "no K column" in capsys.readouterr().err
 
 
 def test_a_model_without_generalized_samples_does_not_break_the_report_table():

@@ -11,7 +11,7 @@ from ..core.stats import pooled_models_excess
 from ..errors import check
 from ..io import datasets
 from ..io.config import SWEEP_PRESETS
-from ..io.files import write_csv
+from ..io.files import sha256_of, write_csv
 from ..io.sizes import schedule
 from ..runs.compare import replicate_groups
 from ..runs.executors import EXECUTORS, Submitit
@@ -127,6 +127,12 @@ def pool(runs, out):
         check(len(groups) == 1, "these run folders differ in more than their seed; pool replicates of one setting")
     check(out.suffix == ".csv", f"--out {out} must end in .csv")
     check(not out.exists(), f"{out} exists; choose another --out")
+    seen = {}
+    for r in runs:  # the same folder or file twice, or a byte copy of a file: one model's evidence counted twice
+        mark = ("dir", r.resolve()) if r.is_dir() else ("file", sha256_of(r)) if r.is_file() else ("none", r)
+        check(mark not in seen, f"{r} is {seen.get(mark)} again (the same folder, or a file with the same bytes): "
+                                "pool each model once")
+        seen[mark] = r
     tables = []
     for r in runs:  # one table per model: a run folder with replicates (or its points.csv) gives one per replicate
         pts = read_rows(r) if not r.is_dir() else Run(r).point_results()

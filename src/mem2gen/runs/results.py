@@ -112,7 +112,7 @@ def point_row(point) -> dict:
     corrects them for the run's number of sizes."""
     s = point.summary
     row = {"K": point.k, "replicate": point.replicate, "n_eval": s["n_eval"], "n_synthetic": s["n_synthetic"],
-           "synthetic_per_K": s["n_synthetic"] / point.k}
+           "synthetic_per_K": s["n_synthetic"] / point.k, "model_digest": s.get("made_from", {}).get("model")}
     for name in LABELS:
         b = s["bootstrap"][name]
         row |= {f"count_{name}": s["counts"][name], f"frac_{name}": s["fractions"][name],
@@ -200,8 +200,25 @@ def replicate_points(tables: list[list[dict]]) -> list[dict]:
     a ``replicate`` index, over the K that every table holds; rows of tables made before
     ``frac_<class>_at_null`` existed get it from their counts."""
     check(len(tables) >= 2, "pooling needs the results of two or more replicate runs")
+    for i, t in enumerate(tables):
+        check(t and all(isinstance(r.get("K"), int) for r in t),
+              f"table {i + 1} has no K column of whole numbers: is it a results.csv of mem2gen?")
     common = set.intersection(*({r["K"] for r in t} for t in tables))
     check(len(common) > 0, "the tables share no size K")
+    seen: dict = {}
+    for i, t in enumerate(tables):  # one model's evidence counted once (tables of earlier versions: by their files)
+        for r in t:
+            if r.get("model_digest"):
+                key = (r["K"], r["model_digest"])
+                check(key not in seen, f"tables {seen.get(key, 0) + 1} and {i + 1} hold the same model's results "
+                                       f"(K = {r['K']}, model {str(r['model_digest'])[:12]}): pool each model once")
+                seen[key] = i
+    for key in ("n_eval", "synthetic_per_K", "null_n_synthetic"):  # one setting: the same |S_eval| and |S'|
+        for k in sorted(common):
+            vals = {r.get(key) if key != "synthetic_per_K" else r.get(key) or r["n_synthetic"] / r["K"]
+                    for t in tables for r in t if r["K"] == k}
+            check(len(vals) == 1, f"the tables differ in {key} at K = {k} ({sorted(map(str, vals))}): pool replicates "
+                                  "of one setting")
     out = []
     for i, t in enumerate(tables):
         for r in t:

@@ -36,6 +36,8 @@ IDENTITY = [
     Column("K", "training-set size"),
     Column("replicate", "the model's index, 0 … R − 1; its folder is `K=<k>` for 0, `K=<k>.r<i>` otherwise", "points"),
     Column("n_replicates", "models behind the row", "results"),
+    Column("model_digest", "the sha256 of the model's weights (one model's row): its identity, so `pool` counts "
+                           "each model once"),
     Column("inference", '"one model" or "models": how the row\'s intervals and tests were made (above)', "results"),
     Column("n_eval", "\\|S_eval\\|, samples labelled per model"),
     Column("n_synthetic", "\\|S'\\| per model"),
