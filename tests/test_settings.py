@@ -22,3 +22,35 @@ def test_a_negative_clip_in_a_config_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "grad_clip" in err[0] and not (tmp_path / "o").exists()
     assert SweepConfig.from_dict({"train": {"grad_clip": 0}}).train.grad_clip == 0  # 0: no clipping, allowed
+
+
+@pytest.mark.parametrize("env,value,message", [
+    ("OMP_NUM_THREADS", "²", "not a whole number"), ("OMP_NUM_THREADS", "0", "not a whole number"),
+    ("OMP_NUM_THREADS", "two", "not a whole number"), ("MEM2GEN_THREADS", "100000", "usable cores"),
+])
+def test_thread_variables_are_parsed_strictly_and_bounded(env, value, message, monkeypatch, capsys):
+    """Before: OMP_NUM_THREADS=² was an internal error (a digit to str.isdigit, not to int), and
+    MEM2GEN_THREADS=100000 crashed torch."""
+    from mem2gen.cli import main
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SystemExit) as e:
+        main(["sizes", "--preset", "quick"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_devices_are_capped_by_the_machine(tmp_path, capsys):
+    """Before: --devices with hundreds of entries started a worker per entry (a hang)."""
+    from mem2gen.cli import main
+    from mem2gen.io.threads import usable_cores
+
+    many = ",".join(["cpu"] * (usable_cores() + 1))
+    for cmd in (["sweep", "--preset", "quick", "--out", str(tmp_path / "r"), "--devices", many],
+                ["sweep", "--preset", "quick", "--out", str(tmp_path / "r"), "--devices", "cpu,,cpu"]):
+        with pytest.raises(SystemExit) as e:
+            main(cmd)
+        assert e.value.code == 2 and "--devices" in capsys.readouterr().err
+        assert not (tmp_path / "r").exists()  # refused before any work

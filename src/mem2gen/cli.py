@@ -13,7 +13,7 @@ import traceback
 import click
 
 from .commands import calibrate, classify, dynamics, landscape, memory, model, sweep
-from .errors import Mem2genError
+from .errors import Mem2genError, check
 from .io import threads as cpu_threads
 
 
@@ -29,7 +29,13 @@ from .io import threads as cpu_threads
 def cli(threads, deterministic, verbose):
     """mem2gen: memorization -> spurious states -> generalization in diffusion models."""
     set_verbosity(verbose)
-    user = threads or (int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else None)
+    most = 4 * cpu_threads.usable_cores()  # past a few threads per core nothing runs faster, and torch may crash
+    check(threads is None or threads <= most, f"--threads (or MEM2GEN_THREADS) = {threads}: this machine has "
+                                              f"{most // 4} usable cores; give at most {most}")
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    check(not omp or (omp.isascii() and omp.isdigit() and int(omp) >= 1),
+          f"OMP_NUM_THREADS = {omp!r} is not a whole number of threads >= 1; unset it or give one")
+    user = threads or (min(int(omp), most) if omp else None)  # OpenMP's variable, bounded by the machine
     cpu_threads.given = user or None
     if threads:
         set_threads(threads)

@@ -326,9 +326,10 @@ def dynamics(run_dir, *, settings: DynamicsConfig = DynamicsConfig(), sizes=None
 
 def _dynamics(run: Run, settings: DynamicsConfig, *, sizes, replicates, executor, devices, slurm, device, overwrite,
               echo) -> dict:
-    from ..models.networks import check_device
+    from ..models.networks import check_device, check_devices
 
     check_device(device)
+    check_devices(devices)
     cfg = run.config
     check(cfg.model.kind != "optimal", f"{run.path}: the optimal denoiser is not trained; it has no dynamics")
     reps = range(run.replicates) if replicates else [0]

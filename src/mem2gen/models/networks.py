@@ -156,6 +156,21 @@ def ddpm_init(unet) -> None:
                 mod.bias.zero_()
 
 
+def check_devices(devices) -> None:
+    """``--devices``: every entry names a device this machine has, and there are no more workers than usable
+    cores (each worker is a process that needs one); checked before any work."""
+    from ..io.threads import usable_cores
+
+    ds = list(devices or [])
+    check(all(isinstance(d, str) and d.strip() for d in ds),
+          "--devices: give device names, e.g. cpu,cpu or cuda:0,cuda:1")
+    cores = usable_cores()
+    check(len(ds) <= cores, f"--devices names {len(ds)} workers; this machine has {cores} usable cores, so at most "
+                            f"{cores} workers")
+    for d in ds:
+        check_device(d)
+
+
 def check_device(device) -> None:
     """A device string that names a device this machine has (None: the default); checked before any work."""
     if device is None:

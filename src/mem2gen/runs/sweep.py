@@ -175,11 +175,10 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
     dict
         ``rows`` (results.csv's), ``caps`` (capacities.json's) and the paths written.
     """
-    from ..models.networks import check_device  # torch
+    from ..models.networks import check_devices  # torch
 
     run = check_folder(run_dir)
-    for d in devices or []:  # every device of --devices exists, before any work
-        check_device(d)
+    check_devices(devices)  # every device of --devices exists, no more workers than cores, before any work
     with run_lock(run, command="mem2gen sweep"):
         ks = prepare(cfg, run, overwrite=overwrite)
         for p in clean_leftovers(run):
