@@ -54,3 +54,21 @@ def test_devices_are_capped_by_the_machine(tmp_path, capsys):
             main(cmd)
         assert e.value.code == 2 and "--devices" in capsys.readouterr().err
         assert not (tmp_path / "r").exists()  # refused before any work
+
+
+def test_overwrite_removes_a_linked_points_folder_as_a_link(tmp_path):
+    """Before: `sweep --overwrite` on a run whose points/ is a symlink emptied the folder it points to."""
+    import json
+
+    from mem2gen.runs.sweep import remove_run_files
+
+    run, elsewhere = tmp_path / "run", tmp_path / "mine"
+    (elsewhere / "K=8").mkdir(parents=True)
+    (elsewhere / "K=8" / "notes.txt").write_text("the user's")
+    (elsewhere / "other.txt").write_text("the user's too")
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({}))
+    (run / "points").symlink_to(elsewhere, target_is_directory=True)
+    remove_run_files(run)
+    assert not (run / "points").exists() and not (run / "points").is_symlink()
+    assert (elsewhere / "K=8" / "notes.txt").read_text() == "the user's" and (elsewhere / "other.txt").exists()

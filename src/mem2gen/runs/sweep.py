@@ -63,12 +63,15 @@ def rebuild_report(run_dir, *, echo=print) -> dict:
 
 
 def remove_run_files(run: Path) -> None:
-    """Delete what a sweep wrote in ``run`` (its known names), leaving every other file."""
+    """Delete what a sweep wrote in ``run`` (its known names), leaving every other file; a symbolic link among
+    them is removed as a link (what it points to stays)."""
     for name in RUN_FILES:
         _remove(run / name)
     _remove(run / "jobs")
     points = run / "points"
-    if points.is_dir():
+    if points.is_symlink():  # a link to a folder elsewhere: the link goes, never what it points to
+        points.unlink()
+    elif points.is_dir():
         for d in points.glob("K=*"):
             _remove(d)
         if not any(points.iterdir()):
