@@ -72,3 +72,10 @@ def test_overwrite_removes_a_linked_points_folder_as_a_link(tmp_path):
     remove_run_files(run)
     assert not (run / "points").exists() and not (run / "points").is_symlink()
     assert (elsewhere / "K=8" / "notes.txt").read_text() == "the user's" and (elsewhere / "other.txt").exists()
+
+
+def test_samples_without_checkpoints_are_refused():
+    """Before: a sweep trained its own models and recorded the user's samples as theirs."""
+    with pytest.raises(Mem2genError, match="without checkpoints"):
+        SweepConfig.from_dict({"samples": "/somewhere/samples"})
+    assert cli("sweep", "--preset", "quick", "--samples", "/somewhere", "--out", "/tmp/never-made") == 2

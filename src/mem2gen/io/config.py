@@ -168,6 +168,8 @@ class SweepConfig:
               f"image_size {self.image_size} must be at least 4 (or null)")
         check_sampling(self.sampler, self.sample_steps, self.eta, self.sample_batch)
         check(self.split in SPLITS, f"split {self.split!r}: use one of {', '.join(SPLITS)}")
+        check(not self.samples or self.checkpoints, f"samples {self.samples!r} without checkpoints: brought samples "
+                                                    "belong to the brought models that made them; give checkpoints too")
         check(self.n_eval >= 1 and self.synthetic_factor >= 1, "n_eval and synthetic_factor must be positive")
         check(self.synthetic_cap is None or self.synthetic_cap >= 1, "synthetic_cap must be positive (or null)")
         check(0 < self.capacity_tol < 1, "capacity_tol must lie in (0, 1)")
