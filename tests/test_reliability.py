@@ -124,7 +124,7 @@ def test_swapped_or_truncated_files_are_found_and_redone(tmp_path, tiny_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["label", "fraction", "truncate", "eval-without-record"])
+@pytest.mark.parametrize("damage", ["label", "fraction", "truncate", "eval-without-record", "fraction-record-gone"])
 def test_verify_reads_every_file_it_vouches_for(tmp_path, tiny_run, capsys, damage):
     """An edited label, an edited fraction, a truncated labels.csv, a swapped S_eval whose record is gone:
     `status --verify` exits 1 naming the file, `report` refuses to publish, and a sweep redoes the point."""
@@ -144,6 +144,12 @@ def test_verify_reads_every_file_it_vouches_for(tmp_path, tiny_run, capsys, dama
     elif damage == "truncate":
         (p8 / "labels.csv").write_text((p8 / "labels.csv").read_text()[:200])
         named = "labels.csv"
+    elif damage == "fraction-record-gone":  # an edit, and the record that would show it deleted
+        s = json.loads((p8 / "summary.json").read_text())
+        s["fractions"]["spurious"] = 0.99
+        (p8 / "summary.json").write_text(json.dumps(s))
+        (p8 / "digests.json").unlink()
+        named = "digests.json"
     else:
         shutil.copy(run / "points" / "K=2" / "eval.npy", p8 / "eval.npy")
         (p8 / "eval.npy.json").unlink()

@@ -59,6 +59,9 @@ def verify(point: Point, *, full: bool = False, repair: bool = False) -> list[st
             drop_from = "labels"
     if drop_from is None and stage == "classified":
         found = check_digests(point.path, layout.VOUCHED, full=full)
+        if not (point.path / layout.DIGESTS).exists() and (point.path / (layout.EVAL + ".json")).exists():
+            found.append(f"{layout.DIGESTS} is missing from a point whose version records it: its outputs cannot "
+                         "be checked")  # deleting the record must not pass an edited file
         if found:
             problems += found
             drop_from = "labels"
@@ -73,6 +76,8 @@ def published_problems(point: Point) -> list[str]:
     an output that differs from the digest recorded when it was written, or a sample file that does not
     match its record or has lost it (only for points made by a version that records digests)."""
     problems = check_digests(point.path, layout.VOUCHED)
+    if not (point.path / layout.DIGESTS).exists() and (point.path / (layout.EVAL + ".json")).exists():
+        problems.append(f"{layout.DIGESTS} is missing from a point whose version records it")
     for name in (layout.EVAL, layout.SYNTHETIC):
         problems += [p for p in [sample_record(point, name)[1]] if p]
     return problems
