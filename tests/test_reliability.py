@@ -164,6 +164,23 @@ def test_verify_reads_every_file_it_vouches_for(tmp_path, tiny_run, capsys, dama
 
 
 @pytest.mark.slow
+def test_a_model_copied_from_another_point_is_found_and_redone(tmp_path, tiny_run, capsys):
+    """Before: a point's model folder replaced by another point's (or another run's) passed `--verify`."""
+    run = copy_run(tiny_run, tmp_path / "run")
+    p8, p2 = run / "points" / "K=8", run / "points" / "K=2"
+    shutil.rmtree(p8 / "model")
+    shutil.copytree(p2 / "model", p8 / "model")
+    assert cli("status", run, "--verify") == 1
+    assert "was trained on K = 2" in capsys.readouterr().out
+    record = json.loads((p2 / "model" / "mem2gen.json").read_text())
+    record["size"], record["train_config"]["seed"] = 8, record["train_config"]["seed"] + 1  # another seed's
+    (p8 / "model" / "mem2gen.json").write_text(json.dumps(record))
+    assert "another seed" in verify(Run(run).point(8))[0]
+    run_sweep(SweepConfig.from_dict(TINY), run, **quiet)  # the sweep retrains it
+    assert cli("status", run, "--verify") == 0
+
+
+@pytest.mark.slow
 def test_truncated_run_files_give_one_line(tmp_path, tiny_run, capsys):
     for name in ("config.json", "manifest.json", "points/K=2/summary.json", "points/K=2/model/mem2gen.json"):
         run = copy_run(tiny_run, tmp_path / name.replace("/", "_"))

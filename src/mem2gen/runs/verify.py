@@ -24,9 +24,13 @@ def verify(point: Point, *, full: bool = False, repair: bool = False) -> list[st
     digest = None
     try:
         digest = weights_digest(point.load_model())
-        saved = read_json(point.path / layout.MODEL / layout.MODEL_RECORD).get("weights_sha256")
+        record = read_json(point.path / layout.MODEL / layout.MODEL_RECORD)
+        saved = record.get("weights_sha256")
         if saved is not None and saved != digest:
             problems.append("the model's weights do not match the digest saved with them")
+            drop_from = "model"
+        elif not point.config.checkpoints and (mismatch := made_elsewhere(point, record)):
+            problems.append(f"its model {mismatch}")
             drop_from = "model"
     except (Mem2genError, ValueError, OSError) as e:
         problems.append(f"the model cannot be read ({str(e)[:150]})")
@@ -69,6 +73,19 @@ def verify(point: Point, *, full: bool = False, repair: bool = False) -> list[st
         drop(point, drop_from)
         problems[-1] += f"; removed the {drop_from} and what was made from them, to make them again"
     return problems
+
+
+def made_elsewhere(point: Point, record: dict) -> str | None:
+    """How a trained point's model record contradicts the point (a model copied from another replicate, size
+    or run): its training seed, steps or size; None when it agrees or records none of them."""
+    tc = record.get("train_config") if isinstance(record.get("train_config"), dict) else {}
+    if "size" in record and record["size"] != point.k:
+        return f"was trained on K = {record['size']}, not {point.k}"
+    if "steps" in tc and tc["steps"] != point.config.train.steps:
+        return f"was trained for {tc['steps']} steps, not the run's {point.config.train.steps}"
+    if "seed" in tc and tc["seed"] != point.seed("train"):
+        return "was trained with another seed than this point's (another replicate's or another run's model)"
+    return None
 
 
 def published_problems(point: Point) -> list[str]:
