@@ -180,6 +180,41 @@ def test_a_model_copied_from_another_point_is_found_and_redone(tmp_path, tiny_ru
     assert cli("status", run, "--verify") == 0
 
 
+def test_json_of_the_wrong_shape_is_named_with_its_field(tmp_path):
+    from mem2gen.errors import DamagedFile
+    from mem2gen.io.files import DIGEST_SHAPE, read_json
+
+    f = tmp_path / "x.json"
+    for text, shape, field in (("[1, 2]", dict, "should be an object"), ('"a"', dict, "should be an object"),
+                               ("[" * 200_000 + "]" * 200_000, dict, "nested too deeply"),
+                               ('{"a.npy": {"sha256": "x", "bytes": 3}}', DIGEST_SHAPE, "a.npy.fingerprint is missing"),
+                               ('{"a.npy": {"sha256": "x", "fingerprint": "y", "bytes": "3"}}', DIGEST_SHAPE,
+                                "a.npy.bytes should be a whole number"),
+                               ('{"sizes": [2]}', {"sizes": list, "n": int}, "n is missing")):
+        f.write_text(text)
+        with pytest.raises(DamagedFile, match=field):
+            read_json(f, shape)
+    f.write_text('{"n": true}')
+    with pytest.raises(DamagedFile, match="whole number"):
+        read_json(f, {"n": int})  # true is not a number
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,text", [("points/K=8/digests.json", "[]"),
+                                       ("points/K=8/digests.json", '{"labels.csv": 1}'),
+                                       ("points/K=8/summary.json", '{"n_eval": "40"}'),
+                                       ("points/K=8/summary.json", "[" * 100_000 + "]" * 100_000),
+                                       ("manifest.json", '{"sizes": "2,8"}'), ("points/K=8/attractors.json", "[]")])
+def test_run_files_of_the_wrong_shape_give_one_line(tmp_path, tiny_run, capsys, name, text):
+    """Before: a list, a string, a record missing a key or a 100,000-level nesting was an internal error."""
+    run = copy_run(tiny_run, tmp_path / "run")
+    (run / name).write_text(text)
+    for args in (("status", run), ("status", run, "--verify"), ("report", run)):
+        code = cli(*args)
+        err = capsys.readouterr().err
+        assert code in (0, 1, 2) and "internal error" not in err and "Traceback" not in err, (args, err)
+
+
 @pytest.mark.slow
 def test_truncated_run_files_give_one_line(tmp_path, tiny_run, capsys):
     for name in ("config.json", "manifest.json", "points/K=2/summary.json", "points/K=2/model/mem2gen.json"):

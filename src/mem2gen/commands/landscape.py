@@ -111,6 +111,9 @@ def attractors(quiet, **kw):
 @lib_option(basin_study, "trials", "--trials", type=int, help="Moves per sample and radius.")
 @lib_option(basin_study, "snapshots", "--snapshots", is_flag=True,
             help="Also at every EMA snapshot of each point (the basins over training time).")
+@lib_option(basin_study, "sampler", "--sampler", type=click.Choice(["ddim", "run"]),
+            help="ddim: deterministic, x_T is a sample's whole noise (S' drawn with it too); run: the run's sampler.")
+@lib_option(basin_study, "steps", "--steps", type=int, help="DDIM steps.")
 @lib_option(basin_study, "seed", "--seed", type=int)
 @lib_option(basin_study, "device", "--device", help="[default: cuda when present]")
 @lib_option(basin_study, "overwrite", "--overwrite", is_flag=True, help="Study points already studied again.")

@@ -54,13 +54,46 @@ def write_json(path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def read_json(path) -> Any:
-    """A JSON file; a damaged one raises :class:`DamagedFile` naming it (a user-facing error)."""
+DIGEST_SHAPE = {"*": {"sha256": str, "fingerprint": str, "bytes": int}}  # digests.json: per file name
+
+
+def read_json(path, shape: Any = dict) -> Any:
+    """A JSON file mem2gen wrote, checked against ``shape`` before use; a damaged one (not JSON, nested past
+    Python's limit, or of another shape) raises :class:`DamagedFile` naming it and the field (a user-facing
+    error). ``shape``: a type or tuple of types; ``{key: shape}``, an object with those keys (more are
+    allowed); ``{"*": shape}``, an object whose every value has that shape; None, anything."""
     try:
-        return json.loads(Path(path).read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DamagedFile(f"{path} is damaged (not valid JSON: {str(e)[:80]}); restore it, or delete it and run "
-                          "the command again") from None
+        value = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        why = "nested too deeply" if isinstance(e, RecursionError) else f"not valid JSON: {str(e)[:80]}"
+        raise DamagedFile(f"{path} is damaged ({why}); restore it, or delete it and run the command again") from None
+    wrong = _misfit(value, shape, "")
+    if wrong:
+        raise DamagedFile(f"{path} is damaged ({wrong}); restore it, or delete it and run the command again")
+    return value
+
+
+def _misfit(value, shape, where: str) -> str | None:
+    """Where ``value`` departs from ``shape`` (:func:`read_json`), or None."""
+    if shape is None:
+        return None
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{where or 'the file'} should be an object, not {type(value).__name__}"
+        for key, sub in shape.items():
+            items = value.items() if key == "*" else [(key, value[key])] if key in value else None
+            if items is None:
+                return f"{where + '.' if where else ''}{key} is missing"
+            for k, v in items:
+                found = _misfit(v, sub, f"{where + '.' if where else ''}{k}")
+                if found:
+                    return found
+        return None
+    kinds = shape if isinstance(shape, tuple) else (shape,)
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    names = " or ".join({dict: "an object", list: "a list", str: "a string", int: "a whole number",
+                         float: "a number", bool: "true or false"}.get(k, k.__name__) for k in kinds)
+    return None if ok else f"{where or 'the file'} should be {names}, not {type(value).__name__}"
 
 
 def check_folder(path) -> Path:
@@ -95,19 +128,18 @@ MARKER = ".mem2gen-outputs"  # in an --out folder: the names mem2gen wrote there
 def own_outputs(out) -> list[str]:
     """The names in ``out`` that a mem2gen command wrote and that are still as it wrote them: its marker
     file records each output's digest (a file or folder changed since, e.g. replaced by the user, is no
-    longer mem2gen's). Markers of earlier versions list names only, taken as they are. None without one."""
+    longer mem2gen's). Markers of earlier versions list names only, without digests: nothing they name is
+    vouched for (a user's file put in place of one would be replaced). None without one."""
     out = Path(out)
     f = out / MARKER
     try:
         rec = json.loads(f.read_text()) if f.is_file() else []
-    except (ValueError, OSError):
+    except (ValueError, OSError, RecursionError):
         return []
     if isinstance(rec, dict) and isinstance(rec.get("files"), dict):
         names = [n for n, d in rec["files"].items() if isinstance(n, str) and (out / n).exists()
                  and not (out / n).is_symlink() and sha256_of(out / n) == d]
-    elif isinstance(rec, list):
-        names = rec
-    else:
+    else:  # a name-list marker of an earlier version cannot tell a file it wrote from one put in its place
         return []
     return [n for n in names if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")]
 
@@ -127,7 +159,7 @@ def foreign_outputs(out, names) -> list[str]:
 def _is_marker(f: Path) -> bool:
     try:
         rec = json.loads(f.read_text())
-    except (ValueError, OSError):
+    except (ValueError, OSError, RecursionError):
         return False
     return isinstance(rec, list) or (isinstance(rec, dict) and rec.get("written_by") == "mem2gen")
 
@@ -390,7 +422,7 @@ def record_digests(folder, names) -> None:
 
     folder = Path(folder)
     f = folder / DIGESTS
-    known = read_json(f) if f.exists() else {}
+    known = read_json(f, DIGEST_SHAPE) if f.exists() else {}
     for name in names:
         p = folder / name
         if p.is_file():
@@ -409,9 +441,9 @@ def check_digests(folder, names, *, full: bool = False) -> list[str]:
     if not f.exists():
         return []
     try:
-        known = read_json(f)
-    except (DamagedFile, OSError):
-        return [f"{DIGESTS} cannot be read"]
+        known = read_json(f, DIGEST_SHAPE)
+    except (DamagedFile, OSError) as e:
+        return [f"{DIGESTS} cannot be read ({str(e).split('(', 1)[-1].split(')')[0]})"]
     problems = []
     for name in names:
         p, rec = folder / name, known.get(name)

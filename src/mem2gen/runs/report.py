@@ -13,7 +13,7 @@ from pathlib import Path
 from ..core.plots import phase_diagram, samples_figure
 from ..core.stats import LABELS, capacities, capacity_bootstrap, pooled_excess, pooled_models_excess, still_falling
 from ..core.timescales import censored_text
-from ..errors import check
+from ..errors import DamagedFile, check
 from ..io import layout
 from ..io.files import read_json, write_csv, write_json, write_text
 from . import schema
@@ -348,7 +348,10 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
             picks[same[0]] = (k, picks[same[0]][1] + " and " + label)
         elif k is not None:
             picks.append((k, label))
-    man = read_json(run.path / layout.MANIFEST) if (run.path / layout.MANIFEST).exists() else {"points": {}}
+    try:  # the manifest only adds timings: a damaged one (made again by the next sweep) shows none
+        man = read_json(run.path / layout.MANIFEST, {"points": {"*": dict}})
+    except (DamagedFile, OSError):
+        man = {"points": {}}
     models = caps.get("inference") == "models"
     heads, cells = display(rows, caps, full=True)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in heads + ["train s", "sample s", "classify s"])

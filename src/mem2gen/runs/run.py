@@ -32,6 +32,9 @@ from . import results
 
 STAGES = ("pending", "started", "trained", "sampled", "classified")
 # what each of a point's seeds is for: seed(cfg, K, purpose)
+# summary.json, as a classification writes it (checked when read: one line naming the field otherwise)
+SUMMARY_SHAPE = {"n_eval": int, "n_synthetic": int, "counts": {"*": int}, "fractions": {"*": (int, float)},
+                 "bootstrap": {"*": dict}}
 SEED_PURPOSES = {"train": 0, "eval": 1, "synthetic": 2, "bootstrap": 3, "init": 4}
 
 
@@ -103,7 +106,7 @@ class Run:
         man = self.path / layout.MANIFEST
         try:
             if man.exists():
-                return [int(k) for k in read_json(man)["sizes"]]
+                return [int(k) for k in read_json(man, {"sizes": list})["sizes"]]
         except (DamagedFile, KeyError, TypeError, ValueError):
             pass  # a damaged manifest: the config says the same
         spec = self.config.sizes
@@ -288,4 +291,4 @@ class Point:
     @property
     def summary(self) -> dict:
         self._need("classified")
-        return read_json(self.path / layout.SUMMARY)
+        return read_json(self.path / layout.SUMMARY, SUMMARY_SHAPE)
