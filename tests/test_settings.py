@@ -79,3 +79,15 @@ def test_samples_without_checkpoints_are_refused():
     with pytest.raises(Mem2genError, match="without checkpoints"):
         SweepConfig.from_dict({"samples": "/somewhere/samples"})
     assert cli("sweep", "--preset", "quick", "--samples", "/somewhere", "--out", "/tmp/never-made") == 2
+
+
+def test_a_name_list_marker_vouches_for_nothing(tmp_path):
+    """Before: a marker of an earlier version (a list of names, no digests) let --overwrite replace a file
+    the user had put in place of one of them."""
+    import json
+
+    from mem2gen.io.files import MARKER, foreign_outputs, own_outputs
+
+    (tmp_path / MARKER).write_text(json.dumps(["labels.csv", "summary.json"]))
+    (tmp_path / "labels.csv").write_text("the user's own labels")
+    assert own_outputs(tmp_path) == [] and foreign_outputs(tmp_path, ["labels.csv"]) == ["labels.csv"]
