@@ -68,6 +68,8 @@ def _number(rows: list[dict], column: str):
 
 
 def _format(value, spec: str) -> str:
+    if spec == "s" and not isinstance(value, str):  # a text column whose cell reads as a number ("0.12")
+        value = format(value, "g")
     if spec.endswith("pt"):
         value, spec = value * 100, spec[:-2] + "f"
     return format(value, spec)

@@ -1,7 +1,8 @@
 """The spurious window over K × training time (docs/window.md) from committed tables.
 
 With RUN (a sweep with replicates and `mem2gen dynamics RUN --replicates` done), first copies its
-per-model table (dynamics.csv → OUT-models.csv) and its model-level table (dynamics-models.csv → OUT.csv).
+per-model table (dynamics.csv → OUT-models.csv) and its model-level table (dynamics-models.csv → OUT.csv, with
+the models' mean off-manifold shares beside it).
 Then, from the tables alone: OUT-collapse.csv, per measure (memorized fraction; the spurious excess over the
 null in both forms) and bandwidth, the direction along which it stays constant (steps/K^a,
 :func:`mem2gen.analyses.window.collapse`), and docs/window-k-steps.png (the heatmap and the collapse).
@@ -24,7 +25,10 @@ if len(sys.argv) > 2:
     run = Path(sys.argv[2])
     shutil.copyfile(run / "dynamics.csv", f"{out}-models.csv")
     table = pd.read_csv(run / "dynamics-models.csv")
-    table[[c for c in table.columns if c in KEEP or not c.startswith("sd_")]].to_csv(f"{out}.csv", index=False)
+    table = table[[c for c in table.columns if c in KEEP or not c.startswith("sd_")]]
+    per_model = pd.read_csv(run / "dynamics.csv")  # beside them, how much of S_eval is unlike any real data
+    off = per_model.groupby(["K", "step"])[["off_manifold", "generalized_off_manifold"]].mean().reset_index()
+    table.merge(off, on=["K", "step"], how="left").to_csv(f"{out}.csv", index=False)
 rows = pd.read_csv(f"{out}-models.csv").to_dict("records")
 model_rows = pd.read_csv(f"{out}.csv").to_dict("records")
 results, table = {}, []

@@ -93,11 +93,15 @@ def verdict(c: dict) -> str:
     lo, hi = c["theta_lo95"], c["theta_hi95"]
     if lo is None:
         return f"best a = {c['a']}; no interval (no bootstrap)"
-    a = "∞" if c["a"] is None else f"{c['a']:.2f}"
-    ia = f"[{c['a_lo95']:.2f}, {'∞' if c['a_hi95'] is None else format(c['a_hi95'], '.2f')}]"
+    def text(v):
+        return "∞" if v is None else f"{v:.2f}"
+
+    a, ia = text(c["a"]), f"[{text(c['a_lo95'])}, {text(c['a_hi95'])}]"
     if hi - lo > 45:
+        flat = c["constant_over_best"] < 1.3
         where = (f"the direction is not identified (the interval spans {hi - lo:.0f}°; a constant predicts "
-                 f"{c['constant_over_best']:.2f}× the best error): the measure barely varies over the grid")
+                 f"{c['constant_over_best']:.2f}× the best error" + ("): the measure barely varies over the grid"
+                                                                     if flat else "): it varies, along no one direction"))
     elif hi >= 90 and lo > 0:
         where = "K alone is within the interval; training time per item is not needed"
     elif lo <= 0 and hi < 90:
@@ -133,6 +137,8 @@ def heat_and_collapse(model_rows: list[dict], rows: list[dict], results: dict, p
         fig.colorbar(im, ax=ax, fraction=0.046)
         ax.set(xscale="log", yscale="log", xlabel="training-set size K", ylabel="training step",
                title=name.replace("_", " "))
+        ax.set_xticks(ks, [str(k) for k in ks], minor=False)
+        ax.set_xticks([], minor=True)
         c = results[name]
         a = c["a"]
         ax = axes[1, j]
@@ -146,6 +152,9 @@ def heat_and_collapse(model_rows: list[dict], rows: list[dict], results: dict, p
                         label=f"K={k}")
         if diverging:
             ax.axhline(0, color="0.5", lw=0.8)
+        if a is None:
+            ax.set_xticks(ks, [str(k) for k in ks], minor=False)
+            ax.set_xticks([], minor=True)
         ax.set(xscale="log", xlabel="K" if a is None else f"step / K^{a:.2f}", ylabel=name.replace("_", " "),
                title=f"best a = {'∞' if a is None else format(a, '.2f')} (θ {c['theta']:.0f}°)")
         ax.legend(fontsize=6, ncol=2)
