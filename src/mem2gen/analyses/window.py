@@ -152,11 +152,11 @@ def heat_and_collapse(model_rows: list[dict], rows: list[dict], results: dict, p
                         label=f"K={k}")
         if diverging:
             ax.axhline(0, color="0.5", lw=0.8)
+        ax.set(xscale="log", xlabel="K" if a is None else f"step / K^{a:.2f}", ylabel=name.replace("_", " "),
+               title=f"best a = {'∞' if a is None else format(a, '.2f')} (θ {c['theta']:.0f}°)")
         if a is None:
             ax.set_xticks(ks, [str(k) for k in ks], minor=False)
             ax.set_xticks([], minor=True)
-        ax.set(xscale="log", xlabel="K" if a is None else f"step / K^{a:.2f}", ylabel=name.replace("_", " "),
-               title=f"best a = {'∞' if a is None else format(a, '.2f')} (θ {c['theta']:.0f}°)")
         ax.legend(fontsize=6, ncol=2)
         ax.grid(alpha=0.3)
     if title:
