@@ -10,7 +10,7 @@ ROOT = Path(mem2gen.__file__).parent
 FOLDERS = ["errors", "io", "core", "models", "memory", "runs", "analyses", "commands", "cli"]
 # Within a folder, the order of its modules (lower ones never import higher ones).
 WITHIN = {
-    "io": [{"layout", "threads"}, {"files"}, {"data"}, {"datasets"}, {"config", "sizes"}, {"config_doc"}],
+    "io": [{"layout", "threads", "shapes"}, {"files"}, {"data"}, {"datasets"}, {"config", "sizes"}, {"config_doc"}],
     "core": [{"kernels", "stats", "timescales"}, {"embed"}, {"neighbors"}, {"rule"},
              {"plots"}, {"null", "checks", "planted", "quality", "mixed"}, {"evaluate"}],
     "models": [{"diffusion", "checkpoints"}, {"networks"}, {"train", "sample"}, {"ensemble"}],

@@ -99,9 +99,9 @@ def verdict(c: dict) -> str:
     a, ia = text(c["a"]), f"[{text(c['a_lo95'])}, {text(c['a_hi95'])}]"
     if hi - lo > 45:
         flat = c["constant_over_best"] < 1.3
+        tail = "): the measure barely varies over the grid" if flat else "): it varies, along no one direction"
         where = (f"the direction is not identified (the interval spans {hi - lo:.0f}°; a constant predicts "
-                 f"{c['constant_over_best']:.2f}× the best error" + ("): the measure barely varies over the grid"
-                                                                     if flat else "): it varies, along no one direction"))
+                 f"{c['constant_over_best']:.2f}× the best error" + tail)
     elif hi >= 90 and lo > 0:
         where = "K alone is within the interval; training time per item is not needed"
     elif lo <= 0 and hi < 90:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import DamagedFile, Mem2genError, check
 from .layout import DIGESTS
+from .shapes import misfit
 
 TMP_TAG = ".mem2gen-tmp-"  # in the name of every temporary file mem2gen writes, and of nothing else
 
@@ -67,33 +68,10 @@ def read_json(path, shape: Any = dict) -> Any:
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         why = "nested too deeply" if isinstance(e, RecursionError) else f"not valid JSON: {str(e)[:80]}"
         raise DamagedFile(f"{path} is damaged ({why}); restore it, or delete it and run the command again") from None
-    wrong = _misfit(value, shape, "")
+    wrong = misfit(value, shape)
     if wrong:
         raise DamagedFile(f"{path} is damaged ({wrong}); restore it, or delete it and run the command again")
     return value
-
-
-def _misfit(value, shape, where: str) -> str | None:
-    """Where ``value`` departs from ``shape`` (:func:`read_json`), or None."""
-    if shape is None:
-        return None
-    if isinstance(shape, dict):
-        if not isinstance(value, dict):
-            return f"{where or 'the file'} should be an object, not {type(value).__name__}"
-        for key, sub in shape.items():
-            items = value.items() if key == "*" else [(key, value[key])] if key in value else None
-            if items is None:
-                return f"{where + '.' if where else ''}{key} is missing"
-            for k, v in items:
-                found = _misfit(v, sub, f"{where + '.' if where else ''}{k}")
-                if found:
-                    return found
-        return None
-    kinds = shape if isinstance(shape, tuple) else (shape,)
-    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-    names = " or ".join({dict: "an object", list: "a list", str: "a string", int: "a whole number",
-                         float: "a number", bool: "true or false"}.get(k, k.__name__) for k in kinds)
-    return None if ok else f"{where or 'the file'} should be {names}, not {type(value).__name__}"
 
 
 def check_folder(path) -> Path:
