@@ -36,6 +36,8 @@ def same_results(a, b) -> None:
     assert len(ra) == len(rb) and ra[0].keys() == rb[0].keys()
     for x, y in zip(ra, rb):
         for key in x:
+            if key == "model_digest":  # the weights' identity: their last bits follow the threads that trained them
+                continue
             if key.startswith("quality_"):
                 assert float(x[key]) == pytest.approx(float(y[key]), rel=1e-6), key
             else:
