@@ -16,8 +16,8 @@ Per group of the rule (eqs 4-6 on the batch, against the point's S'): P_return(r
 and the duplication rate — the share of the group's samples with a sample of S' within δ. Over training time
 with ``snapshots``: the same at each EMA snapshot. The sampler is deterministic DDIM by default (``sampler="ddim"``,
 S' drawn with it too): there x_T is all of a sample's noise. With a stochastic sampler (``"run"``: the run's own,
-e.g. DDPM) the later noise sets most of the sample and a move of x_T alone comes back almost always: measured
-on 14×14 MNIST, P_return ≈ 1 up to r = 0.6 in every group, which separates nothing. Written per point
+e.g. DDPM) the later noise sets most of the sample and a move of x_T alone comes back almost always, in every
+group (docs/tables/basins-window-ddpm.csv), which separates nothing. Written per point
 (``basins.json``) and per run: basins.csv (per model, step, group, radius), basins-groups.csv (per model, step,
 group) and basins-models.csv (per K, step, group over the models, with t-intervals: the unit of inference is the
 model).
