@@ -457,6 +457,8 @@ def test_basins_command_on_a_sweep_with_snapshots(tmp_path, capsys):
     assert len(alls) == 2 and {r["n_models"] for r in alls} == {"2"} and alls[0]["basin_radius_lo95"] != ""
     capsys.readouterr()
     assert cli(*args) == 0 and capsys.readouterr().out.count("up to date") == 2
+    shutil.copyfile(run / "points" / "K=8" / "basins.json", run / "points" / "K=8.r1" / "basins.json")  # another's
+    assert cli(*args) == 0 and capsys.readouterr().out.count("up to date") == 1  # not taken as K=8.r1's
     assert cli("basins", run, "--radii", "0.5,0.2") == 2 and "increasing" in capsys.readouterr().err
 
 

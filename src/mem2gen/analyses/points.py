@@ -53,8 +53,10 @@ def over_points(run_dir, *, command: str, record: str, compute, settings: dict |
         points = run.classified(sizes, what=what)
         for i, p in enumerate(points):
             f = p.path / record
-            if f.exists() and not overwrite and (settings is None or read_json(f).get("settings") == settings):
-                results.append({**read_json(f), "point": p.key})
+            old = read_json(f) if f.exists() and not overwrite else None
+            if old is not None and (settings is None or old.get("settings") == settings) and \
+                    old.get("K", p.k) == p.k and old.get("replicate", p.replicate) == p.replicate:
+                results.append({**old, "point": p.key})  # a record copied from another point is made again
                 echo(f"[{i + 1}/{len(points)}] K={p.key}: {record} is up to date")
                 continue
             t = time.perf_counter()
