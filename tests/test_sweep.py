@@ -442,6 +442,28 @@ def test_attractor_study_command_on_a_sweep(uninterrupted, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_attractor_census_over_training_time(tmp_path):
+    """`mem2gen attractors --snapshots`: a census per (model, step), each step's groups from its own samples;
+    the model-level table keeps the steps apart; the controls carry the final step."""
+    run = tmp_path / "att"
+    run_sweep(tiny_cfg(sizes=(8,), replicates=2, train={"steps": 12, "batch": 16, "checkpoint_every": 5,
+                                                          "save_steps": [6]}), run, **quiet)
+    assert cli("attractors", run, "--ts", "5", "--per-group", "3", "--n-synthetic", "8", "--trials", "1",
+               "--steps", "2", "--snapshots", "--snapshot-samples", "12", "--control", "planted",
+               "--n-planted", "2", "--quiet") == 0
+    census = list(csv.DictReader(open(run / "attractors-census.csv")))
+    trained = {(r["replicate"], r["step"]) for r in census if r["model"] == "trained"}
+    assert trained == {(a, b) for a in ("0", "1") for b in ("6", "12")}
+    assert {r["step"] for r in census if r["model"] != "trained"} == {"12"}
+    early = [r for r in census if r["model"] == "trained" and r["step"] == "6" and r["group"] in
+             ("memorized", "spurious", "generalized")]
+    assert early and sum(int(r["n"]) for r in early if r["replicate"] == "0") <= 9  # ≤ per_group per label
+    summary = list(csv.DictReader(open(run / "attractors.csv")))
+    assert {(r["model"], r["step"]) for r in summary} >= {("trained", "6"), ("trained", "12")}
+    assert {r["n_models"] for r in summary if r["model"] == "trained" and r["group"] == "held-out"} == {"2"}
+
+
+@pytest.mark.slow
 def test_basins_command_on_a_sweep_with_snapshots(tmp_path, capsys):
     """`mem2gen basins --snapshots`: per model, step, group and radius; model-level rows; reused on rerun."""
     run = tmp_path / "bas"

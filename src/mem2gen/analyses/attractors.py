@@ -58,6 +58,8 @@ class AttractorConfig:
     window_step: int = 25  # their spacing
     control: str | None = None  # "planted": also the exact denoiser of S_K with planted mixtures, and without them
     n_planted: int = 16  # planted mixtures of 2-3 training items in the positive control
+    snapshots: bool = False  # also at every EMA snapshot (over training time): its own samples, drawn and classified
+    snapshot_samples: int = 256  # |S_eval| drawn at each snapshot for its groups (S': min(the run's, n_synthetic))
     seed: int = 0
 
     def __post_init__(self):
@@ -75,6 +77,8 @@ class AttractorConfig:
               "window_step: a whole step in [1, 1000)")
         check(self.control in (None, "planted"), f"control {self.control!r}: the one control is 'planted'")
         check(isinstance(self.n_planted, int) and self.n_planted >= 1, "n_planted: a whole number >= 1")
+        check(isinstance(self.snapshot_samples, int) and self.snapshot_samples >= 1,
+              "snapshot_samples: a whole number >= 1")
 
 
 def beta(t: int, schedule: Schedule = Schedule()) -> float:
@@ -326,24 +330,56 @@ def point_groups(point, cfg: AttractorConfig) -> dict:
     return out
 
 
+def snapshot_starts(point, step: int, cfg: AttractorConfig, *, device=None) -> tuple:
+    """The model at EMA snapshot ``step`` of a point, its starts and its S': ``cfg.snapshot_samples`` samples
+    drawn with the run's sampler and classified (eqs 1-2) against S_K and the snapshot's own S' (the seeds
+    of ``mem2gen dynamics``), grouped by label as :func:`point_groups`; held-out items and mixtures as there."""
+    from ..core.rule import classify
+    from ..models.networks import load_model
+    from .points import draw_samples, snapshot_path, snapshot_seed
+
+    run = point.config
+    model = load_model(snapshot_path(point, step), device=device).eval()
+    n_syn = min(run.n_synthetic(point.k), max(cfg.n_synthetic, 2))
+    syn = draw_samples(model, n_syn, seed=snapshot_seed(point, step, 1), cfg=run, device=device)
+    ev = draw_samples(model, cfg.snapshot_samples, seed=snapshot_seed(point, step, 0), cfg=run, device=device)
+    c = classify(ev, point.train_set, syn, distance=run.distance, delta_m=run.delta_m, delta_s=run.delta_s,
+                 device=device, check_duplicates=False, pixel_range="-1,1")
+    groups = {g: v for g, v in point_groups(point, cfg).items() if g not in LABELS}
+    groups |= {name: ev[np.flatnonzero(c.labels == j)[:cfg.per_group]] for j, name in enumerate(LABELS)
+               if name in cfg.groups}
+    return model, groups, syn[:cfg.n_synthetic]
+
+
 def analyze_point(point, cfg: AttractorConfig = AttractorConfig(), *, device=None, progress=None) -> dict:
     """:func:`study` at one classified sweep point: its EMA model, S_K, :func:`point_groups` and S'; with
     ``cfg.window`` also at the noise levels of :func:`theory_window`, with ``cfg.control`` the
-    :func:`planted_control`. Every census, point and barrier row names its ``model``."""
-    train = point.train_set
+    :func:`planted_control`, with ``cfg.snapshots`` at every EMA snapshot too (:func:`snapshot_starts`).
+    Every census, point and barrier row names its ``model`` and ``step`` (the controls, which do not train,
+    carry the final step)."""
+    from .points import snapshot_steps
+
+    train, final = point.train_set, point.config.train.steps
     window = theory_window(train, step=cfg.window_step) if cfg.window and point.k >= 2 else None
     if window:
         cfg = dataclasses.replace(cfg, ts=tuple(sorted(set(cfg.ts) | set(window["ts"]))))
     groups = point_groups(point, cfg)
-    res = {"trained": study(point.load_model(device=device), train, groups, point.synthetic, cfg, progress=progress)}
+    res = {("trained", final): study(point.load_model(device=device), train, groups, point.synthetic, cfg,
+                                     progress=progress)}
+    for step in (s for s in (snapshot_steps(point) if cfg.snapshots else []) if s != final):
+        if progress:
+            progress(f"K={point.k}: snapshot at step {step}")
+        model, starts, syn = snapshot_starts(point, step, cfg, device=device)
+        res[("trained", step)] = study(model, train, starts, syn, cfg, progress=progress)
     if cfg.control == "planted":
-        res |= planted_control(train, groups, cfg, progress=progress)
+        res |= {(name, final): r for name, r in planted_control(train, groups, cfg, progress=progress).items()}
+    first = res[("trained", final)]
     out = {"K": point.k, "replicate": point.replicate, "window": window,
-           "delta": res["trained"]["delta"], "spacing": res["trained"]["spacing"]}
+           "delta": first["delta"], "spacing": first["spacing"]}
     for part in ("census", "points", "barriers"):
-        out[part] = [{"model": name, **row,
+        out[part] = [{"model": name, "step": step, **row,
                       "in_window": bool(window and window["t_from"] <= row["t"] <= window["t_to"])}
-                     for name, r in res.items() for row in r[part]]
+                     for (name, step), r in res.items() for row in r[part]]
     return out
 
 
@@ -357,7 +393,7 @@ def per_model(census_rows: list, point_rows: list, barrier_rows: list):
         return df if not len(df) or "model" in df else df.assign(model="trained", in_window=False)
 
     cen, pts, bars = framed(census_rows), framed(point_rows), framed(barrier_rows)
-    key = ["model", "K", "replicate", "t", "group"]
+    key = [c for c in ("model", "K", "replicate", "step", "t", "group") if c in cen]
     if len(pts):
         curv = pts.groupby(key).agg(lambda_min=("lambda_min", "median"),
                                     lambda_max=("lambda_max", "median")).reset_index()
@@ -365,7 +401,7 @@ def per_model(census_rows: list, point_rows: list, barrier_rows: list):
     if len(bars):  # barriers from non-training end points, by the group they came from; training pairs apart
         bars = bars.assign(group=bars["group"].where(bars["kind"] != "training pair", "training pair"))
         b = bars.groupby(key).agg(barrier=("barrier", "median"), n_barriers=("barrier", "size")).reset_index()
-        level = ["model", "K", "replicate", "t"]
+        level = [c for c in key if c != "group"]
         pairs = b[b["group"] == "training pair"].merge(
             cen[[c for c in (*level, "sigma", "beta", "noise_norm", "delta", "in_window")
                  if c in cen]].drop_duplicates(),
@@ -375,10 +411,11 @@ def per_model(census_rows: list, point_rows: list, barrier_rows: list):
 
 
 def summarize(census_rows: list, point_rows: list, barrier_rows: list) -> list[dict]:
-    """Model-level summary per (model, K, t, group) of :func:`per_model`'s rows (model: the trained one, or a
+    """Model-level summary per (model, K, [step,] t, group) of :func:`per_model`'s rows (model: the trained one, or a
     control's): the mean over models with its
     t-interval (:func:`mem2gen.core.stats.model_interval`; with one model, no interval: between-model variance
-    unmeasured)."""
+    unmeasured); per step too, for records made with snapshots."""
+    import pandas as pd
 
     cen = per_model(census_rows, point_rows, barrier_rows)
     measures = [c for c in ("to_training", "nontraining_attractors", "nontraining_sprime_mass", "stays", "recovery",
@@ -387,8 +424,12 @@ def summarize(census_rows: list, point_rows: list, barrier_rows: list) -> list[d
     fractions = {"to_training", "nontraining_sprime_mass", "stays", "recovery", "minimum_share", "converged",
                  "exact_to_training", "exact_stable_mixtures"}
     out = []
-    for (name, k, t, g), rows in cen.groupby(["model", "K", "t", "group"], sort=True):
-        row = {"model": name, "K": int(k), "t": int(t), "in_window": bool(rows["in_window"].any()),
+    by = [c for c in ("model", "K", "step", "t", "group") if c in cen]  # step: records made with snapshots
+    for key, rows in cen.groupby(by, sort=True, dropna=False):
+        name, k, t, g, step = *(key[i] for i, c in enumerate(by) if c != "step"), \
+            (key[by.index("step")] if "step" in by else None)
+        row = {"model": name, "K": int(k), **({"step": None if pd.isna(step) else int(step)} if "step" in by else {}),
+               "t": int(t), "in_window": bool(rows["in_window"].any()),
                "sigma": float(rows["sigma"].iloc[0]), "beta": float(rows["beta"].iloc[0]),
                "noise_norm": float(rows["noise_norm"].iloc[0]) if "noise_norm" in rows else None,
                "delta": float(rows["delta"].mean()) if "delta" in rows else None,

@@ -113,7 +113,7 @@ def basins_point(point, cfg: BasinConfig = BasinConfig(), *, device=None) -> dic
     and with ``cfg.snapshots`` at each EMA snapshot too; each row names its ``step``."""
     from ..models.diffusion import sample
     from ..models.networks import load_model
-    from .dynamics import _model_path, snapshot_steps
+    from .points import snapshot_path, snapshot_steps
 
     run = point.config
     steps = snapshot_steps(point) if cfg.snapshots else [run.train.steps]
@@ -123,7 +123,7 @@ def basins_point(point, cfg: BasinConfig = BasinConfig(), *, device=None) -> dic
     how = dict(sampler=run.sampler, steps=run.sample_steps, eta=run.eta) if own else \
         dict(sampler=cfg.sampler, steps=cfg.steps, eta=0.0)
     for step in steps:
-        model = load_model(_model_path(point, step), device=device).eval()
+        model = load_model(snapshot_path(point, step), device=device).eval()
         syn = point.synthetic  # S' of the run's sampler; with another sampler, S' is drawn with it (at most 512)
         if not own:
             syn = sample(model, (min(len(syn), 512), *model.sample_shape), seed=seed + 3, device=device,

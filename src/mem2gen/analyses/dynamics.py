@@ -33,7 +33,6 @@ import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -51,6 +50,7 @@ from ..io.files import read_json, run_lock, write_csv, write_json
 from ..runs.executors import Sequential, make_executor
 from ..runs.report import aggregate
 from ..runs.run import Point, Run, parse_key
+from .points import draw_samples, snapshot_path, snapshot_seed, snapshot_steps
 
 
 @dataclass(frozen=True)
@@ -83,27 +83,6 @@ class DynamicsConfig:
 
 # --- one (K, step) --------------------------------------------------------------------------------
 
-def snapshot_steps(point: Point) -> list[int]:
-    """The steps with a model to read at this point: its finished snapshots and the final model."""
-    cfg = point.config
-    if cfg.model.kind == "optimal":
-        return []
-    snaps = point.path / "snapshots"
-    steps = {s for s in cfg.train.save_steps if (snaps / f"step-{s}" / layout.MODEL_RECORD).exists()}
-    if point.state in ("trained", "sampled", "classified"):
-        steps.add(cfg.train.steps)
-    return sorted(steps)
-
-
-def _model_path(point: Point, step: int) -> Path:
-    return point.path / "model" if step == point.config.train.steps else point.path / "snapshots" / f"step-{step}"
-
-
-def _seed(point: Point, step: int, what: int) -> int:
-    extra = [point.replicate] if point.replicate else []  # replicate 0 draws what a run without replicates drew
-    return int(np.random.SeedSequence([point.config.seed, point.k, 5, step, what, *extra]).generate_state(1)[0])
-
-
 def denoising_loss(model, items, *, draws: int, seed: int, device=None, batch: int = 512) -> float:
     """The DDPM loss ‖ε − ε_θ(x_t, t)‖² (per coordinate) of ``items``, averaged over ``draws`` fixed
     (t, ε) draws per item: the same draws for every snapshot, so steps compare without noise."""
@@ -123,18 +102,6 @@ def denoising_loss(model, items, *, draws: int, seed: int, device=None, batch: i
     return total / n
 
 
-def _samples(model, n: int, *, seed: int, cfg, device) -> np.ndarray:
-    from ..models import diffusion
-    from ..models.sample import shard_seed
-
-    out = []
-    for s, lo in enumerate(range(0, n, cfg.sample_batch)):
-        x = diffusion.sample(model, (min(cfg.sample_batch, n - lo), *model.sample_shape), sampler=cfg.sampler,
-                             steps=cfg.sample_steps, eta=cfg.eta, seed=shard_seed(seed, s), device=device)
-        out.append(x.float().cpu().numpy())
-    return np.concatenate(out)
-
-
 def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsConfig(), *, device=None) -> dict:
     """One (K, step) record: the three fractions (with bootstrap std) of the snapshot's samples, and
     its denoising loss on S_K and on held-out items; on ``device`` (default: CUDA when present)."""
@@ -144,14 +111,14 @@ def measure_step(point: Point, step: int, settings: DynamicsConfig = DynamicsCon
     device = str(device or default_device())
     cfg = point.config
     t0 = time.perf_counter()
-    model = load_model(_model_path(point, step), device=device).eval()
+    model = load_model(snapshot_path(point, step), device=device).eval()
     n_syn = min(cfg.n_synthetic(point.k), settings.synthetic_cap)
-    ev = _samples(model, settings.n_eval, seed=_seed(point, step, 0), cfg=cfg, device=device)
-    syn = _samples(model, n_syn, seed=_seed(point, step, 1), cfg=cfg, device=device)
+    ev = draw_samples(model, settings.n_eval, seed=snapshot_seed(point, step, 0), cfg=cfg, device=device)
+    syn = draw_samples(model, n_syn, seed=snapshot_seed(point, step, 1), cfg=cfg, device=device)
     train = point.train_set
     c = classify(ev, train, syn, distance=cfg.distance, delta_m=cfg.delta_m, delta_s=cfg.delta_s, device=device,
                  check_duplicates=False, pixel_range="-1,1")
-    boot = c.bootstrap(iterations=settings.bootstrap_iterations, seed=_seed(point, step, 2))
+    boot = c.bootstrap(iterations=settings.bootstrap_iterations, seed=snapshot_seed(point, step, 2))
     loss_seed = int(np.random.SeedSequence([cfg.seed, point.k, 5, 77]).generate_state(1)[0])  # same for every step
     rng = np.random.default_rng([cfg.seed, point.k, 56])
     items = train[np.sort(rng.permutation(len(train))[:settings.loss_items])]
@@ -185,7 +152,8 @@ def dynamics_null(point: Point, settings: DynamicsConfig, *, device=None) -> dic
     if n_left >= 4:
         n_ev = min(settings.n_eval, n_left - 2)
         null = null_rates(point.run.dataset, point.k, n_eval=n_ev, n_synthetic=min(n_syn, n_left - n_ev),
-                          split_seed=point.split_seed, split=cfg.split, seed=_seed(point, 0, 3), distance=cfg.distance,
+                          split_seed=point.split_seed, split=cfg.split, seed=snapshot_seed(point, 0, 3),
+                          distance=cfg.distance,
                           delta_m=cfg.delta_m, delta_s=cfg.delta_s, iterations=settings.bootstrap_iterations,
                           device=device)
     write_json(f, {"null": null})

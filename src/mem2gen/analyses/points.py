@@ -5,10 +5,14 @@ outputs (figure, tables) and, where asked, its report."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import numpy as np
+
+from ..io import layout
 from ..io.files import read_json, run_lock, write_json
 from ..runs.report import aggregate
-from ..runs.run import Run
+from ..runs.run import Point, Run
 
 
 def over_points(run_dir, *, command: str, record: str, compute, settings: dict | None = None, sizes=None,
@@ -71,3 +75,38 @@ def over_points(run_dir, *, command: str, record: str, compute, settings: dict |
         if report:
             aggregate(run.path, echo=lambda *a: None)
     return results
+
+
+# --- the models of a point over training time (dynamics, basins, attractors) --------------------------
+
+def snapshot_steps(point: Point) -> list[int]:
+    """The steps with a model to read at this point: its finished snapshots and the final model."""
+    cfg = point.config
+    if cfg.model.kind == "optimal":
+        return []
+    snaps = point.path / "snapshots"
+    steps = {s for s in cfg.train.save_steps if (snaps / f"step-{s}" / layout.MODEL_RECORD).exists()}
+    if point.state in ("trained", "sampled", "classified"):
+        steps.add(cfg.train.steps)
+    return sorted(steps)
+
+
+def snapshot_path(point: Point, step: int) -> Path:
+    return point.path / "model" if step == point.config.train.steps else point.path / "snapshots" / f"step-{step}"
+
+
+def snapshot_seed(point: Point, step: int, what: int) -> int:
+    extra = [point.replicate] if point.replicate else []  # replicate 0 draws what a run without replicates drew
+    return int(np.random.SeedSequence([point.config.seed, point.k, 5, step, what, *extra]).generate_state(1)[0])
+
+
+def draw_samples(model, n: int, *, seed: int, cfg, device) -> np.ndarray:
+    from ..models import diffusion
+    from ..models.sample import shard_seed
+
+    out = []
+    for s, lo in enumerate(range(0, n, cfg.sample_batch)):
+        x = diffusion.sample(model, (min(cfg.sample_batch, n - lo), *model.sample_shape), sampler=cfg.sampler,
+                             steps=cfg.sample_steps, eta=cfg.eta, seed=shard_seed(seed, s), device=device)
+        out.append(x.float().cpu().numpy())
+    return np.concatenate(out)

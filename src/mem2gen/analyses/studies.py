@@ -47,7 +47,8 @@ def landscape(run_dir, *, sizes: tuple | None = None, n_samples: int = 200, tria
 def attractor_study(run_dir, *, sizes: tuple | None = None, ts: tuple = (5, 10, 20, 50, 100, 200, 400),
                     groups: tuple = ATTRACTOR_GROUPS, per_group: int = 32, n_synthetic: int = 512, trials: int = 10,
                     steps: int = 20, window: bool = False, control: str | None = None, n_planted: int = 16,
-                    seed: int = 0, device: str | None = None, overwrite: bool = False, progress: bool = True,
+                    snapshots: bool = False, snapshot_samples: int = 256, seed: int = 0, device: str | None = None,
+                    overwrite: bool = False, progress: bool = True,
                     echo=print) -> list[dict]:
     """``mem2gen attractors RUN`` (also ``mem2gen landscape RUN --attractors``): the attractor study at every
     classified point of every replicate (or of ``sizes``). Each point's ``attractors.json`` is kept and reused
@@ -57,12 +58,15 @@ def attractor_study(run_dir, *, sizes: tuple | None = None, ts: tuple = (5, 10, 
     (per model, K, t and group over the models). ``window``: also every 25 steps through the noise levels where
     DenseAM theory puts mixture states (:func:`mem2gen.analyses.attractors.theory_window`, per K; rows marked
     ``in_window``); ``control="planted"``: the positive control beside each model (the exact denoiser of S_K with
-    ``n_planted`` planted mixtures, and without them: :func:`mem2gen.analyses.attractors.planted_control`)."""
+    ``n_planted`` planted mixtures, and without them: :func:`mem2gen.analyses.attractors.planted_control`);
+    ``snapshots``: also at every EMA snapshot, with ``snapshot_samples`` samples drawn there and classified for
+    its groups (:func:`mem2gen.analyses.attractors.snapshot_starts`; rows name their ``step``)."""
     from ..models.networks import check_device
     from .attractors import AttractorConfig, analyze_point, summarize  # torch
 
     cfg = AttractorConfig(ts=tuple(ts), groups=tuple(groups), per_group=per_group, n_synthetic=n_synthetic,
-                          trials=trials, steps=steps, window=window, control=control, n_planted=n_planted, seed=seed)
+                          trials=trials, steps=steps, window=window, control=control, n_planted=n_planted,
+                          snapshots=snapshots, snapshot_samples=snapshot_samples, seed=seed)
     check_device(device)
     settings = json.loads(json.dumps(cfg.__dict__, default=list))
 

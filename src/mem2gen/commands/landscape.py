@@ -48,13 +48,16 @@ from .options import Numbers, Words, calls, lib_option
                  "planted mixtures, and without.")
 @lib_option(attractor_study, "n_planted", "--n-planted", type=int,
             help="With --attractors: planted mixtures in the control.")
+@lib_option(attractor_study, "snapshots", "--snapshots", is_flag=True,
+            help="With --attractors: also at every EMA snapshot (the census over training time).")
 @click.option("--quiet", is_flag=True)
-def landscape_cmd(quiet, attractors, ts, groups, per_group, n_synthetic, window, control, n_planted, **kw):
+def landscape_cmd(quiet, attractors, ts, groups, per_group, n_synthetic, window, control, n_planted, snapshots, **kw):
     """The attractor landscape of a sweep's points: recovery times, energy, curvature, attractor census, mixtures."""
     if attractors:
         keep = {k: kw[k] for k in ("run_dir", "sizes", "trials", "steps", "seed", "device", "overwrite")}
         attractor_study(**keep, ts=ts, groups=groups, per_group=per_group, n_synthetic=n_synthetic, window=window,
-                        control=control, n_planted=n_planted, progress=not quiet, echo=click.echo)
+                        control=control, n_planted=n_planted, snapshots=snapshots, progress=not quiet,
+                        echo=click.echo)
         click.echo(f"wrote attractors.json per point and {kw['run_dir']}/" + ", ".join(layout.ATTRACTOR_TABLES))
         return
     results = landscape(**kw, progress=not quiet, echo=click.echo)
@@ -89,6 +92,11 @@ def landscape_cmd(quiet, attractors, ts, groups, per_group, n_synthetic, window,
             help="The positive control beside each model: the exact denoiser of S_K with planted mixtures, "
                  "and without.")
 @lib_option(attractor_study, "n_planted", "--n-planted", type=int, help="Planted mixtures in the control.")
+@lib_option(attractor_study, "snapshots", "--snapshots", is_flag=True,
+            help="Also at every EMA snapshot of each point (the census over training time; its groups from samples "
+                 "drawn and classified there).")
+@lib_option(attractor_study, "snapshot_samples", "--snapshot-samples", type=int,
+            help="With --snapshots: samples drawn and classified at each snapshot for its groups.")
 @lib_option(attractor_study, "seed", "--seed", type=int)
 @lib_option(attractor_study, "device", "--device", help="[default: cuda when present]")
 @lib_option(attractor_study, "overwrite", "--overwrite", is_flag=True, help="Study points already studied again.")
