@@ -5,7 +5,7 @@ re-renders each page and fails when it differs from the committed one).
     {{ TABLE | SELECT | COLUMN | FORMAT }}
 
 TABLE is a CSV in docs/tables; SELECT picks its rows (``K=64``, ``R=3,tau=0.05``, ``K>=16,K<=128``;
-``*`` for all); COLUMN is a column, or ``min(col)``, ``max(col)``, ``mean(col)``, ``median(col)``,
+``*`` for all); COLUMN is a column, or ``min(col)``, ``max(col)``, ``mean(col)``, ``median(col)``, ``sum(col)``,
 ``count(col>0)``, ``rows`` over the
 rows picked, ``ratio(a/b)`` one row's a / b (a count over its n;
 ``ratio(a/b-c)``: a / (b − c)), ``argmax(col)`` the K of the row
@@ -45,7 +45,7 @@ def _rows(table: str, select: str, tables: Path) -> list[dict]:
 
 
 def _number(rows: list[dict], column: str):
-    m = re.fullmatch(r"(min|max|count|mean|median)\((\w+)(>0)?\)", column)
+    m = re.fullmatch(r"(min|max|count|mean|median|sum)\((\w+)(>0)?\)", column)
     if column == "rows":
         return len(rows)
     r = re.fullmatch(r"ratio\((\w+)/(\w+)(?:-(\w+))?\)", column)
@@ -59,8 +59,8 @@ def _number(rows: list[dict], column: str):
         return ", ".join(ks) if ks else "none"
     if m:
         values = [r[m.group(2)] for r in rows if isinstance(r[m.group(2)], float)]  # empty cells left out
-        if m.group(1) in ("mean", "median"):
-            return statistics.fmean(values) if m.group(1) == "mean" else statistics.median(values)
+        if m.group(1) in ("mean", "median", "sum"):
+            return {"mean": statistics.fmean, "median": statistics.median, "sum": sum}[m.group(1)](values)
         return sum(v > 0 for v in values) if m.group(1) == "count" else (min if m.group(1) == "min" else max)(values)
     if len(rows) != 1:
         raise ValueError(f"{len(rows)} rows match where one must")
@@ -121,11 +121,13 @@ def module_tree() -> str:
 
 
 def pages(tables: Path = DOCS / "tables") -> dict:
-    """{page path: its rendered text} for every template in docs/templates (README.md: the repository's),
+    """{page path: its rendered text} for every template in docs/templates and its folders (docs/templates/guide/X.md:
+    docs/guide/X.md; README.md: the repository's),
     and the pages generated from the code."""
-    return {(DOCS.parent if t.name == "README.md" else DOCS) / t.name:
+    root = DOCS / "templates"
+    return {(DOCS.parent / t.name if t.parent == root and t.name == "README.md" else DOCS / t.relative_to(root)):
             render(t.read_text(), tables).replace(TREE_MARK, module_tree())
-            for t in sorted((DOCS / "templates").glob("*.md"))} | generated()
+            for t in sorted(root.rglob("*.md"))} | generated()
 
 
 if __name__ == "__main__":

@@ -157,7 +157,8 @@ def test_released_protocol(tmp_path):
 
 
 def test_verbose_logs_what_each_stage_chose(files, tmp_path, capsys):
-    """-v routes the "mem2gen" logger to stderr (which search ran, on what); without it, stderr stays empty."""
+    """-v routes the "mem2gen" logger to stderr (which search ran, on what); without it, stderr holds
+    no log lines (only the caveats on the samples)."""
     from mem2gen.cli import set_verbosity
 
     d, _ = files
@@ -168,7 +169,7 @@ def test_verbose_logs_what_each_stage_chose(files, tmp_path, capsys):
         err = capsys.readouterr().err
         assert "mem2gen.core.neighbors: " in err and "300 queries x 300 references, certified float32 search" in err
         assert run(*args, "--out", str(tmp_path / "b")) == 0
-        assert capsys.readouterr().err == ""
+        assert all(line.startswith("caveat: ") for line in capsys.readouterr().err.splitlines())  # no log lines
     finally:
         set_verbosity(0)
 

@@ -54,7 +54,22 @@ def test_the_site_builds_offline_with_strict_checks(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
                        capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
-    assert (tmp_path / "site" / "api" / "index.html").read_text().count("classify") > 5
+    site = tmp_path / "site"
+    api = (site / "api.html").read_text()
+    assert api.count("classify") > 5
+    for name in ("mem2gen.core.rule.classify", "mem2gen.runs.run.Run", "mem2gen.models.networks.load_model"):
+        at = api.index(f'id="{name}"')
+        assert "doc-signature" in api[at:at + 3000], name  # its signature, with parameters
+    # opened from disk: every link between pages names a file that exists, and search needs no server
+    import re
+
+    for page in (p for p in site.rglob("*.html") if p.name != "404.html"):  # 404.html: a server's page
+        html = page.read_text()
+        assert not re.search(r":(func|data|class|meth|mod):<code>", html), page  # cross-references render
+        for href in re.findall(r'href="([^"#:?]+)"', html):
+            assert (page.parent / href).exists() and not (page.parent / href).is_dir(), (page, href)
+    assert (site / "search" / "search_index.js").exists()
+    assert '<a href="api.html#mem2gen.core.rule.classify"><code>classify</code></a>' in api
 
 
 def test_argmax_and_where_pick_the_rows_they_name():

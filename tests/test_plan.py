@@ -51,3 +51,35 @@ def test_plan_command_prints_and_makes_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "per training step" in out and "total:" in out and not (tmp_path / "r").exists()
     assert np.all([f"{k:>7}" in out for k in (2, 8)])
+
+
+def test_the_gpu_plan_counts_flops_and_never_touches_cuda(tmp_path, monkeypatch, capsys):
+    """--plan-gpu: the MLP's forward FLOPs are 2 x its weights' multiply-adds (an independent count), the times
+    are that arithmetic over the published peak, no CUDA function is called and no data file is read."""
+    import torch
+
+    from mem2gen.models.networks import build_model
+    from mem2gen.runs.plan_gpu import GPUS, LAUNCH_S, UTILIZATION, count, gpu_plan
+
+    def no_cuda(*a, **k):
+        raise AssertionError("a CUDA call while planning")
+
+    for name in ("is_available", "device_count", "current_device", "synchronize", "init"):
+        monkeypatch.setattr(torch.cuda, name, no_cuda)
+    cfg = load_config("quick", overrides={"sizes": [2, 8], "train.steps": 40})
+    c = count(cfg, (1, 8, 8))
+    net = build_model(cfg.model, (1, 8, 8), seed=0)
+    linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert c["forward_flops"] == sum(2 * m.in_features * m.out_features for m in linear)
+    g = gpu_plan(cfg, [2, 8], (1, 8, 8), "h100")
+    peak = GPUS["H100"][2 if cfg.train.bf16 else 1] * 1e12
+    r = g["points"][1]
+    assert r["train_flops"] == 3 * c["forward_flops"] * cfg.train.batch * 40
+    assert r["train_s_fast"] == pytest.approx(max(r["train_flops"] / (peak * UTILIZATION[1]),
+                                                  3 * c["kernels"] * LAUNCH_S * 40))
+    assert r["seconds_slow"] >= r["seconds_fast"] > 0
+    assert cli("sweep", "--preset", "paper-mnist", "--data", f"mnist:{tmp_path / 'absent'}", "--plan-gpu", "H100",
+               "--out", tmp_path / "r") == 0
+    out = capsys.readouterr().out
+    assert "NVIDIA H100" in out and "not timed" in out and "registry" in out and not (tmp_path / "r").exists()
+    assert cli("sweep", "--sizes", "2", "--plan-gpu", "TPU9") == 2 and "H100" in capsys.readouterr().err

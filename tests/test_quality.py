@@ -1,6 +1,7 @@
 """The sample-quality score (FD, KID in features trained on the dataset) and the per-sample
 off-manifold flags."""
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -90,25 +91,54 @@ def test_sweep_points_carry_quality_and_per_sample_flags(tmp_path):
 
 
 @pytest.mark.slow
-def test_classify_command_reports_both(tmp_path, capsys):
+def test_classify_states_quality_beside_the_fractions(tmp_path, capsys):
+    """classify scores quality by default when there are enough real items (S and --held-out), refuses
+    --quality with too few, says when it was not scored, and names poor or off-data "generalized" samples."""
+    from mem2gen.core.evaluate import QUALITY_MIN_REAL
+    from mem2gen.io.datasets import load_dataset
+
     assert cli("demo", "--out", tmp_path / "d") == 0
-    capsys.readouterr()
     d = tmp_path / "d"
+    train = np.load(d / "train.npy")
+    data = load_dataset("digits")
+    seen = {a.tobytes() for a in np.asarray(train, np.float32)}
+    held = np.stack([a for a in data if np.asarray(a, np.float32).tobytes() not in seen])
+    assert len(train) < QUALITY_MIN_REAL <= len(train) + len(held)
+    np.save(tmp_path / "held.npy", held)
     args = ["classify", "--train", d / "train.npy", "--eval", d / "eval.npy", "--synthetic", d / "synthetic.npy",
             "--quiet"]
-    assert cli(*args, "--out", tmp_path / "plain") == 0  # the default: off-manifold only (quality trains a network)
-    out = capsys.readouterr().out
-    assert "off-manifold" in out and "FD" not in out
-    assert "quality" not in __import__("json").loads((tmp_path / "plain" / "summary.json").read_text())
-    assert cli(*args, "--quality", "--out", tmp_path / "o") == 0
-    out = capsys.readouterr().out
-    assert "off-manifold" in out and "FD" in out
-    s = __import__("json").loads((tmp_path / "o" / "summary.json").read_text())
-    assert s["off_manifold"]["fraction"] == 0.0 and s["quality"]["fd"] > 0
+    capsys.readouterr()
+    assert cli(*args, "--out", tmp_path / "plain") == 0  # too few real items: not scored, and said so
+    cap = capsys.readouterr()
+    assert "off-manifold" in cap.out and "FD" not in cap.out and "quality not scored" in cap.err
+    s = json.loads((tmp_path / "plain" / "summary.json").read_text())
+    assert "skipped" in s["quality"] and any("not scored" in c for c in s["caveats"])
+    assert cli(*args, "--quality", "--out", tmp_path / "refused") == 2  # asked for, with too few: one line
+    assert f"at least {QUALITY_MIN_REAL} real items" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    assert cli(*args, "--held-out", tmp_path / "held.npy", "--out", tmp_path / "o") == 0  # enough: scored
+    cap = capsys.readouterr()
+    assert "FD" in cap.out and "items of S and held-out" in cap.out
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["off_manifold"]["fraction"] == 0.0 and s["quality"]["fd"] > 0 and s["caveats"] == []
     noise = np.random.default_rng(0).integers(0, 256, (50, 1, 8, 8), dtype=np.uint8)
     np.save(tmp_path / "noise.npy", noise)
     assert cli("classify", "--train", d / "train.npy", "--eval", tmp_path / "noise.npy", "--synthetic",
-               tmp_path / "noise.npy",
-               "--out", tmp_path / "o2", "--quiet", "--quality") == 0
-    s2 = __import__("json").loads((tmp_path / "o2" / "summary.json").read_text())
+               tmp_path / "noise.npy", "--held-out", tmp_path / "held.npy", "--out", tmp_path / "o2", "--quiet") == 0
+    s2 = json.loads((tmp_path / "o2" / "summary.json").read_text())
     assert s2["off_manifold"]["fraction"] >= 0.99 and s2["quality"]["fd"] > 10 * s["quality"]["fd"]
+    assert any(c.startswith("poor samples") for c in s2["caveats"])
+    assert any(c.startswith("generalized but off the data") for c in s2["caveats"])
+
+
+def test_caveats_name_what_the_fractions_hide():
+    from mem2gen.core.evaluate import caveats
+
+    good = {"off_manifold": {"generalized": 0.01}, "quality": {"fd": 3.0, "real_fd": 2.0, "n_samples": 9,
+                                                                "reference": "x"}}
+    assert caveats(good) == []
+    off = caveats({**good, "off_manifold": {"generalized": 0.4}})
+    assert len(off) == 1 and "40%" in off[0]
+    poor = caveats({**good, "quality": {**good["quality"], "fd": 5.0}})
+    assert len(poor) == 1 and "2.5x" in poor[0]
+    assert any("not asked for" in c for c in caveats({"off_manifold": {"generalized": None}}))

@@ -760,3 +760,25 @@ def test_write_csv_keeps_every_rows_columns(tmp_path):
 
     write_csv(tmp_path / "t.csv", [{"a": 1}, {"a": 2, "b": 3}, {"c": 4}])
     assert (tmp_path / "t.csv").read_text() == "a,b,c\n1,,\n2,3,\n,,4\n"
+
+
+def test_slurm_options_become_sbatch_lines_and_bad_ones_are_refused(tmp_path, capsys):
+    """Every Slurm option is submitit's own and reaches the batch script; timed-out jobs are requeued (the job
+    can checkpoint); bad values are refused before any work."""
+    pytest.importorskip("submitit")
+    from mem2gen.runs.executors import Requeued, Submitit
+
+    ex = Submitit(tmp_path, partition="gpu", account="lab", qos="high", constraint="h100", gpus_per_node=1,
+                  cpus_per_task=8, mem_gb=64, timeout_min=1440, requeues=5,
+                  extra=("--exclude=node7", "#SBATCH mail-type=END", "exclusive"))
+    script = ex.script()
+    for line in ("partition=gpu", "account=lab", "qos=high", "constraint=h100", "gpus-per-node=1",
+                 "cpus-per-task=8", "mem=64GB", "time=1440", "exclude=node7", "mail-type=END", "exclusive"):
+        assert f"#SBATCH --{line}\n" in script, line
+    assert ex.executor("slurm")._executor.max_num_timeout == 5
+    job = Requeued(lambda k, device=None: {"K": k})
+    assert job(8) == {"K": 8} and job.checkpoint(8).args == (8,)  # submitit requeues it with its key
+    assert cli("sweep", "--executor", "slurm", "--mem-gb", "0", "--out", tmp_path / "r") == 2
+    assert "--mem-gb" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    assert cli("sweep", "--executor", "slurm", "--sbatch", "bad key", "--out", tmp_path / "r") == 2
+    assert "--sbatch" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -340,9 +340,21 @@ def test_slurm_executor_on_a_real_cluster(tmp_path, uninterrupted):
     full, _ = uninterrupted
     run = tmp_path / "slurm"
     res = run_sweep(tiny_cfg(), run, executor="slurm", **quiet,
-                    slurm={"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 2, "timeout_min": 20})
+                    slurm={"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 2, "timeout_min": 20,
+                           "account": "ci", "qos": "normal", "extra": ("comment=mem2gen-ci",)})
     assert [r["K"] for r in res["rows"]] == [2, 8, 40]
     assert list((run / "jobs").iterdir()), "submitit job folders"
+    # the options reached the jobs: Slurm's own record of one of them
+    import subprocess
+
+    job = next(p.name for p in (run / "jobs").iterdir() if p.name.split("_")[0].isdigit()).split("_")[0]
+    shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+    script = next((run / "jobs").glob("*/*_submission.sh")).read_text()
+    for line in ("--account=ci", "--qos=normal", "--comment=mem2gen-ci", "--cpus-per-task=1", "--mem=2GB",
+                 "--time=20", "--signal=USR2@90"):
+        assert f"#SBATCH {line}" in script, line
+    if shown:  # while Slurm still remembers the job
+        assert "Account=ci" in shown and "TimeLimit=00:20:00" in shown and "Comment=mem2gen-ci" in shown
     # same numbers as the local run: the points do not depend on where they ran
     same_results(run, full)
 

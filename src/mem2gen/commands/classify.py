@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..core.evaluate import evaluate, rescaled
+from ..core.evaluate import caveats, evaluate, rescaled
 from ..core.null import TESTED, share
 from ..core.planted import planted
 from ..core.rule import Rule, duplicate_warning
@@ -37,15 +37,17 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                    rule: str = "ratio", features_metric: str = "l2", lpips_net: str = "alex", lpips_backbone=None,
                    lpips_lin=None, k: int = 5, iterations: int = 10_000, seed: int = 0, device: str | None = None,
                    protocol: str = "paper", pixel_range: str = "auto", grid: bool = True, checks: bool = True,
-                   quality: bool = False, held_out=None, overwrite: bool = False, progress: bool = True,
+                   quality: bool | None = None, held_out=None, overwrite: bool = False, progress: bool = True,
                    before_write=None) -> Classified:
     """Classify the samples in ``eval_path`` against ``train_path`` (S) and ``synthetic_path`` (S'; omit
     it to use the eval set with leave-one-out) and write labels.csv, summary.json and neighbors.png
     into ``out`` (see :func:`mem2gen.core.rule.classify` for the settings). With ``checks`` (images
     only), also whether each sample is off-manifold (against S, leave-one-out, the threshold from up to
-    5,000 of S's items: labels.csv, summary.json); with ``quality``, the set's FD and KID against up to
-    2,000 items of S in features of a network trained on S at run time (:mod:`mem2gen.core.quality`; it costs
-    a training run, ~1 min at MNIST's size on one core, so it is asked for, not the default). With
+    5,000 of S's items: labels.csv, summary.json); ``quality``: the set's FD and KID against up to 2,000 real
+    items (S and ``held_out``) in features of a network trained on them at run time (:mod:`mem2gen.core.quality`;
+    a training run, ~1 min at MNIST's size on one core); it needs 500 real items (True with fewer: refused);
+    None (the default): scored when there are that many. The caveats on the samples' quality
+    (:func:`mem2gen.core.evaluate.caveats`) are printed beside the fractions and kept in summary.json. With
     ``held_out`` (real items outside S, a file like the others), the rule's null: those items labelled in
     place of the samples at the same |S_eval| and |S'|, and the excess of each fraction over it with its
     interval and exact p-value (:func:`mem2gen.core.null.held_out_null`; one model: within its samples).
@@ -81,7 +83,7 @@ def classify_files(eval_path, train_path, synthetic_path=None, *, out, dataset: 
                   self_check=5000 if checks else 2000)
     extra = {"inputs": {n: {"path": str(s), "sha256": sha256_of(parse_path_key(s)[0])} for n, s in paths.items()},
              "protocol": protocol, "bootstrap_iterations": iterations, "bootstrap_seed": seed,
-             "seconds": round(ev.seconds, 3)}
+             "seconds": round(ev.seconds, 3), "caveats": caveats(ev.checks())}
     if before_write:
         before_write(Classified(ev.classification, ev.bootstrap, [], ev.seconds, checks=ev.checks()))
     e, tr = rescaled(arrays["eval"], pixel_range), rescaled(arrays["train"], pixel_range)
@@ -144,8 +146,8 @@ def planted_demo(*, out="runs/demo", overwrite: bool = False) -> Classified:
 @lib_option(classify_files, "checks", "--checks/--no-checks",
             help="Images: also flag samples farther from S than 99% of S's items are from each other (off-manifold).")
 @lib_option(classify_files, "quality", "--quality/--no-quality",
-            help="Images: also score FD/KID against S in features of a network trained on S now (~1 min at "
-                 "MNIST's size on one core).")
+            help="Images: score FD/KID against real items (S and --held-out) in features of a network trained on "
+                 "them now (~1 min at MNIST's size on one core); needs 500 real items. [default: when there are]")
 @lib_option(classify_files, "held_out", "--held-out",
             help="Real items outside S (a file like the others): the rule's null at the same |S_eval| and |S'|, and "
                  "each fraction's excess over it with an exact p-value (within this one model).")
@@ -180,10 +182,13 @@ def show_classified(r: Classified) -> None:
         gen = "-" if o["generalized"] is None else f"{o['generalized']:.1%}"
         click.echo(f"off-manifold (farther from S than 99% of S's items are from each other): {o['fraction']:.1%} "
                    f"of all, {gen} of the generalized")
-    if r.checks and "quality" in r.checks:
+    if r.checks and "fd" in r.checks.get("quality", {}):
         q = r.checks["quality"]
-        click.echo(f"quality against S (features trained on S; lower is better; not Inception FID): FD {q['fd']:.3g} "
-                   f"(S against itself: {q['real_fd']:.3g}), KID {q['kid']:.3g} ± {q['kid_std']:.2g}")
+        click.echo(f"quality against {q['reference']} (features of a network trained on them; lower is better; not "
+                   f"Inception FID): FD {q['fd']:.3g} (real items against real items, same sizes: {q['real_fd']:.3g}), "
+                   f"KID {q['kid']:.3g} ± {q['kid_std']:.2g}")
+    for line in caveats(r.checks):
+        click.echo(f"caveat: {line}", err=True)
     if r.checks and "null" in r.checks:
         n = r.checks["null"]
         click.echo(f"null (held-out real data labelled in place of the samples; |S_eval| = {n['n_eval']}, "

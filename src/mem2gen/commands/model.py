@@ -135,13 +135,17 @@ def _with_preset(ctx: click.Context, kw: dict, preset: str | None, part: str) ->
     return {**kw, **{k: v for k, v in preset_settings(preset)[part].items() if k in kw and k not in given}}
 
 
-def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int = 1000, eta: float = 0.0,
+DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50}  # ddpm: the paper's 1,000 steps; ddim (the default): 50
+
+
+def sample_model(model: str, n: int, *, out, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
                  batch: int = 256, seed: int | None = None, device: str | None = None,
                  progress: bool = True) -> np.ndarray:
     """``n`` samples of the model at ``model`` (any folder :func:`mem2gen.models.networks.load_model` reads) into
-    one memory-mappable .npy, shard by shard (resumable). Without a ``seed`` it is derived from the
-    output's file name, so that S_eval and S' sampled into two files differ (the same seed would give
-    the same samples, and every sample would find itself in S')."""
+    one memory-mappable .npy, shard by shard (resumable). The default is deterministic DDIM with 50 steps
+    (seconds to minutes on a CPU); the paper's sampler is ``sampler="ddpm"``, whose steps default to its
+    1,000. Without a ``seed`` it is derived from the output's file name, so that S_eval and S' sampled into
+    two files differ (the same seed would give the same samples, and every sample would find itself in S')."""
     from ..models.networks import check_device, load_model  # torch
     from ..models.sample import generate
 
@@ -151,6 +155,8 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddpm", steps: int =
     if seed is None:
         seed = zlib.crc32(out.name.encode())
     check(0 <= seed < 2 ** 63, "the seed must be a whole number in [0, 2^63)")
+    if steps is None:
+        steps = DEFAULT_STEPS.get(sampler, 50)
     check_sampling(sampler, steps, eta, batch)
     check_device(device)
     with run_lock(out.parent, command="mem2gen sample", name=out.name + ".lock"):
@@ -214,8 +220,10 @@ def train(ctx, quiet, preset, **kw):
 @click.option("--n", type=int, required=True, help="Number of samples.")
 @click.option("--preset", type=click.Choice(list(SWEEP_PRESETS)), help="Take the sampler settings not given from "
                                                                        "this sweep preset.")
-@lib_option(sample_model, "sampler", "--sampler", type=click.Choice(SAMPLERS))
-@lib_option(sample_model, "steps", "--steps", type=int, help="Sampling steps (the paper: DDPM, 1000).")
+@lib_option(sample_model, "sampler", "--sampler", type=click.Choice(SAMPLERS),
+            help="ddim (deterministic, 50 steps: seconds to minutes on a CPU); the paper's: ddpm (1,000 steps).")
+@lib_option(sample_model, "steps", "--steps", type=int,
+            help="Sampling steps. [default: 50 for ddim and dpm++sde, 1000 (the paper's) for ddpm]")
 @lib_option(sample_model, "eta", "--eta", type=float, help="DDIM eta.")
 @lib_option(sample_model, "batch", "--batch", type=int)
 @lib_option(sample_model, "seed", "--seed", type=int, help="[default: derived from the --out file name]")
@@ -225,8 +233,11 @@ def train(ctx, quiet, preset, **kw):
 @click.pass_context
 def sample(ctx, quiet, preset, **kw):
     """Generate N samples into one memory-mappable .npy, shard by shard (resumable)."""
-    arr = sample_model(**_with_preset(ctx, kw, preset, "sample"), progress=not quiet)
-    click.echo(f"{len(arr)} samples of shape {arr.shape[1:]} in {kw['out']}")
+    kw = _with_preset(ctx, kw, preset, "sample")
+    arr = sample_model(**kw, progress=not quiet)
+    steps = kw["steps"] or DEFAULT_STEPS.get(kw["sampler"], 50)
+    click.echo(f"{len(arr)} samples of shape {arr.shape[1:]} in {kw['out']} ({kw['sampler']}, {steps} steps"
+               + (", the paper's sampler)" if (kw["sampler"], steps) == ("ddpm", 1000) else ")"))
 
 
 COMMANDS = [train, sample]

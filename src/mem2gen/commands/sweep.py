@@ -41,8 +41,18 @@ from .options import Numbers, calls, lib_option
 @lib_option(run_sweep, "out", "--out", type=click.Path(path_type=Path), help="Run folder. [default: runs/PRESET]")
 @lib_option(run_sweep, "executor", "--executor", type=click.Choice(EXECUTORS))
 @lib_option(Submitit.__init__, "partition", "--partition", help="Slurm partition.")
+@lib_option(Submitit.__init__, "account", "--account", help="Slurm account charged.")
+@lib_option(Submitit.__init__, "qos", "--qos", help="Slurm quality of service.")
 @lib_option(Submitit.__init__, "gpus_per_node", "--gpus", type=int, help="GPUs per Slurm job.")
-@lib_option(Submitit.__init__, "timeout_min", "--timeout-min", type=int, help="Slurm time limit per job.")
+@lib_option(Submitit.__init__, "cpus_per_task", "--cpus-per-task", type=int, help="CPUs per Slurm job.")
+@lib_option(Submitit.__init__, "mem_gb", "--mem-gb", type=int, help="Memory per Slurm job, GB.")
+@lib_option(Submitit.__init__, "constraint", "--constraint", help="Slurm node constraint (e.g. h100).")
+@lib_option(Submitit.__init__, "timeout_min", "--timeout-min", type=int,
+            help="Slurm time limit per job; a job stopped by it is submitted again (see --requeues) and resumes.")
+@lib_option(Submitit.__init__, "requeues", "--requeues", type=int,
+            help="Times a job stopped at its time limit is submitted again.")
+@click.option("--sbatch", "sbatch", multiple=True, metavar="KEY=VALUE",
+              help="Any other #SBATCH option, e.g. --sbatch exclude=node7 --sbatch mail-type=END (repeatable).")
 @lib_option(run_sweep, "devices", "--devices", type=click.STRING,
             help="Local executor: run points in parallel, one process per device, e.g. cuda:0,cuda:1. "
                  "[default: every GPU when there are several]")
@@ -57,18 +67,23 @@ from .options import Numbers, calls, lib_option
 @lib_option(run_sweep, "plan", "--plan", is_flag=True,
             help="Run nothing: print each point's estimated time (a few steps timed on the device), disk and "
                  "memory, and the totals; refuse a run that would not fit on its disk.")
+@lib_option(run_sweep, "plan_gpu", "--plan-gpu", metavar="GPU",
+            help="Run nothing: the plan for a named GPU (H100, H200, A100, L40S, ...), counted from the network's "
+                 "FLOPs and the GPU's published peak, in seconds on any machine (no GPU or data files needed).")
 @click.option("--quiet", is_flag=True)
-def sweep(data, sizes, steps, checkpoints, samples, device, partition, gpus_per_node, timeout_min, devices,
-          executor, quiet, **kw):
+def sweep(data, sizes, steps, checkpoints, samples, device, partition, account, qos, gpus_per_node, cpus_per_task,
+          mem_gb, constraint, timeout_min, requeues, sbatch, devices, executor, quiet, **kw):
     """Train, sample and classify one model per training-set size; phase diagram and report.
     Re-running the same command resumes."""
     t = time.perf_counter()
     overrides = {"data": data, "sizes": list(sizes) if sizes else None, "device": device, "train.steps": steps,
                  "checkpoints": checkpoints, "samples": samples}
-    slurm = {"partition": partition, "gpus_per_node": gpus_per_node, "timeout_min": timeout_min}
+    slurm = {"partition": partition, "account": account, "qos": qos, "gpus_per_node": gpus_per_node,
+             "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "constraint": constraint, "timeout_min": timeout_min,
+             "requeues": requeues, "extra": tuple(sbatch)}
     res = run_sweep(**kw, overrides=overrides, executor=executor, progress=not quiet, echo=click.echo,
                     slurm=slurm if executor == "slurm" else None, devices=devices.split(",") if devices else None)
-    if "plan" not in res:
+    if "plan" not in res:  # with --plan or --plan-gpu: printed
         click.echo(f"finished in {time.perf_counter() - t:.0f} s; see {res['report']}")
 
 

@@ -92,7 +92,7 @@ def rescaled(a, pixel_range: str):
 
 
 def evaluate(eval_set, train, synthetic=None, *, rule: Rule = Rule(), held_out=None, off_manifold: bool = False,
-             quality: bool = False, iterations: int = 10_000, seed: int = 0, bootstrap_seed: int | None = None,
+             quality: bool | None = False, iterations: int = 10_000, seed: int = 0, bootstrap_seed: int | None = None,
              pixel_range: str = "auto", device=None, space=None, progress: bool = False,
              **options) -> Evaluation:
     """Label ``eval_set`` by the rule and run the checks asked for.
@@ -109,8 +109,10 @@ def evaluate(eval_set, train, synthetic=None, *, rule: Rule = Rule(), held_out=N
     off_manifold : bool
         Images: flag samples farther from S than 99% of S's items are from their nearest other item (the
         duplicate check's S-against-S search is reused, so this costs no search of its own).
-    quality : bool
-        Images: FD and KID against up to 2,000 items of S in features of a network trained on S now.
+    quality : bool or None
+        Images: FD and KID against up to 2,000 real items (S and ``held_out``) in features of a network
+        trained on them now; it needs :data:`QUALITY_MIN_REAL` real items (fewer: refused). ``None``: scored
+        when there are that many, else a note in ``ev.quality`` says why not.
     iterations, seed, bootstrap_seed
         Bootstrap draws; the seed of every draw (``bootstrap_seed``, default ``seed``: the bootstrap's).
     pixel_range, device, space, progress
@@ -124,6 +126,10 @@ def evaluate(eval_set, train, synthetic=None, *, rule: Rule = Rule(), held_out=N
     Evaluation
     """
     check(iterations >= 1, "bootstrap iterations must be at least 1")
+    n_real = len(train) + (0 if held_out is None else len(held_out))
+    check(quality is not True or n_real >= QUALITY_MIN_REAL,
+          f"the quality score needs at least {QUALITY_MIN_REAL} real items (S and the held-out set together; FD and "
+          f"KID in 256 features from fewer are noise); there are {n_real}: give --held-out items or drop --quality")
     boot_seed = seed if bootstrap_seed is None else bootstrap_seed
     if space is None:  # one space (and one LPIPS network) for every search below
         from .embed import make_space
@@ -144,7 +150,12 @@ def evaluate(eval_set, train, synthetic=None, *, rule: Rule = Rule(), held_out=N
                                 seed=boot_seed, **null_settings)
     e, tr = rescaled(eval_set, pixel_range), rescaled(train, pixel_range)
     images = rule.distance != "features" and e.ndim == 4 and min(e.shape[2:]) >= 4 and len(e) >= 2 and len(tr) >= 4
-    check(not quality or images, "the quality score needs images (at least 4x4, 2 samples, 4 training items)")
+    check(quality is not True or images, "the quality score needs images (at least 4x4, 2 samples, 4 training items)")
+    if quality is None:
+        quality = images and n_real >= QUALITY_MIN_REAL
+        if images and not quality:
+            ev.quality = {"skipped": f"not scored: {n_real} real items (S and held-out), fewer than the "
+                                     f"{QUALITY_MIN_REAL} a score needs"}
     if off_manifold and images:  # eq 4's search gives the samples' distance to S; the duplicate check's, S's spacing
         n_self = settings["self_check"]
         same = res.train_self if res.train_self is not None and len(res.train_self["ids"]) == min(n_self, len(tr)) \
@@ -160,7 +171,34 @@ def evaluate(eval_set, train, synthetic=None, *, rule: Rule = Rule(), held_out=N
         from .quality import quality as score  # torch
         from .quality import train_features
 
-        ref = tr[np.sort(np.random.default_rng(seed).choice(len(tr), 2000, replace=False))] if len(tr) > 2000 else tr
-        ev.quality = {**score(e, ref, train_features(tr, seed=seed), seed=seed),
-                      "reference": "S" if len(tr) <= 2000 else "2,000 items of S"}
+        real = tr if held_out is None else np.concatenate([tr, rescaled(held_out, pixel_range)])
+        ref = real[np.sort(np.random.default_rng(seed).choice(len(real), 2000, replace=False))] \
+            if len(real) > 2000 else real
+        where = "S" if held_out is None else "S and held-out"
+        ev.quality = {**score(e, ref, train_features(real, seed=seed), seed=seed),
+                      "reference": f"{len(ref):,} items of {where}"}
     return ev
+
+
+QUALITY_MIN_REAL = 500  # real items below which no quality score is given (both halves of ≥ 250 in 256 features)
+OFF_DATA_WARN = 0.05  # generalized samples off the data above this share (real items: 1 − quantile = 1%) are named
+FD_WARN = 2.0  # samples whose FD exceeds this many times real data's own (same sizes) are named poor
+
+
+def caveats(checks: dict | None) -> list[str]:
+    """What a reader of the fractions must know about the samples' quality (:meth:`Evaluation.checks`):
+    generalized samples off the data, a quality score far from real data's own, or no score at all. Eq 6 calls
+    anything neither memorized nor spurious "generalized", noise and blur included."""
+    checks, out = checks or {}, []
+    o, q = checks.get("off_manifold"), checks.get("quality")
+    if o and o.get("generalized") is not None and o["generalized"] > OFF_DATA_WARN:
+        out.append(f"generalized but off the data: {o['generalized']:.0%} of the generalized samples lie farther "
+                   f"from every real item than 99% of real items do (real data: 1%); eq 6 counts them as generalized")
+    if q and "fd" in q and q["fd"] > FD_WARN * q["real_fd"]:
+        out.append(f"poor samples: FD {q['fd']:.3g} against real data, {q['fd'] / q['real_fd']:.1f}x real data's own "
+                   f"{q['real_fd']:.3g} at the same sizes ({q['n_samples']} samples, {q['reference']}); the "
+                   f"generalized fraction counts them as generalized")
+    if q is None or "skipped" in q:
+        why = q["skipped"] if q else "not asked for"
+        out.append(f"sample quality {why}: off-manifold alone misses blurry samples, which lie near real data")
+    return out

@@ -91,10 +91,12 @@ class SplitOnOOM:
 
 @torch.no_grad()
 def sample(model, shape: tuple, *, schedule: Schedule = Schedule(), sampler: str = "ddpm", steps: int = 1000,
-           eta: float = 0.0, seed: int = 0, device=None, dtype=torch.float32, noise=None) -> torch.Tensor:
+           eta: float = 0.0, seed: int = 0, device=None, dtype=torch.float32, noise=None,
+           on_step=None) -> torch.Tensor:
     """Generate ``shape[0]`` samples; deterministic for a given seed (noise drawn on the CPU). ``noise``:
     the initial x_T to start from in place of the seed's; the sampler's later noise is the seed's still, so
-    (seed, x_T) regenerates a sample and a changed x_T moves only its start (the sampler's basins)."""
+    (seed, x_T) regenerates a sample and a changed x_T moves only its start (the sampler's basins).
+    ``on_step()`` is called after every denoising step (progress)."""
     check(steps >= 1, "sampling steps must be at least 1")
     check(steps <= schedule.T, f"sampling steps must be at most T = {schedule.T}")
     device = torch.device(device or "cpu")
@@ -112,6 +114,8 @@ def sample(model, shape: tuple, *, schedule: Schedule = Schedule(), sampler: str
         eps = net(x, tt)
         kw = dict(eta=eta) if sampler == "ddim" else {}
         x = sched.step(eps, t, x, generator=g, **kw).prev_sample
+        if on_step is not None:
+            on_step()
     return x.clamp(-1, 1)
 
 

@@ -97,20 +97,21 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
         path.parent.mkdir(parents=True, exist_ok=True)
         out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(n, *shape))
     shards = [s for s in range(-(-n // batch)) if s not in set(done)]
-    bar = tqdm(total=n, initial=min(n, len(done) * batch), desc=f"sample {path.name}", unit="img",
-               disable=not progress, mininterval=1.0)
+    n_shards = -(-n // batch)  # the bar moves per denoising step of each shard, so its ETA shows from the first
+    bar = tqdm(total=n_shards * steps, initial=len(done) * steps, desc=f"sample {path.name} ({sampler}-{steps})",
+               unit="step", disable=not progress, mininterval=1.0)
     with bar:  # closed on errors too, so an error's line is not glued to the bar
         for count, s in enumerate(shards):
             if stop_after is not None and count >= stop_after:
                 break
             lo, hi = s * batch, min((s + 1) * batch, n)
             x = diffusion.sample(model, (hi - lo, *shape), schedule=schedule, sampler=sampler, steps=steps, eta=eta,
-                                 seed=shard_seed(seed, s), device=device)
+                                 seed=shard_seed(seed, s), device=device, on_step=lambda: bar.update(1))
             out[lo:hi] = x.float().cpu().numpy()
             out.flush()
             done.append(s)
             write_json(prog_file, {**settings, "done": sorted(done)})
-            bar.update(hi - lo)
+            bar.set_postfix_str(f"{min(n, len(done) * batch)}/{n} images", refresh=False)
     if len(set(done)) < -(-n // batch):  # stopped early: resumable
         return out
     del out

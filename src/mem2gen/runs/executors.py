@@ -18,7 +18,7 @@ import os
 import time
 from typing import Callable, Iterator
 
-from ..errors import Mem2genError
+from ..errors import Mem2genError, check
 from ..io.threads import apply, per_worker
 
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -140,39 +140,70 @@ class Devices:
             yield msg["record"]
 
 
+class Requeued:
+    """A job that Slurm may stop at its time limit: submitit signals it shortly before, and ``checkpoint``
+    submits it again with the same key (a point resumes from its run folder, so nothing is lost but the
+    minutes since its last checkpoint)."""
+
+    def __init__(self, job: Callable):
+        self.job = job
+
+    def __call__(self, *args, **kwargs):
+        return self.job(*args, **kwargs)
+
+    def checkpoint(self, *args, **kwargs):
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, *args, **kwargs)
+
+
 class Submitit:
-    """A submitit job array: Slurm (``cluster="slurm"``) or submitit's local backend."""
+    """A submitit job array: Slurm (``cluster="slurm"``) or submitit's local backend. Every setting is
+    submitit's own (:meth:`submitit.AutoExecutor.update_parameters`), written by it as ``#SBATCH`` lines."""
 
     def __init__(self, folder, *, cluster: str = "slurm", partition: str | None = None, gpus_per_node: int = 1,
                  cpus_per_task: int = 8, mem_gb: int = 32, timeout_min: int = 60 * 24,
-                 array_parallelism: int = 64, retries: int = 2, echo=print):
+                 account: str | None = None, qos: str | None = None, constraint: str | None = None,
+                 extra: tuple = (), requeues: int = 3, array_parallelism: int = 64, retries: int = 2, echo=print):
         self.folder, self.cluster, self.retries, self.echo = folder, cluster, retries, echo
+        check(all(isinstance(v, int) and not isinstance(v, bool) and v >= lo for v, lo in
+                  ((gpus_per_node, 0), (cpus_per_task, 1), (mem_gb, 1), (timeout_min, 1), (requeues, 0))),
+              "Slurm: --gpus >= 0, --cpus-per-task, --mem-gb and --timeout-min >= 1, whole numbers")
         self.params = dict(timeout_min=timeout_min, cpus_per_task=cpus_per_task, mem_gb=mem_gb, name="mem2gen")
+        self.requeues = requeues
         self.slurm = dict(gpus_per_node=gpus_per_node, slurm_array_parallelism=array_parallelism)
-        if partition:
-            self.slurm["slurm_partition"] = partition
+        for key, value in (("partition", partition), ("account", account), ("qos", qos),
+                           ("constraint", constraint)):
+            if value:
+                self.slurm[f"slurm_{key}"] = value
+        more = {}
+        for line in extra or ():  # "--key=value", "key=value" or "--flag": one #SBATCH line each
+            key, eq, value = str(line).strip().removeprefix("#SBATCH").strip().lstrip("-").partition("=")
+            check(key and key.replace("-", "").replace("_", "").isalnum(),
+                  f"--sbatch {line!r}: give an #SBATCH option as key=value (e.g. --sbatch exclude=node7)")
+            more[key.replace("-", "_")] = value if eq else True
+        if more:
+            self.slurm["slurm_additional_parameters"] = more
 
     def map(self, job: Callable, ks: list[int]) -> Iterator[dict]:
         try:
-            import submitit
+            import submitit  # noqa: F401
         except ImportError:
             raise Mem2genError("the slurm executor needs submitit: pip install 'mem2gen[slurm]'") from None
         if not ks:
             return
-        ex = submitit.AutoExecutor(folder=str(self.folder / "%j"),
-                                   cluster=None if self.cluster == "slurm" else self.cluster)
+        ex = self.executor()
         if self.cluster == "slurm" and ex.cluster != "slurm":
             raise Mem2genError("no Slurm cluster found (sbatch is not on PATH); use --executor local")
-        ex.update_parameters(**self.params, **(self.slurm if ex.cluster == "slurm" else {}))
         pending = list(ks)
         for attempt in range(self.retries + 1):
             try:
-                jobs = self._submit(ex, job, pending)
+                jobs = self._submit(ex, Requeued(job) if ex.cluster == "slurm" else job, pending)
             except Exception as e:  # noqa: BLE001 - sbatch's refusal (partition, time limit, account): one line
                 msg = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
-                raise Mem2genError(f"Slurm did not accept the job array ({msg}); check --partition, --gpus and "
-                                   f"--timeout-min (now {self.params['timeout_min']} min) against the "
-                                   "partition's limits") from None
+                raise Mem2genError(f"Slurm did not accept the job array ({msg}); check --partition, --account, "
+                                   f"--qos, --gpus, --mem-gb and --timeout-min (now {self.params['timeout_min']} "
+                                   "min) against the partition's limits") from None
             self.echo(f"submitted {len(jobs)} job(s) for K = {pending} ({ex.cluster}, attempt {attempt + 1})")
             failed = []
             for k, j in zip(pending, jobs):
@@ -186,6 +217,20 @@ class Submitit:
             pending = failed
         raise Mem2genError(f"points K = {pending} failed {self.retries + 1} times; see {self.folder} for their logs")
 
+
+    def executor(self, cluster: str | None = None):
+        """submitit's executor with every setting (``cluster``: force one, e.g. "slurm" to see its script)."""
+        import submitit
+
+        cluster = cluster or (None if self.cluster == "slurm" else self.cluster)
+        ex = submitit.AutoExecutor(folder=str(self.folder / "%j"), cluster=cluster,
+                                   **({"slurm_max_num_timeout": self.requeues} if cluster in (None, "slurm") else {}))
+        ex.update_parameters(**self.params, **(self.slurm if ex.cluster == "slurm" else {}))
+        return ex
+
+    def script(self) -> str:
+        """The batch script submitit would submit for a job (its ``#SBATCH`` lines): what reaches Slurm."""
+        return self.executor("slurm")._executor._make_submission_file_text("python -m submitit", "JOB")
 
     @staticmethod
     def _submit(ex, job, keys) -> list:

@@ -31,20 +31,29 @@ from ..io.datasets import load_dataset
 GiB = 1 << 30
 
 
-def _n_data(cfg: SweepConfig) -> tuple[int, tuple, str]:
-    """The dataset's size and item shape: from its files when they are there, else from the registry
-    (Table 1's N; the item shape of the paper's configuration)."""
-    name = cfg.data.split(":")[0]
-    try:
+def _load() -> dict:
+    """This machine's load while it was timed: the 1-minute load average against its usable cores."""
+    import os
 
-        data = load_dataset(cfg.data, image_size=cfg.image_size)
-        return len(data), tuple(data.shape[1:]), "its files"
-    except Exception:  # noqa: BLE001 - no files here: plan from the registry
-        ds = datasets.DATASETS.get(name)
-        check(ds is not None and ds.schedule is not None,
-              f"cannot read {cfg.data!r} and the registry has no size for it; give the data to plan with")
-        shape = ds.shape if cfg.image_size is None else (ds.shape[0], cfg.image_size, cfg.image_size)
-        return int(ds.schedule[-1]), tuple(shape), "the registry (no files read)"
+    from ..io.threads import usable_cores
+
+    return {"load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None, "cores": usable_cores()}
+
+
+def _n_data(cfg: SweepConfig, *, read: bool = True) -> tuple[int, tuple, str]:
+    """The dataset's size and item shape: from its files when they are there (and ``read``), else from the
+    registry (Table 1's N; the item shape of the paper's configuration)."""
+    ds = datasets.DATASETS.get(cfg.data.split(":")[0])
+    known = ds is not None and ds.schedule is not None
+    if read or not known:
+        try:
+            data = load_dataset(cfg.data, image_size=cfg.image_size)
+            return len(data), tuple(data.shape[1:]), "its files"
+        except Exception:  # noqa: BLE001 - no files here: plan from the registry
+            pass
+    check(known, f"cannot read {cfg.data!r} and the registry has no size for it; give the data to plan with")
+    shape = ds.shape if cfg.image_size is None else (ds.shape[0], cfg.image_size, cfg.image_size)
+    return int(ds.schedule[-1]), tuple(shape), "the registry (no files read)"
 
 
 def _timed(fn, repeat: int) -> float:
@@ -98,7 +107,7 @@ def measure(cfg: SweepConfig, shape: tuple, *, device: str | None = None, steps:
 
 
 def plan(cfg: SweepConfig, run_dir, *, executor: str = "local", slurm: dict | None = None, device: str | None = None,
-         steps: int = 5) -> dict:
+         steps: int = 5, gpu: str | None = None) -> dict:
     """Every point's estimated time, disk and memory, the totals, and whether the disk suffices (see the
     module's docstring). Refuses (one line) a run that does not fit on its disk.
 
@@ -112,15 +121,30 @@ def plan(cfg: SweepConfig, run_dir, *, executor: str = "local", slurm: dict | No
         Where it would run.
     steps : int
         Training steps timed per network.
+    gpu : str, optional
+        Plan for this GPU instead of timing this machine (:mod:`mem2gen.runs.plan_gpu`: FLOPs counted, the
+        published peak; no CUDA call).
 
     Returns
     -------
     dict
         Per point and in total: time, disk and memory, with the assumptions behind them.
     """
-    n_data, shape, source = _n_data(cfg)
+    from ..models.networks import check_device
+    from .plan_gpu import gpu_plan, gpu_spec
+
+    if gpu is not None:
+        gpu_spec(gpu)  # a GPU named that the table knows, before anything is read
+    else:
+        check_device(device or cfg.device)
+    n_data, shape, source = _n_data(cfg, read=gpu is None)
     ks = sizes_mod.resolve(list(cfg.sizes) if isinstance(cfg.sizes, tuple) else cfg.sizes, n_data)
-    m = measure(cfg, shape, device=device or cfg.device, steps=steps, image_batch=min(cfg.sample_batch, 128))
+    if gpu is not None:
+        g = gpu_plan(cfg, ks, shape, gpu)
+        m = {"params": g["counted"]["params"], "device": g["product"], "train_step_s": None, "eval_image_s": None}
+        rows_s = {r["K"]: r for r in g["points"]}
+    else:
+        m = measure(cfg, shape, device=device or cfg.device, steps=steps, image_batch=min(cfg.sample_batch, 128))
     d = int(np.prod(shape))
     trains = cfg.model.kind != "optimal" and not cfg.checkpoints
     snapshots = len(cfg.train.save_steps) if trains else 0
@@ -128,8 +152,10 @@ def plan(cfg: SweepConfig, run_dir, *, executor: str = "local", slurm: dict | No
     for k in ks:
         n_syn = cfg.n_synthetic(k)
         evals = (cfg.n_eval + n_syn) * (0 if cfg.samples else cfg.sample_steps)
-        train_s = cfg.train.steps * m["train_step_s"] if trains else 0.0
-        sample_s = evals * m["eval_image_s"]
+        if gpu is None:
+            train_s, sample_s = (cfg.train.steps * m["train_step_s"] if trains else 0.0), evals * m["eval_image_s"]
+        else:  # the pessimistic end
+            train_s, sample_s = rows_s[k]["train_s_slow"], rows_s[k]["sample_s_slow"]
         weights = 4 * m["params"] * ((4 if trains else 0) + 1 + snapshots)  # checkpoint (4 copies), model, snapshots
         rows.append({"K": k, "replicates": cfg.replicates, "train_steps": cfg.train.steps if trains else 0,
                      "train_s": train_s, "sample_evals": evals, "sample_s": sample_s,
@@ -143,6 +169,10 @@ def plan(cfg: SweepConfig, run_dir, *, executor: str = "local", slurm: dict | No
         where = where.parent
     total["free_bytes"] = shutil.disk_usage(where).free
     out = {"sizes": ks, "data": source, "measured": m, "points": rows, "total": total}
+    if gpu is not None:
+        out["gpu"] = g
+    else:
+        out["load"] = _load()
     if executor == "slurm":
         limit = (slurm or {}).get("timeout_min") or 24 * 60
         longest = max(r["seconds"] / cfg.replicates for r in rows)
@@ -161,6 +191,13 @@ def hms(s: float) -> str:
 
 def print_plan(p: dict, echo=print) -> None:
     m, t = p["measured"], p["total"]
+    if "gpu" in p:
+        from .plan_gpu import print_gpu_plan
+
+        print_gpu_plan(p["gpu"], hms, echo=echo)
+        echo(f"disk: {t['disk_bytes'] / GiB:.3g} GiB ({t['free_bytes'] / GiB:.3g} GiB free here), the neighbour "
+             f"search's peak {t['search_peak_bytes'] / GiB:.2g} GiB; sizes from {p['data']}")
+        return
     echo(f"plan: {len(p['sizes'])} sizes (data: {p['data']}), {m['params'] / 1e6:.2f}M parameters on {m['device']}: "
          f"{m['train_step_s'] * 1e3:.1f} ms per training step, {m['eval_image_s'] * 1e3:.2f} ms per image per "
          "sampler step (measured)")
@@ -171,6 +208,10 @@ def print_plan(p: dict, echo=print) -> None:
              f"{hms(r['sample_s']):>9} {r['disk_bytes'] / GiB:>8.3g} G")
     echo(f"total: {hms(t['seconds'])} of one device, {t['disk_bytes'] / GiB:.3g} GiB on disk "
          f"({t['free_bytes'] / GiB:.3g} GiB free), the neighbour search's peak {t['search_peak_bytes'] / GiB:.2g} GiB")
+    load = p.get("load") or {}
+    if load.get("load_1min") is not None:
+        echo(f"timed on this machine now (load {load['load_1min']:.1f} on {load['cores']} cores): other work running "
+             "slows the steps timed and the estimate with them; for a GPU not present, --plan-gpu NAME")
     if "slurm" in p:
         s = p["slurm"]
         echo(f"slurm: a job array of {s['array']}, the longest job {hms(s['longest_job_s'])} against a limit of "

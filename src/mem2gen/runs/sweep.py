@@ -211,7 +211,7 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
 def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = None, out=None, grid=None,
           find_transition: bool = False, executor: str = "local", devices: list | None = None,
           slurm: dict | None = None, overwrite: bool = False,
-          progress: bool = True, echo=print, plan: bool = False) -> dict:
+          progress: bool = True, echo=print, plan: bool = False, plan_gpu: str | None = None) -> dict:
     """The ``mem2gen sweep`` command: a sweep preset, a config file and overrides (dotted keys for nested
     settings) resolved into one :class:`SweepConfig` and run in ``out`` (default ``runs/<name>``).
 
@@ -244,6 +244,9 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
         Progress bars, and where lines go.
     plan : bool
         Print what the sweep would cost and run nothing.
+    plan_gpu : str, optional
+        The same for a named GPU (``"H100"``; :data:`mem2gen.runs.plan_gpu.GPUS`), counted, not timed: seconds
+        on any machine, no CUDA call, no data files needed.
 
     Returns
     -------
@@ -251,12 +254,16 @@ def sweep(*, preset: str = "quick", config_file=None, overrides: dict | None = N
         The aggregate (results, capacities, paths; ``report``: report.html), or ``{"plan": ...}``.
     """
     cfg = load_config(preset, config_file, overrides)
-    if plan:
+    if executor in ("slurm", "submitit-local") and slurm:  # its settings checked before any work
+        from .executors import Submitit
+
+        Submitit(Path("."), **slurm)
+    if plan or plan_gpu:
         from .plan import plan as make_plan
         from .plan import print_plan
 
         p = make_plan(cfg, Path(out) if out else Path("runs") / cfg.name, executor=executor, slurm=slurm,
-                      device=(devices or [None])[0])
+                      device=(devices or [None])[0], gpu=plan_gpu)
         print_plan(p, echo=echo)
         return {"plan": p}
     grid = grid or read_grid(config_file)
