@@ -191,7 +191,10 @@ def test_under_training_is_said_beside_the_capacities(replicated, capsys):
     assert "WARNING (under-training): the smallest K (2) is memorized at" in out
     caps = json.loads((run / "capacities.json").read_text())
     assert caps["warnings"] and "smallest K" in caps["warnings"][0]
-    assert "Under-training warning" in (run / "report.html").read_text()
+    page = (run / "report.html").read_text()
+    assert "Under-training warning" in page
+    assert "None" not in page.split("<h2>Configuration</h2>")[0]  # undetermined capacities say so, not Python's None
+    assert "training time (s)" in page and "train s" not in page
 
 
 @pytest.mark.slow

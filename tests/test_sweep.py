@@ -74,6 +74,45 @@ def test_capacities_known_curve():
     assert capacities(K, [0.5] * 4, [0.1] * 4, [0.4] * 4)["MC"] is None
 
 
+def test_noise_is_not_named_the_generalization_capacity():
+    """A K whose 'generalized' samples are mostly off the data (eq 6 calls noise generalized) is never GC: the
+    next on-data K is, and with none the reason says why."""
+    K = [2, 10, 100, 1000]
+    mem, spu, gen = [1.0, 0.3, 0.0, 0.0], [0.0, 0.2, 0.02, 0.01], [0.0, 0.5, 0.98, 0.99]
+    assert capacities(K, mem, spu, gen)["GC"] == 100
+    assert capacities(K, mem, spu, gen, off_data=[False, False, True, False])["GC"] == 1000
+    caps = capacities(K, mem, spu, gen, off_data=[False, False, True, True])
+    assert caps["GC"] is None and "off the data" in caps["reasons"]["GC"]
+
+
+def test_the_phase_figure_keeps_legends_and_warnings_off_the_curves():
+    """The legends sit right of both panels and the warnings under them, inside the figure, overlapping
+    nothing (the report's figure, measured on the drawn artists rather than by eye)."""
+    from mem2gen.core.plots import phase_figure, pyplot
+
+    rows = []
+    for k, (m, s, g) in zip([2, 8, 32, 128], [(1, 0, 0), (0.6, 0.3, 0.1), (0.1, 0.3, 0.6), (0, 0.02, 0.98)]):
+        r = {"K": k, "replicate": 0, "n_replicates": 1, "null_spurious": 0.02, "null_lo95_spurious": 0.01,
+             "null_hi95_spurious": 0.03, "frac_spurious_at_null": s, "significant_spurious": s > 0.1,
+             "frac_spurious_nonmem_at_null": s, "null_spurious_nonmem": 0.02, "generalized_off_manifold": 0.9}
+        for name, v in zip(("memorized", "spurious", "generalized"), (m, s, g)):
+            r |= {f"frac_{name}": v, f"lo95_{name}": max(0, v - 0.05), f"hi95_{name}": min(1, v + 0.05)}
+        rows.append(r)
+    fig = phase_figure(rows, {"MC": 2, "SC": 8, "GC": None, "warnings": ["x"]})
+    fig.canvas.draw()
+    rend = fig.canvas.get_renderer()
+    axes = [a.get_window_extent(rend) for a in fig.axes]
+    legends = [a.get_legend().get_window_extent(rend) for a in fig.axes]
+    notes = [t.get_window_extent(rend) for t in fig.texts]
+    box = fig.bbox
+    assert len(notes) == 2  # off-manifold and under-training
+    for b in legends + notes:
+        assert box.x0 <= b.x0 and b.x1 <= box.x1 and box.y0 <= b.y0 and b.y1 <= box.y1  # not clipped
+        assert not any(b.overlaps(a) for a in axes)
+    assert not any(a.overlaps(b) for i, a in enumerate(legends + notes) for b in (legends + notes)[i + 1:])
+    pyplot().close(fig)
+
+
 def test_capacity_bootstrap_known_answers():
     """Counts far from every threshold give the same capacities in every draw; a borderline point
     moves MC in about half of them; a capacity never reached is undefined."""

@@ -78,18 +78,29 @@ COLORS = {"memorized": "#d62728", "spurious": "#2ca02c", "generalized": "#1f77b4
 
 
 def phase_diagram(rows, caps, path, *, title: str = "", replicates=None) -> None:
+    """:func:`phase_figure` written to ``path`` (PNG) and as PDF beside it."""
+    plt = pyplot()
+    fig = phase_figure(rows, caps, title=title, replicates=replicates)
+    path = Path(path)
+    for p in (path, path.with_suffix(".pdf")):
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, dpi=130, format=p.suffix[1:])
+    plt.close(fig)
+
+
+def phase_figure(rows, caps, *, title: str = "", replicates=None):
     """Fractions against K (log scale) with 95% bands and MC, SC, GC marked (paper Fig. 2); with
     ``replicates`` (one row per point) each model as a thin line under the mean and its model-level band.
-    The lower panel compares the spurious fraction with the null at equal |S_eval| and |S'|. Writes
-    ``path`` (PNG) and the same figure as PDF beside it."""
+    The lower panel compares the spurious fraction with the null at equal |S_eval| and |S'|. Legends sit
+    right of the panels and warnings below them, so neither covers a curve or the other."""
     plt = pyplot()
     k = np.array([r["K"] for r in rows])
     # the lower panel compares with the null at its |S'| (rows whose files cannot say it are left out)
     nrows = [r for r in rows if r.get("null_spurious") is not None and r.get("frac_spurious_at_null") is not None]
     if nrows:  # a second panel: the spurious fraction zoomed in, against the rule's null on held-out data
-        fig, (ax, zoom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]})
+        fig, (ax, zoom) = plt.subplots(2, 1, figsize=(9.0, 5.8), sharex=True, gridspec_kw={"height_ratios": [2.2, 1]})
     else:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        fig, ax = plt.subplots(figsize=(9.0, 4.2))
     for name in LABELS:
         m = np.array([r[f"frac_{name}"] for r in rows])
         lo = np.array([r[f"lo95_{name}"] for r in rows])
@@ -132,36 +143,35 @@ def phase_diagram(rows, caps, path, *, title: str = "", replicates=None) -> None
                        "; one model per K: between-model variance not measured"), fontsize=7)
         zoom.set_ylabel("spurious (both forms)")
         zoom.set_xlabel("training-set size K")
-        zoom.legend(fontsize=7, loc="center right")
+        zoom.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         zoom.grid(alpha=0.3)
     bad = [r["K"] for r in rows if r.get("generalized_off_manifold") is not None and r["frac_generalized"] >= 0.1
            and r["generalized_off_manifold"] > 0.5]
+    warnings = []
     if bad:  # eq 6 calls noise "generalized": say so on the figure
-        ax.text(0.5, 0.5, f"WARNING: at K = {', '.join(map(str, bad))} most generalized samples are\n"
-                          "off-manifold (unlike any real data), not good samples", transform=ax.transAxes,
-                ha="center", va="center", color="darkred", fontsize=9, bbox=dict(facecolor="w", alpha=0.8))
+        warnings.append(f"WARNING: at K = {', '.join(map(str, bad))} most generalized samples are off-manifold "
+                        "(unlike any real data), not good samples")
     for key, style in (("MC", ":"), ("SC", "--"), ("GC", "-.")):
         if caps.get(key) is not None:
             ax.axvline(caps[key], color="k", ls=style, lw=1)
             ax.text(caps[key], 1.02, key, ha="center", va="bottom", fontsize=8, transform=ax.get_xaxis_transform())
     if caps.get("warnings"):  # under-training: said where the capacities are read
-        ax.text(0.5, 0.08, "WARNING: signs of under-training (see the report); capacities may move",
-                transform=ax.transAxes, ha="center", color="darkred", fontsize=8, bbox=dict(facecolor="w", alpha=0.8))
+        warnings.append("WARNING: signs of under-training (see the report); capacities may move")
     k_axis(ax, k)
     if not nrows:
         ax.set_xlabel("training-set size K")
     ax.set_ylabel("fraction of samples")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="center left", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8)
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title, fontsize=9, pad=14)
-    fig.tight_layout()
-    path = Path(path)
-    for p in (path, path.with_suffix(".pdf")):
-        with atomic_path(p) as tmp:
-            fig.savefig(tmp, dpi=130, format=p.suffix[1:])
-    plt.close(fig)
+    below = 0.035 * len(warnings)  # a strip under the panels for the warnings
+    for i, w in enumerate(warnings):
+        fig.text(0.01, 0.008 + 0.035 * (len(warnings) - 1 - i), w, color="darkred", fontsize=8, ha="left",
+                 va="bottom")
+    fig.tight_layout(rect=(0, below, 1, 1))
+    return fig
 
 
 def pyplot():

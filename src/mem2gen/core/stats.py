@@ -135,21 +135,23 @@ def bootstrap_fractions(counts, *, iterations: int = 10_000, seed: int = 0, size
             for j, name in enumerate(LABELS[:len(counts)])}
 
 
-def capacities(sizes, p_mem, p_spu, p_gen, *, tol: float = 0.05, spurious_significant=None) -> dict:
+def capacities(sizes, p_mem, p_spu, p_gen, *, tol: float = 0.05, spurious_significant=None, off_data=None) -> dict:
     """MC, SC, GC from the curves (eqs 1-3) with tolerance ``tol`` (the paper's ε).
 
     MC = largest K with P(mem) ≥ 1 − tol; SC = argmax_K P(spurious); GC = smallest K with
     P(gen) ≥ 1 − tol. A capacity the curves do not determine is None, and ``reasons`` says why.
     Given ``spurious_significant`` (per K: does P(spurious) exceed the rule's null significantly?),
     SC is taken over those K only, and is undetermined when there are none: a maximum of noise is
-    not a capacity.
+    not a capacity. Given ``off_data`` (per K: are most generalized samples off the data?), no such K
+    is named GC: eq 6 calls noise "generalized", and noise is not generalization.
     """
     sizes = np.asarray(sizes)
     order = np.argsort(sizes)
     sizes, p_mem, p_spu, p_gen = (np.asarray(a, dtype=float)[order] for a in (sizes, p_mem, p_spu, p_gen))
     sig = np.ones(len(sizes), bool) if spurious_significant is None else np.asarray(spurious_significant, bool)[order]
+    off = np.zeros(len(sizes), bool) if off_data is None else np.asarray(off_data, bool)[order]
     mem = sizes[p_mem >= 1 - tol]
-    gen = sizes[p_gen >= 1 - tol]
+    gen = sizes[(p_gen >= 1 - tol) & ~off]
     out = {"MC": int(mem.max()) if len(mem) else None, "SC": None, "GC": int(gen.min()) if len(gen) else None,
            "tol": tol, "reasons": {}}
     if len(sizes) and sig.any():
@@ -159,7 +161,11 @@ def capacities(sizes, p_mem, p_spu, p_gen, *, tol: float = 0.05, spurious_signif
     if out["MC"] is None and len(sizes):
         out["reasons"]["MC"] = (f"P(memorized) < 1 − ε = {1 - tol:.3g} at every K "
                                 f"(highest {p_mem.max():.3f} at K={int(sizes[int(np.argmax(p_mem))])})")
-    if out["GC"] is None and len(sizes):
+    if out["GC"] is None and len(sizes) and ((p_gen >= 1 - tol) & off).any():
+        out["reasons"]["GC"] = (f"P(generalized) ≥ 1 − ε only where most generalized samples are off the data "
+                                f"(K = {', '.join(str(int(k)) for k in sizes[(p_gen >= 1 - tol) & off])}): noise, "
+                                "not generalization")
+    elif out["GC"] is None and len(sizes):
         out["reasons"]["GC"] = (f"P(generalized) < 1 − ε = {1 - tol:.3g} at every K "
                                 f"(highest {p_gen.max():.3f} at K={int(sizes[int(np.argmax(p_gen))])})")
     if out["SC"] is None and len(sizes):
@@ -204,7 +210,7 @@ def brackets(sizes, caps: dict) -> dict:
 
 
 def capacity_draws(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, seed: int = 0,
-                   spurious_significant=None) -> dict:
+                   spurious_significant=None, off_data=None) -> dict:
     """MC, SC, GC recomputed after resampling every point's labels (multinomial), ``iterations`` times.
 
     ``counts`` is (M, 3): memorized, spurious, generalized counts per size; or (M, R, 3) for R replicate
@@ -228,7 +234,8 @@ def capacity_draws(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, 
 
     for i in range(iterations):
         f = np.stack([fractions(j) for j in range(len(n))])
-        c = capacities(sizes, f[:, 0], f[:, 1], f[:, 2], tol=tol, spurious_significant=spurious_significant)
+        c = capacities(sizes, f[:, 0], f[:, 1], f[:, 2], tol=tol, spurious_significant=spurious_significant,
+                       off_data=off_data)
         for key in draws:
             if c[key] is not None:
                 draws[key][i] = c[key]
@@ -236,12 +243,12 @@ def capacity_draws(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, 
 
 
 def capacity_bootstrap(sizes, counts, *, tol: float = 0.05, iterations: int = 2000, seed: int = 0,
-                       spurious_significant=None) -> dict:
+                       spurious_significant=None, off_data=None) -> dict:
     """Uncertainty of MC, SC, GC (:func:`capacity_draws`): per capacity the median, the 95% interval
     over the draws where it is defined, how often it is defined, and the distribution: the share of all
     draws that put it at each K (a capacity on a coarse grid is a distribution, not a point)."""
     draws = capacity_draws(sizes, counts, tol=tol, iterations=iterations, seed=seed,
-                           spurious_significant=spurious_significant)
+                           spurious_significant=spurious_significant, off_data=off_data)
     out = {}
     for key, v in draws.items():
         v = v[~np.isnan(v)]

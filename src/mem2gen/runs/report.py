@@ -56,10 +56,11 @@ def aggregate(run_dir, *, echo=print) -> dict:
     K = [r["K"] for r in rows]
     fr = {name: [r[f"frac_{name}"] for r in rows] for name in LABELS}
     sig = [r["significant_spurious"] for r in rows] if all("significant_spurious" in r for r in rows) else None
+    off = [r.get("generalized_off_manifold") is not None and r["generalized_off_manifold"] > 0.5 for r in rows]
     caps = capacities(K, fr["memorized"], fr["spurious"], fr["generalized"], tol=cfg.capacity_tol,
-                      spurious_significant=sig)
+                      spurious_significant=sig, off_data=off)
     caps["bootstrap"] = capacity_bootstrap(K, label_counts(rows, point_rows), tol=cfg.capacity_tol, seed=cfg.seed,
-                                           spurious_significant=sig)
+                                           spurious_significant=sig, off_data=off)
     caps["inference"] = "models" if any(r["n_replicates"] > 1 for r in rows) else "one model"
     if None in (caps["MC"], caps["GC"]):
         caps["pooled_spurious"] = None
@@ -354,7 +355,8 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
         man = {"points": {}}
     models = caps.get("inference") == "models"
     heads, cells = display(rows, caps, full=True)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads + ["train s", "sample s", "classify s"])
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads + ["training time (s)", "sampling time (s)",
+                                                                   "classification time (s)"])
     body = []
     for r, c in zip(rows, cells):
         t = man["points"].get(str(r["K"]), {})
@@ -365,10 +367,14 @@ def write_report(run: Run, rows: list, caps: dict) -> Path:
         d = caps["bootstrap"][key].get("distribution") or {}
         return ", ".join(f"K={k}: {v:.0%}" for k, v in sorted(d.items(), key=lambda kv: int(kv[0]))) or "–"
 
+    def interval(key):
+        ci = caps["bootstrap"][key].get("ci95")
+        return "– (undetermined in every draw)" if ci is None else f"[{ci[0]:,.0f}, {ci[1]:,.0f}]"
+
     cap_rows = "".join(
         f"<tr><td>{key}</td><td>{html.escape(bracket_text(caps, key))}</td>"
-        f"<td>{caps['bootstrap'][key]['median']}</td>"
-        f"<td>{caps['bootstrap'][key]['ci95']}</td><td>{caps['bootstrap'][key]['defined']:.2f}</td>"
+        f"<td>{num(caps['bootstrap'][key]['median'], ',.0f')}</td>"
+        f"<td>{html.escape(interval(key))}</td><td>{caps['bootstrap'][key]['defined']:.2f}</td>"
         f"<td>{html.escape(dist(key))}</td></tr>"
         for key in ("MC", "SC", "GC"))
     w = caps.get("pooled_spurious")
