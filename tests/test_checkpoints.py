@@ -157,7 +157,7 @@ def test_their_sample_sets_are_read_without_unpickling(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_over_their_checkpoints_and_sample_sets(tmp_path):
+def test_sweep_over_their_checkpoints_and_sample_sets(tmp_path, capsys):
     """A folder of K.pt files (copies of the fixture), then the same with their K.npz sets: each gives a
     phase diagram without training; the brought samples are S_eval and S' as they are."""
     ck, sets = tmp_path / "ck", tmp_path / "sets"
@@ -181,6 +181,20 @@ def test_sweep_over_their_checkpoints_and_sample_sets(tmp_path):
         np.testing.assert_array_equal(np.load(p / "synthetic.npy"), made[k][8:8 + 2 * k])
     assert cli("status", tmp_path / "brought", "--verify") == 0
     assert not (tmp_path / "pwned").exists()
+    # a brought set replaced after its point imported it: refused on resume, naming K (it was ignored before)
+    keep = (sets / "32.npz").read_bytes()
+    their_samples(sets / "32.npz", 8 + 2 * 32, 99, str(tmp_path / "pwned"))
+    assert cli(*base, "--samples", sets, "--config", tmp_path / "c.yaml", "--out", tmp_path / "brought") == 2
+    assert "K=32" in capsys.readouterr().err
+    (sets / "32.npz").write_bytes(keep)
+    assert cli(*base, "--samples", sets, "--config", tmp_path / "c.yaml", "--out", tmp_path / "brought") == 0
+    # sets that contradict the data are refused before any work: another image shape, [0, 1] floats, too few
+    for bad, why in ((np.zeros((80, 1, 6, 6), np.float32), "shape"),
+                     (np.random.default_rng(0).uniform(0, 1, (80, 1, 8, 8)).astype(np.float32), "[0, 1]"),
+                     (np.zeros((10, 1, 8, 8), np.float32), "needs")):
+        np.savez(sets / "32.npz", samples=bad)
+        assert cli(*base, "--samples", sets, "--config", tmp_path / "c.yaml", "--out", tmp_path / "x") == 2
+        assert why in capsys.readouterr().err and not (tmp_path / "x").exists()
     (sets / "32.npz").unlink()  # a size without its samples is refused before any work
     assert cli(*base, "--samples", sets, "--config", tmp_path / "c.yaml", "--out", tmp_path / "x") == 2
     assert not (tmp_path / "x").exists()

@@ -782,3 +782,36 @@ def test_slurm_options_become_sbatch_lines_and_bad_ones_are_refused(tmp_path, ca
     assert "--mem-gb" in capsys.readouterr().err and not (tmp_path / "r").exists()
     assert cli("sweep", "--executor", "slurm", "--sbatch", "bad key", "--out", tmp_path / "r") == 2
     assert "--sbatch" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_a_cpu_allocation_failure_anywhere_is_the_one_line_out_of_memory(tmp_path, monkeypatch, capsys):
+    """torch's CPU allocator raises a RuntimeError (not MemoryError) when a batch cannot be allocated
+    (train --batch 10^9): one line naming the size, exit 2, never an internal error."""
+    import torch
+
+    def fail(*a, **k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                           "memory: you tried to allocate 8000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(torch.optim.Adam, "step", fail)
+    assert cli("train", "--data", "digits", "--size", "4", "--steps", "2", "--out", tmp_path / "t", "--quiet") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of memory (8 GB asked at once)" in err[0] and "internal" not in err[0]
+
+
+def test_names_too_long_for_the_file_system_are_refused_before_any_work(tmp_path, capsys):
+    long = tmp_path / ("x" * 240)
+    for args in (["train", "--data", "digits", "--size", "4", "--steps", "1", "--out", long],
+                 ["sample", "--model", tmp_path / "m", "--n", "2", "--out", f"{long}.npy"],
+                 ["sweep", "--sizes", "2", f"--out={long}"],
+                 ["classify", "--train", tmp_path / "a.npy", "--eval", tmp_path / "b.npy", "--out", long / "x"]):
+        assert cli(*args) == 2, args
+        assert "bytes" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_preset_that_is_not_one_name_is_refused(tmp_path, capsys):
+    for text in ("preset: [quick]\n", "preset: {a: 1}\n", "preset: 3\n"):
+        (tmp_path / "c.yaml").write_text(text)
+        assert cli("sweep", "--config", tmp_path / "c.yaml", "--plan") == 2
+        assert "unknown sweep preset" in capsys.readouterr().err

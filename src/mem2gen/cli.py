@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -86,9 +87,22 @@ for _module in (classify, model, sweep, calibrate, landscape, dynamics, memory):
         cli.add_command(_command)
 
 
+def _check_outs(argv) -> None:
+    """Every ``--out`` a command is given, within the file system's name and path limits, before any work."""
+    from .io.layout import check_path_length
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    for i, a in enumerate(map(str, args)):
+        if a == "--out" and i + 1 < len(args):
+            check_path_length(str(args[i + 1]))
+        elif a.startswith("--out="):
+            check_path_length(a[len("--out="):])
+
+
 def main(argv=None) -> None:
     """Entry point: one line and exit code 2 for a user mistake, no traceback."""
     try:
+        _check_outs(argv)
         rv = cli.main(args=argv, prog_name="mem2gen", standalone_mode=False)
     except Mem2genError as e:
         click.echo(f"mem2gen: error: {e}", err=True)
@@ -103,6 +117,12 @@ def main(argv=None) -> None:
         click.echo("mem2gen: error: out of memory; use smaller sets or a machine with more memory", err=True)
         sys.exit(2)
     except RuntimeError as e:
+        if "can't allocate memory" in str(e) or "Cannot allocate memory" in str(e):  # torch's CPU allocator
+            asked = re.search(r"allocate (\d+) bytes", str(e))
+            size = f" ({int(asked.group(1)) / 1e9:,.3g} GB asked at once)" if asked else ""
+            click.echo(f"mem2gen: error: out of memory{size}; lower --batch (train, sample), sample_batch (sweep "
+                       "config), --n or the sets' sizes", err=True)
+            sys.exit(2)
         if type(e).__name__ != "OutOfMemoryError":  # torch's (CUDA) out-of-memory is a RuntimeError
             _internal_error(e)
         click.echo(f"mem2gen: error: out of device memory ({str(e).splitlines()[0][:120]}); lower sample_batch "
@@ -110,7 +130,7 @@ def main(argv=None) -> None:
         sys.exit(2)
     except OSError as e:
         # ENOSPC, EACCES, EROFS, ENOTDIR, EISDIR, ENOENT, ELOOP, EFBIG (a file-size limit), EDQUOT
-        if e.errno in (28, 13, 30, 20, 21, 2, 40, 27, 122):
+        if e.errno in (28, 13, 30, 20, 21, 2, 40, 27, 122, 36):  # 36: ENAMETOOLONG
             click.echo(f"mem2gen: error: {e.strerror}" + (f": {e.filename}" if e.filename else "")
                        + ("; free space (or raise the limit) or choose a writable --out; the command resumes"
                           if e.errno in (28, 13, 30, 27, 122) else ""), err=True)

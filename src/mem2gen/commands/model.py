@@ -23,6 +23,7 @@ from ..io.config import (
 from ..io.data import SPLITS, subset_indices
 from ..io.datasets import load_dataset
 from ..io.files import changed_keys, mem2gen_leftover, read_json, run_lock, save_npy, write_json
+from ..io.layout import check_path_length
 from .options import calls, lib_option
 
 
@@ -52,6 +53,7 @@ def train_model(data: str, size: int, *, out, kind: str = ModelSpec.kind, arch: 
                       data_noise=data_noise, bf16=bf16, batching=batching,
                       save_steps=log_spaced_steps(steps, snapshots) if snapshots else ())
     out = Path(out)
+    check_path_length(out)
     check(not out.exists() or out.is_dir(), f"--out {out} is a file; give a folder")
     check(not (out.is_symlink() and not out.exists()), f"--out {out} is a dangling symbolic link")
     if out.is_dir() and not (out / "train.json").exists():  # not a training folder of mem2gen's
@@ -151,6 +153,7 @@ def sample_model(model: str, n: int, *, out, sampler: str = "ddim", steps: int |
 
     out = Path(out)
     check(out.suffix == ".npy", f"--out {out} must end in .npy")
+    check_path_length(out)
     check(n >= 1, "the number of samples must be at least 1")
     if seed is None:
         seed = zlib.crc32(out.name.encode())

@@ -411,8 +411,8 @@ def read_config_file(path) -> dict:
 def load_config(preset: str | None = None, file=None, overrides: dict | None = None) -> SweepConfig:
     """A sweep preset, then keys from a YAML/JSON file, then explicit ``overrides`` (None values skipped).
     ``overrides`` may use dotted keys for nested settings, e.g. ``{"train.steps": 500}``."""
-    check(preset is None or preset in SWEEP_PRESETS,
-          f"unknown sweep preset {preset!r}; use one of {', '.join(SWEEP_PRESETS)}")
+    check(preset is None or (isinstance(preset, str) and preset in SWEEP_PRESETS),
+          f"unknown sweep preset {preset!r}; use one of {', '.join(SWEEP_PRESETS)} (one name)")
     cfg = SWEEP_PRESETS[preset or "quick"]
     if file:
         d = read_config_file(file)

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import DamagedFile, Mem2genError, check
-from .layout import DIGESTS
+from .layout import DIGESTS, check_path_length
 from .shapes import misfit
 
 TMP_TAG = ".mem2gen-tmp-"  # in the name of every temporary file mem2gen writes, and of nothing else
@@ -77,6 +77,7 @@ def read_json(path, shape: Any = dict) -> Any:
 def check_folder(path) -> Path:
     """A path that is, or can become, a folder: not a file and not a dangling symbolic link."""
     path = Path(path)
+    check_path_length(path)
     if path.is_symlink() and not path.exists():
         raise Mem2genError(f"{path} is a dangling symbolic link; remove it or give another folder")
     if path.exists() and not path.is_dir():
@@ -147,6 +148,7 @@ def prepare_out_dir(out, *, overwrite: bool, inputs=(), names=()) -> Path:
     only mem2gen's own earlier outputs there will be replaced, and never one of the command's ``inputs``;
     a path named like one of the command's outputs (``names``) that mem2gen did not write is refused."""
     out = Path(out)
+    check_path_length(out)
     if out.is_symlink() and not out.exists():
         raise Mem2genError(f"--out {out} is a dangling symbolic link; remove it or give another directory")
     if out.exists() and not out.is_dir():

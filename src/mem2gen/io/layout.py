@@ -28,3 +28,23 @@ CLASSIFIED_FILES = (LABELS_CSV, SUMMARY, GRID, NULL, MANIFOLD, QUALITY, CALIBRAT
 # a run folder's own records (runs/<name>/)
 CONFIG = "config.json"  # the resolved SweepConfig
 MANIFEST = "manifest.json"  # each point's stage and times
+
+NAME_MAX = 255  # bytes in one path component (Linux, macOS)
+PATH_MAX = 4096  # bytes in a whole path (Linux)
+NAME_ROOM = 40  # what mem2gen appends to a name it is given (".partial.npy", ".progress.json", ".lock", "K=60000.r9")
+
+
+def check_path_length(path, *, room: int = NAME_ROOM) -> None:
+    """A path mem2gen will write into: each component, with ``room`` for what mem2gen appends, within the
+    file system's limits, so a long name is refused before the work rather than after it."""
+    import os
+
+    from ..errors import check
+
+    p = os.path.abspath(os.fspath(path))
+    long = [c for c in p.split(os.sep) if len(c.encode()) + room > NAME_MAX]
+    short = p if len(p) <= 60 else p[:28] + "..." + p[-28:]
+    check(not long, f"{short}: a name of {len(long[0].encode()) if long else 0} bytes in it; with what mem2gen adds "
+                    f"to a name it must stay under {NAME_MAX - room} bytes")
+    check(len(p.encode()) + 200 < PATH_MAX, f"{short}: the path has {len(p.encode())} bytes; keep it under "
+                                            f"{PATH_MAX - 200} (the run's own files go deeper)")

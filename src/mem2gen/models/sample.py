@@ -122,7 +122,7 @@ def generate(model, n: int, path, *, sampler: str = "ddpm", steps: int = 1000, e
     return np.load(path, mmap_mode="r")
 
 
-def import_samples(samples: np.ndarray, path, model, *, source: str) -> np.ndarray:
+def import_samples(samples: np.ndarray, path, model, *, source: str, digest: str | None = None) -> np.ndarray:
     """Samples ``model`` made elsewhere (``source``: where they came from), written to ``path`` (.npy,
     float32 in [-1, 1]) with the same record as :func:`generate`'s, so a sweep verifies and reuses them as
     its own. A finished file is reused when its record names the same source, model and count.
@@ -137,6 +137,8 @@ def import_samples(samples: np.ndarray, path, model, *, source: str) -> np.ndarr
         The model that made them (its weights' digest goes into the record).
     source : str
         Where they came from (a file and slice).
+    digest : str, optional
+        The sha256 of the file they came from: recorded, so a replaced file is noticed on resume.
 
     Returns
     -------
@@ -144,11 +146,13 @@ def import_samples(samples: np.ndarray, path, model, *, source: str) -> np.ndarr
         The samples as written.
     """
     path = Path(path)
-    x = np.asarray(samples, dtype=np.float32)
+    raw = np.asarray(samples)
+    x = raw.astype(np.float32) / np.float32(127.5) - np.float32(1) if raw.dtype == np.uint8 else \
+        raw.astype(np.float32)
     check(x.ndim >= 2 and np.isfinite(x).all() and x.min() >= -1.0001 and x.max() <= 1.0001,
-          f"{source}: samples must be finite floats in [-1, 1] (the authors' and mem2gen's range)")
+          f"{source}: samples must be uint8 or finite floats in [-1, 1] (the authors' and mem2gen's range)")
     settings = {"n": len(x), "shape": list(x.shape[1:]), "sampler": "imported", "source": source,
-                "model": weights_digest(model)}
+                "model": weights_digest(model)} | ({"source_sha256": digest} if digest else {})
     record = record_path(path)
     _orphan_record(path)
     if path.exists() and record.exists():

@@ -17,6 +17,7 @@ from ..io.data import load_array
 from ..io.files import (
     read_json,
     record_digests,
+    sha256_of,
 )
 from .run import Point, Run
 
@@ -70,13 +71,11 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
         from ..models.sample import import_samples
 
         src = samples_for_size(cfg.samples, k)
-        made = load_array(src)
+        made, digest = check_brought(point, src)
         n_eval, n_syn = cfg.n_eval, point.n_synthetic
-        check(len(made) >= n_eval + n_syn,
-              f"{src} holds {len(made)} samples; K = {k} needs n_eval + |S'| = {n_eval + n_syn}")
-        ev = import_samples(made[:n_eval], d / layout.EVAL, model, source=f"{src} [0:{n_eval}]")
+        ev = import_samples(made[:n_eval], d / layout.EVAL, model, source=f"{src} [0:{n_eval}]", digest=digest)
         syn = import_samples(made[n_eval:n_eval + n_syn], d / layout.SYNTHETIC, model,
-                             source=f"{src} [{n_eval}:{n_eval + n_syn}]")
+                             source=f"{src} [{n_eval}:{n_eval + n_syn}]", digest=digest)
     else:
         ev = generate(model, cfg.n_eval, d / layout.EVAL, seed=point.seed("eval"), **kw)
         syn = generate(model, point.n_synthetic, d / layout.SYNTHETIC, seed=point.seed("synthetic"), **kw)
@@ -94,6 +93,53 @@ def run_point(point: Point, *, progress: bool = True, device: str | None = None)
     log.info("K=%s: train %.1f s, sample %.1f s, classify and checks %.1f s", point.key, times["train_s"],
              times["sample_s"], times["classify_s"])
     return {"K": point.key, **times}
+
+
+def brought_digest(src) -> str:
+    """The sha256 of a brought sample set: its file, or its folder's files in name order."""
+    import hashlib
+    from pathlib import Path
+
+    src = Path(src)
+    if src.is_file():
+        return sha256_of(src)
+    h = hashlib.sha256()
+    for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        h.update(f.relative_to(src).as_posix().encode() + b"\0" + sha256_of(f).encode())
+    return h.hexdigest()
+
+
+def check_brought_set(src, item: tuple, need: int, k: int):
+    """A brought sample set (``sweep --samples``) checked before it is used: the data's item shape, enough
+    samples for S_eval and S', uint8 or floats in [-1, 1] (not [0, 1], which would be read as dark images).
+    Returns the array."""
+    from ..io.data import check_values
+
+    made = load_array(src)
+    check(made.ndim >= 2 and tuple(made.shape[1:]) == tuple(item),
+          f"samples {src}: items of shape {tuple(made.shape[1:])}; the data's items are {tuple(item)}")
+    check(len(made) >= need, f"samples {src} holds {len(made)} samples; K = {k} needs n_eval + |S'| = {need}")
+    span = check_values(made, name=f"samples {src}", pixels=True)
+    check(span is None or not (span[0] >= 0 and span[1] <= 1),
+          f"samples {src}: float pixels lie in [{span[0] if span else 0:.3g}, {span[1] if span else 0:.3g}], which "
+          "looks like [0, 1]; mem2gen reads float samples as [-1, 1]: give x * 2 - 1 (or uint8)")
+    return made
+
+
+def check_brought(point: Point, src) -> tuple:
+    """:func:`check_brought_set` at a point, and, where the point imported samples before, the same file as
+    then (its sha256 is recorded with them). Returns the array and its digest."""
+    from ..models.sample import record_path
+
+    made = check_brought_set(src, point.run.dataset.shape[1:], point.config.n_eval + point.n_synthetic, point.k)
+    digest = brought_digest(src)
+    rec = record_path(point.path / layout.EVAL)
+    if rec.exists():
+        was = read_json(rec).get("source_sha256")
+        check(was is None or was == digest,
+              f"K={point.key}: {src} changed since its samples were imported (sha256 {(was or '')[:12]}... then, "
+              f"{digest[:12]}... now); remove {point.path} to use the new set, or put the old one back")
+    return made, digest
 
 
 def missing_checks(point: Point) -> list[str]:

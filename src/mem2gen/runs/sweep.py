@@ -37,7 +37,7 @@ from ..io.files import (
 )
 from .compare import compare
 from .executors import Sequential, make_executor
-from .point import ALL_REPLICATES, PointJob, missing_checks, point_checks
+from .point import ALL_REPLICATES, PointJob, check_brought, check_brought_set, missing_checks, point_checks
 from .report import aggregate
 from .run import Run
 from .verify import verify
@@ -109,8 +109,9 @@ def prepare(cfg: SweepConfig, run_dir, *, overwrite: bool = False) -> list[int]:
 
         for k in ks:
             model_for_size(cfg.checkpoints, k)
-            if cfg.samples:
-                samples_for_size(cfg.samples, k)
+            if cfg.samples:  # shape, count and range of every brought set (the data's items, S_eval + S')
+                check_brought_set(samples_for_size(cfg.samples, k), data.shape[1:], cfg.n_eval + cfg.n_synthetic(k),
+                                  k)
     cfg_file = run / layout.CONFIG
     if cfg_file.exists():
         try:
@@ -191,6 +192,11 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
         for p in handle.points():
             for problem in verify(p, repair=True):
                 echo(f"K={p.key}: {problem}")
+        if cfg.samples:  # every brought set the same file as when its point imported it, before any work
+            from ..models.networks import samples_for_size
+
+            for p in handle.points():
+                check_brought(p, samples_for_size(cfg.samples, p.k))
         todo = [p.key for p in handle.points() if p.state != "classified"]
         n = len(handle.points())
         reps = f" x {cfg.replicates} replicates" if cfg.replicates > 1 else ""
