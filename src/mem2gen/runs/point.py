@@ -126,9 +126,10 @@ def check_brought_set(src, item: tuple, need: int, k: int):
     return made
 
 
-def check_brought(point: Point, src) -> tuple:
+def check_brought(point: Point, src, *, echo=None) -> tuple:
     """:func:`check_brought_set` at a point, and, where the point imported samples before, the same file as
-    then (its sha256 is recorded with them). Returns the array and its digest."""
+    then (its sha256 is recorded with them; a record of an earlier version without it is said, through
+    ``echo``, to be a check that cannot be made). Returns the array and its digest."""
     from ..models.sample import record_path
 
     made = check_brought_set(src, point.run.dataset.shape[1:], point.config.n_eval + point.n_synthetic, point.k)
@@ -136,6 +137,9 @@ def check_brought(point: Point, src) -> tuple:
     rec = record_path(point.path / layout.EVAL)
     if rec.exists():
         was = read_json(rec).get("source_sha256")
+        if was is None and echo:
+            echo(f"K={point.key}: its samples were imported by an earlier version, which did not record {src}'s "
+                 "digest: a replaced set cannot be noticed there")
         check(was is None or was == digest,
               f"K={point.key}: {src} changed since its samples were imported (sha256 {(was or '')[:12]}... then, "
               f"{digest[:12]}... now); remove {point.path} to use the new set, or put the old one back")

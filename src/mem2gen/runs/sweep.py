@@ -196,7 +196,7 @@ def run_sweep(cfg: SweepConfig, run_dir, *, executor: str = "local", overwrite: 
             from ..models.networks import samples_for_size
 
             for p in handle.points():
-                check_brought(p, samples_for_size(cfg.samples, p.k))
+                check_brought(p, samples_for_size(cfg.samples, p.k), echo=echo)
         todo = [p.key for p in handle.points() if p.state != "classified"]
         n = len(handle.points())
         reps = f" x {cfg.replicates} replicates" if cfg.replicates > 1 else ""
