@@ -19,7 +19,8 @@ for f in sorted((run / "points").glob("K=*/attractors.json")):
         continue
     found.append((r["K"], r["replicate"]))
     for part in parts:
-        parts[part] += [{"K": r["K"], "replicate": r["replicate"], **row} for row in r[part] if row["model"] == "trained"]
+        parts[part] += [{"K": r["K"], "replicate": r["replicate"], **row} for row in r[part]
+                        if row["model"] == "trained"]
 rows = [{k: ("" if v is None else v) for k, v in r.items()} for r in summarize(*parts.values())]
 write_csv(out / "attractors-steps.csv", rows)
 print(f"wrote {out / 'attractors-steps.csv'} ({len(rows)} rows) from {len(found)} models: {sorted(found)}")

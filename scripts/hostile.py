@@ -74,6 +74,8 @@ def judge(case, rc, out, err, before, after) -> str:
 def fixtures(w: Path) -> dict:
     from mem2gen.io.datasets import load_dataset
 
+    if (w / "fixtures.done").exists():  # made by an earlier start of the batch
+        return {"w": w}
     w.mkdir(parents=True, exist_ok=False)
     d = load_dataset("digits")
     order = np.random.default_rng(0).permutation(len(d))
@@ -101,6 +103,7 @@ def fixtures(w: Path) -> dict:
     rc, _, err, _ = run(["train", "--data", "digits", "--size", "8", "--steps", "5", "--batch", "8", "--out",
                          w / "m", "--quiet"], cwd=w)
     assert rc == 0, err
+    (w / "fixtures.done").write_text("")
     return {"w": w}
 
 
@@ -114,6 +117,7 @@ def copy_run(w: Path, name: str) -> Path:
 
 def cases(w: Path) -> list[dict]:
     out = []
+    (w / "cases").mkdir(exist_ok=True)
 
     def add(name, args, expect="refuse", sentinels=(), setup=None, check=None, env=None):
         out.append({"name": name, "args": args, "expect": expect, "sentinels": list(sentinels), "setup": setup,
@@ -246,7 +250,7 @@ def cases(w: Path) -> list[dict]:
     detect("weights_truncated", lambda p: (p / "points/K=8/model/model.safetensors").write_bytes(b"\0" * 100))
     edit("attractors_list", write("points/K=8/attractors.json", "[]"),
          lambda p: ["attractors", p, "--sizes", "8", "--ts", "5", "--per-group", "2", "--n-synthetic", "0",
-                    "--trials", "1", "--steps", "2", "--quiet"], expect="ok")
+                    "--trials", "1", "--steps", "2", "--quiet"])  # a record it cannot read: refused and kept
     edit("resume_after_all_good", lambda p: None, resume, expect="ok",
          check=lambda: (w / "cases" / "resume_after_all_good" / "results.csv").exists())
     edit("landscape_on_copy", lambda p: None, lambda p: ["landscape", p, "--sizes", "8", "--n-samples", "4",
@@ -258,7 +262,7 @@ def cases(w: Path) -> list[dict]:
         "run_and_its_table": ["pool", w / "rep", w / "rep" / "points.csv"],
         "other_settings": ["pool", w / "rep", w / "run"],
         "no_k_column": ["pool", w / "nok.csv", w / "nok2.csv"],
-        "one_input": ["pool", w / "rep"],
+        "one_model": ["pool", w / "run"],
     }.items():
         add(f"pool:{name}", [*args, "--out", pool / f"{name}.csv"])
     (w / "nok.csv").write_text("x,y\n1,2\n")
@@ -318,8 +322,23 @@ def cases(w: Path) -> list[dict]:
     add("ok:classify_with_held_out", [*base, "--eval", w / "eval.npy", "--held-out", w / "held.npy", "--out",
                                       w / "cases" / "ok-classify"], expect="ok",
         check=lambda: "caveats" in json.loads((w / "cases" / "ok-classify" / "summary.json").read_text()))
-    add("ok:classify_zero_one_with_range", [*base, "--eval", w / "eval01.npy", "--range", "0,1", "--out",
-                                            w / "cases" / "ok-range"], expect="ok")
+    add("ok:classify_zero_one_with_range", ["classify", "--train", w / "train01.npy", "--eval", w / "eval01.npy",
+                                            "--range", "0,1", "--out", w / "cases" / "ok-range", "--quiet"],
+        expect="ok")
+    add("input:range_zero_one_with_a_minus_one_train", [*base, "--eval", w / "eval01.npy", "--range", "0,1",
+                                                        "--out", w / "cases" / "in-range"])
+    np.save(w / "train01.npy", (np.load(w / "train.npy") + 1) / 2)
+    # 8. the analyses' own settings
+    for name, args in {
+        "grid_bad_value": ["sweep", "--grid", "model.dropout=a,b", "--sizes", "2"],
+        "grid_and_transition": ["sweep", "--grid", "model.dropout=0,0.1", "--find-transition", "--sizes", "2,8"],
+        "basins_radii_decreasing": ["basins", run_dir, "--radii", "0.5,0.2"],
+        "attractors_group_unknown": ["attractors", run_dir, "--groups", "spurious,ghosts"],
+        "attractors_t_past_T": ["attractors", run_dir, "--ts", "5,1000"],
+        "dynamics_size_absent": ["dynamics", run_dir, "--sizes", "5"],
+        "compare_missing_runs": ["compare", w / "nope1", w / "nope2", "--out", w / "cases" / "cmp"],
+    }.items():
+        add(f"analysis:{name}", args)
     add("ok:status_verify", ["status", run_dir, "--verify"], expect="ok")
     add("ok:plan_gpu", ["sweep", "--preset", "paper-mnist", "--data", "mnist:/absent", "--plan-gpu", "H100"],
         expect="ok")
