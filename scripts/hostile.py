@@ -344,7 +344,7 @@ def cases(w: Path) -> list[dict]:
         expect="ok")
     add("ok:sample_default", ["sample", "--model", w / "m" / "model", "--n", "3", "--out", w / "cases" / "ok.npy",
                               "--quiet"], expect="ok",
-        check=lambda: json.loads((w / "cases" / "ok.npy.json").read_text())["sampler"] == "ddim")
+        check=lambda: json.loads((w / "cases" / "ok.npy.json").read_text())["sampler"] == "dpm++sde")
     return out
 
 

@@ -137,16 +137,17 @@ def _with_preset(ctx: click.Context, kw: dict, preset: str | None, part: str) ->
     return {**kw, **{k: v for k, v in preset_settings(preset)[part].items() if k in kw and k not in given}}
 
 
-DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50}  # ddpm: the paper's 1,000 steps; ddim (the default): 50
+DEFAULT_STEPS = {"ddpm": 1000}  # the paper's DDPM: its 1,000 steps; every other sampler: 50
 
 
-def sample_model(model: str, n: int, *, out, sampler: str = "ddim", steps: int | None = None, eta: float = 0.0,
+def sample_model(model: str, n: int, *, out, sampler: str = "dpm++sde", steps: int | None = None, eta: float = 0.0,
                  batch: int = 256, seed: int | None = None, device: str | None = None,
                  progress: bool = True) -> np.ndarray:
     """``n`` samples of the model at ``model`` (any folder :func:`mem2gen.models.networks.load_model` reads) into
-    one memory-mappable .npy, shard by shard (resumable). The default is deterministic DDIM with 50 steps
-    (seconds to minutes on a CPU); the paper's sampler is ``sampler="ddpm"``, whose steps default to its
-    1,000. Without a ``seed`` it is derived from the output's file name, so that S_eval and S' sampled into
+    one memory-mappable .npy, shard by shard (resumable). The default is DPM-Solver++ SDE with 50 steps
+    (seconds to minutes on a CPU), the cheapest sampler whose fractions stayed inside the paper's DDPM-1000
+    intervals in the sampler study (BENCHMARKS.md; deterministic DDIM-50 found far less memorization); the
+    paper's sampler is ``sampler="ddpm"``, whose steps default to its 1,000. Without a ``seed`` it is derived from the output's file name, so that S_eval and S' sampled into
     two files differ (the same seed would give the same samples, and every sample would find itself in S')."""
     from ..models.networks import check_device, load_model  # torch
     from ..models.sample import generate
@@ -224,9 +225,10 @@ def train(ctx, quiet, preset, **kw):
 @click.option("--preset", type=click.Choice(list(SWEEP_PRESETS)), help="Take the sampler settings not given from "
                                                                        "this sweep preset.")
 @lib_option(sample_model, "sampler", "--sampler", type=click.Choice(SAMPLERS),
-            help="ddim (deterministic, 50 steps: seconds to minutes on a CPU); the paper's: ddpm (1,000 steps).")
+            help="dpm++sde: 50 steps, seconds to minutes on a CPU, the fractions of the paper's DDPM-1000 in the "
+                 "sampler study; ddpm: the paper's (1,000 steps); ddim: deterministic (finds less memorization).")
 @lib_option(sample_model, "steps", "--steps", type=int,
-            help="Sampling steps. [default: 50 for ddim and dpm++sde, 1000 (the paper's) for ddpm]")
+            help="Sampling steps. [default: 1000 (the paper's) for ddpm, 50 for the others]")
 @lib_option(sample_model, "eta", "--eta", type=float, help="DDIM eta.")
 @lib_option(sample_model, "batch", "--batch", type=int)
 @lib_option(sample_model, "seed", "--seed", type=int, help="[default: derived from the --out file name]")
