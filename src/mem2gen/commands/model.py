@@ -147,8 +147,9 @@ def sample_model(model: str, n: int, *, out, sampler: str = "dpm++sde", steps: i
     one memory-mappable .npy, shard by shard (resumable). The default is DPM-Solver++ SDE with 50 steps
     (seconds to minutes on a CPU), the cheapest sampler whose fractions stayed inside the paper's DDPM-1000
     intervals in the sampler study (BENCHMARKS.md; deterministic DDIM-50 found far less memorization); the
-    paper's sampler is ``sampler="ddpm"``, whose steps default to its 1,000. Without a ``seed`` it is derived from the output's file name, so that S_eval and S' sampled into
-    two files differ (the same seed would give the same samples, and every sample would find itself in S')."""
+    paper's sampler is ``sampler="ddpm"``, whose steps default to its 1,000. Without a ``seed`` it is derived
+    from the output's file name, so that S_eval and S' sampled into two files differ (the same seed would give
+    the same samples, and every sample would find itself in S')."""
     from ..models.networks import check_device, load_model  # torch
     from ..models.sample import generate
 
