@@ -120,7 +120,11 @@ def test_replicates_are_points_of_their_own(replicated):
         assert float(r["frac_spurious"]) == pytest.approx(np.mean(fr))
         assert float(r["std_spurious"]) == pytest.approx(np.std(fr, ddof=1))
     caps = json.loads((run / "capacities.json").read_text())
-    assert caps["inference"] == "models" and "distribution" in caps["bootstrap"]["GC"]
+    assert caps["inference"] == "models"
+    for key in ("MC", "SC", "GC"):  # one schema, defined or not
+        b = caps["bootstrap"][key]
+        assert set(b) == {"median", "ci95", "defined", "distribution"}
+        assert sum(b["distribution"].values()) == pytest.approx(b["defined"], abs=1e-3)
 
 
 def test_replicate_subsets_draw_another_training_set(tmp_path):

@@ -128,7 +128,8 @@ def test_capacity_bootstrap_known_answers():
     d = b["MC"]["distribution"]
     assert set(d) == {"2", "10"} and sum(d.values()) == pytest.approx(1) and 0.3 < d["10"] < 0.7
     none = np.array([[500, 0, 500]] * 4)
-    assert capacity_bootstrap(K, none, iterations=50)["MC"] == {"median": None, "ci95": None, "defined": 0.0}
+    assert capacity_bootstrap(K, none, iterations=50)["MC"] == {"median": None, "ci95": None, "defined": 0.0,
+                                                                  "distribution": {}}
 
 
 def test_config_file_and_bad_configs(tmp_path):

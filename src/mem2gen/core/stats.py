@@ -246,14 +246,15 @@ def capacity_bootstrap(sizes, counts, *, tol: float = 0.05, iterations: int = 20
                        spurious_significant=None, off_data=None) -> dict:
     """Uncertainty of MC, SC, GC (:func:`capacity_draws`): per capacity the median, the 95% interval
     over the draws where it is defined, how often it is defined, and the distribution: the share of all
-    draws that put it at each K (a capacity on a coarse grid is a distribution, not a point)."""
+    draws that put it at each K (a capacity on a coarse grid is a distribution, not a point; empty where
+    it is never defined). Every capacity carries the same four keys."""
     draws = capacity_draws(sizes, counts, tol=tol, iterations=iterations, seed=seed,
                            spurious_significant=spurious_significant, off_data=off_data)
     out = {}
     for key, v in draws.items():
         v = v[~np.isnan(v)]
         if not len(v):
-            out[key] = {"median": None, "ci95": None, "defined": 0.0}
+            out[key] = {"median": None, "ci95": None, "defined": 0.0, "distribution": {}}
             continue
         ks, c = np.unique(v, return_counts=True)
         out[key] = {"median": float(np.median(v)),
