@@ -132,6 +132,20 @@ def test_capacity_bootstrap_known_answers():
                                                                   "distribution": {}}
 
 
+def test_capacity_bootstrap_over_models_known_answer():
+    """With three models per K the draws resample models: at K = 10 two models memorize everything and
+    one nothing, so the mean over three drawn models reaches 1 − tol only when all three are memorizers,
+    (2/3)^3 = 8/27 of the draws; the labels of one pooled model would put MC at 2 in every draw."""
+    K = [2, 10, 100, 1000]
+    one = np.array([[1000, 0, 0], [990, 5, 5], [100, 800, 100], [0, 0, 1000]])
+    three = np.repeat(one[:, None, :], 3, axis=1)
+    three[1] = [[1000, 0, 0], [1000, 0, 0], [0, 0, 1000]]
+    d = capacity_bootstrap(K, three, tol=0.05, iterations=4000, seed=3)["MC"]["distribution"]
+    assert set(d) == {"2", "10"} and d["10"] == pytest.approx(8 / 27, abs=0.025)
+    pooled = three.sum(axis=1)  # 2000 memorized of 3000: 67%, never 95%
+    assert capacity_bootstrap(K, pooled, tol=0.05, iterations=200)["MC"]["distribution"] == {"2": 1.0}
+
+
 def test_config_file_and_bad_configs(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("preset: quick\nn_eval: 77\ntrain: {steps: 5}\nsizes: [2, 4]\n")
